@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Idempotent set-up of a fresh machine: a virtual environment with pluralign and every
+# extra, the offline models, and (for the browser test) Debian's Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${PLURALIGN_VENV:-.venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    python3 -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --upgrade pip
+# The CPU build of torch lies on local disk; asking for it first keeps pip from pulling a
+# several-GB CUDA build when sentence-transformers or transformers ask for torch.
+"$PY" -m pip install -q "torch==2.13.0"
+# llama-cpp-python compiles from source (about 11 minutes on a new machine, cached after).
+"$PY" -m pip install -q -e ".[dev]"
+if [ "${PLURALIGN_SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "warning: could not install chromium; the browser test will be skipped" >&2
+    fi
+fi
+"$VENV/bin/pluralign" models fetch smollm2-135m >/dev/null

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the whole test suite, lint and type checks included.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+VENV="${PLURALIGN_VENV:-.venv}"
+export PLURALIGN_BENCHMARK="${PLURALIGN_BENCHMARK:-$(cd .. && pwd)/shared/data/helpsteer2}"
+"$VENV/bin/ruff" check src tests bench
+"$VENV/bin/mypy"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

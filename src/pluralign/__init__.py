@@ -1,0 +1,20 @@
+"""pluralign: choose, among candidate responses, the one that fits a person's values."""
+
+from pluralign.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
+from pluralign.errors import PluralignError
+from pluralign.probes import Probe
+from pluralign.selection import Choice, Metric, select
+from pluralign.targets import AlignmentTarget
+
+__all__ = [
+    "BUILTIN_ATTRIBUTES",
+    "AlignmentTarget",
+    "Attribute",
+    "AttributeRegistry",
+    "Choice",
+    "Metric",
+    "PluralignError",
+    "Probe",
+    "select",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,58 @@
+"""Methods that need no model: a seeded random choice and the oracle (true labels)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from pluralign.attributes import Attribute
+from pluralign.errors import InputError
+from pluralign.methods.base import Judgement, Method
+from pluralign.probes import Probe
+from pluralign.targets import AlignmentTarget
+
+
+class RandomMethod(Method):
+    """Uniform choice, reproducible from the item seed: the floor every method must beat."""
+
+    name = "random"
+
+    def judge(
+        self,
+        probe: Probe,
+        attributes: Sequence[Attribute],
+        target: AlignmentTarget | None = None,
+        seed: int = 0,
+    ) -> Judgement:
+        index = random.Random(seed).randrange(len(probe.responses))
+        return Judgement(choice=index, choice_reasoning="Chosen at random.")
+
+
+class OracleMethod(Method):
+    """Predicts the true labels: the ceiling, and a check of the scoring itself."""
+
+    name = "oracle"
+    needs_labels = True
+
+    def config(self) -> dict[str, Any]:
+        return {"method": self.name}
+
+    def judge(
+        self,
+        probe: Probe,
+        attributes: Sequence[Attribute],
+        target: AlignmentTarget | None = None,
+        seed: int = 0,
+    ) -> Judgement:
+        if probe.labels is None:
+            raise InputError("the oracle needs labelled probes")
+        names = [a.name for a in attributes]
+        try:
+            preds = [dict(zip(names, probe.label_vector(i, names), strict=True)) for i in range(len(probe.responses))]
+        except KeyError as exc:
+            raise InputError(f"missing label: {exc.args[0]}") from None
+        return Judgement(
+            predictions=preds,
+            reasonings=[{a: "True label." for a in names} for _ in probe.responses],
+        )
