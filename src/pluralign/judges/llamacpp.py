@@ -1,0 +1,141 @@
+"""In-process llama.cpp (GGUF on CPU or GPU) with grammar-constrained JSON.
+
+Prefix reuse: llama.cpp keeps the KV cache of the previous prompt and only evaluates the
+tokens after the longest common prefix, so calls that share a system prompt and examples
+are cheap when they run back to back (the methods order them so). A RAM state cache adds
+reuse across a few recent prefixes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pluralign.errors import ContextLengthError, ModelNotFoundError
+from pluralign.judges.base import (
+    ChatMessage,
+    JudgeRequest,
+    JudgeResult,
+    RawAnswer,
+    Usage,
+    generate_valid,
+)
+from pluralign.judges.models import resolve_gguf
+
+# llama.cpp's JSON-schema grammar lets raw control characters into strings, which strict
+# JSON rejects; tighten its "char" rule instead of re-asking.
+_CHAR_RULE = 'char ::= [^"\\\\] |'
+_STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x00-\\x1F\\x7F] |'
+_CONTEXT_RE = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def schema_to_grammar_text(schema: dict[str, Any]) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return json_schema_to_gbnf(json.dumps(schema)).replace(_CHAR_RULE, _STRICT_CHAR_RULE)
+
+
+class LlamaCppBackend:
+    """A GGUF model loaded once; requests run one at a time (llama.cpp is not re-entrant)."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model: str,
+        n_ctx: int = 8192,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        cache_bytes: int = 1 << 30,
+        logits_all: bool = False,
+    ) -> None:
+        try:
+            from llama_cpp import Llama, LlamaRAMCache
+        except ImportError:
+            raise ModelNotFoundError("the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'") from None
+        self.model = model
+        kwargs: dict[str, Any] = dict(
+            n_ctx=n_ctx,
+            n_threads=n_threads or os.cpu_count() or 1,
+            n_gpu_layers=n_gpu_layers,
+            logits_all=logits_all,
+            verbose=False,
+        )
+        if ":" in model and not Path(model).exists() and "/" in model.split(":")[0]:
+            repo, filename = model.split(":", 1)
+            try:  # online only: a Hugging Face repo and a file pattern
+                self._llm = Llama.from_pretrained(repo_id=repo, filename=filename, **kwargs)
+            except Exception as exc:
+                raise ModelNotFoundError(f"could not load {model} from the Hugging Face hub: {exc}") from None
+        else:
+            path = resolve_gguf(model)
+            self._llm = Llama(model_path=str(path), **kwargs)
+        if cache_bytes:
+            self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+        self._grammars: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.logits_all = logits_all
+        self.n_ctx = n_ctx
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = LlamaGrammar.from_string(schema_to_grammar_text(schema), verbose=False)
+        return self._grammars[key]
+
+    def _messages(self, messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
+        return [m.model_dump() for m in messages]
+
+    def count_tokens(self, request: JudgeRequest) -> int:
+        text = json.dumps(self._messages(request.messages))
+        return len(self._llm.tokenize(text.encode()))
+
+    def _complete(self, request: JudgeRequest, seed: int) -> RawAnswer:
+        settings = request.settings
+        want_logprobs = settings.top_logprobs > 0 and self.logits_all
+        try:
+            out: Any = self._llm.create_chat_completion(
+                messages=self._messages(request.messages),  # type: ignore[arg-type]
+                grammar=self._grammar(request.json_schema),
+                temperature=settings.temperature,
+                max_tokens=settings.max_tokens,
+                seed=seed,
+                logprobs=want_logprobs,
+                top_logprobs=settings.top_logprobs if want_logprobs else None,
+            )
+        except ValueError as exc:
+            match = _CONTEXT_RE.search(str(exc))
+            if match:
+                need, have = int(match.group(1)), int(match.group(2))
+                raise ContextLengthError(
+                    f"prompt needs {need} tokens but the context holds {have} ({need - have} too many); "
+                    "use fewer examples or a larger --n-ctx"
+                ) from None
+            raise
+        choice = out["choices"][0]
+        usage = Usage(
+            prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"]
+        )
+        tokens = logprobs = None
+        if want_logprobs and choice.get("logprobs"):
+            content = choice["logprobs"]["content"] or []
+            tokens = [c["token"] for c in content]
+            logprobs = [{t["token"]: t["logprob"] for t in c["top_logprobs"]} for c in content]
+        return RawAnswer(text=choice["message"]["content"] or "", usage=usage, tokens=tokens, logprobs=logprobs)
+
+    def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        with self._lock:
+            return [generate_valid(r, self._complete, f"llamacpp:{Path(self.model).name}") for r in requests]
+
+    def close(self) -> None:
+        llm = getattr(self, "_llm", None)
+        if llm is not None:
+            llm.close()
+            self._llm = None

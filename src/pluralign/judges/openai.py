@@ -1,0 +1,191 @@
+"""Any OpenAI-compatible chat endpoint (vLLM, SGLang, Ollama, llama.cpp servers, OpenAI).
+
+Requests in a batch run concurrently (bounded), spread round-robin over several base URLs
+so one run can use several replicas. Transient failures (429, 5xx, timeouts, refused
+connections) are retried with exponential backoff, honouring ``Retry-After``; answers that
+are not valid JSON for the schema are re-asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import itertools
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from pluralign.errors import BackendUnavailableError, ContextLengthError, JudgeError
+from pluralign.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+_CTX_PATTERNS = (
+    re.compile(r"maximum context length is (\d+) tokens.*?(?:requested|resulted in) (\d+) tokens", re.S),
+    re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)"),
+)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _context_error(text: str) -> ContextLengthError | None:
+    first = _CTX_PATTERNS[0].search(text)
+    if first:
+        have, need = int(first.group(1)), int(first.group(2))
+    else:
+        second = _CTX_PATTERNS[1].search(text)
+        if not second:
+            return None
+        need, have = int(second.group(1)), int(second.group(2))
+    return ContextLengthError(
+        f"prompt needs {need} tokens but the model's context holds {have} ({need - have} too many)"
+    )
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        base_urls: Sequence[str] = ("http://127.0.0.1:8000/v1",),
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        response_format: str = "auto",
+    ) -> None:
+        if not base_urls:
+            raise JudgeError("the openai backend needs at least one --base-url")
+        self.model = model
+        self.base_urls = [u.rstrip("/") for u in base_urls]
+        self._api_key = os.environ.get(api_key_env, "")
+        self.concurrency = max(1, concurrency)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        if response_format not in {"auto", "json_schema", "json_object"}:
+            raise JudgeError("response format must be auto, json_schema or json_object")
+        self.response_format = response_format
+        self._rr = itertools.cycle(range(len(self.base_urls)))
+        self._rr_lock = threading.Lock()
+
+    def _next_url(self) -> str:
+        with self._rr_lock:
+            return self.base_urls[next(self._rr)]
+
+    def _body(self, request: JudgeRequest, seed: int, mode: str) -> dict[str, Any]:
+        s = request.settings
+        body: dict[str, Any] = {
+            "model": self.model,
+            "messages": [m.model_dump() for m in request.messages],
+            "temperature": s.temperature,
+            "max_tokens": s.max_tokens,
+            "seed": seed,
+        }
+        if mode == "json_schema":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "judgement", "schema": request.json_schema, "strict": True},
+            }
+        else:  # llama-cpp-python's server and older servers
+            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        if s.top_logprobs:
+            body["logprobs"] = True
+            body["top_logprobs"] = s.top_logprobs
+        return body
+
+    async def _post(self, client: httpx.AsyncClient, request: JudgeRequest, seed: int) -> RawAnswer:
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            url = self._next_url()
+            mode = "json_schema" if self.response_format in ("auto", "json_schema") else "json_object"
+            try:
+                response = await client.post(f"{url}/chat/completions", json=self._body(request, seed, mode))
+                if (
+                    response.status_code in (400, 422, 500)
+                    and self.response_format == "auto"
+                    and mode == "json_schema"
+                    and "json_schema" in response.text
+                ):
+                    self.response_format = "json_object"  # the server only knows the older form
+                    response = await client.post(
+                        f"{url}/chat/completions", json=self._body(request, seed, "json_object")
+                    )
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last = f"{url}: {exc.__class__.__name__} {exc}".strip()
+                wait = None
+            else:
+                if response.status_code == 200:
+                    return self._parse(response)
+                text = response.text[:2000]
+                ctx = _context_error(text)
+                if ctx is not None:
+                    raise ctx
+                if response.status_code not in RETRY_STATUS:
+                    raise JudgeError(f"{url} answered {response.status_code}: {' '.join(text.split())[:300]}")
+                last = f"{url} answered {response.status_code}"
+                wait = _retry_after(response)
+            if attempt == self.max_retries:
+                break
+            delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
+            await asyncio.sleep(min(self.max_backoff, wait) if wait is not None else delay)
+        raise BackendUnavailableError(f"server unreachable after {self.max_retries + 1} tries ({last})")
+
+    def _parse(self, response: httpx.Response) -> RawAnswer:
+        try:
+            payload = response.json()
+            choice = payload["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError):
+            return RawAnswer(text=response.text[:2000])  # re-asked as an invalid answer
+        usage_raw = payload.get("usage") or {}
+        usage = Usage(
+            prompt_tokens=int(usage_raw.get("prompt_tokens") or 0),
+            completion_tokens=int(usage_raw.get("completion_tokens") or 0),
+        )
+        tokens = logprobs = None
+        content = (choice.get("logprobs") or {}).get("content")
+        if content:
+            tokens = [c["token"] for c in content]
+            logprobs = [{t["token"]: t["logprob"] for t in c.get("top_logprobs", [])} for c in content]
+        return RawAnswer(text=text, usage=usage, tokens=tokens, logprobs=logprobs)
+
+    async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, request: JudgeRequest) -> JudgeResult:
+        async with sem:
+            collector = AnswerCollector(request, f"openai:{self.model}")
+            for seed in collector.seeds():
+                collector.offer(await self._post(client, request, seed))
+            return collector.result()
+
+    async def _run(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        limits = httpx.Limits(max_connections=self.concurrency * len(self.base_urls))
+        sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
+        async with httpx.AsyncClient(timeout=self.timeout, headers=headers, limits=limits) as client:
+            return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
+
+    def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        if not requests:
+            return []
+        return asyncio.run(self._run(requests))
+
+    def close(self) -> None:
+        """Connections are per batch; nothing to release."""
