@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -50,9 +50,9 @@ class Judgement(BaseModel):
 class Method(ABC):
     """A way of judging probes. Subclasses say whether their judgement needs the target."""
 
-    name: ClassVar[str]
-    target_dependent: ClassVar[bool] = False
-    needs_labels: ClassVar[bool] = False
+    name: str = "method"
+    target_dependent: bool = False
+    needs_labels: bool = False
 
     def config(self) -> dict[str, Any]:
         """Everything that changes the judgement (used for run identity and caching)."""

@@ -1,0 +1,148 @@
+"""A persistent judgement cache: one SQLite file, safe under concurrent writers (WAL).
+
+Key: backend + model + method + rendered messages + schema + generation settings (the
+seed included), so a rerun or a run with other targets reuses every answer, while a new
+sample seed or prompt is a new call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pluralign.errors import CacheError
+from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
+
+SCHEMA_VERSION = 1
+
+
+def default_cache_path() -> Path:
+    root = os.environ.get("PLURALIGN_HOME")
+    base = Path(root) if root else Path.home() / ".cache" / "pluralign"
+    return base / "judgements.sqlite"
+
+
+def request_key(backend: str, model: str, namespace: str, request: JudgeRequest) -> str:
+    payload = {
+        "v": SCHEMA_VERSION,
+        "backend": backend,
+        "model": model,
+        "method": namespace,
+        "messages": [m.model_dump() for m in request.messages],
+        "schema": request.json_schema,
+        "settings": request.settings.model_dump(),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class JudgementCache:
+    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=%d" % int(timeout * 1000))
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
+                "method TEXT, result TEXT NOT NULL, created REAL NOT NULL)"
+            )
+            row = self._db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {row}")
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: sqlite3.Error) -> CacheError:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return CacheError(f"cache {self.path} is locked by another process ({text}); retry, or use --no-cache")
+        return CacheError(
+            f"cache {self.path} is corrupted or not a cache ({text}); delete it or run `pluralign cache clear`"
+        )
+
+    def get(self, key: str) -> JudgeResult | None:
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT result FROM judgements WHERE key = ?", (key,)).fetchone()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+        if row is None:
+            return None
+        try:
+            result = JudgeResult.model_validate_json(row[0])
+        except ValueError:
+            raise CacheError(f"cache {self.path} holds an unreadable entry; run `pluralign cache clear`") from None
+        return result.model_copy(update={"cached": True})
+
+    def put(self, key: str, backend: str, model: str, method: str, result: JudgeResult) -> None:
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO judgements VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, backend, model, method, result.model_dump_json(), time.time()),
+                )
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            try:
+                rows = self._db.execute(
+                    "SELECT backend, model, method, COUNT(*) FROM judgements GROUP BY backend, model, method"
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+        return {
+            "path": str(self.path),
+            "entries": sum(r[3] for r in rows),
+            "bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "by_model": [{"backend": r[0], "model": r[1], "method": r[2], "entries": r[3]} for r in rows],
+        }
+
+    def clear(self) -> int:
+        with self._lock:
+            try:
+                n = self._db.execute("SELECT COUNT(*) FROM judgements").fetchone()[0]
+                self._db.execute("DELETE FROM judgements")
+                self._db.execute("VACUUM")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
+        return int(n)
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedBackend:
+    """A backend that answers from the cache and sends only the misses, in one batch."""
+
+    def __init__(self, inner: Backend, cache: JudgementCache, namespace: str) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.namespace = namespace
+        self.name = inner.name
+        self.model = inner.model
+
+    def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        keys = [request_key(self.name, self.model, self.namespace, r) for r in requests]
+        results: list[JudgeResult | None] = [self.cache.get(k) for k in keys]
+        misses = [i for i, r in enumerate(results) if r is None]
+        if misses:
+            fresh = self.inner.generate([requests[i] for i in misses])
+            for i, result in zip(misses, fresh, strict=True):
+                self.cache.put(keys[i], self.name, self.model, self.namespace, result)
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        self.inner.close()
+        self.cache.close()

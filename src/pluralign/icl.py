@@ -1,0 +1,193 @@
+"""In-context examples: per-attribute example banks and similarity indexes.
+
+The paper's rule: rank the labelled examples by similarity to the query, then for each
+distinct score level take the most similar example that contains it. Similarity is over
+the question and responses (not the attribute), so one index serves every attribute.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from pluralign import prompts
+from pluralign.attributes import Attribute
+from pluralign.data.benchmark import load_probes
+from pluralign.errors import InputError
+from pluralign.probes import Probe
+
+IndexKind = Literal["embedding", "bm25", "random"]
+SelectionRule = Literal["levels", "top"]
+
+
+def probe_text(prompt: str, responses: Sequence[str]) -> str:
+    return prompt + "\n\n" + "\n\n".join(responses)
+
+
+def _clip(text: str, limit: int | None) -> str:
+    if limit is None or len(text) <= limit:
+        return text
+    return text[:limit].rstrip() + " [...]"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled probe rendered as a query, with its true answer for one attribute."""
+
+    source: int
+    user: str
+    answer: dict[str, dict[str, Any]]
+    scores: frozenset[int]
+
+    @property
+    def assistant(self) -> str:
+        return prompts.answer_json(self.answer)
+
+
+class SimilarityIndex(Protocol):
+    def rank(self, query: str) -> list[int]:
+        """Indexes of the bank's items, most similar first."""
+        ...
+
+
+class EmbeddingIndex:
+    def __init__(self, texts: Sequence[str], model: str = "all-minilm-l6-v2") -> None:
+        from pluralign.embeddings import embed
+
+        self._model = model
+        self._vectors = embed(texts, model)
+
+    def rank(self, query: str) -> list[int]:
+        from pluralign.embeddings import embed
+
+        q = embed([query], self._model, cache=False)[0]
+        sims = self._vectors @ q
+        return [int(i) for i in np.argsort(-sims, kind="stable")]
+
+
+_TOKEN = re.compile(r"\w+")
+
+
+class BM25Index:
+    """Lexical similarity; needs no torch."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        from rank_bm25 import BM25Okapi
+
+        self._bm25 = BM25Okapi([_TOKEN.findall(t.lower()) or ["_"] for t in texts])
+
+    def rank(self, query: str) -> list[int]:
+        scores = self._bm25.get_scores(_TOKEN.findall(query.lower()) or ["_"])
+        return [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
+
+
+class RandomIndex:
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self._n = n
+        self._seed = seed
+
+    def rank(self, query: str) -> list[int]:
+        order = list(range(self._n))
+        random.Random(f"{self._seed}:{query}").shuffle(order)
+        return order
+
+
+def builtin_bank() -> list[Probe]:
+    """The small example bank shipped with pluralign (a few items per attribute and level)."""
+    path = resources.files("pluralign") / "data" / "example_bank.json"
+    with resources.as_file(path) as real:
+        return load_probes(real)
+
+
+class ExampleSelector:
+    """Chooses few-shot examples for (attribute, query) from a labelled probe set."""
+
+    def __init__(
+        self,
+        probes: Sequence[Probe],
+        index: IndexKind = "embedding",
+        rule: SelectionRule = "levels",
+        max_examples: int | None = None,
+        max_chars: int | None = None,
+        scale: int = prompts.SCALE,
+        seed: int = 0,
+    ) -> None:
+        self.probes = [p for p in probes if p.labels is not None]
+        if not self.probes:
+            raise InputError("the example set has no labelled items")
+        self.rule = rule
+        self.max_examples = max_examples
+        self.max_chars = max_chars
+        self.scale = scale
+        self.index_kind = index
+        texts = [probe_text(p.prompt, p.responses) for p in self.probes]
+        self._index: SimilarityIndex
+        if index == "embedding":
+            self._index = EmbeddingIndex(texts)
+        elif index == "bm25":
+            self._index = BM25Index(texts)
+        elif index == "random":
+            self._index = RandomIndex(len(texts), seed)
+        else:
+            raise InputError(f"unknown similarity {index!r} (embedding, bm25 or random)")
+        self._cache: dict[tuple[str, int], Example | None] = {}
+
+    def config(self) -> dict[str, Any]:
+        return {"index": self.index_kind, "rule": self.rule, "max_examples": self.max_examples,
+                "max_chars": self.max_chars, "n_items": len(self.probes)}
+
+    def _example(self, attribute: Attribute, i: int) -> Example | None:
+        key = (attribute.name, i)
+        if key not in self._cache:
+            probe = self.probes[i]
+            labels = probe.labels or []
+            if not all(attribute.name in lab for lab in labels):
+                self._cache[key] = None
+            else:
+                choices = prompts.lettered([_clip(r, self.max_chars) for r in probe.responses])
+                answer: dict[str, dict[str, Any]] = {}
+                scores = set()
+                for j, letter in enumerate(choices):
+                    value = labels[j][attribute.name]
+                    score = int(round(value * self.scale))
+                    reasoning = ""
+                    if probe.reasonings is not None:
+                        reasoning = probe.reasonings[j].get(attribute.name, "")
+                    answer[letter] = {"reasoning": reasoning or prompts.example_reasoning(attribute.name, value),
+                                      "score": score}
+                    scores.add(score)
+                user = prompts.comparative_user(attribute, _clip(probe.prompt, self.max_chars), choices, self.scale)
+                self._cache[key] = Example(source=i, user=user, answer=answer, scores=frozenset(scores))
+        return self._cache[key]
+
+    def select(self, attribute: Attribute, prompt: str, responses: Sequence[str]) -> list[Example]:
+        """Examples for one query: per score level (lowest first) the most similar example
+        that has it, as the paper does.
+
+        Items whose question equals the query's are never used (no leakage of the query).
+        """
+        order = self._index.rank(probe_text(prompt, responses))
+        candidates = [
+            ex for i in order
+            if self.probes[i].prompt != prompt and (ex := self._example(attribute, i)) is not None
+        ]
+        chosen: list[Example] = []
+        if self.rule == "top":
+            chosen = candidates[: self.max_examples or 5]
+        else:
+            levels = sorted({s for ex in candidates for s in ex.scores})
+            for level in levels:
+                for ex in candidates:
+                    if level in ex.scores:
+                        if ex not in chosen:
+                            chosen.append(ex)
+                        break
+            if self.max_examples is not None:
+                chosen = chosen[: self.max_examples]
+        return chosen
