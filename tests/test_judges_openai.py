@@ -1,0 +1,170 @@
+"""The OpenAI-compatible backend: a real llama_cpp.server, and a scripted server for faults."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pluralign import prompts
+from pluralign.errors import BackendUnavailableError, ContextLengthError, InvalidOutputError
+from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+from pluralign.judges.openai import OpenAIBackend
+
+from conftest import free_port
+
+SCHEMA = prompts.comparative_schema(["A", "B"])
+VALID = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
+
+
+def _request(seed: int = 0, question: str = "What is 2 + 2?") -> JudgeRequest:
+    return JudgeRequest(
+        messages=[ChatMessage(role="system", content="Rate each response from 0 to 100 as JSON."),
+                  ChatMessage(role="user", content=f"{question}\nA: 4\nB: 5")],
+        json_schema=SCHEMA, settings=GenerationSettings(temperature=0.7, seed=seed, max_tokens=1500),
+    )
+
+
+# ---- against a real server ----------------------------------------------------------------
+
+def test_real_server_concurrent_requests(llama_server):
+    backend = OpenAIBackend("smollm2", base_urls=[llama_server], concurrency=4, timeout=300)
+    results = backend.generate([_request(seed=i, question=f"What is 2 + {i}?") for i in range(6)])
+    assert len(results) == 6
+    for r in results:
+        assert set(r.data) == {"A", "B"} and 0 <= r.data["A"]["score"] <= 100
+        assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
+    # llama-cpp-python's server rejects the json_schema form; the backend switches to json_object
+    assert backend.response_format == "json_object"
+
+
+# ---- scripted faults ----------------------------------------------------------------------
+
+class Script:
+    """Responses to serve in order; the last one repeats."""
+
+    def __init__(self, steps: list[tuple]) -> None:
+        self.steps = steps
+        self.hits = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> tuple:
+        with self.lock:
+            step = self.steps[min(self.hits, len(self.steps) - 1)]
+            self.hits += 1
+            return step
+
+
+def completion(content: str) -> bytes:
+    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
+                       "usage": {"prompt_tokens": 11, "completion_tokens": 7}}).encode()
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(steps: list[tuple]) -> tuple[str, Script]:
+        script = Script(steps)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                kind, *rest = script.next()
+                if kind == "hang":
+                    time.sleep(rest[0])
+                    return
+                if kind == "ok":
+                    body, status, headers = completion(rest[0]), 200, {}
+                else:
+                    status, headers, text = rest
+                    body = text.encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/v1", script
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+def _backend(urls: list[str], **kw) -> OpenAIBackend:
+    kw.setdefault("backoff", 0.05)
+    kw.setdefault("timeout", 5)
+    kw.setdefault("response_format", "json_schema")
+    return OpenAIBackend("m", base_urls=urls, **kw)
+
+
+def test_500_then_success(scripted):
+    url, script = scripted([("status", 500, {}, "boom"), ("ok", VALID)])
+    result = _backend([url]).generate([_request()])[0]
+    assert result.data["A"]["score"] == 70 and script.hits == 2
+
+
+def test_429_honours_retry_after(scripted):
+    url, script = scripted([("status", 429, {"Retry-After": "1"}, "slow down"), ("ok", VALID)])
+    t0 = time.perf_counter()
+    result = _backend([url]).generate([_request()])[0]
+    assert time.perf_counter() - t0 >= 0.95 and result.data["B"]["score"] == 20 and script.hits == 2
+
+
+def test_invalid_json_is_reasked(scripted):
+    url, script = scripted([("ok", '{"A": {"reasoning": "x", '), ("ok", VALID)])
+    result = _backend([url]).generate([_request()])[0]
+    assert result.attempts == 2 and result.usage.completion_tokens == 14 and script.hits == 2
+
+
+def test_never_valid_json_says_how_many_tries(scripted):
+    url, _ = scripted([("ok", "not json at all")])
+    with pytest.raises(InvalidOutputError, match="after 3 tries"):
+        _backend([url]).generate([_request()])
+
+
+def test_hang_past_timeout_ends_in_clear_error(scripted):
+    url, script = scripted([("hang", 3)])
+    t0 = time.perf_counter()
+    with pytest.raises(BackendUnavailableError, match=r"after 2 tries.*ReadTimeout"):
+        _backend([url], timeout=0.5, max_retries=1).generate([_request()])
+    assert time.perf_counter() - t0 < 3
+
+
+def test_connection_refused():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(BackendUnavailableError, match="unreachable after 3 tries.*ConnectError"):
+        _backend([url], max_retries=2).generate([_request()])
+
+
+def test_context_length_error(scripted):
+    msg = json.dumps({"error": {"message": "This model's maximum context length is 4096 tokens. However, you "
+                                           "requested 5000 tokens in the messages."}})
+    url, _ = scripted([("status", 400, {}, msg)])
+    with pytest.raises(ContextLengthError, match=r"needs 5000 .* holds 4096 \(904 too many\)"):
+        _backend([url]).generate([_request()])
+
+
+def test_round_robin_over_replicas_and_failover(scripted):
+    url_a, a = scripted([("ok", VALID)])
+    url_b, b = scripted([("ok", VALID)])
+    results = _backend([url_a, url_b], concurrency=2).generate([_request(seed=i) for i in range(8)])
+    assert len(results) == 8 and a.hits == 4 and b.hits == 4
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    url_c, c = scripted([("ok", VALID)])
+    results = _backend([dead, url_c]).generate([_request(seed=i) for i in range(3)])
+    assert len(results) == 3 and c.hits == 3  # requests that hit the dead replica moved on
