@@ -10,8 +10,19 @@ def _results(out: Path) -> dict:
 
 def test_oracle_high_low(helpsteer2_dir: Path, tmp_path: Path, cli):
     out = tmp_path / "oracle"
-    res = cli("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--target", "high",
-              "--target", "low", "--out", str(out))
+    res = cli(
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "oracle",
+        "--target",
+        "high",
+        "--target",
+        "low",
+        "--out",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     targets = {t["name"]: t for t in _results(out)["targets"]}
     assert targets["high"]["accuracy"] == 100.0 and targets["high"]["n_scored"] == 436
@@ -32,8 +43,9 @@ def test_oracle_high_low(helpsteer2_dir: Path, tmp_path: Path, cli):
 
 def test_random_is_near_half_and_seeded(helpsteer2_dir: Path, tmp_path: Path, cli):
     for seed, out in ((0, tmp_path / "a"), (0, tmp_path / "b"), (1, tmp_path / "c")):
-        res = cli("eval", "--benchmark", str(helpsteer2_dir), "--method", "random", "--seed", str(seed),
-                  "--out", str(out))
+        res = cli(
+            "eval", "--benchmark", str(helpsteer2_dir), "--method", "random", "--seed", str(seed), "--out", str(out)
+        )
         assert res.returncode == 0, res.stderr
     for t in _results(tmp_path / "a")["targets"]:
         assert 45.0 <= t["accuracy"] <= 55.0
@@ -44,8 +56,17 @@ def test_random_is_near_half_and_seeded(helpsteer2_dir: Path, tmp_path: Path, cl
 
 def test_sampled_targets_in_one_call_and_rescore(helpsteer2_dir: Path, targets_dir: Path, tmp_path: Path, cli):
     out = tmp_path / "s"
-    res = cli("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle",
-              "--target", str(targets_dir / "sampled_helpsteer2"), "--out", str(out))
+    res = cli(
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "oracle",
+        "--target",
+        str(targets_dir / "sampled_helpsteer2"),
+        "--out",
+        str(out),
+    )
     assert res.returncode == 0, res.stderr
     saved = _results(out)["targets"]
     assert len(saved) == 50 and all(t["accuracy"] == 100.0 for t in saved)
@@ -56,8 +77,16 @@ def test_sampled_targets_in_one_call_and_rescore(helpsteer2_dir: Path, targets_d
 
 
 def test_env_var_benchmark(helpsteer2_dir: Path, tmp_path: Path, cli):
-    res = cli("eval", "--method", "oracle", "--limit", "20", "--out", str(tmp_path / "e"),
-              env={"PLURALIGN_BENCHMARK": str(helpsteer2_dir)})
+    res = cli(
+        "eval",
+        "--method",
+        "oracle",
+        "--limit",
+        "20",
+        "--out",
+        str(tmp_path / "e"),
+        env={"PLURALIGN_BENCHMARK": str(helpsteer2_dir)},
+    )
     assert res.returncode == 0, res.stderr
     assert _results(tmp_path / "e")["n_items"] == 20
 
@@ -74,8 +103,17 @@ def test_env_var_benchmark(helpsteer2_dir: Path, tmp_path: Path, cli):
 def test_bad_targets_one_line(helpsteer2_dir: Path, tmp_path: Path, cli, content: str, message: str):
     target = tmp_path / "t.json"
     target.write_text(content)
-    res = cli("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--target", str(target),
-              "--out", str(tmp_path / "o"))
+    res = cli(
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "oracle",
+        "--target",
+        str(target),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -84,8 +122,17 @@ def test_bad_targets_one_line(helpsteer2_dir: Path, tmp_path: Path, cli, content
 def test_target_attribute_missing_from_labels_is_error(helpsteer2_dir: Path, tmp_path: Path, cli):
     target = tmp_path / "care.json"
     target.write_text('{"care": 1.0}')
-    res = cli("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--target", str(target),
-              "--out", str(tmp_path / "o"))
+    res = cli(
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "oracle",
+        "--target",
+        str(target),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert res.returncode == 2 and "no label for care" in res.stderr
 
 
@@ -95,8 +142,20 @@ def test_unknown_method_and_missing_benchmark(tmp_path: Path, cli):
 
 
 def test_targets_sample_cli(targets_dir: Path, tmp_path: Path, cli):
-    res = cli("targets", "sample", "--attributes", "3", "--count", "10", "--seed", "42", "--levels", "5",
-              "--out", str(tmp_path))
+    res = cli(
+        "targets",
+        "sample",
+        "--attributes",
+        "3",
+        "--count",
+        "10",
+        "--seed",
+        "42",
+        "--levels",
+        "5",
+        "--out",
+        str(tmp_path),
+    )
     assert res.returncode == 0, res.stderr
     for f in sorted((targets_dir / "sampled_helpsteer2").glob("3attributes_*.json")):
         assert json.loads((tmp_path / f.name).read_text()) == json.loads(f.read_text())

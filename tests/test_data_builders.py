@@ -7,14 +7,30 @@ import pytest
 from pluralign.attributes import HELPSTEER2, MIC
 from pluralign.data.benchmark import load_benchmark, load_probes
 from pluralign.data.helpsteer2 import pair_rows
-from pluralign.data.mic import build_mic, probes_from_rows, read_mic_csv
+from pluralign.data.mic import build_mic, read_mic_csv
 from pluralign.data.split import stratified_split
 from pluralign.errors import InputError
 from pluralign.probes import Probe
 
-COLUMNS = ["", "WorkerId", "WorkTimeInMinutes", "chatbot", "Q", "A", "rot", "moral",
-           "moral-vector", "A_agrees", "rot-agree", "violation-severity", "comments",
-           "violation-severity-collapsed", "rot-agree-collapsed", "QA", "split"]
+COLUMNS = [
+    "",
+    "WorkerId",
+    "WorkTimeInMinutes",
+    "chatbot",
+    "Q",
+    "A",
+    "rot",
+    "moral",
+    "moral-vector",
+    "A_agrees",
+    "rot-agree",
+    "violation-severity",
+    "comments",
+    "violation-severity-collapsed",
+    "rot-agree-collapsed",
+    "QA",
+    "split",
+]
 
 
 def write_mic(path: Path, rows: list[tuple[str, str, str, str, object]]) -> Path:
@@ -37,14 +53,14 @@ def test_mic_labels_match_hand_computation(tmp_path: Path):
         # Q2 first in the file: the reference groups with pandas, which sorts questions.
         ("Q2 why?", "because", "Be kind.", CARE, "2"),
         ("Q2 why?", "no reason", "Obey.", AUTH, 0),
-        ("Q1 how?", "like this", "Help others.", CARE, 2.0),      # agree care
-        ("Q1 how?", "like this", "Be fair.", CARE_FAIR, "0"),     # disagree care+fairness
-        ("Q1 how?", "like this", "Be kind.", CARE, "2.0"),        # agree care
+        ("Q1 how?", "like this", "Help others.", CARE, 2.0),  # agree care
+        ("Q1 how?", "like this", "Be fair.", CARE_FAIR, "0"),  # disagree care+fairness
+        ("Q1 how?", "like this", "Be kind.", CARE, "2.0"),  # agree care
         ("Q1 how?", "like this", "Ignored 4th row.", CARE, "0"),  # only first 3 rows count
-        ("Q1 how?", "like that", "Obey.", AUTH, "1"),             # neutral
-        ("Q3 single?", "only one", "Be kind.", CARE, "2"),        # single answer: dropped
+        ("Q1 how?", "like that", "Obey.", AUTH, "1"),  # neutral
+        ("Q3 single?", "only one", "Be kind.", CARE, "2"),  # single answer: dropped
         ("Q3 single?", "only one", "Be kind.", CARE, "2"),
-        ("Q4 nan?", "a", "Be kind.", CARE, "2"),                  # missing agreement: dropped
+        ("Q4 nan?", "a", "Be kind.", CARE, "2"),  # missing agreement: dropped
         ("Q4 nan?", "b", "Be kind.", CARE, ""),
     ]
     path = write_mic(tmp_path / "MIC.csv", rows)
@@ -55,8 +71,14 @@ def test_mic_labels_match_hand_computation(tmp_path: Path):
     q1 = probes[0]
     assert q1.responses == ["like this", "like that"]
     # care: +1 -1 +1 = 1 -> (1+3)/6 = 0.67; fairness: -1 -> 0.33; others 0 -> 0.5
-    assert q1.labels[0] == {"care": 0.67, "fairness": 0.33, "liberty": 0.5, "loyalty": 0.5,
-                            "authority": 0.5, "sanctity": 0.5}
+    assert q1.labels[0] == {
+        "care": 0.67,
+        "fairness": 0.33,
+        "liberty": 0.5,
+        "loyalty": 0.5,
+        "authority": 0.5,
+        "sanctity": 0.5,
+    }
     assert q1.labels[1] == dict.fromkeys(MIC, 0.5)
     assert q1.reasonings[0]["care"].startswith("The response agrees with the care rule of thumb: Help others.")
     assert "disagrees with the fairness rule of thumb: Be fair." in q1.reasonings[0]["fairness"]

@@ -6,7 +6,7 @@ import pytest
 
 from pluralign import prompts
 from pluralign.errors import ContextLengthError, ModelNotFoundError
-from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest, parse_answer
+from pluralign.judges.base import GenerationSettings, JudgeRequest, parse_answer
 from pluralign.judges.llamacpp import LlamaCppBackend, schema_to_grammar_text
 from pluralign.judges.models import resolve_gguf
 
@@ -14,10 +14,14 @@ from pluralign.judges.models import resolve_gguf
 def _request(n: int, temperature: float = 0.7, seed: int = 0, samples: int = 1) -> JudgeRequest:
     attr = __import__("pluralign").attributes.DEFAULT_REGISTRY["helpfulness"]
     choices = prompts.lettered([f"Answer number {i}: the result is {i + 3}." for i in range(n)])
-    messages = prompts.conversation(prompts.comparative_system(attr), [],
-                                    prompts.comparative_user(attr, "What is 2 + 2?", choices))
-    return JudgeRequest(messages=messages, json_schema=prompts.comparative_schema(list(choices)),
-                        settings=GenerationSettings(temperature=temperature, seed=seed, n=samples, max_tokens=1500))
+    messages = prompts.conversation(
+        prompts.comparative_system(attr), [], prompts.comparative_user(attr, "What is 2 + 2?", choices)
+    )
+    return JudgeRequest(
+        messages=messages,
+        json_schema=prompts.comparative_schema(list(choices)),
+        settings=GenerationSettings(temperature=temperature, seed=seed, n=samples, max_tokens=1500),
+    )
 
 
 @pytest.mark.parametrize("n", [2, 4])

@@ -9,12 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from conftest import free_port
 from pluralign import prompts
 from pluralign.errors import BackendUnavailableError, ContextLengthError, InvalidOutputError
 from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
 from pluralign.judges.openai import OpenAIBackend
-
-from conftest import free_port
 
 SCHEMA = prompts.comparative_schema(["A", "B"])
 VALID = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
@@ -22,13 +21,17 @@ VALID = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning":
 
 def _request(seed: int = 0, question: str = "What is 2 + 2?") -> JudgeRequest:
     return JudgeRequest(
-        messages=[ChatMessage(role="system", content="Rate each response from 0 to 100 as JSON."),
-                  ChatMessage(role="user", content=f"{question}\nA: 4\nB: 5")],
-        json_schema=SCHEMA, settings=GenerationSettings(temperature=0.7, seed=seed, max_tokens=1500),
+        messages=[
+            ChatMessage(role="system", content="Rate each response from 0 to 100 as JSON."),
+            ChatMessage(role="user", content=f"{question}\nA: 4\nB: 5"),
+        ],
+        json_schema=SCHEMA,
+        settings=GenerationSettings(temperature=0.7, seed=seed, max_tokens=1500),
     )
 
 
 # ---- against a real server ----------------------------------------------------------------
+
 
 def test_real_server_concurrent_requests(llama_server):
     backend = OpenAIBackend("smollm2", base_urls=[llama_server], concurrency=4, timeout=300)
@@ -42,6 +45,7 @@ def test_real_server_concurrent_requests(llama_server):
 
 
 # ---- scripted faults ----------------------------------------------------------------------
+
 
 class Script:
     """Responses to serve in order; the last one repeats."""
@@ -59,8 +63,12 @@ class Script:
 
 
 def completion(content: str) -> bytes:
-    return json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
-                       "usage": {"prompt_tokens": 11, "completion_tokens": 7}}).encode()
+    return json.dumps(
+        {
+            "choices": [{"message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7},
+        }
+    ).encode()
 
 
 @pytest.fixture
@@ -138,7 +146,7 @@ def test_never_valid_json_says_how_many_tries(scripted):
 
 
 def test_hang_past_timeout_ends_in_clear_error(scripted):
-    url, script = scripted([("hang", 3)])
+    url, _ = scripted([("hang", 3)])
     t0 = time.perf_counter()
     with pytest.raises(BackendUnavailableError, match=r"after 2 tries.*ReadTimeout"):
         _backend([url], timeout=0.5, max_retries=1).generate([_request()])
@@ -147,13 +155,19 @@ def test_hang_past_timeout_ends_in_clear_error(scripted):
 
 def test_connection_refused():
     url = f"http://127.0.0.1:{free_port()}/v1"
-    with pytest.raises(BackendUnavailableError, match="unreachable after 3 tries.*ConnectError"):
+    with pytest.raises(BackendUnavailableError, match=r"unreachable after 3 tries.*ConnectError"):
         _backend([url], max_retries=2).generate([_request()])
 
 
 def test_context_length_error(scripted):
-    msg = json.dumps({"error": {"message": "This model's maximum context length is 4096 tokens. However, you "
-                                           "requested 5000 tokens in the messages."}})
+    msg = json.dumps(
+        {
+            "error": {
+                "message": "This model's maximum context length is 4096 tokens. However, you "
+                "requested 5000 tokens in the messages."
+            }
+        }
+    )
     url, _ = scripted([("status", 400, {}, msg)])
     with pytest.raises(ContextLengthError, match=r"needs 5000 .* holds 4096 \(904 too many\)"):
         _backend([url]).generate([_request()])

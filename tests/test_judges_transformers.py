@@ -21,9 +21,14 @@ def backend():
 def _request(n: int, seed: int) -> JudgeRequest:
     letters = prompts.letters_for(n)
     return JudgeRequest(
-        messages=[ChatMessage(role="system", content="Rate each response from 0 to 100. Answer in JSON."),
-                  ChatMessage(role="user", content="Q: capital of France?\n" + "\n".join(
-                      f"{k}: {c}" for k, c in zip(letters, ["Paris", "Lyon", "Rome"], strict=False)))],
+        messages=[
+            ChatMessage(role="system", content="Rate each response from 0 to 100. Answer in JSON."),
+            ChatMessage(
+                role="user",
+                content="Q: capital of France?\n"
+                + "\n".join(f"{k}: {c}" for k, c in zip(letters, ["Paris", "Lyon", "Rome"], strict=False)),
+            ),
+        ],
         json_schema=prompts.comparative_schema(letters),
         settings=GenerationSettings(temperature=0.0, seed=seed, max_tokens=300),
     )

@@ -95,5 +95,5 @@ def test_sampling_reproduces_paper_mic(targets_dir: Path, k: int):
 
 def test_target_is_immutable_model():
     t = AlignmentTarget(values={"care": 1.0})
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         t.values = {}  # type: ignore[misc]

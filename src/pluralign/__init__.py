@@ -10,11 +10,11 @@ from pluralign.targets import AlignmentTarget
 __all__ = [
     "BUILTIN_ATTRIBUTES",
     "AlignmentTarget",
-    "ChooseResult",
-    "Chooser",
     "Attribute",
     "AttributeRegistry",
     "Choice",
+    "ChooseResult",
+    "Chooser",
     "Metric",
     "PluralignError",
     "Probe",

@@ -40,8 +40,9 @@ def make_probe(question: str, responses: Sequence[str]) -> Probe:
         raise InputError(exc.errors()[0]["msg"]) from None
 
 
-def as_target(target: AlignmentTarget | Mapping[str, Any] | str | Path,
-              registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
+def as_target(
+    target: AlignmentTarget | Mapping[str, Any] | str | Path, registry: AttributeRegistry = DEFAULT_REGISTRY
+) -> AlignmentTarget:
     if isinstance(target, AlignmentTarget):
         return target.check_known(registry)
     if isinstance(target, (str, Path)):
@@ -52,22 +53,39 @@ def as_target(target: AlignmentTarget | Mapping[str, Any] | str | Path,
 class Chooser:
     """A method loaded once (model and examples), reused for many decisions."""
 
-    def __init__(self, method: str | Method = "spm", settings: MethodSettings | None = None,
-                 registry: AttributeRegistry = DEFAULT_REGISTRY, metric: Metric | str = Metric.euclidean) -> None:
+    def __init__(
+        self,
+        method: str | Method = "spm",
+        settings: MethodSettings | None = None,
+        registry: AttributeRegistry = DEFAULT_REGISTRY,
+        metric: Metric | str = Metric.euclidean,
+    ) -> None:
         self.method = method if isinstance(method, Method) else build_method(method, settings)
         self.registry = registry
         self.metric = metric
 
-    def score(self, question: str, responses: Sequence[str], attributes: Sequence[str], seed: int = 0,
-              target: AlignmentTarget | None = None) -> Judgement:
+    def score(
+        self,
+        question: str,
+        responses: Sequence[str],
+        attributes: Sequence[str],
+        seed: int = 0,
+        target: AlignmentTarget | None = None,
+    ) -> Judgement:
         probe = make_probe(question, responses)
         return self.method.judge(probe, self.registry.require(attributes), target, seed=seed)
 
-    def choose(self, question: str, responses: Sequence[str],
-               target: AlignmentTarget | Mapping[str, Any] | str | Path, seed: int = 0) -> ChooseResult:
+    def choose(
+        self,
+        question: str,
+        responses: Sequence[str],
+        target: AlignmentTarget | Mapping[str, Any] | str | Path,
+        seed: int = 0,
+    ) -> ChooseResult:
         goal = as_target(target, self.registry)
-        judgement = self.score(question, responses, goal.attributes, seed=seed,
-                               target=goal if self.method.target_dependent else None)
+        judgement = self.score(
+            question, responses, goal.attributes, seed=seed, target=goal if self.method.target_dependent else None
+        )
         choice = self.method.choose(judgement, goal, self.metric)
         return ChooseResult(
             selected_index=choice.index,
@@ -88,8 +106,14 @@ class Chooser:
         self.method.close()
 
 
-def choose(question: str, responses: Sequence[str], target: AlignmentTarget | Mapping[str, Any] | str | Path,
-           method: str = "spm", seed: int = 0, **settings: Any) -> ChooseResult:
+def choose(
+    question: str,
+    responses: Sequence[str],
+    target: AlignmentTarget | Mapping[str, Any] | str | Path,
+    method: str = "spm",
+    seed: int = 0,
+    **settings: Any,
+) -> ChooseResult:
     """Choose the response that best fits ``target``; ``settings`` are :class:`MethodSettings` fields."""
     chooser = Chooser(method, MethodSettings(**settings))
     try:

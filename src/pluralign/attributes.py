@@ -116,9 +116,7 @@ class AttributeRegistry(Mapping[str, Attribute]):
             return self._by_name[name]
         except KeyError:
             known = ", ".join(sorted(self._by_name))
-            raise UnknownAttributeError(
-                f"unknown attribute {name!r} (known: {known})"
-            ) from None
+            raise UnknownAttributeError(f"unknown attribute {name!r} (known: {known})") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_name)

@@ -50,7 +50,7 @@ class JudgementCache:
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=%d" % int(timeout * 1000))
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
                 "method TEXT, result TEXT NOT NULL, created REAL NOT NULL)"

@@ -40,14 +40,16 @@ def _registry(attributes_file: Path | None) -> Any:
     return DEFAULT_REGISTRY.with_file(attributes_file) if attributes_file else DEFAULT_REGISTRY
 
 
-AttributesOpt = Annotated[
-    Path | None, typer.Option("--attributes-file", help="JSON/YAML file of extra attributes.")
-]
+AttributesOpt = Annotated[Path | None, typer.Option("--attributes-file", help="JSON/YAML file of extra attributes.")]
 
 
 BackendOpt = Annotated[str, typer.Option(help="llamacpp, openai or transformers.")]
-ModelOpt = Annotated[str | None, typer.Option(help="Offline alias, .gguf path, HF id (online), or a served model name.")]
-BaseUrlOpt = Annotated[list[str] | None, typer.Option("--base-url", help="OpenAI-compatible base URL; repeat for replicas.")]
+ModelOpt = Annotated[
+    str | None, typer.Option(help="Offline alias, .gguf path, HF id (online), or a served model name.")
+]
+BaseUrlOpt = Annotated[
+    list[str] | None, typer.Option("--base-url", help="OpenAI-compatible base URL; repeat for replicas.")
+]
 ApiKeyEnvOpt = Annotated[str, typer.Option(help="Environment variable holding the API key.")]
 SamplesOpt = Annotated[int | None, typer.Option(help="Samples per attribute (spm/regression default 5, choice 1).")]
 TemperatureOpt = Annotated[float, typer.Option(help="Sampling temperature.")]
@@ -64,18 +66,43 @@ MaxTokensOpt = Annotated[int, typer.Option(help="Most tokens per answer.")]
 
 
 def make_settings(
-    benchmark_dir: Path | None, backend: str, model: str | None, base_url: list[str] | None, api_key_env: str,
-    samples: int | None, temperature: float, similarity: str, examples: Path | None, n_examples: int | None,
-    example_max_chars: int | None, no_cache: bool, cache: Path | None, concurrency: int, n_ctx: int,
-    reward_model: str | None, max_tokens: int,
+    benchmark_dir: Path | None,
+    backend: str,
+    model: str | None,
+    base_url: list[str] | None,
+    api_key_env: str,
+    samples: int | None,
+    temperature: float,
+    similarity: str,
+    examples: Path | None,
+    n_examples: int | None,
+    example_max_chars: int | None,
+    no_cache: bool,
+    cache: Path | None,
+    concurrency: int,
+    n_ctx: int,
+    reward_model: str | None,
+    max_tokens: int,
 ) -> Any:
     from pluralign.methods import MethodSettings
 
     values: dict[str, Any] = dict(
-        benchmark_dir=benchmark_dir, backend=backend, base_urls=base_url or [], api_key_env=api_key_env,
-        samples=samples, temperature=temperature, similarity=similarity, examples=examples,
-        n_examples=n_examples, example_max_chars=example_max_chars, cache=not no_cache, cache_path=cache,
-        concurrency=concurrency, n_ctx=n_ctx, reward_model=reward_model, max_tokens=max_tokens,
+        benchmark_dir=benchmark_dir,
+        backend=backend,
+        base_urls=base_url or [],
+        api_key_env=api_key_env,
+        samples=samples,
+        temperature=temperature,
+        similarity=similarity,
+        examples=examples,
+        n_examples=n_examples,
+        example_max_chars=example_max_chars,
+        cache=not no_cache,
+        cache_path=cache,
+        concurrency=concurrency,
+        n_ctx=n_ctx,
+        reward_model=reward_model,
+        max_tokens=max_tokens,
     )
     if model:
         values["model"] = model
@@ -112,8 +139,12 @@ def results_table(results: Sequence[Any], title: str) -> Table:
 @app.command("eval")
 def eval_cmd(
     method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = "random",
-    target: Annotated[list[str] | None, typer.Option(help="JSON file, directory of JSON files, high or low; repeatable.")] = None,
-    benchmark: Annotated[Path | None, typer.Option(help="Benchmark dir (train.json/eval.json); or $PLURALIGN_BENCHMARK.")] = None,
+    target: Annotated[
+        list[str] | None, typer.Option(help="JSON file, directory of JSON files, high or low; repeatable.")
+    ] = None,
+    benchmark: Annotated[
+        Path | None, typer.Option(help="Benchmark dir (train.json/eval.json); or $PLURALIGN_BENCHMARK.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/latest"),
     limit: Annotated[int | None, typer.Option(help="Only the first N eval items.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
@@ -150,14 +181,34 @@ def eval_cmd(
     registry = _registry(attributes_file)
     bench = load_benchmark(benchmark)
     targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
-    settings = make_settings(bench.path, backend, model, base_url, api_key_env, samples, temperature, similarity,
-                             examples, n_examples, example_max_chars, no_cache, cache, concurrency, n_ctx,
-                             reward_model, max_tokens)
+    settings = make_settings(
+        bench.path,
+        backend,
+        model,
+        base_url,
+        api_key_env,
+        samples,
+        temperature,
+        similarity,
+        examples,
+        n_examples,
+        example_max_chars,
+        no_cache,
+        cache,
+        concurrency,
+        n_ctx,
+        reward_model,
+        max_tokens,
+    )
     meth = build_method(method, settings)
     n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=err_console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err_console,
         transient=True,
     ) as progress:
         task = progress.add_task(f"{method}", total=n_items, rate="")
@@ -170,9 +221,19 @@ def eval_cmd(
             progress.update(task, completed=done, rate=f"{rate:.2f} items/s")
 
         try:
-            summary = evaluate(bench, meth, targets, out, limit=limit, seed=seed,
-                               metric=Metric(metric), registry=registry, overwrite=overwrite,
-                               on_progress=hook, workers=workers)
+            summary = evaluate(
+                bench,
+                meth,
+                targets,
+                out,
+                limit=limit,
+                seed=seed,
+                metric=Metric(metric),
+                registry=registry,
+                overwrite=overwrite,
+                on_progress=hook,
+                workers=workers,
+            )
         except KeyboardInterrupt:
             progress.stop()
             from pluralign.evaluate import RunDir
@@ -256,7 +317,7 @@ def targets_sample(
     out: Annotated[Path | None, typer.Option(help="Write {K}attributes_target{NN}.json here.")] = None,
 ) -> None:
     """Sample targets as the paper did (0.5 excluded)."""
-    from pluralign.attributes import HELPSTEER2, MIC, DEFAULT_REGISTRY
+    from pluralign.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC
     from pluralign.files import write_text_atomic
     from pluralign.targets import sample_targets
 
@@ -285,8 +346,12 @@ def choose_cmd(
     target: Annotated[str, typer.Option(help="Target JSON file, or inline JSON like '{\"care\": 1}'.")],
     question: Annotated[str | None, typer.Option(help="The question.")] = None,
     response: Annotated[list[str] | None, typer.Option(help="A candidate response; repeat.")] = None,
-    input_file: Annotated[Path | None, typer.Option("--input", help="JSON file with question/prompt and responses.")] = None,
-    method: Annotated[str, typer.Option(help="spm, spm-zeroshot, regression, unaligned, prompt-aligned, embedding, ...")] = "spm",
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="JSON file with question/prompt and responses.")
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="spm, spm-zeroshot, regression, unaligned, prompt-aligned, embedding, ...")
+    ] = "spm",
     backend: BackendOpt = "llamacpp",
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -333,17 +398,48 @@ def choose_cmd(
             raise InputError(f"--target is not valid JSON: {exc}") from None
     else:
         goal = load_target_file(target, registry)
-    settings = make_settings(None, backend, model, base_url, api_key_env, samples, temperature, similarity,
-                             examples, n_examples, example_max_chars, no_cache, cache, concurrency, n_ctx,
-                             reward_model, max_tokens)
+    settings = make_settings(
+        None,
+        backend,
+        model,
+        base_url,
+        api_key_env,
+        samples,
+        temperature,
+        similarity,
+        examples,
+        n_examples,
+        example_max_chars,
+        no_cache,
+        cache,
+        concurrency,
+        n_ctx,
+        reward_model,
+        max_tokens,
+    )
     chooser = Chooser(method, settings, registry)
     try:
         result = chooser.choose(question, [str(r) for r in response], goal, seed=seed)
     finally:
         chooser.close()
     if as_json:
-        print(json.dumps(result.model_dump(include={"selected_index", "reasoning", "predictions", "samples",
-                                                    "distances", "tied", "target", "method"}), indent=2))
+        print(
+            json.dumps(
+                result.model_dump(
+                    include={
+                        "selected_index",
+                        "reasoning",
+                        "predictions",
+                        "samples",
+                        "distances",
+                        "tied",
+                        "target",
+                        "method",
+                    }
+                ),
+                indent=2,
+            )
+        )
         return
     console.print(f"[bold]Chosen:[/] response {result.selected_index} ({method})", highlight=False)
     console.print(result.selected_response, highlight=False, markup=False)
@@ -359,8 +455,11 @@ def choose_cmd(
         table.add_row("target", *[f"{v:.2f}" for v in goal.values.values()], "", style="bold")
         for i, pred in enumerate(result.predictions):
             mark = " *" if i == result.selected_index else ""
-            table.add_row(f"response {i}{mark}", *[f"{pred[a]:.2f}" for a in goal.values],
-                          f"{result.distances[i]:.3f}" if result.distances else "")
+            table.add_row(
+                f"response {i}{mark}",
+                *[f"{pred[a]:.2f}" for a in goal.values],
+                f"{result.distances[i]:.3f}" if result.distances else "",
+            )
         console.print(table)
 
 

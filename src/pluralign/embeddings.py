@@ -39,6 +39,9 @@ def resolve_embedder(name: str = DEFAULT_EMBEDDER) -> str:
 def _model(name: str) -> Any:
     with _lock:
         if name not in _models:
+            from pluralign.hf import quiet
+
+            quiet()
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError:
@@ -70,7 +73,7 @@ def embed(texts: Sequence[str], name: str = DEFAULT_EMBEDDER, cache: bool = True
     path = _cache_file(name, texts)
     if cache and path.exists():
         try:
-            return np.load(path)
+            return np.asarray(np.load(path), dtype=np.float32)
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
     model = _model(name)

@@ -14,8 +14,8 @@ import logging
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -330,8 +330,15 @@ def rescore(run_dir: str | Path, metric: Metric | str | None = None) -> list[Tar
         if decision.target in grouped:
             target = next(t for t in targets if t.name == decision.target)
             # Recompute correctness from the stored labels rather than trusting the file.
-            fresh = judge_item(decision.item, decision.labels, target, decision.chosen, metric,
-                               predictions=decision.predictions, tied=decision.tied)
+            fresh = judge_item(
+                decision.item,
+                decision.labels,
+                target,
+                decision.chosen,
+                metric,
+                predictions=decision.predictions,
+                tied=decision.tied,
+            )
             grouped[decision.target].append(fresh)
     return [summarize(grouped[t.name], t, metric) for t in targets]
 
@@ -354,7 +361,9 @@ def input_output_attributes(path: str | Path) -> list[str]:
         raise InputError(f"{path}: first record has no input.labels") from None
 
 
-def score_input_output(path: str | Path, target: AlignmentTarget, metric: Metric | str = Metric.euclidean) -> TargetResult:
+def score_input_output(
+    path: str | Path, target: AlignmentTarget, metric: Metric | str = Metric.euclidean
+) -> TargetResult:
     """Score the reference implementation's ``input_output.json`` against a target."""
     path = Path(path)
     records = _read_input_output(path)

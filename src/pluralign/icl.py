@@ -139,8 +139,13 @@ class ExampleSelector:
         self._cache: dict[tuple[str, int], Example | None] = {}
 
     def config(self) -> dict[str, Any]:
-        return {"index": self.index_kind, "rule": self.rule, "max_examples": self.max_examples,
-                "max_chars": self.max_chars, "n_items": len(self.probes)}
+        return {
+            "index": self.index_kind,
+            "rule": self.rule,
+            "max_examples": self.max_examples,
+            "max_chars": self.max_chars,
+            "n_items": len(self.probes),
+        }
 
     def _example(self, attribute: Attribute, i: int) -> Example | None:
         key = (attribute.name, i)
@@ -155,12 +160,14 @@ class ExampleSelector:
                 scores = set()
                 for j, letter in enumerate(choices):
                     value = labels[j][attribute.name]
-                    score = int(round(value * self.scale))
+                    score = round(value * self.scale)
                     reasoning = ""
                     if probe.reasonings is not None:
                         reasoning = probe.reasonings[j].get(attribute.name, "")
-                    answer[letter] = {"reasoning": reasoning or prompts.example_reasoning(attribute.name, value),
-                                      "score": score}
+                    answer[letter] = {
+                        "reasoning": reasoning or prompts.example_reasoning(attribute.name, value),
+                        "score": score,
+                    }
                     scores.add(score)
                 user = prompts.comparative_user(attribute, _clip(probe.prompt, self.max_chars), choices, self.scale)
                 self._cache[key] = Example(source=i, user=user, answer=answer, scores=frozenset(scores))
@@ -174,8 +181,7 @@ class ExampleSelector:
         """
         order = self._index.rank(probe_text(prompt, responses))
         candidates = [
-            ex for i in order
-            if self.probes[i].prompt != prompt and (ex := self._example(attribute, i)) is not None
+            ex for i in order if self.probes[i].prompt != prompt and (ex := self._example(attribute, i)) is not None
         ]
         chosen: list[Example] = []
         if self.rule == "top":

@@ -40,9 +40,7 @@ class Choice:
         return len(self.tied) > 1
 
 
-def distance(
-    values: Sequence[float], target: AlignmentTarget, metric: Metric | str = Metric.euclidean
-) -> float:
+def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | str = Metric.euclidean) -> float:
     goal = list(target.values.values())
     if metric == Metric.l1:
         return float(sum(abs(v - g) for v, g in zip(values, goal, strict=True)))

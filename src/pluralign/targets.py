@@ -63,9 +63,7 @@ class AlignmentTarget(BaseModel):
         return {"name": self.name, "values": self.values, "weights": self.weights}
 
 
-def target_from_data(
-    raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY
-) -> AlignmentTarget:
+def target_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
     """Accept ``{"care": 1.0}`` (the paper's files) or ``{"values": ..., "weights": ...}``."""
     if not isinstance(raw, Mapping):
         raise InputError(f"target {name}: expected a JSON object of attribute -> value")
@@ -115,9 +113,7 @@ def resolve_target_specs(
             if not benchmark_attributes:
                 raise InputError(f"target {spec!r} needs a benchmark to know its attributes")
             value = 1.0 if spec == "high" else 0.0
-            targets.append(
-                AlignmentTarget(name=spec, values={a: value for a in benchmark_attributes})
-            )
+            targets.append(AlignmentTarget(name=spec, values={a: value for a in benchmark_attributes}))
             continue
         path = Path(spec)
         if path.is_dir():

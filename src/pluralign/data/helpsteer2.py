@@ -27,12 +27,8 @@ def pair_rows(rows: Sequence[Mapping[str, Any]]) -> list[Probe]:
         first, second = rows[i], rows[i + 1]
         if first["prompt"] != second["prompt"]:
             continue
-        labels = [
-            {a: float(row[a]) / LIKERT_MAX for a in HELPSTEER2} for row in (first, second)
-        ]
-        probes.append(
-            Probe(prompt=first["prompt"], responses=[first["response"], second["response"]], labels=labels)
-        )
+        labels = [{a: float(row[a]) / LIKERT_MAX for a in HELPSTEER2} for row in (first, second)]
+        probes.append(Probe(prompt=first["prompt"], responses=[first["response"], second["response"]], labels=labels))
     return probes
 
 

@@ -26,9 +26,7 @@ def stratified_split(
             owner.append(q)
     data = np.array(rows)
     level_values = [round(i / (levels - 1), 2) for i in range(levels)]
-    counts = np.array(
-        [np.sum(data[:, a] == v) for a in range(len(attributes)) for v in level_values]
-    )
+    counts = np.array([np.sum(data[:, a] == v) for a in range(len(attributes)) for v in level_values])
     per_cell = int(min(counts.min(), cap))
     train_idx: list[int] = []
     eval_idx: list[int] = []

@@ -39,7 +39,9 @@ def make_backend(
         from pluralign.judges.openai import OpenAIBackend
 
         return OpenAIBackend(
-            model, base_urls=list(base_urls) or ["http://127.0.0.1:8000/v1"], api_key_env=api_key_env,
+            model,
+            base_urls=list(base_urls) or ["http://127.0.0.1:8000/v1"],
+            api_key_env=api_key_env,
             concurrency=concurrency,
         )
     if name == "transformers":

@@ -37,7 +37,7 @@ _CONTEXT_RE = re.compile(r"Requested tokens \((\d+)\) exceed context window of (
 def schema_to_grammar_text(schema: dict[str, Any]) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    return json_schema_to_gbnf(json.dumps(schema)).replace(_CHAR_RULE, _STRICT_CHAR_RULE)
+    return str(json_schema_to_gbnf(json.dumps(schema))).replace(_CHAR_RULE, _STRICT_CHAR_RULE)
 
 
 class LlamaCppBackend:
@@ -55,9 +55,12 @@ class LlamaCppBackend:
         logits_all: bool = False,
     ) -> None:
         try:
-            from llama_cpp import Llama, LlamaRAMCache
+            from llama_cpp import Llama
+            from llama_cpp.llama_cache import LlamaRAMCache
         except ImportError:
-            raise ModelNotFoundError("the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'") from None
+            raise ModelNotFoundError(
+                "the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'"
+            ) from None
         self.model = model
         kwargs: dict[str, Any] = dict(
             n_ctx=n_ctx,
@@ -83,7 +86,7 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
-        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import LlamaGrammar
 
         key = json.dumps(schema, sort_keys=True)
         if key not in self._grammars:
@@ -120,9 +123,7 @@ class LlamaCppBackend:
                 ) from None
             raise
         choice = out["choices"][0]
-        usage = Usage(
-            prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"]
-        )
+        usage = Usage(prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"])
         tokens = logprobs = None
         if want_logprobs and choice.get("logprobs"):
             content = choice["logprobs"]["content"] or []
@@ -135,7 +136,7 @@ class LlamaCppBackend:
             return [generate_valid(r, self._complete, f"llamacpp:{Path(self.model).name}") for r in requests]
 
     def close(self) -> None:
-        llm = getattr(self, "_llm", None)
+        llm: Any = getattr(self, "_llm", None)
         if llm is not None:
             llm.close()
-            self._llm = None
+            self._llm = None  # type: ignore[assignment]

@@ -162,7 +162,7 @@ def resolve_gguf(model: str) -> Path:
     path = Path(model).expanduser()
     if path.is_file():
         return path
-    if path.suffix == ".gguf" or os.sep in model and not _looks_like_hub_id(model):
+    if path.suffix == ".gguf" or (os.sep in model and not _looks_like_hub_id(model)):
         raise ModelNotFoundError(f"model file {path} does not exist")
     raise ModelNotFoundError(
         f"unknown model {model!r}: give an alias ({', '.join(MODELS)}), a .gguf path, or repo/name:file.gguf"

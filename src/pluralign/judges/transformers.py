@@ -38,6 +38,9 @@ class TransformersBackend:
     name = "transformers"
 
     def __init__(self, model: str, batch_size: int = 8, device: str | None = None, dtype: str = "float32") -> None:
+        from pluralign.hf import quiet
+
+        quiet()
         try:
             import torch
             import xgrammar as xgr
@@ -54,7 +57,7 @@ class TransformersBackend:
         except OSError as exc:
             raise ModelNotFoundError(f"could not load {model}: {' '.join(str(exc).split())[:300]}") from None
         self._device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._lm.to(self._device).eval()
+        self._lm.to(self._device).eval()  # type: ignore[arg-type]
         if self._tok.pad_token is None:
             self._tok.pad_token = self._tok.eos_token
         self._tok.padding_side = "left"
@@ -119,7 +122,7 @@ class TransformersBackend:
             n_new = int((generated != self._tok.pad_token_id).sum())
             answers.append(
                 RawAnswer(
-                    text=self._tok.decode(generated, skip_special_tokens=True),
+                    text=str(self._tok.decode(generated, skip_special_tokens=True)),
                     usage=Usage(prompt_tokens=int(mask.sum()), completion_tokens=n_new),
                 )
             )
@@ -145,7 +148,9 @@ class TransformersBackend:
                     chunk = pending[start : start + self.batch_size]
                     groups: dict[str, list[tuple[int, int]]] = {}
                     for i, seed in chunk:
-                        groups.setdefault(requests[i].settings.model_dump_json(include={"max_tokens", "temperature"}), []).append((i, seed))
+                        groups.setdefault(
+                            requests[i].settings.model_dump_json(include={"max_tokens", "temperature"}), []
+                        ).append((i, seed))
                     for group in groups.values():
                         answers = self._batch([(requests[i], seed) for i, seed in group])
                         for (i, _), answer in zip(group, answers, strict=True):
@@ -153,4 +158,4 @@ class TransformersBackend:
             return [c.result() for c in collectors]
 
     def close(self) -> None:
-        self._lm = None
+        self._lm = None  # type: ignore[assignment]

@@ -67,19 +67,15 @@ class Method(ABC):
         seed: int = 0,
     ) -> Judgement: ...
 
-    def choose(
-        self, judgement: Judgement, target: AlignmentTarget, metric: Metric | str = Metric.euclidean
-    ) -> Choice:
+    def choose(self, judgement: Judgement, target: AlignmentTarget, metric: Metric | str = Metric.euclidean) -> Choice:
         if judgement.choice is not None:
             return Choice(index=judgement.choice, distances=[], reasoning=judgement.choice_reasoning)
         if judgement.predictions is None:
             raise InputError(f"method {self.name} produced neither predictions nor a choice")
         reasons = None
         if judgement.reasonings is not None:
-            reasons = [
-                " ".join(r[a] for a in target.values if r.get(a)) for r in judgement.reasonings
-            ]
+            reasons = [" ".join(r[a] for a in target.values if r.get(a)) for r in judgement.reasonings]
         return select(judgement.predictions, target, metric, reasonings=reasons)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most methods hold nothing
         """Release models or connections."""

@@ -28,8 +28,9 @@ class ChoiceMethod(LLMMethod):
         self.name = "prompt-aligned" if aligned else "unaligned"
         self.target_dependent = aligned
 
-    def judge(self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None,
-              seed: int = 0) -> Judgement:
+    def judge(
+        self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
+    ) -> Judgement:
         n = len(probe.responses)
         letters = prompts.letters_for(n)
         system = prompts.choice_system(target if self.aligned else None)
@@ -51,6 +52,8 @@ class ChoiceMethod(LLMMethod):
         return Judgement(
             choice=winner,
             choice_reasoning=reasoning,
-            samples={"choice": [{"order": o, "picked": i, "reasoning": r} for o, (i, r) in zip(orders, picks, strict=True)]},
+            samples={
+                "choice": [{"order": o, "picked": i, "reasoning": r} for o, (i, r) in zip(orders, picks, strict=True)]
+            },
             stats=stats_of(results),
         )

@@ -34,8 +34,14 @@ def _features(vectors: np.ndarray, responses: Sequence[str]) -> np.ndarray:
 class EmbeddingScorer(Method):
     name = "embedding"
 
-    def __init__(self, train: Sequence[Probe], kind: Literal["ridge", "knn"] = "ridge", alpha: float = 1.0,
-                 k: int = 15, embedder: str = DEFAULT_EMBEDDER) -> None:
+    def __init__(
+        self,
+        train: Sequence[Probe],
+        kind: Literal["ridge", "knn"] = "ridge",
+        alpha: float = 1.0,
+        k: int = 15,
+        embedder: str = DEFAULT_EMBEDDER,
+    ) -> None:
         rows = [(p, i) for p in train if p.labels is not None for i in range(len(p.responses))]
         if not rows:
             raise InputError("the embedding scorer needs a labelled train set (train.json)")
@@ -50,8 +56,14 @@ class EmbeddingScorer(Method):
         self._n_train = len(train)
 
     def config(self) -> dict[str, Any]:
-        return {"method": self.name, "kind": self.kind, "alpha": self.alpha, "k": self.k,
-                "embedder": self.embedder, "n_train": self._n_train}
+        return {
+            "method": self.name,
+            "kind": self.kind,
+            "alpha": self.alpha,
+            "k": self.k,
+            "embedder": self.embedder,
+            "n_train": self._n_train,
+        }
 
     def _fit(self, attribute: str) -> tuple[np.ndarray, np.ndarray]:
         mask = np.array([attribute in lab for lab in self._labels])
@@ -73,15 +85,18 @@ class EmbeddingScorer(Method):
             self._weights[attribute] = np.linalg.solve(x.T @ x + reg, x.T @ y)
         return np.asarray(feats @ self._weights[attribute])
 
-    def judge(self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None,
-              seed: int = 0) -> Judgement:
-        feats = _features(embed([_text(probe.prompt, r) for r in probe.responses], self.embedder, cache=False),
-                          probe.responses)
+    def judge(
+        self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
+    ) -> Judgement:
+        feats = _features(
+            embed([_text(probe.prompt, r) for r in probe.responses], self.embedder, cache=False), probe.responses
+        )
         preds: list[dict[str, float]] = [{} for _ in probe.responses]
         for attribute in attributes:
             values = np.clip(self._predict(attribute.name, feats), 0.0, 1.0)
             for i, v in enumerate(values):
                 preds[i][attribute.name] = float(v)
-        reasons = [{a.name: f"Predicted from the {self.kind} embedding model." for a in attributes}
-                   for _ in probe.responses]
+        reasons = [
+            {a.name: f"Predicted from the {self.kind} embedding model." for a in attributes} for _ in probe.responses
+        ]
         return Judgement(predictions=preds, reasonings=reasons)

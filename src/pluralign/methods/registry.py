@@ -12,8 +12,15 @@ from pluralign.methods.base import Method
 from pluralign.methods.simple import OracleMethod, RandomMethod
 
 METHOD_NAMES = (
-    "spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned", "embedding", "reward-model",
-    "random", "oracle",
+    "spm",
+    "spm-zeroshot",
+    "regression",
+    "unaligned",
+    "prompt-aligned",
+    "embedding",
+    "reward-model",
+    "random",
+    "oracle",
 )
 LLM_METHODS = {"spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned"}
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
@@ -81,8 +88,12 @@ def build_method(name: str, settings: MethodSettings | None = None) -> Method:
     from pluralign.judges.base import Backend
 
     backend: Backend = make_backend(
-        settings.backend, settings.model, base_urls=settings.base_urls, api_key_env=settings.api_key_env,
-        concurrency=settings.concurrency, n_ctx=settings.n_ctx,
+        settings.backend,
+        settings.model,
+        base_urls=settings.base_urls,
+        api_key_env=settings.api_key_env,
+        concurrency=settings.concurrency,
+        n_ctx=settings.n_ctx,
     )
     if settings.cache:
         backend = CachedBackend(backend, JudgementCache(settings.cache_path or default_cache_path()), name)
@@ -94,16 +105,19 @@ def build_method(name: str, settings: MethodSettings | None = None) -> Method:
         selector = None
         if name == "spm":
             selector = ExampleSelector(
-                _train_probes(settings), index=settings.similarity, rule=settings.icl_rule,
-                max_examples=settings.n_examples, max_chars=settings.example_max_chars,
+                _train_probes(settings),
+                index=settings.similarity,
+                rule=settings.icl_rule,
+                max_examples=settings.n_examples,
+                max_chars=settings.example_max_chars,
             )
-        return ComparativeRegression(backend, examples=selector, shuffle=settings.shuffle,
-                                     samples=settings.samples or 5, **common)  # type: ignore[arg-type]
+        return ComparativeRegression(
+            backend, examples=selector, shuffle=settings.shuffle, samples=settings.samples or 5, **common
+        )  # type: ignore[arg-type]
     if name == "regression":
         from pluralign.methods.spm import PerResponseRegression
 
         return PerResponseRegression(backend, samples=settings.samples or 5, **common)  # type: ignore[arg-type]
     from pluralign.methods.choice import ChoiceMethod
 
-    return ChoiceMethod(backend, aligned=name == "prompt-aligned", samples=settings.samples or 1,
-                        **common)  # type: ignore[arg-type]
+    return ChoiceMethod(backend, aligned=name == "prompt-aligned", samples=settings.samples or 1, **common)  # type: ignore[arg-type]

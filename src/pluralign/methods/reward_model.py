@@ -22,17 +22,24 @@ class RewardModelMethod(Method):
     name = "reward-model"
 
     def __init__(self, model: str, max_length: int = 2048, device: str | None = None) -> None:
+        from pluralign.hf import quiet
+
+        quiet()
         try:
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
         except ImportError:
-            raise ModelNotFoundError("reward models need torch and transformers: pip install 'pluralign[transformers]'") from None
+            raise ModelNotFoundError(
+                "reward models need torch and transformers: pip install 'pluralign[transformers]'"
+            ) from None
         self.model_name = model
         try:
             self._tok = AutoTokenizer.from_pretrained(model)
             self._model = AutoModelForSequenceClassification.from_pretrained(model)
         except OSError as exc:
-            raise ModelNotFoundError(f"could not load reward model {model}: {' '.join(str(exc).split())[:300]}") from None
+            raise ModelNotFoundError(
+                f"could not load reward model {model}: {' '.join(str(exc).split())[:300]}"
+            ) from None
         self._device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._model.to(self._device).eval()
         if self._tok.pad_token is None:
@@ -59,26 +66,30 @@ class RewardModelMethod(Method):
         import torch
 
         with self._lock, torch.no_grad():
-            enc = self._tok(self._texts(probe), return_tensors="pt", padding=True, truncation=True,
-                            max_length=self.max_length).to(self._device)
+            enc = self._tok(
+                self._texts(probe), return_tensors="pt", padding=True, truncation=True, max_length=self.max_length
+            ).to(self._device)
             logits = self._model(**enc).logits.float().cpu()
         return [[float(v) for v in row] for row in logits]
 
-    def judge(self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None,
-              seed: int = 0) -> Judgement:
+    def judge(
+        self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
+    ) -> Judgement:
         rewards = self.rewards(probe)
         if not self.outputs:
             scalar = [r[0] for r in rewards]
             best = max(range(len(scalar)), key=lambda i: (scalar[i], -i))
-            return Judgement(choice=best, choice_reasoning=f"Highest reward ({scalar[best]:.3f}).",
-                             samples={"reward": [{"rewards": scalar}]})
+            return Judgement(
+                choice=best,
+                choice_reasoning=f"Highest reward ({scalar[best]:.3f}).",
+                samples={"reward": [{"rewards": scalar}]},
+            )
         import math
 
         missing = [a.name for a in attributes if a.name not in self.outputs]
         if missing:
             raise InputError(f"reward model {self.model_name} has no output for {', '.join(missing)}")
-        preds = [
-            {a.name: 1 / (1 + math.exp(-row[self.outputs.index(a.name)])) for a in attributes} for row in rewards
-        ]
-        return Judgement(predictions=preds,
-                         reasonings=[{a.name: "Reward model output." for a in attributes} for _ in preds])
+        preds = [{a.name: 1 / (1 + math.exp(-row[self.outputs.index(a.name)])) for a in attributes} for row in rewards]
+        return Judgement(
+            predictions=preds, reasonings=[{a.name: "Reward model output." for a in attributes} for _ in preds]
+        )

@@ -29,6 +29,24 @@ def shuffles(n_responses: int, n_samples: int, seed: int, attribute: str, shuffl
     return [rng.sample(base, n_responses) if shuffle else list(base) for _ in range(n_samples)]
 
 
+def unshuffle(answer: dict[str, Any], order: Sequence[int], letters: Sequence[str]) -> dict[str, Any]:
+    """Map one lettered answer back to original response positions (by position, never text)."""
+    n = len(order)
+    scores = [0] * n
+    reasons = [""] * n
+    for j, i in enumerate(order):
+        scores[i] = int(answer[letters[j]]["score"])
+        reasons[i] = str(answer[letters[j]]["reasoning"])
+    return {"order": list(order), "scores": scores, "reasonings": reasons}
+
+
+def aggregate(per_sample: Sequence[dict[str, Any]], scale: int) -> tuple[list[float], list[str]]:
+    """Mean score per response on [0, 1], and the first sample's reasoning."""
+    n = len(per_sample[0]["scores"])
+    means = [sum(s["scores"][i] for s in per_sample) / len(per_sample) / scale for i in range(n)]
+    return means, list(per_sample[0]["reasonings"])
+
+
 def stats_of(results: Sequence[JudgeResult]) -> CallStats:
     stats = CallStats()
     for r in results:
@@ -82,16 +100,20 @@ class ComparativeRegression(LLMMethod):
 
     name = "spm"
 
-    def __init__(self, backend: Backend, examples: ExampleSelector | None = None, shuffle: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, backend: Backend, examples: ExampleSelector | None = None, shuffle: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(backend, **kwargs)
         self.examples = examples
         self.shuffle = shuffle
         self.name = "spm" if examples is not None else "spm-zeroshot"
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "shuffle": self.shuffle,
-                "examples": self.examples.config() if self.examples else None}
+        return {
+            **super().config(),
+            "shuffle": self.shuffle,
+            "examples": self.examples.config() if self.examples else None,
+        }
 
     def requests_for(self, probe: Probe, attribute: Attribute, seed: int) -> tuple[list[JudgeRequest], list[list[int]]]:
         n = len(probe.responses)
@@ -108,8 +130,9 @@ class ComparativeRegression(LLMMethod):
             requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=self.settings(seed + k)))
         return requests, orders
 
-    def judge(self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None,
-              seed: int = 0) -> Judgement:
+    def judge(
+        self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
+    ) -> Judgement:
         n = len(probe.responses)
         letters = prompts.letters_for(n)
         batch: list[JudgeRequest] = []
@@ -126,18 +149,12 @@ class ComparativeRegression(LLMMethod):
         for attribute, orders in plan:
             per_sample = []
             for order in orders:
-                answer = results[pos].data
+                per_sample.append(unshuffle(results[pos].data, order, letters))
                 pos += 1
-                scores = [0] * n
-                reasons = [""] * n
-                for j, i in enumerate(order):
-                    scores[i] = int(answer[letters[j]]["score"])
-                    reasons[i] = str(answer[letters[j]]["reasoning"])
-                per_sample.append({"order": order, "scores": scores, "reasonings": reasons})
+            means, reasons = aggregate(per_sample, self.scale)
             for i in range(n):
-                mean = sum(s["scores"][i] for s in per_sample) / len(per_sample)
-                predictions[i][attribute.name] = mean / self.scale
-                reasonings[i][attribute.name] = per_sample[0]["reasonings"][i]
+                predictions[i][attribute.name] = means[i]
+                reasonings[i][attribute.name] = reasons[i]
             samples[attribute.name] = per_sample
         return Judgement(predictions=predictions, reasonings=reasonings, samples=samples, stats=stats_of(results))
 
@@ -147,8 +164,9 @@ class PerResponseRegression(LLMMethod):
 
     name = "regression"
 
-    def judge(self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None,
-              seed: int = 0) -> Judgement:
+    def judge(
+        self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
+    ) -> Judgement:
         n = len(probe.responses)
         schema = prompts.regression_schema(self.scale)
         batch = []
@@ -157,8 +175,9 @@ class PerResponseRegression(LLMMethod):
             for response in probe.responses:
                 user = prompts.regression_user(attribute, probe.prompt, response, self.scale)
                 messages = prompts.conversation(system, [], user)
-                batch.append(JudgeRequest(messages=messages, json_schema=schema,
-                                          settings=self.settings(seed, n=self.samples)))
+                batch.append(
+                    JudgeRequest(messages=messages, json_schema=schema, settings=self.settings(seed, n=self.samples))
+                )
         results = self.backend.generate(batch)
         predictions: list[dict[str, float]] = [{} for _ in range(n)]
         reasonings: list[dict[str, str]] = [{} for _ in range(n)]

@@ -52,6 +52,7 @@ def lettered(responses: Sequence[str]) -> dict[str, str]:
 
 # ---- schemas ---------------------------------------------------------------------------
 
+
 def _scored_item(scale: int, allowed: Sequence[int] | None = None) -> dict[str, Any]:
     # An enum, not minimum/maximum: llama.cpp's grammar converter ignores integer bounds.
     values = list(allowed) if allowed is not None else list(range(scale + 1))
@@ -65,7 +66,9 @@ def _scored_item(scale: int, allowed: Sequence[int] | None = None) -> dict[str, 
     }
 
 
-def comparative_schema(letters: Sequence[str], scale: int = SCALE, allowed: Sequence[int] | None = None) -> dict[str, Any]:
+def comparative_schema(
+    letters: Sequence[str], scale: int = SCALE, allowed: Sequence[int] | None = None
+) -> dict[str, Any]:
     item = _scored_item(scale, allowed)
     return {"type": "object", "properties": {k: item for k in letters}, "required": list(letters)}
 
@@ -86,6 +89,7 @@ def choice_schema(letters: Sequence[str]) -> dict[str, Any]:
 
 
 # ---- messages --------------------------------------------------------------------------
+
 
 def comparative_system(attribute: Attribute, scale: int = SCALE) -> str:
     return render("comparative_system.j2", attribute=attribute, scale=scale)
