@@ -523,6 +523,100 @@ def cache_clear(cache: CachePathOpt = None) -> None:
         console.print(f"no cache at {path}", highlight=False)
 
 
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to compare.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.md and the PNG plots.")] = Path("report"),
+    item: Annotated[int, typer.Option(help="Item for the radar chart.")] = 0,
+) -> None:
+    """Markdown report with plots: accuracy per method and per number of attributes, MSE, calibration."""
+    from pluralign.report import write_report
+
+    path = write_report(runs, out, item=item)
+    console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 unless you mean to expose it).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    method: Annotated[str, typer.Option(help="Method to serve.")] = "spm",
+    backend: BackendOpt = "llamacpp",
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    backend_api_key_env: Annotated[
+        str, typer.Option("--backend-api-key-env", help="Environment variable with the upstream server's key.")
+    ] = "OPENAI_API_KEY",
+    samples: SamplesOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    similarity: SimilarityOpt = "embedding",
+    examples: ExamplesOpt = None,
+    n_examples: NExamplesOpt = None,
+    example_max_chars: ExampleCharsOpt = None,
+    no_cache: NoCacheOpt = False,
+    cache: CachePathOpt = None,
+    concurrency: ConcurrencyOpt = 8,
+    n_ctx: NCtxOpt = 8192,
+    reward_model: RewardModelOpt = None,
+    max_tokens: MaxTokensOpt = 1024,
+    api_key_env: Annotated[
+        str | None, typer.Option("--api-key-env", help="Require the key in this environment variable on every request.")
+    ] = None,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_000_000,
+    max_responses: Annotated[int, typer.Option(help="Most responses per request.")] = 10,
+    max_text_chars: Annotated[int, typer.Option(help="Longest question or response.")] = 20_000,
+    runs: Annotated[Path | None, typer.Option(help="Folder of evaluation runs for the run browser.")] = None,
+    profiles: Annotated[Path | None, typer.Option(help="Folder of saved target profiles (JSON).")] = None,
+    attributes_file: AttributesOpt = None,
+) -> None:
+    """Serve /v1/choose, /v1/score, /v1/attributes, /healthz and the web page at /."""
+    import os
+
+    import uvicorn
+
+    from pluralign.errors import InputError
+    from pluralign.server import ServerConfig, create_app
+
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise InputError(f"--api-key-env {api_key_env}: that environment variable is not set")
+    settings = make_settings(
+        None,
+        backend,
+        model,
+        base_url,
+        backend_api_key_env,
+        samples,
+        temperature,
+        similarity,
+        examples,
+        n_examples,
+        example_max_chars,
+        no_cache,
+        cache,
+        concurrency,
+        n_ctx,
+        reward_model,
+        max_tokens,
+    )
+    config = ServerConfig(
+        method=method,
+        settings=settings,
+        api_key=key,
+        max_body_bytes=max_body_bytes,
+        max_responses=max_responses,
+        max_text_chars=max_text_chars,
+        runs_dir=runs,
+        profiles_dir=profiles,
+        registry=_registry(attributes_file),
+    )
+    app_ = create_app(config)
+    err_console.print(f"pluralign serving {method} on http://{host}:{port}/ (docs at /docs)", highlight=False)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
 @app.command("methods")
 def methods_cmd() -> None:
     """List the methods."""

@@ -277,9 +277,10 @@ def evaluate(
     for judgement in judgements.values():
         all_stats.add(judgement.stats)
     saved = 0
-    if not method.target_dependent and names and all_stats.calls + all_stats.cached:
-        per_attribute = (all_stats.calls + all_stats.cached) / len(names)
-        saved = round(per_attribute * sum(len(t.values) for t in targets)) - (all_stats.calls + all_stats.cached)
+    if not method.target_dependent and names and all_stats.requests:
+        # one run per target would send each target's attributes' requests again
+        per_attribute = all_stats.requests / len(names)
+        saved = round(per_attribute * sum(len(t.values) for t in targets)) - all_stats.requests
     seconds = time.perf_counter() - started
     extra = {
         "method": method.config(),
@@ -287,6 +288,7 @@ def evaluate(
         "n_items": len(probes),
         "seed": seed,
         "metric": str(metric),
+        "llm_requests": all_stats.requests,
         "llm_calls": all_stats.calls,
         "llm_calls_cached": all_stats.cached,
         "llm_calls_saved_by_sharing": saved,

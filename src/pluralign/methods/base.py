@@ -16,8 +16,10 @@ from pluralign.targets import AlignmentTarget
 
 
 class CallStats(BaseModel):
-    """LLM work behind one judgement: calls made, calls answered by the cache, tokens, time."""
+    """LLM work behind one judgement: requests, model calls made for them (re-asks included),
+    requests answered by the cache, tokens, time."""
 
+    requests: int = 0
     calls: int = 0
     cached: int = 0
     prompt_tokens: int = 0
@@ -25,6 +27,7 @@ class CallStats(BaseModel):
     llm_seconds: float = 0.0
 
     def add(self, other: CallStats) -> None:
+        self.requests += other.requests
         self.calls += other.calls
         self.cached += other.cached
         self.prompt_tokens += other.prompt_tokens

@@ -48,6 +48,7 @@ class MethodSettings(BaseModel):
     cache: bool = True
     cache_path: Path | None = None
     scorer: Literal["ridge", "knn"] = "ridge"
+    scoring: Literal["sample", "logprobs"] = "sample"
     reward_model: str | None = None
 
 
@@ -90,6 +91,7 @@ def build_method(name: str, settings: MethodSettings | None = None) -> Method:
     backend: Backend = make_backend(
         settings.backend,
         settings.model,
+        logits_all=settings.scoring == "logprobs" and name in ("spm", "spm-zeroshot"),
         base_urls=settings.base_urls,
         api_key_env=settings.api_key_env,
         concurrency=settings.concurrency,
@@ -112,7 +114,12 @@ def build_method(name: str, settings: MethodSettings | None = None) -> Method:
                 max_chars=settings.example_max_chars,
             )
         return ComparativeRegression(
-            backend, examples=selector, shuffle=settings.shuffle, samples=settings.samples or 5, **common
+            backend,
+            examples=selector,
+            shuffle=settings.shuffle,
+            scoring=settings.scoring,
+            samples=settings.samples or 5,
+            **common,
         )  # type: ignore[arg-type]
     if name == "regression":
         from pluralign.methods.spm import PerResponseRegression

@@ -15,6 +15,7 @@ from typing import Any
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
+from pluralign.errors import JudgeError
 from pluralign.icl import ExampleSelector
 from pluralign.judges.base import Backend, GenerationSettings, JudgeRequest, JudgeResult
 from pluralign.methods.base import CallStats, Judgement, Method
@@ -32,7 +33,7 @@ def shuffles(n_responses: int, n_samples: int, seed: int, attribute: str, shuffl
 def unshuffle(answer: dict[str, Any], order: Sequence[int], letters: Sequence[str]) -> dict[str, Any]:
     """Map one lettered answer back to original response positions (by position, never text)."""
     n = len(order)
-    scores = [0] * n
+    scores: list[float] = [0] * n
     reasons = [""] * n
     for j, i in enumerate(order):
         scores[i] = int(answer[letters[j]]["score"])
@@ -48,7 +49,7 @@ def aggregate(per_sample: Sequence[dict[str, Any]], scale: int) -> tuple[list[fl
 
 
 def stats_of(results: Sequence[JudgeResult]) -> CallStats:
-    stats = CallStats()
+    stats = CallStats(requests=len(results))
     for r in results:
         if r.cached:
             stats.cached += 1
@@ -101,16 +102,26 @@ class ComparativeRegression(LLMMethod):
     name = "spm"
 
     def __init__(
-        self, backend: Backend, examples: ExampleSelector | None = None, shuffle: bool = True, **kwargs: Any
+        self,
+        backend: Backend,
+        examples: ExampleSelector | None = None,
+        shuffle: bool = True,
+        scoring: str = "sample",
+        **kwargs: Any,
     ) -> None:
         super().__init__(backend, **kwargs)
         self.examples = examples
         self.shuffle = shuffle
+        self.scoring = scoring
+        if scoring == "logprobs":
+            self.samples = 1
+            self.temperature = 0.0
         self.name = "spm" if examples is not None else "spm-zeroshot"
 
     def config(self) -> dict[str, Any]:
         return {
             **super().config(),
+            "scoring": self.scoring,
             "shuffle": self.shuffle,
             "examples": self.examples.config() if self.examples else None,
         }
@@ -121,13 +132,19 @@ class ComparativeRegression(LLMMethod):
         orders = shuffles(n, self.samples, seed, attribute.name, self.shuffle)
         examples = self.examples.select(attribute, probe.prompt, probe.responses) if self.examples else []
         system = prompts.comparative_system(attribute, self.scale)
-        schema = prompts.comparative_schema(letters, self.scale)
+        allowed = None
+        settings_extra: dict[str, Any] = {}
+        if self.scoring == "logprobs":
+            allowed = [round(v * self.scale) for v in attribute.level_values()]
+            settings_extra = {"top_logprobs": 20}
+        schema = prompts.comparative_schema(letters, self.scale, allowed)
         requests = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
             user = prompts.comparative_user(attribute, probe.prompt, choices, self.scale)
             messages = prompts.conversation(system, [(e.user, e.assistant) for e in examples], user)
-            requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=self.settings(seed + k)))
+            settings = self.settings(seed + k).model_copy(update=settings_extra)
+            requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         return requests, orders
 
     def judge(
@@ -149,7 +166,10 @@ class ComparativeRegression(LLMMethod):
         for attribute, orders in plan:
             per_sample = []
             for order in orders:
-                per_sample.append(unshuffle(results[pos].data, order, letters))
+                sample = unshuffle(results[pos].data, order, letters)
+                if self.scoring == "logprobs":
+                    self._apply_expected(sample, results[pos], attribute, order)
+                per_sample.append(sample)
                 pos += 1
             means, reasons = aggregate(per_sample, self.scale)
             for i in range(n):
@@ -157,6 +177,25 @@ class ComparativeRegression(LLMMethod):
                 reasonings[i][attribute.name] = reasons[i]
             samples[attribute.name] = per_sample
         return Judgement(predictions=predictions, reasonings=reasonings, samples=samples, stats=stats_of(results))
+
+    def _apply_expected(
+        self, sample: dict[str, Any], result: JudgeResult, attribute: Attribute, order: Sequence[int]
+    ) -> None:
+        """Replace the sampled integers by expected values from the token probabilities."""
+        from pluralign.logprob_scores import expected_scores
+
+        if not result.tokens or not result.logprobs:
+            raise JudgeError(
+                f"{self.backend.name} returned no token log-probabilities; single-pass scoring needs them "
+                "(llamacpp: it is enabled automatically; servers: they must support logprobs)"
+            )
+        allowed = [round(v * self.scale) for v in attribute.level_values()]
+        expected = expected_scores(result.tokens[0], result.logprobs[0], len(order), allowed)
+        if expected is None:
+            return
+        for j, i in enumerate(order):
+            sample["scores"][i] = expected[j]
+        sample["expected"] = True
 
 
 class PerResponseRegression(LLMMethod):

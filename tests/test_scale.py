@@ -1,0 +1,227 @@
+"""Cache, target-independent scoring, resumable runs, reports, single-pass scoring."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pluralign.cache import JudgementCache
+from pluralign.data import load_benchmark
+from pluralign.errors import CacheError
+from pluralign.evaluate import evaluate
+from pluralign.logprob_scores import expected_scores
+from pluralign.methods import MethodSettings, build_method
+from pluralign.targets import AlignmentTarget
+
+A = AlignmentTarget(name="A", values={"verbosity": 1.0, "coherence": 0.0})
+B = AlignmentTarget(name="B", values={"coherence": 1.0})
+
+
+def _spm(bench_dir: Path, cache: Path, **kw):
+    settings = dict(
+        benchmark_dir=bench_dir, model="smollm2-135m", samples=2, cache_path=cache, n_ctx=4096, max_tokens=1024
+    )
+    settings.update(kw)
+    return build_method("spm-zeroshot", MethodSettings(**settings))
+
+
+def _decisions(run: Path) -> list[dict]:
+    return [json.loads(x) for x in (run / "decisions.jsonl").read_text().splitlines()]
+
+
+def test_second_run_makes_no_calls_and_targets_are_independent(helpsteer2_dir: Path, tmp_path: Path):
+    bench = load_benchmark(helpsteer2_dir)
+    cache = tmp_path / "cache.sqlite"
+    method = _spm(bench.path, cache)
+    try:
+        first = evaluate(bench, method, [A, B], tmp_path / "both", limit=2, seed=3)
+        again = evaluate(bench, method, [A, B], tmp_path / "again", limit=2, seed=3)
+        only_a = evaluate(bench, method, [A], tmp_path / "a", limit=2, seed=3)
+        only_b = evaluate(bench, method, [B], tmp_path / "b", limit=2, seed=3)
+    finally:
+        method.close()
+    assert first.stats.requests == 2 * 2 * 2  # items x attributes (verbosity, coherence) x samples
+    assert first.stats.calls >= 8  # re-asks of invalid answers count as calls
+    assert again.stats.calls == 0 and again.stats.cached == 8
+    assert json.loads((tmp_path / "again" / "results.json").read_text())["llm_calls"] == 0
+    assert _decisions(tmp_path / "both") == _decisions(tmp_path / "again")
+    together = _decisions(tmp_path / "both")
+    assert [d for d in together if d["target"] == "A"] == _decisions(tmp_path / "a")
+    assert [d for d in together if d["target"] == "B"] == _decisions(tmp_path / "b")
+    # union of attributes scored once: 2 attributes, not 2 + 1
+    assert first.calls_saved_by_sharing == 2 * 2 * 1
+
+
+def test_corrupted_and_locked_cache(tmp_path: Path):
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(CacheError, match="corrupted or not a cache"):
+        JudgementCache(bad)
+    locked = tmp_path / "locked.sqlite"
+    JudgementCache(locked).close()
+    holder = sqlite3.connect(locked)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        from pluralign.judges.base import JudgeResult
+
+        with pytest.raises(CacheError, match="locked"):
+            cache = JudgementCache(locked, timeout=0.3)
+            cache.put("k", "b", "m", "x", JudgeResult(outputs=[{}], raw=["{}"]))
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+def test_cache_cli_on_corrupted_file(tmp_path: Path, cli):
+    bad = tmp_path / "c.sqlite"
+    bad.write_text("garbage" * 50)
+    res = cli("cache", "stats", "--cache", str(bad))
+    assert res.returncode == 2 and "corrupted" in res.stderr and "Traceback" not in res.stderr
+    res = cli("cache", "clear", "--cache", str(bad))
+    assert res.returncode == 0 and not bad.exists()
+
+
+def test_killed_run_resumes_to_the_same_results(helpsteer2_dir: Path, tmp_path: Path, cli):
+    args = [
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "spm-zeroshot",
+        "--model",
+        "smollm2-135m",
+        "--samples",
+        "1",
+        "--temperature",
+        "0",
+        "--limit",
+        "5",
+        "--target",
+        "high",
+        "--n-ctx",
+        "4096",
+    ]
+    reference = cli(*args, "--out", str(tmp_path / "ref"), "--cache", str(tmp_path / "ref.sqlite"))
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "killed"
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pluralign", *args, "--out", str(out), "--cache", str(tmp_path / "k.sqlite")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    judgements = out / "judgements.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if judgements.exists() and len(judgements.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = len(judgements.read_text().splitlines())
+    assert 2 <= kept < 5, "the run should have been killed mid-way"
+    resumed = cli(*args, "--out", str(out), "--cache", str(tmp_path / "k.sqlite"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{kept} resumed" in resumed.stdout
+    items = [json.loads(x)["item"] for x in judgements.read_text().splitlines()]
+    assert sorted(items) == [0, 1, 2, 3, 4]  # nothing lost, nothing duplicated
+    assert _decisions(out) == _decisions(tmp_path / "ref")
+
+
+def test_ctrl_c_exits_cleanly_with_summary(helpsteer2_dir: Path, tmp_path: Path):
+    args = [
+        sys.executable,
+        "-m",
+        "pluralign",
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "spm-zeroshot",
+        "--model",
+        "smollm2-135m",
+        "--samples",
+        "1",
+        "--limit",
+        "6",
+        "--no-cache",
+        "--n-ctx",
+        "4096",
+        "--out",
+        str(tmp_path / "run"),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    judgements = tmp_path / "run" / "judgements.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and not (judgements.exists() and judgements.read_text().strip()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130
+    assert "interrupted:" in err and "run the same command to continue" in err and "Traceback" not in err
+
+
+def test_report_writes_markdown_and_plots(helpsteer2_dir: Path, targets_dir: Path, tmp_path: Path, cli):
+    for method in ("oracle", "random"):
+        res = cli(
+            "eval",
+            "--benchmark",
+            str(helpsteer2_dir),
+            "--method",
+            method,
+            "--limit",
+            "60",
+            "--target",
+            "high",
+            "--target",
+            str(targets_dir / "sampled_helpsteer2"),
+            "--out",
+            str(tmp_path / method),
+        )
+        assert res.returncode == 0, res.stderr
+    res = cli("report", str(tmp_path / "oracle"), str(tmp_path / "random"), "--out", str(tmp_path / "rep"))
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert "oracle" in text and "random" in text and "| 1 | 2 | 3 | 4 | 5 | 6 |" in text
+    for png in ("accuracy.png", "accuracy_by_k.png", "calibration.png", "radar.png"):
+        data = (tmp_path / "rep" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_expected_scores_from_token_logprobs():
+    import math
+
+    tokens = ['{"A": {"reasoning": "ok", "score": ', "7", "5", '}, "B": {"reasoning": "no", "score": ', "2", "5", "}}"]
+    lp = [{} for _ in tokens]
+    lp[1] = {"7": math.log(0.6), "5": math.log(0.2), "x": math.log(0.2)}
+    lp[4] = {"2": math.log(0.5), "0": math.log(0.5)}
+    scores = expected_scores(tokens, lp, 2, [0, 25, 50, 75, 100])
+    assert scores == pytest.approx([(0.6 * 75 + 0.2 * 50) / 0.8, 12.5])
+    # a token shared by two allowed values (1 -> 17 and 100) splits its mass
+    shared = expected_scores(['{"A": {"score": ', "1", "7", "}}"], [{}, {"1": 0.0}, {}, {}], 1, [0, 17, 100])
+    assert shared == pytest.approx([58.5])
+    assert expected_scores(["{}"], [{}], 1, [0, 100]) is None
+
+
+def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
+    bench = load_benchmark(helpsteer2_dir)
+    method = _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs")
+    try:
+        from pluralign.attributes import DEFAULT_REGISTRY
+
+        judgement = method.judge(bench.eval[3], DEFAULT_REGISTRY.require(["verbosity"]), seed=1)
+    finally:
+        method.close()
+    sample = judgement.samples["verbosity"][0]
+    assert sample.get("expected") is True and len(judgement.samples["verbosity"]) == 1
+    assert judgement.stats.calls == 1
+    assert all(0.0 <= p["verbosity"] <= 1.0 for p in judgement.predictions)
