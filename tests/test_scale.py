@@ -56,6 +56,7 @@ def test_second_run_makes_no_calls_and_targets_are_independent(helpsteer2_dir: P
     together = _decisions(tmp_path / "both")
     assert [d for d in together if d["target"] == "A"] == _decisions(tmp_path / "a")
     assert [d for d in together if d["target"] == "B"] == _decisions(tmp_path / "b")
+    assert only_a.stats.calls == 0 and only_b.stats.calls == 0  # separate runs are answered by the cache
     # union of attributes scored once: 2 attributes, not 2 + 1
     assert first.calls_saved_by_sharing == 2 * 2 * 1
 

@@ -40,7 +40,7 @@ class ServerConfig:
     max_text_chars: int = 20_000
     runs_dir: Path | None = None
     profiles_dir: Path | None = None
-    registry: AttributeRegistry = DEFAULT_REGISTRY
+    registry: AttributeRegistry = field(default_factory=lambda: DEFAULT_REGISTRY)
     preloaded: Method | None = None
 
 

@@ -1,0 +1,184 @@
+"""The real server (`pluralign serve`) on 127.0.0.1 with SmolLM2, called over HTTP."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import free_port
+
+SERVE = ["--model", "smollm2-135m", "--method", "spm-zeroshot", "--samples", "1", "--max-tokens", "600",
+         "--n-ctx", "4096", "--no-cache"]
+
+
+def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pluralign", "serve", "--port", str(port), *args],
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+        try:
+            httpx.get(f"{url}/openapi.json", timeout=2)
+            return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, helpsteer2_dir):
+    runs = tmp_path_factory.mktemp("runs")
+    profiles = tmp_path_factory.mktemp("profiles")
+    (profiles / "caring.json").write_text(json.dumps({"care": 1.0, "authority": 0.17}))
+    from conftest import run_cli
+
+    res = run_cli("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--limit", "12",
+                  "--out", str(runs / "oracle-demo"))
+    assert res.returncode == 0, res.stderr
+    proc, url = start_server(*SERVE, "--runs", str(runs), "--profiles", str(profiles))
+    yield url
+    stop(proc)
+
+
+BODY = {"question": "Is it fine to skip queues when in a hurry?",
+        "responses": ["No, wait your turn like everyone else.", "Yes, your time matters more."],
+        "target": {"fairness": 1.0}}
+
+
+def test_choose_score_attributes_health(server):
+    res = httpx.post(f"{server}/v1/choose", json=BODY, timeout=300)
+    assert res.status_code == 200, res.text
+    data = res.json()
+    assert data["selected_index"] in (0, 1) and data["reasoning"] and len(data["predictions"]) == 2
+    assert data["target"] == {"fairness": 1.0} and data["method"] == "spm-zeroshot"
+    res = httpx.post(f"{server}/v1/score", json={"question": BODY["question"], "responses": BODY["responses"],
+                                                 "attributes": ["fairness", "care"]}, timeout=300)
+    assert res.status_code == 200, res.text
+    assert set(res.json()["predictions"][0]) == {"fairness", "care"}
+    attrs = httpx.get(f"{server}/v1/attributes").json()
+    assert len(attrs) == 11 and {"name", "description", "levels"} <= attrs[0].keys()
+    health = httpx.get(f"{server}/healthz").json()
+    assert health["status"] == "ok" and health["config"]["model"] == "smollm2-135m"
+    assert "/v1/choose" in httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert httpx.get(f"{server}/v1/profiles").json() == [{"name": "caring", "values": {"care": 1.0, "authority": 0.17}}]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "message"),
+    [
+        ({"target": {"kindness": 1.0}}, 422, "unknown attribute 'kindness'"),
+        ({"target": {"care": 1.5}}, 422, "outside [0, 1]"),
+        ({"responses": ["only one"]}, 422, "at least 2 responses"),
+        ({"responses": [f"r{i}" for i in range(11)]}, 422, "exceed the limit of 10"),
+        ({"question": "x" * 20_001}, 422, "exceeds the limit of 20000"),
+        ({"responses": ["y" * 600_000, "z" * 600_000]}, 413, "exceeds the limit of 1000000 bytes"),
+    ],
+)
+def test_invalid_requests(server, change, status, message):
+    res = httpx.post(f"{server}/v1/choose", json={**BODY, **change}, timeout=60)
+    assert res.status_code == status, res.text
+    assert message in res.json()["detail"]
+
+
+def test_malformed_json_body(server):
+    res = httpx.post(f"{server}/v1/choose", content=b"{not json", headers={"content-type": "application/json"})
+    assert res.status_code == 422
+
+
+def test_twenty_concurrent_requests(server):
+    def one(i: int) -> httpx.Response:
+        body = {**BODY, "question": f"Request {i}: is it fine to skip queues?"}
+        return httpx.post(f"{server}/v1/choose", json=body, timeout=600)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(one, range(20)))
+    assert [r.status_code for r in answers] == [200] * 20
+    assert all(r.json()["selected_index"] in (0, 1) for r in answers)
+    assert httpx.get(f"{server}/healthz").status_code == 200  # the model survived
+
+
+def test_run_browser_api(server):
+    runs = httpx.get(f"{server}/v1/runs").json()
+    assert runs[0]["name"] == "oracle-demo" and runs[0]["n_items"] == 12
+    page = httpx.get(f"{server}/v1/runs/oracle-demo", params={"offset": 5, "limit": 5}).json()
+    assert page["total"] == 12 and [it["item"] for it in page["items"]] == [5, 6, 7, 8, 9]
+    assert page["items"][0]["probe"]["responses"] and page["items"][0]["decisions"][0]["target"] == "high"
+    assert httpx.get(f"{server}/v1/runs/..%2F..%2Fetc").status_code == 404
+
+
+def test_api_key_required_when_set():
+    proc, url = start_server(*SERVE, "--api-key-env", "PLURALIGN_TEST_KEY", env={"PLURALIGN_TEST_KEY": "s3cret"})
+    try:
+        res = httpx.post(f"{url}/v1/choose", json=BODY, timeout=60)
+        assert res.status_code == 401 and "API key" in res.json()["detail"]
+        assert httpx.get(f"{url}/healthz", headers={"x-api-key": "wrong"}).status_code == 401
+        assert httpx.get(f"{url}/healthz", headers={"x-api-key": "s3cret"}).status_code == 200
+        ok = httpx.get(f"{url}/v1/attributes", headers={"authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert httpx.get(f"{url}/").status_code == 200  # the page itself holds no data
+    finally:
+        stop(proc)
+
+
+def test_binds_loopback_by_default(cli):
+    res = cli("serve", "--help")
+    assert "127.0.0.1" in res.stdout
+
+
+def test_serve_without_key_env_value_fails_cleanly(cli):
+    res = cli("serve", "--api-key-env", "PLURALIGN_SURELY_UNSET", "--method", "random")
+    assert res.returncode == 2 and "not set" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed")
+def test_page_in_headless_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    shot = Path(os.environ.get("PLURALIGN_SCREENSHOT", tmp_path / "page.png"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(server)
+        page.wait_for_selector("#val-care")
+        page.select_option("#profiles", label="caring")
+        assert page.is_checked("#use-care") and page.is_checked("#use-authority")
+        page.click("#choose")
+        page.wait_for_selector("#chosen", timeout=300_000)
+        assert "Response" in page.inner_text("#chosen") and page.inner_text("#why").strip()
+        drawn = page.evaluate(
+            "() => { const c = document.getElementById('radar'); const d = c.getContext('2d')"
+            ".getImageData(0, 0, c.width, c.height).data; let n = 0; for (let i = 3; i < d.length; i += 4)"
+            " if (d[i] > 0) n++; return n; }"
+        )
+        assert drawn > 2000  # the radar chart has been drawn
+        page.screenshot(path=str(shot), full_page=True)
+        page.click("#tab-runs")
+        page.wait_for_selector(".item")
+        assert "Item 0" in page.inner_text("#run-items")
+        page.click("#next")
+        page.wait_for_function("document.getElementById('page-info').textContent.startsWith('items 6')")
+        browser.close()
+    assert shot.stat().st_size > 20_000
