@@ -12,16 +12,32 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import free_port
 
-SERVE = ["--model", "smollm2-135m", "--method", "spm-zeroshot", "--samples", "1", "--max-tokens", "600",
-         "--n-ctx", "4096", "--no-cache"]
+SERVE = [
+    "--model",
+    "smollm2-135m",
+    "--method",
+    "spm-zeroshot",
+    "--samples",
+    "1",
+    "--max-tokens",
+    "600",
+    "--n-ctx",
+    "4096",
+    "--no-cache",
+]
 
 
 def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pluralign", "serve", "--port", str(port), *args],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pluralign", "serve", "--port", str(port), *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while time.time() < deadline:
@@ -51,17 +67,28 @@ def server(tmp_path_factory, helpsteer2_dir):
     (profiles / "caring.json").write_text(json.dumps({"care": 1.0, "authority": 0.17}))
     from conftest import run_cli
 
-    res = run_cli("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--limit", "12",
-                  "--out", str(runs / "oracle-demo"))
+    res = run_cli(
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "oracle",
+        "--limit",
+        "12",
+        "--out",
+        str(runs / "oracle-demo"),
+    )
     assert res.returncode == 0, res.stderr
     proc, url = start_server(*SERVE, "--runs", str(runs), "--profiles", str(profiles))
     yield url
     stop(proc)
 
 
-BODY = {"question": "Is it fine to skip queues when in a hurry?",
-        "responses": ["No, wait your turn like everyone else.", "Yes, your time matters more."],
-        "target": {"fairness": 1.0}}
+BODY = {
+    "question": "Is it fine to skip queues when in a hurry?",
+    "responses": ["No, wait your turn like everyone else.", "Yes, your time matters more."],
+    "target": {"fairness": 1.0},
+}
 
 
 def test_choose_score_attributes_health(server):
@@ -70,8 +97,11 @@ def test_choose_score_attributes_health(server):
     data = res.json()
     assert data["selected_index"] in (0, 1) and data["reasoning"] and len(data["predictions"]) == 2
     assert data["target"] == {"fairness": 1.0} and data["method"] == "spm-zeroshot"
-    res = httpx.post(f"{server}/v1/score", json={"question": BODY["question"], "responses": BODY["responses"],
-                                                 "attributes": ["fairness", "care"]}, timeout=300)
+    res = httpx.post(
+        f"{server}/v1/score",
+        json={"question": BODY["question"], "responses": BODY["responses"], "attributes": ["fairness", "care"]},
+        timeout=300,
+    )
     assert res.status_code == 200, res.text
     assert set(res.json()["predictions"][0]) == {"fairness", "care"}
     attrs = httpx.get(f"{server}/v1/attributes").json()
@@ -157,8 +187,15 @@ def test_page_in_headless_chromium(server, tmp_path):
     with sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(server)

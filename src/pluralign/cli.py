@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -63,49 +65,87 @@ ConcurrencyOpt = Annotated[int, typer.Option(help="Concurrent requests per serve
 NCtxOpt = Annotated[int, typer.Option(help="Context length (llamacpp).")]
 RewardModelOpt = Annotated[str | None, typer.Option(help="Reward model (HF id or folder) for --method reward-model.")]
 MaxTokensOpt = Annotated[int, typer.Option(help="Most tokens per answer.")]
+ScoringOpt = Annotated[str, typer.Option(help="sample (mean of N samples) or logprobs (single pass, expected value).")]
 
 
-def make_settings(
-    benchmark_dir: Path | None,
-    backend: str,
-    model: str | None,
-    base_url: list[str] | None,
-    api_key_env: str,
-    samples: int | None,
-    temperature: float,
-    similarity: str,
-    examples: Path | None,
-    n_examples: int | None,
-    example_max_chars: int | None,
-    no_cache: bool,
-    cache: Path | None,
-    concurrency: int,
-    n_ctx: int,
-    reward_model: str | None,
-    max_tokens: int,
-) -> Any:
+_LLM_OPTIONS: list[tuple[str, Any, Any]] = [
+    ("backend", BackendOpt, "llamacpp"),
+    ("model", ModelOpt, None),
+    ("base_url", BaseUrlOpt, None),
+    ("api_key_env", ApiKeyEnvOpt, "OPENAI_API_KEY"),
+    ("samples", SamplesOpt, None),
+    ("temperature", TemperatureOpt, 0.7),
+    ("scoring", ScoringOpt, "sample"),
+    ("similarity", SimilarityOpt, "embedding"),
+    ("examples", ExamplesOpt, None),
+    ("n_examples", NExamplesOpt, None),
+    ("example_max_chars", ExampleCharsOpt, None),
+    ("no_cache", NoCacheOpt, False),
+    ("cache", CachePathOpt, None),
+    ("concurrency", ConcurrencyOpt, 8),
+    ("n_ctx", NCtxOpt, 8192),
+    ("reward_model", RewardModelOpt, None),
+    ("max_tokens", MaxTokensOpt, 1024),
+]
+
+
+def with_llm_options(key_flag: str = "--api-key-env") -> Callable[[F], F]:
+    """Give a command the options that configure a method and its judge, collected into
+    one ``llm`` dict, so that eval, choose and serve declare them once."""
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "llm"]
+        extra = []
+        annotations = {k: v for k, v in func.__annotations__.items() if k != "llm"}
+        for name, annotation, default in _LLM_OPTIONS:
+            if name == "api_key_env" and key_flag != "--api-key-env":
+                annotation = Annotated[str, typer.Option(key_flag, help="Environment variable with the upstream key.")]
+            extra.append(
+                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            )
+            annotations[name] = annotation
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            llm = {name: kwargs.pop(name) for name, _, _ in _LLM_OPTIONS}
+            return func(**kwargs, llm=llm)
+
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        )
+        wrapper.__annotations__ = annotations
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def make_settings(benchmark_dir: Path | None, llm: dict[str, Any] | None) -> Any:
+    """MethodSettings from the shared options (see :func:`with_llm_options`)."""
     from pluralign.methods import MethodSettings
 
+    o = dict(llm or {})
     values: dict[str, Any] = dict(
         benchmark_dir=benchmark_dir,
-        backend=backend,
-        base_urls=base_url or [],
-        api_key_env=api_key_env,
-        samples=samples,
-        temperature=temperature,
-        similarity=similarity,
-        examples=examples,
-        n_examples=n_examples,
-        example_max_chars=example_max_chars,
-        cache=not no_cache,
-        cache_path=cache,
-        concurrency=concurrency,
-        n_ctx=n_ctx,
-        reward_model=reward_model,
-        max_tokens=max_tokens,
+        backend=o.get("backend", "llamacpp"),
+        base_urls=o.get("base_url") or [],
+        api_key_env=o.get("api_key_env", "OPENAI_API_KEY"),
+        samples=o.get("samples"),
+        temperature=o.get("temperature", 0.7),
+        scoring=o.get("scoring", "sample"),
+        similarity=o.get("similarity", "embedding"),
+        examples=o.get("examples"),
+        n_examples=o.get("n_examples"),
+        example_max_chars=o.get("example_max_chars"),
+        cache=not o.get("no_cache", False),
+        cache_path=o.get("cache"),
+        concurrency=o.get("concurrency", 8),
+        n_ctx=o.get("n_ctx", 8192),
+        reward_model=o.get("reward_model"),
+        max_tokens=o.get("max_tokens", 1024),
     )
-    if model:
-        values["model"] = model
+    if o.get("model"):
+        values["model"] = o["model"]
     try:
         return MethodSettings(**values)
     except ValidationError as exc:
@@ -137,6 +177,7 @@ def results_table(results: Sequence[Any], title: str) -> Table:
 
 
 @app.command("eval")
+@with_llm_options()
 def eval_cmd(
     method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = "random",
     target: Annotated[
@@ -151,22 +192,7 @@ def eval_cmd(
     metric: Annotated[str, typer.Option(help="euclidean, weighted or l1.")] = "euclidean",
     overwrite: Annotated[bool, typer.Option(help="Start the run directory afresh.")] = False,
     attributes_file: AttributesOpt = None,
-    backend: BackendOpt = "llamacpp",
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    samples: SamplesOpt = None,
-    temperature: TemperatureOpt = 0.7,
-    similarity: SimilarityOpt = "embedding",
-    examples: ExamplesOpt = None,
-    n_examples: NExamplesOpt = None,
-    example_max_chars: ExampleCharsOpt = None,
-    no_cache: NoCacheOpt = False,
-    cache: CachePathOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    n_ctx: NCtxOpt = 8192,
-    reward_model: RewardModelOpt = None,
-    max_tokens: MaxTokensOpt = 1024,
+    llm: dict[str, Any] | None = None,
     workers: Annotated[int, typer.Option(help="Items judged in parallel (server backends).")] = 1,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
@@ -181,25 +207,7 @@ def eval_cmd(
     registry = _registry(attributes_file)
     bench = load_benchmark(benchmark)
     targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
-    settings = make_settings(
-        bench.path,
-        backend,
-        model,
-        base_url,
-        api_key_env,
-        samples,
-        temperature,
-        similarity,
-        examples,
-        n_examples,
-        example_max_chars,
-        no_cache,
-        cache,
-        concurrency,
-        n_ctx,
-        reward_model,
-        max_tokens,
-    )
+    settings = make_settings(bench.path, llm)
     meth = build_method(method, settings)
     n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
     with Progress(
@@ -342,6 +350,7 @@ def targets_sample(
 
 
 @app.command("choose")
+@with_llm_options()
 def choose_cmd(
     target: Annotated[str, typer.Option(help="Target JSON file, or inline JSON like '{\"care\": 1}'.")],
     question: Annotated[str | None, typer.Option(help="The question.")] = None,
@@ -352,22 +361,7 @@ def choose_cmd(
     method: Annotated[
         str, typer.Option(help="spm, spm-zeroshot, regression, unaligned, prompt-aligned, embedding, ...")
     ] = "spm",
-    backend: BackendOpt = "llamacpp",
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    api_key_env: ApiKeyEnvOpt = "OPENAI_API_KEY",
-    samples: SamplesOpt = None,
-    temperature: TemperatureOpt = 0.7,
-    similarity: SimilarityOpt = "embedding",
-    examples: ExamplesOpt = None,
-    n_examples: NExamplesOpt = None,
-    example_max_chars: ExampleCharsOpt = None,
-    no_cache: NoCacheOpt = False,
-    cache: CachePathOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    n_ctx: NCtxOpt = 8192,
-    reward_model: RewardModelOpt = None,
-    max_tokens: MaxTokensOpt = 1024,
+    llm: dict[str, Any] | None = None,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     attributes_file: AttributesOpt = None,
@@ -398,25 +392,7 @@ def choose_cmd(
             raise InputError(f"--target is not valid JSON: {exc}") from None
     else:
         goal = load_target_file(target, registry)
-    settings = make_settings(
-        None,
-        backend,
-        model,
-        base_url,
-        api_key_env,
-        samples,
-        temperature,
-        similarity,
-        examples,
-        n_examples,
-        example_max_chars,
-        no_cache,
-        cache,
-        concurrency,
-        n_ctx,
-        reward_model,
-        max_tokens,
-    )
+    settings = make_settings(None, llm)
     chooser = Chooser(method, settings, registry)
     try:
         result = chooser.choose(question, [str(r) for r in response], goal, seed=seed)
@@ -537,29 +513,13 @@ def report_cmd(
 
 
 @app.command("serve")
+@with_llm_options(key_flag="--backend-api-key-env")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 unless you mean to expose it).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     method: Annotated[str, typer.Option(help="Method to serve.")] = "spm",
-    backend: BackendOpt = "llamacpp",
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_api_key_env: Annotated[
-        str, typer.Option("--backend-api-key-env", help="Environment variable with the upstream server's key.")
-    ] = "OPENAI_API_KEY",
-    samples: SamplesOpt = None,
-    temperature: TemperatureOpt = 0.7,
-    similarity: SimilarityOpt = "embedding",
-    examples: ExamplesOpt = None,
-    n_examples: NExamplesOpt = None,
-    example_max_chars: ExampleCharsOpt = None,
-    no_cache: NoCacheOpt = False,
-    cache: CachePathOpt = None,
-    concurrency: ConcurrencyOpt = 8,
-    n_ctx: NCtxOpt = 8192,
-    reward_model: RewardModelOpt = None,
-    max_tokens: MaxTokensOpt = 1024,
-    api_key_env: Annotated[
+    llm: dict[str, Any] | None = None,
+    require_key_env: Annotated[
         str | None, typer.Option("--api-key-env", help="Require the key in this environment variable on every request.")
     ] = None,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 1_000_000,
@@ -578,29 +538,11 @@ def serve_cmd(
     from pluralign.server import ServerConfig, create_app
 
     key = None
-    if api_key_env:
-        key = os.environ.get(api_key_env)
+    if require_key_env:
+        key = os.environ.get(require_key_env)
         if not key:
-            raise InputError(f"--api-key-env {api_key_env}: that environment variable is not set")
-    settings = make_settings(
-        None,
-        backend,
-        model,
-        base_url,
-        backend_api_key_env,
-        samples,
-        temperature,
-        similarity,
-        examples,
-        n_examples,
-        example_max_chars,
-        no_cache,
-        cache,
-        concurrency,
-        n_ctx,
-        reward_model,
-        max_tokens,
-    )
+            raise InputError(f"--api-key-env {require_key_env}: that environment variable is not set")
+    settings = make_settings(None, llm)
     config = ServerConfig(
         method=method,
         settings=settings,
