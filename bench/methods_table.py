@@ -97,6 +97,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=2)
     ap.add_argument("--example-max-chars", type=int, default=300)
     ap.add_argument("--similarity", default="embedding")
+    ap.add_argument("--n-ctx", type=int, default=8192)
+    ap.add_argument("--append", action="store_true", help="add rows to an existing table")
     ap.add_argument("--out", default="bench/results/methods_table")
     ap.add_argument("--runs", default="bench/runs/methods")
     ap.add_argument(
@@ -116,35 +118,42 @@ def main() -> None:
     sliced = pick_items(bench, args.items, args.shortest, attrs)
     rows: list[dict] = []
     out = Path(args.out)
+    if args.append and out.with_suffix(".json").exists():
+        rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    for name in args.methods.split(","):
+    for spec in args.methods.split(","):
+        # a method, or method/scoring/samples, e.g. spm-zeroshot/logprobs/1
+        name, scoring, n = [*spec.split("/"), "sample", str(args.samples)][:3]
         settings = MethodSettings(
             benchmark_dir=bench.path,
             backend=args.backend,
             model=args.model,
             base_urls=args.base_url,
-            samples=args.samples if name in ("spm", "spm-zeroshot", "regression") else None,
+            samples=int(n) if name in ("spm", "spm-zeroshot", "regression") else None,
+            scoring=scoring,  # type: ignore[arg-type]
             example_max_chars=args.example_max_chars,
             similarity=args.similarity,
             cache=False,
+            n_ctx=args.n_ctx,
         )
         method = build_method(name, settings)
+        label = spec.replace("/", " ")
         t0 = time.time()
         try:
             summary = evaluate(
                 sliced,
                 method,
                 targets,
-                Path(args.runs) / name,
+                Path(args.runs) / spec.replace("/", "-"),
                 seed=0,
-                on_progress=lambda d, t, n=name, t0=t0: print(
+                on_progress=lambda d, t, n=label, t0=t0: print(
                     f"{n}: {d}/{t} items ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True
                 ),
             )
         finally:
             method.close()
-        rows.append(row(name, summary, Path(args.runs) / name / "results.json"))
+        rows.append(row(label, summary, Path(args.runs) / spec.replace("/", "-") / "results.json"))
         header = (
             f"{len(sliced.eval)} HelpSteer2 eval items{' (shortest with differing labels)' if args.shortest else ''}, "
             f"{len(targets)} targets over {', '.join(sorted({a for t in targets for a in t.values}))}; "

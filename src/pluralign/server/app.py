@@ -10,7 +10,8 @@ from __future__ import annotations
 import hmac
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -67,11 +68,6 @@ class ScoreResponse(BaseModel):
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    app = FastAPI(
-        title="pluralign",
-        version="0.1.0",
-        description="Choose the response that fits a person's values (steerable pluralistic alignment).",
-    )
     lock = threading.Lock()
     state: dict[str, Any] = {"chooser": None}
 
@@ -81,14 +77,19 @@ def create_app(config: ServerConfig) -> FastAPI:
             state["chooser"] = Chooser(method, registry=config.registry)
         return state["chooser"]  # type: ignore[no-any-return]
 
-    @app.on_event("startup")
-    def _load() -> None:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         chooser()  # load the model once, before the first request
-
-    @app.on_event("shutdown")
-    def _close() -> None:
+        yield
         if state["chooser"] is not None:
             state["chooser"].close()
+
+    app = FastAPI(
+        title="pluralign",
+        version="0.1.0",
+        description="Choose the response that fits a person's values (steerable pluralistic alignment).",
+        lifespan=lifespan,
+    )
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
