@@ -113,7 +113,7 @@ def main() -> None:
     if args.targets == "corners":
         targets = corner_targets(attrs)
     else:
-        shared = Path(args.benchmark).resolve().parent.parent / "targets"
+        shared = Path(args.benchmark).resolve().parent / "targets"
         targets = resolve_target_specs(["high", "low", str(shared / "sampled_helpsteer2")], bench.attributes)
     sliced = pick_items(bench, args.items, args.shortest, attrs)
     rows: list[dict] = []
@@ -168,7 +168,7 @@ def main() -> None:
         print(text, flush=True)
     if args.embedding_full:
         targets52 = resolve_target_specs(
-            ["high", "low", str(Path(args.benchmark).resolve().parent.parent / "targets" / "sampled_helpsteer2")],
+            ["high", "low", str(Path(args.benchmark).resolve().parent / "targets" / "sampled_helpsteer2")],
             bench.attributes,
         )
         for kind in ("ridge", "knn"):

@@ -159,3 +159,11 @@ def test_targets_sample_cli(targets_dir: Path, tmp_path: Path, cli):
     assert res.returncode == 0, res.stderr
     for f in sorted((targets_dir / "sampled_helpsteer2").glob("3attributes_*.json")):
         assert json.loads((tmp_path / f.name).read_text()) == json.loads(f.read_text())
+
+
+def test_usage_errors_are_one_line(cli):
+    res = cli("eval", "--bogus", "1")
+    assert res.returncode == 2 and "No such option: --bogus" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = cli("choose")
+    assert res.returncode == 2 and "Missing option '--target'" in res.stderr

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from pluralign.errors import PluralignError, one_line
 
@@ -65,6 +66,7 @@ ConcurrencyOpt = Annotated[int, typer.Option(help="Concurrent requests per serve
 NCtxOpt = Annotated[int, typer.Option(help="Context length (llamacpp).")]
 RewardModelOpt = Annotated[str | None, typer.Option(help="Reward model (HF id or folder) for --method reward-model.")]
 MaxTokensOpt = Annotated[int, typer.Option(help="Most tokens per answer.")]
+ScorerOpt = Annotated[str, typer.Option(help="embedding method: ridge or knn.")]
 ScoringOpt = Annotated[str, typer.Option(help="sample (mean of N samples) or logprobs (single pass, expected value).")]
 
 
@@ -86,6 +88,7 @@ _LLM_OPTIONS: list[tuple[str, Any, Any]] = [
     ("n_ctx", NCtxOpt, 8192),
     ("reward_model", RewardModelOpt, None),
     ("max_tokens", MaxTokensOpt, 1024),
+    ("scorer", ScorerOpt, "ridge"),
 ]
 
 
@@ -143,6 +146,7 @@ def make_settings(benchmark_dir: Path | None, llm: dict[str, Any] | None) -> Any
         n_ctx=o.get("n_ctx", 8192),
         reward_model=o.get("reward_model"),
         max_tokens=o.get("max_tokens", 1024),
+        scorer=o.get("scorer", "ridge"),
     )
     if o.get("model"):
         values["model"] = o["model"]
@@ -596,10 +600,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except TyperException as exc:  # usage errors: unknown option, missing value, bad choice
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err_console.print(
+            f"[bold red]error:[/] {' '.join(message.split())} (see --help)", highlight=False, soft_wrap=True
+        )
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
