@@ -78,8 +78,11 @@ class LLMMethod(Method):
         self.max_tokens = max_tokens
         self.scale = scale
 
-    def settings(self, seed: int, n: int = 1) -> GenerationSettings:
-        return GenerationSettings(temperature=self.temperature, max_tokens=self.max_tokens, seed=seed, n=n)
+    def settings(self, seed: int, n: int = 1, items: int = 1) -> GenerationSettings:
+        """``items`` reasonings of up to 512 characters must fit, or a rambling judge is cut off
+        mid-string and every re-ask fails the same way."""
+        budget = max(self.max_tokens, items * (prompts.REASONING_MAX + 40) + 32)
+        return GenerationSettings(temperature=self.temperature, max_tokens=budget, seed=seed, n=n)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -143,7 +146,7 @@ class ComparativeRegression(LLMMethod):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
             user = prompts.comparative_user(attribute, probe.prompt, choices, self.scale)
             messages = prompts.conversation(system, [(e.user, e.assistant) for e in examples], user)
-            settings = self.settings(seed + k).model_copy(update=settings_extra)
+            settings = self.settings(seed + k, items=n).model_copy(update=settings_extra)
             requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         return requests, orders
 
