@@ -26,7 +26,7 @@ from pluralign.data import load_benchmark
 from pluralign.judges.base import GenerationSettings, JudgeRequest
 from pluralign.judges.models import fetch
 
-MAX_TOKENS = 200
+MAX_TOKENS = 1200  # room for both reasonings the schema allows, so every answer completes
 
 
 def requests(bench_dir: str, n: int) -> list[JudgeRequest]:
