@@ -53,6 +53,7 @@ def test_second_run_makes_no_calls_and_targets_are_independent(helpsteer2_dir: P
     assert again.stats.calls == 0 and again.stats.cached == 8
     assert json.loads((tmp_path / "again" / "results.json").read_text())["llm_calls"] == 0
     assert _decisions(tmp_path / "both") == _decisions(tmp_path / "again")
+
     def essentials(ds: list[dict]) -> list[tuple]:
         return [(d["item"], d["chosen"], d["correct"], d["skipped"], d["tied"]) for d in ds]
 
