@@ -228,5 +228,5 @@ def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
         method.close()
     sample = judgement.samples["verbosity"][0]
     assert sample.get("expected") is True and len(judgement.samples["verbosity"]) == 1
-    assert judgement.stats.calls == 1
+    assert judgement.stats.requests == 1
     assert all(0.0 <= p["verbosity"] <= 1.0 for p in judgement.predictions)
