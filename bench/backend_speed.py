@@ -154,6 +154,7 @@ def main() -> None:
         return usage["prompt_tokens"], usage["completion_tokens"]
 
     def via_openai(r: JudgeRequest, max_tokens: int) -> tuple[int, int]:
+        r = fresh(r)
         req = r.model_copy(update={"settings": r.settings.model_copy(update={"max_tokens": max_tokens})})
         try:
             res = oa.generate([req])[0]
