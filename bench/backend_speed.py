@@ -142,7 +142,15 @@ def main() -> None:
     client = httpx.Client(timeout=600)
     oa = OpenAIBackend("m", base_urls=[url], response_format="json_object", timeout=600)
 
+    counter = iter(range(10**9))
+
+    def fresh(r: JudgeRequest) -> JudgeRequest:
+        """A unique first line, so the server's prefix cache cannot serve any call."""
+        first = r.messages[0].model_copy(update={"content": f"[call {next(counter)}]\n{r.messages[0].content}"})
+        return r.model_copy(update={"messages": [first, *r.messages[1:]]})
+
     def raw_http(r: JudgeRequest, max_tokens: int) -> tuple[int, int]:
+        r = fresh(r)
         body = {
             "messages": [m.model_dump() for m in r.messages],
             "temperature": 0.0,
