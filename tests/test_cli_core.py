@@ -167,3 +167,21 @@ def test_usage_errors_are_one_line(cli):
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     res = cli("choose")
     assert res.returncode == 2 and "Missing option '--target'" in res.stderr
+
+
+def test_errors_raised_inside_commands_exit_nonzero(helpsteer2_dir: Path, tmp_path: Path, cli):
+    """Typer returns, not raises, an Exit's code without standalone mode: it must still reach the shell."""
+    res = cli("targets", "sample", "--attributes", "2", "--count", "3", "--levels", "1", "--out", str(tmp_path))
+    assert res.returncode == 2 and "--levels must be at least 2" in res.stderr
+    res = cli(
+        "eval",
+        "--benchmark",
+        str(helpsteer2_dir),
+        "--method",
+        "oracle",
+        "--metric",
+        "cosine",
+        "--out",
+        str(tmp_path / "r"),
+    )
+    assert res.returncode == 2 and "unknown metric 'cosine'" in res.stderr

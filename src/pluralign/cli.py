@@ -251,7 +251,11 @@ def eval_cmd(
             from pluralign.evaluate import RunDir
 
             kept = len({k[0] for k in RunDir(out).load_judgements()})
-            err_console.print(f"interrupted: {kept} of {n_items} items kept in {out}; run the same command to continue")
+            err_console.print(
+                f"interrupted: {kept} of {n_items} items kept in {out}; run the same command to continue",
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(130) from None
         finally:
             meth.close()
@@ -586,7 +590,8 @@ def attributes_list(attributes_file: AttributesOpt = None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, turning known errors into one line."""
     try:
-        app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except PluralignError as exc:
         err_console.print(f"[bold red]error:[/] {one_line(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -606,3 +611,5 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"[bold red]error:[/] {' '.join(message.split())} (see --help)", highlight=False, soft_wrap=True
         )
         sys.exit(getattr(exc, "exit_code", 2) or 2)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

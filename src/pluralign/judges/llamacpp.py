@@ -85,6 +85,11 @@ class LlamaCppBackend:
         self.logits_all = logits_all
         self.n_ctx = n_ctx
 
+    @property
+    def llama(self) -> Any:
+        """The loaded ``llama_cpp.Llama``, so a benchmark can time the raw library on the same weights."""
+        return self._llm
+
     def _grammar(self, schema: dict[str, Any]) -> Any:
         from llama_cpp.llama_grammar import LlamaGrammar
 
