@@ -1,20 +1,26 @@
 """Prompt and generation tokens/s through each pluralign backend next to the raw library
 doing the same work, so the overhead of pluralign's layer is visible (goal: under 5%).
 
-  python bench/backend_speed.py [--model smollm2-135m] [--prompts 3]
+  python bench/backend_speed.py [--model smollm2-135m] [--prompts 4] [--rounds 3]
 
-For every prompt, each path runs once with max_tokens=1 (prompt time) and once in full;
-the KV cache is cleared first so no path profits from another's prefix.
+Each path sees every prompt twice in a row. The first call is cold (KV cache cleared, or a
+unique first line for the server) with max_tokens=1: its time is the prompt time. The second
+call repeats the same prompt in full; llama.cpp finds the prompt already in its KV cache, so
+that call's time is the generation time. The raw path and pluralign's path take turns prompt
+by prompt (order swapped every round) so that machine drift hits both alike; each figure is
+the median over rounds of total tokens / total seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +29,15 @@ import httpx
 from pluralign import prompts
 from pluralign.attributes import DEFAULT_REGISTRY
 from pluralign.data import load_benchmark
+from pluralign.errors import PluralignError
 from pluralign.judges.base import GenerationSettings, JudgeRequest
 from pluralign.judges.models import fetch
 
 MAX_TOKENS = 1200  # room for both reasonings the schema allows, so every answer completes
+
+# run(request, max_tokens, cold) -> (prompt_tokens, completion_tokens), or None when the
+# path could not report them (pluralign raises on a 1-token answer, which is not JSON)
+Run = Callable[[JudgeRequest, int, bool], tuple[int, int] | None]
 
 
 def requests(bench_dir: str, n: int) -> list[JudgeRequest]:
@@ -49,46 +60,78 @@ def requests(bench_dir: str, n: int) -> list[JudgeRequest]:
     return out
 
 
-def measure(run: Any, reqs: list[JudgeRequest]) -> dict[str, float]:
-    """run(request, max_tokens) -> (prompt_tokens, completion_tokens); returns tokens/s."""
-    p_tok = p_time = g_tok = g_time = 0.0
-    for r in reqs:
-        t0 = time.perf_counter()
-        pt, _ = run(r, 1)
-        t1 = time.perf_counter()
-        _, ct = run(r, MAX_TOKENS)
-        t2 = time.perf_counter()
-        p_tok += pt
-        p_time += t1 - t0
-        g_tok += max(ct - 1, 0)
-        g_time += max((t2 - t1) - (t1 - t0), 1e-9)
-    return {"prompt_tps": p_tok / p_time, "gen_tps": g_tok / g_time}
+def with_max_tokens(r: JudgeRequest, max_tokens: int) -> JudgeRequest:
+    return r.model_copy(update={"settings": r.settings.model_copy(update={"max_tokens": max_tokens})})
+
+
+def compare(
+    paths: dict[str, Run], reqs: list[JudgeRequest], rounds: int, warm_prefix: bool = True
+) -> dict[str, list[dict[str, float]]]:
+    """Per path and round: prompt and generation tokens/s, from the token counts of each
+    path's full call (the same prompt and, at temperature 0, the same answer on every path)."""
+    names = list(paths)
+    rows: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    for rnd in range(rounds):
+        acc = {n: {"pt": 0.0, "ps": 0.0, "gt": 0.0, "gs": 0.0} for n in names}
+        for r in reqs:
+            for name in names if rnd % 2 == 0 else list(reversed(names)):
+                run = paths[name]
+                t0 = time.perf_counter()
+                run(r, 1, True)
+                t1 = time.perf_counter()
+                full = run(r, MAX_TOKENS, False)
+                t2 = time.perf_counter()
+                if full is None:
+                    raise SystemExit(f"{name} gave no answer for a full-length call")
+                acc[name]["pt"] += full[0]
+                acc[name]["ps"] += t1 - t0
+                acc[name]["gt"] += full[1]
+                acc[name]["gs"] += (t2 - t1) if warm_prefix else max(t2 - t1 - (t1 - t0), 1e-9)
+        for name in names:
+            a = acc[name]
+            rows[name].append(
+                {
+                    "prompt_tps": a["pt"] / a["ps"],
+                    "gen_tps": a["gt"] / a["gs"],
+                    "prompt_tokens": a["pt"],
+                    "gen_tokens": a["gt"],
+                }
+            )
+        print(
+            f"round {rnd + 1}/{rounds}: "
+            + "; ".join(f"{n} {rows[n][-1]['prompt_tps']:.0f} / {rows[n][-1]['gen_tps']:.1f} tok/s" for n in names),
+            flush=True,
+        )
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benchmark", default="../shared/data/helpsteer2")
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--prompts", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--prompts", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: all cores)")
     ap.add_argument("--out", default="bench/results/backend_speed")
     args = ap.parse_args()
+    logging.getLogger("pluralign").setLevel(logging.ERROR)  # the 1-token calls fail to parse by design
     reqs = requests(args.benchmark, args.prompts)
     path = fetch(args.model)
     rows: dict[str, list[dict[str, float]]] = {}
 
-    # llama.cpp in process
+    # llama.cpp in process: the raw library and pluralign's backend share one loaded model
     from llama_cpp.llama_grammar import LlamaGrammar
 
     from pluralign.judges.llamacpp import LlamaCppBackend, schema_to_grammar_text
 
-    backend = LlamaCppBackend(str(path), n_ctx=4096)
-    raw_llm = backend._llm  # the same loaded model for both paths
+    backend = LlamaCppBackend(str(path), n_ctx=4096, n_threads=args.threads)
+    llm = backend.llama
     grammars = {id(r): LlamaGrammar.from_string(schema_to_grammar_text(r.json_schema), verbose=False) for r in reqs}
 
-    def raw_llama(r: JudgeRequest, max_tokens: int) -> tuple[int, int]:
-        raw_llm.reset()
-        out: Any = raw_llm.create_chat_completion(
+    def raw_llama(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int]:
+        if cold:
+            llm.reset()
+        out: Any = llm.create_chat_completion(
             messages=[m.model_dump() for m in r.messages],  # type: ignore[misc]
             grammar=grammars[id(r)],
             temperature=0.0,
@@ -97,39 +140,25 @@ def main() -> None:
         )
         return out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
 
-    def via_backend(r: JudgeRequest, max_tokens: int) -> tuple[int, int]:
-        raw_llm.reset()
-        req = r.model_copy(update={"settings": r.settings.model_copy(update={"max_tokens": max_tokens})})
+    def via_backend(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int] | None:
+        if cold:
+            llm.reset()
         try:
-            res = backend.generate([req])[0]
-            return res.usage.prompt_tokens, res.usage.completion_tokens
-        except Exception:  # max_tokens=1 is never valid JSON: count what was spent
-            return raw_llm.n_tokens, 1
+            res = backend.generate([with_max_tokens(r, max_tokens)])[0]
+        except PluralignError:  # a 1-token answer is never valid JSON
+            return None
+        return res.usage.prompt_tokens, res.usage.completion_tokens
 
-    for _ in range(args.rounds):  # alternate to spread drift evenly
-        rows.setdefault("llama.cpp raw", []).append(measure(raw_llama, reqs))
-        rows.setdefault("pluralign llamacpp", []).append(measure(via_backend, reqs))
+    rows |= compare({"llama.cpp raw": raw_llama, "pluralign llamacpp": via_backend}, reqs, args.rounds)
     backend.close()
 
-    # OpenAI-compatible server (llama-cpp-python's), raw HTTP vs the backend
+    # OpenAI-compatible server (llama-cpp-python's): raw HTTP vs the backend
     port = 8791
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(path),
-            "--port",
-            str(port),
-            "--n_ctx",
-            "4096",
-            "--host",
-            "127.0.0.1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server_cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--port", str(port)]
+    server_cmd += ["--n_ctx", "4096", "--host", "127.0.0.1"]
+    if args.threads:
+        server_cmd += ["--n_threads", str(args.threads)]
+    server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/v1"
     for _ in range(240):
         try:
@@ -141,16 +170,19 @@ def main() -> None:
 
     client = httpx.Client(timeout=600)
     oa = OpenAIBackend("m", base_urls=[url], response_format="json_object", timeout=600)
-
     counter = iter(range(10**9))
+    current: dict[int, JudgeRequest] = {}
 
-    def fresh(r: JudgeRequest) -> JudgeRequest:
-        """A unique first line, so the server's prefix cache cannot serve any call."""
-        first = r.messages[0].model_copy(update={"content": f"[call {next(counter)}]\n{r.messages[0].content}"})
-        return r.model_copy(update={"messages": [first, *r.messages[1:]]})
+    def fresh(r: JudgeRequest, cold: bool) -> JudgeRequest:
+        """A unique first line on each cold call, so the server's cache cannot serve it; the
+        warm call that follows reuses it, so its prompt is already in the KV cache."""
+        if cold or id(r) not in current:
+            first = r.messages[0].model_copy(update={"content": f"[call {next(counter)}]\n{r.messages[0].content}"})
+            current[id(r)] = r.model_copy(update={"messages": [first, *r.messages[1:]]})
+        return current[id(r)]
 
-    def raw_http(r: JudgeRequest, max_tokens: int) -> tuple[int, int]:
-        r = fresh(r)
+    def raw_http(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int]:
+        r = fresh(r, cold)
         body = {
             "messages": [m.model_dump() for m in r.messages],
             "temperature": 0.0,
@@ -161,63 +193,65 @@ def main() -> None:
         usage = client.post(f"{url}/chat/completions", json=body).json()["usage"]
         return usage["prompt_tokens"], usage["completion_tokens"]
 
-    def via_openai(r: JudgeRequest, max_tokens: int) -> tuple[int, int]:
-        r = fresh(r)
-        req = r.model_copy(update={"settings": r.settings.model_copy(update={"max_tokens": max_tokens})})
+    def via_openai(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int] | None:
         try:
-            res = oa.generate([req])[0]
-            return res.usage.prompt_tokens, res.usage.completion_tokens
-        except Exception:
-            return raw_http(r, 1)[0], 1
+            res = oa.generate([with_max_tokens(fresh(r, cold), max_tokens)])[0]
+        except PluralignError:
+            return None
+        return res.usage.prompt_tokens, res.usage.completion_tokens
 
     try:
-        for _ in range(args.rounds):
-            # vary the system prompt per path so the server's prefix cache cannot help either path
-            rows.setdefault("server raw HTTP", []).append(measure(raw_http, reqs))
-            rows.setdefault("pluralign openai", []).append(measure(via_openai, reqs))
+        rows |= compare({"server raw HTTP": raw_http, "pluralign openai": via_openai}, reqs, args.rounds)
     finally:
         server.terminate()
         server.wait()
 
-    # transformers (SmolLM2 dequantised from its GGUF), next to llama.cpp's raw speed
+    # transformers (SmolLM2 dequantised from its GGUF): another engine, no prefix reuse across
+    # calls, so its generation time is the full call minus the prompt-only call
     from pluralign.judges.transformers import TransformersBackend
 
     tf = TransformersBackend(args.model, batch_size=1)
 
-    def via_transformers(r: JudgeRequest, max_tokens: int) -> tuple[int, int]:
-        req = r.model_copy(update={"settings": r.settings.model_copy(update={"max_tokens": max_tokens})})
+    def via_transformers(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int] | None:
         try:
-            res = tf.generate([req])[0]
-            return res.usage.prompt_tokens, res.usage.completion_tokens
-        except Exception:
-            return len(tf._tok(tf.render(r.messages))["input_ids"]), 1
+            res = tf.generate([with_max_tokens(r, max_tokens)])[0]
+        except PluralignError:
+            return None
+        return res.usage.prompt_tokens, res.usage.completion_tokens
 
-    rows.setdefault("pluralign transformers (xgrammar)", []).append(measure(via_transformers, reqs))
+    rows |= compare({"pluralign transformers (xgrammar)": via_transformers}, reqs, args.rounds, warm_prefix=False)
     tf.close()
+    report(args, reqs, rows)
 
-    def avg(name: str, key: str) -> float:
-        return statistics.mean(r[key] for r in rows[name])
 
+def median(rows: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def report(args: argparse.Namespace, reqs: list[JudgeRequest], rows: dict[str, list[dict[str, float]]]) -> None:
+    first = rows["llama.cpp raw"][0]
     lines = [
-        f"model {args.model}, {len(reqs)} HelpSteer2 comparative prompts, {args.rounds} rounds, "
-        f"temperature 0, max {MAX_TOKENS} tokens; 2 CPU cores",
+        f"model {args.model}, {len(reqs)} HelpSteer2 comparative prompts ({first['prompt_tokens']:.0f} prompt and "
+        f"{first['gen_tokens']:.0f} generated tokens per round), {args.rounds} rounds, temperature 0, "
+        f"threads {args.threads or 'all'}; median over rounds",
         "",
-        "| path | prompt tok/s | generation tok/s | overhead vs raw (prompt / generation) |",
+        "| path | prompt tok/s | generation tok/s | pluralign overhead (prompt / generation) |",
         "|---|---|---|---|",
     ]
     for raw, ours in (("llama.cpp raw", "pluralign llamacpp"), ("server raw HTTP", "pluralign openai")):
         for name in (raw, ours):
-            ov = ""
+            overhead = ""
             if name == ours:
-                ov = (
-                    f"{100 * (avg(raw, 'prompt_tps') / avg(ours, 'prompt_tps') - 1):+.1f}% / "
-                    f"{100 * (avg(raw, 'gen_tps') / avg(ours, 'gen_tps') - 1):+.1f}%"
+                overhead = (
+                    f"{100 * (median(rows[raw], 'prompt_tps') / median(rows[ours], 'prompt_tps') - 1):+.1f}% / "
+                    f"{100 * (median(rows[raw], 'gen_tps') / median(rows[ours], 'gen_tps') - 1):+.1f}%"
                 )
-            lines.append(f"| {name} | {avg(name, 'prompt_tps'):.1f} | {avg(name, 'gen_tps'):.1f} | {ov} |")
+            tps = f"{median(rows[name], 'prompt_tps'):.1f} | {median(rows[name], 'gen_tps'):.1f}"
+            lines.append(f"| {name} | {tps} | {overhead} |")
     name = "pluralign transformers (xgrammar)"
     lines.append(
-        f"| {name} | {avg(name, 'prompt_tps'):.1f} | {avg(name, 'gen_tps'):.1f} | (another engine; compare "
-        "with llama.cpp raw) |"
+        f"| {name} | {median(rows[name], 'prompt_tps'):.1f} | {median(rows[name], 'gen_tps'):.1f} | another engine: "
+        "compare with llama.cpp raw |"
     )
     text = "\n".join(lines) + "\n"
     print(text)

@@ -61,22 +61,24 @@ def row(method: str, summary, results_file: Path) -> dict:  # type: ignore[no-un
         "prompt_tokens": saved["prompt_tokens"],
         "completion_tokens": saved["completion_tokens"],
         "wall_s": saved["wall_seconds"],
+        "llm_s": saved.get("llm_seconds"),
     }
 
 
 def table(rows: list[dict]) -> str:
     lines = [
         "| method | accuracy % | 95% CI | scored (item x target) | MSE | LLM calls | prompt tok | completion tok"
-        " | wall s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | LLM s | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ci = f"{r['ci95'][0]:.1f}-{r['ci95'][1]:.1f}" if r["ci95"] else "-"
         acc = f"{r['accuracy']:.1f}" if r["accuracy"] is not None else "-"
         mse = f"{r['mse']:.4f}" if r["mse"] is not None else "-"
+        llm_s = f"{r['llm_s']:.0f}" if r.get("llm_s") is not None else "-"
         lines.append(
             f"| {r['method']} | {acc} | {ci} | {r['n_scored']} | {mse} | {r['llm_calls']} | "
-            f"{r['prompt_tokens']} | {r['completion_tokens']} | {r['wall_s']:.0f} |"
+            f"{r['prompt_tokens']} | {r['completion_tokens']} | {llm_s} | {r['wall_s']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -157,7 +159,8 @@ def main() -> None:
         header = (
             f"{len(sliced.eval)} HelpSteer2 eval items{' (shortest with differing labels)' if args.shortest else ''}, "
             f"{len(targets)} targets over {', '.join(sorted({a for t in targets for a in t.values}))}; "
-            f"backend {args.backend}, model {args.model}, samples {args.samples}, examples clipped to "
+            f"backend {args.backend}, model {args.model}, samples {args.samples} unless the method names its own "
+            "(method scoring samples), examples clipped to "
             f"{args.example_max_chars} chars, similarity {args.similarity}; total {time.time() - started:.0f} s"
         )
         text = f"{header}\n\n{table(rows)}\n"

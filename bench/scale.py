@@ -35,6 +35,7 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=20)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--samples", type=int, default=1)
+    ap.add_argument("--temperature", type=float, default=0.0, help="0 with one sample: SmolLM2 rambles when sampled")
     ap.add_argument("--naive-targets", type=int, default=4)
     ap.add_argument("--work", default="bench/runs/scale")
     ap.add_argument("--out", default="bench/results/scale")
@@ -45,10 +46,17 @@ def main() -> None:
         f.unlink()
     bench = load_benchmark(args.benchmark)
     targets = resolve_target_specs(["high", "low", args.targets], bench.attributes)
-    common = dict(benchmark_dir=bench.path, model=args.model, samples=args.samples, n_ctx=4096, max_tokens=1024)
+    common = dict(
+        benchmark_dir=bench.path,
+        model=args.model,
+        samples=args.samples,
+        n_ctx=4096,
+        max_tokens=1024,
+        temperature=args.temperature,
+    )
     lines = [
         f"{args.items} HelpSteer2 eval items, {len(targets)} targets, spm-zeroshot on {args.model} via "
-        f"llama.cpp, {args.samples} sample(s); 2 CPU cores",
+        f"llama.cpp, {args.samples} sample(s) at temperature {args.temperature}; {os.cpu_count()} CPU cores",
         "",
     ]
 
@@ -109,6 +117,8 @@ def main() -> None:
         args.model,
         "--samples",
         str(args.samples),
+        "--temperature",
+        str(args.temperature),
         "--limit",
         str(args.items),
         "--n-ctx",

@@ -15,6 +15,23 @@ HELPSTEER2 = Path(os.environ.get("PLURALIGN_BENCHMARK", SHARED / "data" / "helps
 TARGETS = SHARED / "data" / "targets"
 
 
+def wait_until_up(proc: subprocess.Popen, url: str, seconds: float) -> None:
+    """Poll a freshly started server until url answers 200; fail fast if the process dies."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            raise RuntimeError(f"the server exited with {proc.returncode}: {err}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
+
+
 @pytest.fixture(scope="session")
 def helpsteer2_dir() -> Path:
     if not (HELPSTEER2 / "eval.json").exists():
@@ -102,18 +119,7 @@ def llama_server(smollm2_path: Path):
         stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"llama_cpp.server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("llama_cpp.server did not start in 120 s")
+    wait_until_up(proc, f"{url}/models", 120)
     yield url
     proc.terminate()
     try:

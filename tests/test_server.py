@@ -7,13 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import free_port
+from conftest import free_port, wait_until_up
 
 SERVE = [
     "--model",
@@ -39,17 +38,8 @@ def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subproc
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-        try:
-            httpx.get(f"{url}/openapi.json", timeout=2)
-            return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    wait_until_up(proc, f"{url}/openapi.json", 180)
+    return proc, url
 
 
 def stop(proc: subprocess.Popen) -> None:

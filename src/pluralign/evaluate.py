@@ -294,6 +294,7 @@ def evaluate(
         "llm_calls_saved_by_sharing": saved,
         "prompt_tokens": all_stats.prompt_tokens,
         "completion_tokens": all_stats.completion_tokens,
+        "llm_seconds": round(all_stats.llm_seconds, 3),  # resumed items included, unlike wall_seconds
         "wall_seconds": round(seconds, 3),
     }
     run.write_outputs(probes, targets, decisions, results, extra)
@@ -325,12 +326,12 @@ def rescore(run_dir: str | Path, metric: Metric | str | None = None) -> list[Tar
     metric = metric or saved.get("metric", "euclidean")
     from pluralign.targets import target_from_data
 
-    targets = [target_from_data(v, name) for name, v in saved.get("target_values", {}).items()]
-    grouped: dict[str, list[Decision]] = {t.name: [] for t in targets}
+    targets = {name: target_from_data(v, name) for name, v in saved.get("target_values", {}).items()}
+    grouped: dict[str, list[Decision]] = {name: [] for name in targets}
     for record in read_jsonl(decisions_file):
         decision = Decision.model_validate(record)
-        if decision.target in grouped:
-            target = next(t for t in targets if t.name == decision.target)
+        target = targets.get(decision.target)
+        if target is not None:
             # Recompute correctness from the stored labels rather than trusting the file.
             fresh = judge_item(
                 decision.item,
@@ -342,7 +343,7 @@ def rescore(run_dir: str | Path, metric: Metric | str | None = None) -> list[Tar
                 tied=decision.tied,
             )
             grouped[decision.target].append(fresh)
-    return [summarize(grouped[t.name], t, metric) for t in targets]
+    return [summarize(grouped[name], t, metric) for name, t in targets.items()]
 
 
 def _read_input_output(path: Path) -> list[Any]:
