@@ -42,6 +42,29 @@ def test_deterministic_at_temperature_zero(llamacpp_backend):
     assert a.raw == b.raw
 
 
+def test_digit_logprobs_match_llama_cpp_logits_all(llamacpp_backend, smollm2_path):
+    """The cheap path (re-decode only where digits are) gives llama-cpp-python's own numbers."""
+    request = _request(2, temperature=0.0, seed=3)
+    request = request.model_copy(update={"settings": request.settings.model_copy(update={"top_logprobs": 5})})
+    cheap = llamacpp_backend.generate([request])[0]
+    full_backend = LlamaCppBackend(str(smollm2_path), n_ctx=4096, logits_all=True)
+    try:
+        full = full_backend.generate([request])[0]
+    finally:
+        full_backend.close()
+    assert cheap.raw == full.raw and cheap.tokens and full.tokens and cheap.logprobs and full.logprobs
+    assert "".join(cheap.tokens[0]) == "".join(full.tokens[0]) == cheap.raw[0]
+    digit_positions = [k for k, tok in enumerate(cheap.tokens[0]) if any(c.isdigit() for c in tok)]
+    assert len(digit_positions) >= 2  # both scores
+    for k in digit_positions:
+        ours, theirs = cheap.logprobs[0][k], full.logprobs[0][k]
+        assert len(ours) >= 4
+        best = max(theirs, key=theirs.__getitem__)
+        assert max(ours, key=ours.__getitem__) == best
+        assert abs(ours[best] - theirs[best]) < 0.05
+    assert all(not cheap.logprobs[0][k] for k in range(len(cheap.tokens[0])) if k not in digit_positions)
+
+
 def test_grammar_excludes_control_characters():
     text = schema_to_grammar_text(prompts.comparative_schema(["A", "B"]))
     char_rule = next(line for line in text.splitlines() if line.startswith("char ::="))

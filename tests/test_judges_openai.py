@@ -53,6 +53,7 @@ class Script:
     def __init__(self, steps: list[tuple]) -> None:
         self.steps = steps
         self.hits = 0
+        self.bodies: list[dict] = []
         self.lock = threading.Lock()
 
     def next(self) -> tuple:
@@ -83,7 +84,7 @@ def scripted():
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("content-length", 0)))
+                script.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
                 kind, *rest = script.next()
                 if kind == "hang":
                     time.sleep(rest[0])
@@ -137,6 +138,17 @@ def test_invalid_json_is_reasked(scripted):
     url, script = scripted([("ok", '{"A": {"reasoning": "x", '), ("ok", VALID)])
     result = _backend([url]).generate([_request()])[0]
     assert result.attempts == 2 and result.usage.completion_tokens == 14 and script.hits == 2
+
+
+def test_greedy_request_is_reasked_with_sampling(scripted):
+    """At temperature 0 a re-ask would get the same broken answer back; it samples instead."""
+    url, script = scripted([("ok", '{"A": {"reasoning": "x", '), ("ok", VALID)])
+    greedy = _request().model_copy(update={"settings": GenerationSettings(temperature=0.0, seed=5, max_tokens=99)})
+    result = _backend([url]).generate([greedy])[0]
+    assert result.attempts == 2 and result.data["A"]["score"] == 70
+    first, second = script.bodies
+    assert first["temperature"] == 0.0 and second["temperature"] == 0.7
+    assert first["seed"] != second["seed"] and first["max_tokens"] == second["max_tokens"] == 99
 
 
 def test_never_valid_json_says_how_many_tries(scripted):

@@ -6,7 +6,6 @@ their own from a JSON or YAML file, either a list of objects or a name -> object
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pluralign.errors import InputError, UnknownAttributeError
+from pluralign.files import read_json, read_text
 
 
 class Attribute(BaseModel):
@@ -161,22 +161,15 @@ def _parse_mapping_or_list(raw: Any, source: str) -> list[Attribute]:
 def load_attribute_file(path: str | Path) -> list[Attribute]:
     """Read user attributes from JSON or YAML."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read attribute file {path}: {exc.strerror}") from None
     if path.suffix.lower() in {".yaml", ".yml"}:
         import yaml
 
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.safe_load(read_text(path, "attribute file"))
         except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+            raise InputError(f"attribute file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     else:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: not valid JSON: {exc}") from None
+        raw = read_json(path, "attribute file")
     return _parse_mapping_or_list(raw, str(path))
 
 

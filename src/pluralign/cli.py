@@ -18,6 +18,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from pluralign.errors import PluralignError, one_line
+from pluralign.files import read_json
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Steerable pluralistic alignment.")
 data_app = typer.Typer(no_args_is_help=True, help="Build benchmarks.")
@@ -381,10 +382,7 @@ def choose_cmd(
 
     registry = _registry(attributes_file)
     if input_file is not None:
-        try:
-            raw = json.loads(input_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"cannot read {input_file} as JSON: {exc}") from None
+        raw = read_json(input_file, "input file")
         if not isinstance(raw, dict):
             raise InputError(f"{input_file}: expected an object with question and responses")
         question = question or raw.get("question") or raw.get("prompt")

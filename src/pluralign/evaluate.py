@@ -23,7 +23,7 @@ from typing import Any
 from pluralign.attributes import DEFAULT_REGISTRY, Attribute, AttributeRegistry
 from pluralign.data.benchmark import Benchmark
 from pluralign.errors import InputError
-from pluralign.files import append_jsonl, read_jsonl, write_json_atomic, write_text_atomic
+from pluralign.files import append_jsonl, read_json, read_jsonl, write_json_atomic, write_text_atomic
 from pluralign.methods.base import CallStats, Judgement, Method
 from pluralign.probes import Probe
 from pluralign.scoring import Decision, TargetResult, judge_item, results_payload, summarize
@@ -347,10 +347,7 @@ def rescore(run_dir: str | Path, metric: Metric | str | None = None) -> list[Tar
 
 
 def _read_input_output(path: Path) -> list[Any]:
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {path} as JSON: {exc}") from None
+    records = read_json(path, "input_output file")
     if not isinstance(records, list) or not records:
         raise InputError(f"{path}: expected a non-empty list of {{input, output}} records")
     return records

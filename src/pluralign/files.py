@@ -8,6 +8,27 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from pluralign.errors import InputError
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A file's text, or an InputError that names it and says why it could not be read."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path} is not UTF-8 text") from None
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Parse a JSON file, or raise an InputError naming the file and the position of the fault."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} {path} is not valid JSON: {exc}") from None
+
 
 def write_text_atomic(path: str | Path, text: str) -> None:
     path = Path(path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import InputError
+from pluralign.files import read_json
 
 
 class AlignmentTarget(BaseModel):
@@ -90,15 +90,7 @@ def target_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_
 
 def load_target_file(path: str | Path, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read target file {path}: {exc.strerror}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"target file {path} is not valid JSON: {exc}") from None
-    return target_from_data(raw, path.stem, registry)
+    return target_from_data(read_json(path, "target file"), path.stem, registry)
 
 
 def resolve_target_specs(

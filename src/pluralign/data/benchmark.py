@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from pluralign.errors import InputError
-from pluralign.files import write_json_atomic
+from pluralign.files import read_json, write_json_atomic
 from pluralign.probes import Probe
 
 BENCHMARK_ENV = "PLURALIGN_BENCHMARK"
@@ -41,14 +40,7 @@ class Benchmark:
 def load_probes(path: str | Path) -> list[Probe]:
     """Read a JSON list of probes, naming the item and the problem on failure."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    raw = read_json(path, "benchmark file")
     if not isinstance(raw, list):
         raise InputError(f"{path}: expected a JSON list of items")
     probes = []

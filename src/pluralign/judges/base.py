@@ -118,12 +118,17 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+RETRY_TEMPERATURE = 0.7
+
+
 class AnswerCollector:
     """Bookkeeping for drawing ``n`` schema-valid answers with re-asks.
 
-    Backends loop ``for seed in collector.seeds(): collector.offer(<answer for seed>)``,
-    synchronously or with ``await``; every attempt's raw text is logged, and running out
-    of attempts raises an error that says how many tries were made.
+    Backends loop ``for seed in collector.seeds(): collector.offer(<answer to
+    collector.current with seed>)``, synchronously or with ``await``; every attempt's raw
+    text is logged, and running out of attempts raises an error that says how many tries
+    were made. A re-ask at temperature 0 would repeat the failed answer word for word, so
+    re-asks of a greedy request sample at ``RETRY_TEMPERATURE`` (seeded, so reproducible).
     """
 
     def __init__(self, request: JudgeRequest, backend_name: str) -> None:
@@ -138,6 +143,16 @@ class AnswerCollector:
         self.attempts = 0
         self._accepted = False
         self._last_error = ""
+        self._retrying = False
+        self._retry_request = request
+        if request.settings.temperature == 0:
+            settings = request.settings.model_copy(update={"temperature": RETRY_TEMPERATURE})
+            self._retry_request = request.model_copy(update={"settings": settings})
+
+    @property
+    def current(self) -> JudgeRequest:
+        """The request to send for the attempt that ``seeds`` has just yielded."""
+        return self._retry_request if self._retrying else self.request
 
     def seeds(self) -> Iterator[int]:
         settings = self.request.settings
@@ -145,6 +160,7 @@ class AnswerCollector:
             self._accepted = False
             for attempt in range(settings.max_attempts):
                 self.attempts += 1
+                self._retrying = attempt > 0
                 yield settings.seed + k + 1000 * attempt
                 if self._accepted:
                     break
@@ -191,7 +207,7 @@ def generate_valid(
     """Synchronous driver of :class:`AnswerCollector`."""
     collector = AnswerCollector(request, backend_name)
     for seed in collector.seeds():
-        collector.offer(complete(request, seed))
+        collector.offer(complete(collector.current, seed))
     return collector.result()
 
 

@@ -4,11 +4,18 @@ Prefix reuse: llama.cpp keeps the KV cache of the previous prompt and only evalu
 tokens after the longest common prefix, so calls that share a system prompt and examples
 are cheap when they run back to back (the methods order them so). A RAM state cache adds
 reuse across a few recent prefixes.
+
+Log-probabilities: llama-cpp-python's own path needs ``logits_all`` (logits for every
+prompt token) and sorts the whole vocabulary in Python for every generated token, which
+made single-pass scoring slower than five samples. Instead the answer is generated as usual
+and the distribution is recomputed afterwards only where the answer has digits (where
+scores are): one single-token decode per such position, on the KV cache already there.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -105,6 +112,34 @@ class LlamaCppBackend:
         text = json.dumps(self._messages(request.messages))
         return len(self._llm.tokenize(text.encode()))
 
+    def _digit_logprobs(self, n_prompt: int, top: int) -> tuple[list[str], list[dict[str, float]]]:
+        """The answer just generated, token by token, with the ``top`` most likely next tokens
+        (log-probabilities, before the grammar) at every position whose token has a digit."""
+        import llama_cpp
+        import numpy as np
+
+        llm = self._llm
+        ids = [int(t) for t in llm.input_ids[: llm.n_tokens]]
+        pieces = [llm.detokenize([t]).decode("utf-8", errors="replace") for t in ids[n_prompt:]]
+        logprobs: list[dict[str, float]] = [{} for _ in pieces]
+        wanted = [k for k, piece in enumerate(pieces) if any(ch.isdigit() for ch in piece)]
+        # last first: each decode drops the KV cache after its position, which later
+        # (earlier-positioned) decodes do not need
+        for k in reversed(wanted):
+            position = n_prompt + k  # the distribution of this token given everything before it
+            llm.n_tokens = position - 1
+            llm.eval([ids[position - 1]])
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+            shifted = logits - logits.max()
+            log_probs = shifted - math.log(float(np.exp(shifted).sum()))
+            best = np.argpartition(-log_probs, top)[:top]
+            for t in best:
+                text = llm.detokenize([int(t)]).decode("utf-8", errors="replace")
+                lp = float(log_probs[t])
+                previous = logprobs[k].get(text)
+                logprobs[k][text] = lp if previous is None else float(np.logaddexp(previous, lp))
+        return pieces, logprobs
+
     def _complete(self, request: JudgeRequest, seed: int) -> RawAnswer:
         settings = request.settings
         want_logprobs = settings.top_logprobs > 0 and self.logits_all
@@ -134,6 +169,8 @@ class LlamaCppBackend:
             content = choice["logprobs"]["content"] or []
             tokens = [c["token"] for c in content]
             logprobs = [{t["token"]: t["logprob"] for t in c["top_logprobs"]} for c in content]
+        elif settings.top_logprobs > 0:
+            tokens, logprobs = self._digit_logprobs(usage.prompt_tokens, settings.top_logprobs)
         return RawAnswer(text=choice["message"]["content"] or "", usage=usage, tokens=tokens, logprobs=logprobs)
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:

@@ -172,7 +172,7 @@ class OpenAIBackend:
         async with sem:
             collector = AnswerCollector(request, f"openai:{self.model}")
             for seed in collector.seeds():
-                collector.offer(await self._post(client, request, seed))
+                collector.offer(await self._post(client, collector.current, seed))
             return collector.result()
 
     async def _run(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:

@@ -133,27 +133,28 @@ class TransformersBackend:
             collectors = [AnswerCollector(r, f"transformers:{self.model}") for r in requests]
             iters: list[Iterator[int] | None] = [c.seeds() for c in collectors]
             while True:
-                pending: list[tuple[int, int]] = []
+                pending: list[tuple[JudgeRequest, int, int]] = []
                 for i, it in enumerate(iters):
                     if it is None:
                         continue
                     try:
-                        pending.append((i, next(it)))
+                        seed = next(it)
                     except StopIteration:
                         iters[i] = None
+                        continue
+                    pending.append((collectors[i].current, i, seed))
                 if not pending:
                     break
                 # batch requests that share settings (max tokens, temperature)
                 for start in range(0, len(pending), self.batch_size):
                     chunk = pending[start : start + self.batch_size]
-                    groups: dict[str, list[tuple[int, int]]] = {}
-                    for i, seed in chunk:
-                        groups.setdefault(
-                            requests[i].settings.model_dump_json(include={"max_tokens", "temperature"}), []
-                        ).append((i, seed))
+                    groups: dict[str, list[tuple[JudgeRequest, int, int]]] = {}
+                    for req, i, seed in chunk:
+                        key = req.settings.model_dump_json(include={"max_tokens", "temperature"})
+                        groups.setdefault(key, []).append((req, i, seed))
                     for group in groups.values():
-                        answers = self._batch([(requests[i], seed) for i, seed in group])
-                        for (i, _), answer in zip(group, answers, strict=True):
+                        answers = self._batch([(req, seed) for req, _, seed in group])
+                        for (_, i, _), answer in zip(group, answers, strict=True):
                             collectors[i].offer(answer)
             return [c.result() for c in collectors]
 

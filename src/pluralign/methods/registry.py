@@ -91,7 +91,6 @@ def build_method(name: str, settings: MethodSettings | None = None) -> Method:
     backend: Backend = make_backend(
         settings.backend,
         settings.model,
-        logits_all=settings.scoring == "logprobs" and name in ("spm", "spm-zeroshot"),
         base_urls=settings.base_urls,
         api_key_env=settings.api_key_env,
         concurrency=settings.concurrency,
