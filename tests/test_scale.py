@@ -232,3 +232,15 @@ def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     assert sample.get("expected") is True and len(judgement.samples["verbosity"]) == 1
     assert judgement.stats.requests == 1
     assert all(0.0 <= p["verbosity"] <= 1.0 for p in judgement.predictions)
+
+
+def test_overwrite_leaves_no_stale_records(helpsteer2_dir: Path, tmp_path: Path):
+    bench = load_benchmark(helpsteer2_dir)
+    method = build_method("oracle", MethodSettings(benchmark_dir=bench.path))
+    high = AlignmentTarget(name="high", values={"helpfulness": 1.0})
+    low = AlignmentTarget(name="low", values={"helpfulness": 0.0})
+    evaluate(bench, method, [high, low], tmp_path / "run", limit=3)
+    (tmp_path / "run" / "calls.jsonl").write_text('{"stale": true}\n')
+    evaluate(bench, method, [high], tmp_path / "run", limit=3, overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "run" / "input_output").iterdir()) == ["high.json"]
+    assert "stale" not in (tmp_path / "run" / "calls.jsonl").read_text()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import threading
 import time
 import zlib
@@ -110,9 +111,10 @@ class RunDir:
                     f"{self.path} holds a run with another method, benchmark or seed; "
                     "use another --out or pass --overwrite"
                 )
-        if overwrite:
-            for name in ("judgements.jsonl", "decisions.jsonl", "results.json"):
+        if overwrite:  # everything a run writes, so no stale record outlives it
+            for name in ("judgements.jsonl", "decisions.jsonl", "results.json", "calls.jsonl"):
                 (self.path / name).unlink(missing_ok=True)
+            shutil.rmtree(self.path / "input_output", ignore_errors=True)
         write_json_atomic(run_file, {"identity": identity})
 
     def load_judgements(self) -> dict[tuple[int, str], Judgement]:
