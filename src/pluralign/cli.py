@@ -598,8 +598,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         where = ".".join(str(p) for p in first["loc"])
         err_console.print(f"[bold red]error:[/] {where}: {first['msg']}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")
         sys.exit(130)

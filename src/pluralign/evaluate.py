@@ -321,10 +321,7 @@ def rescore(run_dir: str | Path, metric: Metric | str | None = None) -> list[Tar
     decisions_file = path / "decisions.jsonl"
     if not decisions_file.exists() or not results_file.exists():
         raise InputError(f"{path} has no decisions.jsonl and results.json; is it a finished run?")
-    try:
-        saved = json.loads(results_file.read_text())
-    except json.JSONDecodeError:
-        raise InputError(f"{results_file} is not valid JSON") from None
+    saved = read_json(results_file, "results file")
     metric = metric or saved.get("metric", "euclidean")
     from pluralign.targets import target_from_data
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,14 +10,14 @@ from typing import Any
 import numpy as np
 
 from pluralign.errors import InputError
-from pluralign.files import read_jsonl, write_text_atomic
+from pluralign.files import read_json, read_jsonl, write_text_atomic
 
 
 def _load(run: Path) -> dict[str, Any]:
     results_file = run / "results.json"
     if not results_file.exists():
         raise InputError(f"{run} has no results.json; is it a finished run?")
-    results = json.loads(results_file.read_text())
+    results = read_json(results_file, "results file")
     decisions = read_jsonl(run / "decisions.jsonl")
     method = results.get("method", {})
     label = method.get("method", run.name) if isinstance(method, dict) else str(method)

@@ -28,13 +28,12 @@ def make_backend(
     api_key_env: str = "OPENAI_API_KEY",
     concurrency: int = 8,
     n_ctx: int = 8192,
-    logits_all: bool = False,
 ) -> Backend:
     """Build a backend by name; options that a backend does not use are ignored."""
     if name == "llamacpp":
         from pluralign.judges.llamacpp import LlamaCppBackend
 
-        return LlamaCppBackend(model, n_ctx=n_ctx, logits_all=logits_all)
+        return LlamaCppBackend(model, n_ctx=n_ctx)
     if name == "openai":
         from pluralign.judges.openai import OpenAIBackend
 

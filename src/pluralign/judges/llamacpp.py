@@ -7,7 +7,7 @@ reuse across a few recent prefixes.
 
 Log-probabilities: llama-cpp-python's own path needs ``logits_all`` (logits for every
 prompt token) and sorts the whole vocabulary in Python for every generated token, which
-made single-pass scoring slower than five samples. Instead the answer is generated as usual
+made single-pass scoring slower than five samples. So the answer is generated as usual
 and the distribution is recomputed afterwards only where the answer has digits (where
 scores are): one single-token decode per such position, on the KV cache already there.
 """
@@ -59,7 +59,6 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         cache_bytes: int = 0,
-        logits_all: bool = False,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -73,7 +72,6 @@ class LlamaCppBackend:
             n_ctx=n_ctx,
             n_threads=n_threads or os.cpu_count() or 1,
             n_gpu_layers=n_gpu_layers,
-            logits_all=logits_all,
             verbose=False,
         )
         if ":" in model and not Path(model).exists() and "/" in model.split(":")[0]:
@@ -89,7 +87,6 @@ class LlamaCppBackend:
             self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.logits_all = logits_all
         self.n_ctx = n_ctx
 
     @property
@@ -142,7 +139,6 @@ class LlamaCppBackend:
 
     def _complete(self, request: JudgeRequest, seed: int) -> RawAnswer:
         settings = request.settings
-        want_logprobs = settings.top_logprobs > 0 and self.logits_all
         try:
             out: Any = self._llm.create_chat_completion(
                 messages=self._messages(request.messages),  # type: ignore[arg-type]
@@ -150,8 +146,6 @@ class LlamaCppBackend:
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
                 seed=seed,
-                logprobs=want_logprobs,
-                top_logprobs=settings.top_logprobs if want_logprobs else None,
             )
         except ValueError as exc:
             match = _CONTEXT_RE.search(str(exc))
@@ -165,11 +159,7 @@ class LlamaCppBackend:
         choice = out["choices"][0]
         usage = Usage(prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"])
         tokens = logprobs = None
-        if want_logprobs and choice.get("logprobs"):
-            content = choice["logprobs"]["content"] or []
-            tokens = [c["token"] for c in content]
-            logprobs = [{t["token"]: t["logprob"] for t in c["top_logprobs"]} for c in content]
-        elif settings.top_logprobs > 0:
+        if settings.top_logprobs > 0:
             tokens, logprobs = self._digit_logprobs(usage.prompt_tokens, settings.top_logprobs)
         return RawAnswer(text=choice["message"]["content"] or "", usage=usage, tokens=tokens, logprobs=logprobs)
 
