@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of a fresh machine: a virtual environment with pluralign and every
-# extra, the offline models, and (for the browser test) Debian's Chromium.
+# extra, llama.cpp built safely for this CPU and checked, the offline models, and (for the
+# browser test) Debian's Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${PLURALIGN_VENV:-.venv}"
@@ -12,7 +13,9 @@ PY="$VENV/bin/python"
 # The CPU build of torch lies on local disk; asking for it first keeps pip from pulling a
 # several-GB CUDA build when sentence-transformers or transformers ask for torch.
 "$PY" -m pip install -q "torch==2.13.0"
-# llama-cpp-python compiles from source (about 11 minutes on a new machine, cached after).
+# llama-cpp-python, compiled for this CPU's instruction sets without AMX (see the script;
+# about 5-11 minutes the first time, then cached per CPU flag set in ~/.cache/pluralign).
+PLURALIGN_SKIP_SMOKE=1 bash scripts/install_llama_cpp.sh "$PY"
 "$PY" -m pip install -q -e ".[dev]"
 if [ "${PLURALIGN_SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
@@ -21,3 +24,6 @@ if [ "${PLURALIGN_SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/nul
     fi
 fi
 "$VENV/bin/pluralign" models fetch smollm2-135m >/dev/null
+# Decode one token: says clearly what to do (and falls back to the AVX2 build) if llama.cpp
+# cannot run on this CPU.
+bash scripts/install_llama_cpp.sh "$PY"

@@ -6,7 +6,7 @@ import pytest
 
 from pluralign.attributes import HELPSTEER2, MIC
 from pluralign.data.benchmark import load_benchmark, load_probes
-from pluralign.data.helpsteer2 import pair_rows
+from pluralign.data.helpsteer2 import PairingReport, pair_rows
 from pluralign.data.mic import build_mic, read_mic_csv
 from pluralign.data.split import stratified_split
 from pluralign.errors import InputError
@@ -146,10 +146,40 @@ def test_helpsteer2_pairing_and_normalisation():
         for j in range(2):
             rows.append({"prompt": f"p{i}", "response": f"r{i}{j}", **{a: (i + j) % 5 for a in HELPSTEER2}})
     rows.insert(4, {"prompt": "orphan", "response": "x", **dict.fromkeys(HELPSTEER2, 0)})
-    probes = pair_rows(rows)
-    # the reference's range(0, len-2, 2) drops the last pair; a misaligned pair is skipped
-    assert [p.prompt for p in probes] == ["p0", "p1"]
+    report = PairingReport()
+    probes = pair_rows(rows, report)
+    # rows: p0 p0 p1 p1 orphan p2 p2 p3 p3. The paper's loop pairs (0,1) (2,3) (4,5) (6,7): the
+    # last two join different prompts and p3's pair is never reached. Grouping by prompt keeps
+    # the paper's two good pairs, re-pairs p2 within itself, drops the orphan and p3's pair.
+    assert [p.prompt for p in probes] == ["p0", "p1", "p2"]
     assert probes[1].labels[1]["helpfulness"] == 0.5 and probes[1].responses == ["r10", "r11"]
+    assert probes[2].responses == ["r20", "r21"]
+    assert (report.paper_pairs_kept, report.recovered_pairs) == (2, 1)
+    assert (report.dropped_single_rows, report.dropped_last_pair, report.dropped_extra_rows) == (1, 1, 0)
+    assert "1 prompts with one response" in report.summary()
+
+
+def test_helpsteer2_prompt_with_three_responses_keeps_the_papers_pairs():
+    def row(prompt: str, n: int) -> dict:
+        return {"prompt": prompt, "response": f"{prompt}-{n}", **dict.fromkeys(HELPSTEER2, 2)}
+
+    rows = [
+        row("a", 0),
+        row("a", 1),
+        row("a", 2),
+        row("b", 0),
+        row("b", 1),
+        row("c", 0),
+        row("c", 1),
+        row("z", 0),
+        row("z", 1),
+    ]
+    report = PairingReport()
+    probes = pair_rows(rows, report)
+    # paper: (0,1)=a ok, (2,3)=a+b wrong, (4,5)=b+c wrong, (6,7)=c+z wrong; grouping recovers b and c
+    assert [p.responses for p in probes] == [["a-0", "a-1"], ["b-0", "b-1"], ["c-0", "c-1"]]
+    assert report.dropped_extra_rows == 1 and report.dropped_last_pair == 1
+    assert report.pairs == 3 and report.rows == 9
 
 
 def test_stratified_split_properties():

@@ -15,7 +15,9 @@ def _request(n: int, temperature: float = 0.7, seed: int = 0, samples: int = 1) 
     attr = __import__("pluralign").attributes.DEFAULT_REGISTRY["helpfulness"]
     choices = prompts.lettered([f"Answer number {i}: the result is {i + 3}." for i in range(n)])
     messages = prompts.conversation(
-        prompts.comparative_system(attr), [], prompts.comparative_user(attr, "What is 2 + 2?", choices)
+        prompts.DEFAULT_PROMPTS.comparative_system(attr),
+        [],
+        prompts.DEFAULT_PROMPTS.comparative_user(attr, "What is 2 + 2?", choices),
     )
     return JudgeRequest(
         messages=messages,

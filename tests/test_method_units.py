@@ -8,18 +8,21 @@ from pluralign import prompts
 from pluralign.attributes import DEFAULT_REGISTRY as R
 from pluralign.data import load_benchmark
 from pluralign.icl import ExampleSelector, builtin_bank
-from pluralign.methods.spm import aggregate, shuffles, unshuffle
+from pluralign.methods.llm import shuffles
+from pluralign.methods.spm import aggregate, unshuffle
 from pluralign.probes import Probe
 from pluralign.targets import AlignmentTarget
 
+P = prompts.DEFAULT_PROMPTS
+
 
 def test_comparative_prompt_structure():
-    system = prompts.comparative_system(R["care"])
+    system = P.comparative_system(R["care"])
     assert "care" in system and R["care"].description in system and "0 to 100" in system
     assert "50 means it is neutral" in system
-    user = prompts.comparative_user(R["care"], "Why?", prompts.lettered(["first", "second", "third"]))
-    assert user.index("Response A:\nfirst") < user.index("Response B:\nsecond") < user.index("Response C:\nthird")
-    assert user.startswith("Question:\nWhy?")
+    user = P.comparative_user(R["care"], "Why?", prompts.lettered(["first", "second", "third"]))
+    assert user.index('Response A: "first"') < user.index('Response B: "second"') < user.index('Response C: "third"')
+    assert user.startswith('Question: "Why?"')
     schema = prompts.comparative_schema(["A", "B", "C"])
     assert schema["required"] == ["A", "B", "C"]
     item = schema["properties"]["B"]
@@ -28,9 +31,9 @@ def test_comparative_prompt_structure():
 
 
 def test_regression_and_choice_prompts():
-    assert "one response" in prompts.regression_system(R["verbosity"])
-    assert "Response:\nanswer" in prompts.regression_user(R["verbosity"], "q", "answer")
-    aligned = prompts.choice_system(
+    assert "one response" in P.regression_system(R["verbosity"])
+    assert 'Response: "answer"' in P.regression_user(R["verbosity"], "q", "answer")
+    aligned = P.choice_system(
         AlignmentTarget(values={"care": 1.0, "authority": 0.17, "liberty": 0.5, "loyalty": 0.75, "sanctity": 0.25})
     )
     for line in (
@@ -41,7 +44,7 @@ def test_regression_and_choice_prompts():
         "- Demonstrates a lack of sanctity",
     ):
         assert line in aligned
-    assert "Select the best response." in prompts.choice_system(None)
+    assert "Select the best response." in P.choice_system(None)
     assert prompts.choice_schema(["A", "B"])["properties"]["choice"]["enum"] == ["A", "B"]
     phrases = [prompts.level_phrase("care", v) for v in (0, 0.17, 0.33, 0.5, 0.67, 0.83, 1.0)]
     assert len(set(phrases)) == 7
@@ -81,7 +84,7 @@ def test_icl_level_coverage_similarity_order_and_no_leakage():
         "A": {"reasoning": "The response strongly demonstrates a lack of care.", "score": 0},
         "B": {"reasoning": "The response demonstrates a lack of care.", "score": 17},
     }
-    assert "Response A:\napples fruit pie recipe r0" in ex.user
+    assert 'Response A: "apples fruit pie recipe r0"' in ex.user
 
 
 def test_icl_rules_and_limits():

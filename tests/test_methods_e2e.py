@@ -10,14 +10,15 @@ import pytest
 
 from pluralign.data import load_benchmark
 from pluralign.evaluate import evaluate
-from pluralign.methods import MethodSettings, build_method
+from pluralign.methods import build_method
+from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
 TARGET = AlignmentTarget(name="t", values={"verbosity": 1.0, "helpfulness": 0.0})
 OTHER = AlignmentTarget(name="u", values={"verbosity": 0.0})
 
 
-def _settings(bench_dir: Path, cache: Path, **kw) -> MethodSettings:
+def _settings(bench_dir: Path, cache: Path, **kw) -> Settings:
     base = dict(
         benchmark_dir=bench_dir,
         model="smollm2-135m",
@@ -29,7 +30,7 @@ def _settings(bench_dir: Path, cache: Path, **kw) -> MethodSettings:
         n_ctx=4096,
     )
     base.update(kw)
-    return MethodSettings(**base)
+    return Settings(**base)
 
 
 @pytest.mark.parametrize(

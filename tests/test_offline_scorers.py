@@ -7,13 +7,14 @@ import pytest
 from pluralign.attributes import DEFAULT_REGISTRY as R
 from pluralign.data import load_benchmark
 from pluralign.evaluate import evaluate
-from pluralign.methods import MethodSettings, build_method
+from pluralign.methods import build_method
+from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
 
 def test_embedding_scorer_learns_verbosity(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
-    method = build_method("embedding", MethodSettings(benchmark_dir=bench.path))
+    method = build_method("embedding", Settings(benchmark_dir=bench.path))
     hits = total = 0
     for probe in bench.eval[:80]:
         a, b = (lab["verbosity"] for lab in probe.labels)
@@ -27,7 +28,7 @@ def test_embedding_scorer_learns_verbosity(helpsteer2_dir: Path, tmp_path: Path)
     target = AlignmentTarget(name="v", values={"verbosity": 1.0})
     summary = evaluate(bench, method, [target], tmp_path / "run", limit=40)
     assert summary.results[0].accuracy is not None and summary.results[0].accuracy > 55
-    knn = build_method("embedding", MethodSettings(benchmark_dir=bench.path, scorer="knn"))
+    knn = build_method("embedding", Settings(benchmark_dir=bench.path, scorer="knn"))
     assert knn.judge(bench.eval[0], [R["helpfulness"]]).predictions is not None
 
 
@@ -65,7 +66,7 @@ def tiny_reward_models(tmp_path_factory, smollm2_path):
 
 def test_reward_model_scalar_picks_highest(helpsteer2_dir: Path, tiny_reward_models):
     bench = load_benchmark(helpsteer2_dir)
-    method = build_method("reward-model", MethodSettings(reward_model=str(tiny_reward_models["scalar"])))
+    method = build_method("reward-model", Settings(reward_model=str(tiny_reward_models["scalar"])))
     probe = bench.eval[1]
     rewards = [r[0] for r in method.rewards(probe)]
     judgement = method.judge(probe, [])
@@ -75,7 +76,7 @@ def test_reward_model_scalar_picks_highest(helpsteer2_dir: Path, tiny_reward_mod
 
 def test_reward_model_multi_objective(helpsteer2_dir: Path, tiny_reward_models):
     bench = load_benchmark(helpsteer2_dir)
-    method = build_method("reward-model", MethodSettings(reward_model=str(tiny_reward_models["multi"])))
+    method = build_method("reward-model", Settings(reward_model=str(tiny_reward_models["multi"])))
     preds = method.judge(bench.eval[2], [R["helpfulness"], R["verbosity"]]).predictions
     assert preds is not None and all(0 < p["verbosity"] < 1 for p in preds)
     with pytest.raises(Exception, match="no output for care"):

@@ -18,7 +18,8 @@ from pluralign.data import load_benchmark
 from pluralign.errors import CacheError
 from pluralign.evaluate import evaluate
 from pluralign.logprob_scores import expected_scores
-from pluralign.methods import MethodSettings, build_method
+from pluralign.methods import build_method
+from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
 A = AlignmentTarget(name="A", values={"verbosity": 1.0, "coherence": 0.0})
@@ -30,7 +31,7 @@ def _spm(bench_dir: Path, cache: Path, **kw):
         benchmark_dir=bench_dir, model="smollm2-135m", samples=2, cache_path=cache, n_ctx=4096, max_tokens=1024
     )
     settings.update(kw)
-    return build_method("spm-zeroshot", MethodSettings(**settings))
+    return build_method("spm-zeroshot", Settings(**settings))
 
 
 def _decisions(run: Path) -> list[dict]:
@@ -221,7 +222,10 @@ def test_expected_scores_from_token_logprobs():
 
 def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
-    method = _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs")
+    # single-pass scoring is one greedy answer: asking for 2 samples with it is rejected, not changed
+    with pytest.raises(Exception, match="--scoring logprobs takes one greedy answer"):
+        _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs")
+    method = _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs", samples=None)
     try:
         from pluralign.attributes import DEFAULT_REGISTRY
 
@@ -236,7 +240,7 @@ def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
 
 def test_overwrite_leaves_no_stale_records(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
-    method = build_method("oracle", MethodSettings(benchmark_dir=bench.path))
+    method = build_method("oracle", Settings(benchmark_dir=bench.path))
     high = AlignmentTarget(name="high", values={"helpfulness": 1.0})
     low = AlignmentTarget(name="low", values={"helpfulness": 0.0})
     evaluate(bench, method, [high, low], tmp_path / "run", limit=3)

@@ -1,4 +1,4 @@
-"""The Python API: score responses once, choose for any number of targets."""
+"""The Python API: score responses once, choose for any number of targets, say why."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import InputError
-from pluralign.methods import Judgement, Method, MethodSettings, build_method
-from pluralign.probes import Probe
-from pluralign.selection import Metric
+from pluralign.explain import Explanation, explain_choice
+from pluralign.methods import Judgement, Method, build_method
+from pluralign.methods.llm import LLMMethod
+from pluralign.probes import make_probe
+from pluralign.selection import Metric, TieRule
+from pluralign.settings import Settings, make_settings
 from pluralign.targets import AlignmentTarget, load_target_file, target_from_data
 
 
@@ -25,19 +28,14 @@ class ChooseResult(BaseModel):
     distances: list[float] = []
     tied: list[int] = []
     target: dict[str, float]
+    weights: dict[str, float] | None = None
     method: str
+    explanation: Explanation | None = None
+    confidence: float | None = None
+    near_tie: bool = False
     samples: dict[str, list[dict[str, Any]]] = {}
     llm_calls: int = 0
     cached_calls: int = 0
-
-
-def make_probe(question: str, responses: Sequence[str]) -> Probe:
-    if len(responses) < 2:
-        raise InputError(f"need at least 2 responses to choose between, got {len(responses)}")
-    try:
-        return Probe(prompt=question, responses=list(responses))
-    except ValidationError as exc:
-        raise InputError(exc.errors()[0]["msg"]) from None
 
 
 def as_target(
@@ -56,47 +54,71 @@ class Chooser:
     def __init__(
         self,
         method: str | Method = "spm",
-        settings: MethodSettings | None = None,
+        settings: Settings | None = None,
         registry: AttributeRegistry = DEFAULT_REGISTRY,
-        metric: Metric | str = Metric.euclidean,
+        metric: Metric | str = Metric.auto,
+        ties: TieRule | str = TieRule.exact,
     ) -> None:
         self.method = method if isinstance(method, Method) else build_method(method, settings)
         self.registry = registry
         self.metric = metric
+        self.ties = ties
+
+    def _method(self, overrides: Mapping[str, Any] | None) -> Method:
+        """The loaded method, or a copy with other generation settings (never a change to it)."""
+        if not overrides:
+            return self.method
+        if not isinstance(self.method, LLMMethod):
+            raise InputError(f"method {self.method.name} takes no generation settings ({', '.join(overrides)})")
+        return self.method.with_settings(self.method.settings.override(**overrides))
 
     def score(
         self,
-        question: str,
-        responses: Sequence[str],
+        question: Any,
+        responses: Any,
         attributes: Sequence[str],
         seed: int = 0,
         target: AlignmentTarget | None = None,
+        overrides: Mapping[str, Any] | None = None,
     ) -> Judgement:
         probe = make_probe(question, responses)
-        return self.method.judge(probe, self.registry.require(attributes), target, seed=seed)
+        method = self._method(overrides)
+        return method.judge(probe, self.registry.require(attributes), target, seed=seed)
 
     def choose(
         self,
-        question: str,
-        responses: Sequence[str],
+        question: Any,
+        responses: Any,
         target: AlignmentTarget | Mapping[str, Any] | str | Path,
         seed: int = 0,
+        overrides: Mapping[str, Any] | None = None,
     ) -> ChooseResult:
+        probe = make_probe(question, responses)
         goal = as_target(target, self.registry)
-        judgement = self.score(
-            question, responses, goal.attributes, seed=seed, target=goal if self.method.target_dependent else None
+        method = self._method(overrides)
+        judgement = method.judge(
+            probe, self.registry.require(goal.attributes), goal if method.target_dependent else None, seed=seed
         )
-        choice = self.method.choose(judgement, goal, self.metric)
+        choice = method.choose(judgement, goal, self.metric, self.ties)
+        explanation = None
+        if judgement.predictions is not None:
+            explanation = explain_choice(
+                judgement.predictions, choice, goal, judgement.draws, judgement.level_probs, self.metric, self.ties
+            )
         return ChooseResult(
             selected_index=choice.index,
-            selected_response=responses[choice.index],
+            selected_response=probe.responses[choice.index],
             reasoning=choice.reasoning,
             predictions=judgement.predictions,
             reasonings=judgement.reasonings,
             distances=choice.distances,
             tied=choice.tied,
             target=dict(goal.values),
-            method=self.method.name,
+            weights=dict(goal.weights) if goal.weights else None,
+            method=method.name,
+            explanation=explanation,
+            confidence=explanation.confidence if explanation else None,
+            near_tie=explanation.near_tie if explanation else False,
             samples=judgement.samples,
             llm_calls=judgement.stats.calls,
             cached_calls=judgement.stats.cached,
@@ -114,9 +136,33 @@ def choose(
     seed: int = 0,
     **settings: Any,
 ) -> ChooseResult:
-    """Choose the response that best fits ``target``; ``settings`` are :class:`MethodSettings` fields."""
-    chooser = Chooser(method, MethodSettings(**settings))
+    """Choose the response that best fits ``target``; ``settings`` are :class:`Settings` fields."""
+    chooser = Chooser(method, make_settings(settings))
     try:
         return chooser.choose(question, responses, target, seed=seed)
     finally:
         chooser.close()
+
+
+def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes: Sequence[str]) -> list[Any]:
+    """Profile records (:class:`pluralign.profile.ChoiceRecord`) with predictions for every
+    attribute: records that lack them are scored by the chooser's method (cached as usual)."""
+    out = []
+    for record in records:
+        have = record.predictions is not None and all(a in p for p in record.predictions for a in attributes)
+        if have:
+            out.append(record)
+            continue
+        if chooser is None:
+            raise InputError(f"record {record.id!r} has no predictions for {', '.join(attributes)}")
+        judgement = chooser.score(record.question, record.responses, attributes)
+        if judgement.predictions is None:
+            raise InputError(f"method {chooser.method.name} predicts no attribute values; use spm or embedding")
+        merged = [
+            {**(old or {}), **new}
+            for old, new in zip(
+                record.predictions or [None] * len(judgement.predictions), judgement.predictions, strict=True
+            )
+        ]
+        out.append(record.model_copy(update={"predictions": merged}))
+    return out

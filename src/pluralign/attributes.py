@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pluralign.errors import InputError, UnknownAttributeError
+from pluralign.errors import InputError, UnknownAttributeError, validation_message
 from pluralign.files import read_json, read_text
 
 
@@ -152,9 +152,7 @@ def _parse_mapping_or_list(raw: Any, source: str) -> list[Attribute]:
         try:
             out.append(Attribute.model_validate(entry))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"{source}: attribute #{i + 1}: {where}: {first['msg']}") from None
+            raise InputError(validation_message(exc, f"{source}: attribute #{i + 1}: ")) from None
     return out
 
 

@@ -1,15 +1,15 @@
 """A persistent judgement cache: one SQLite file, safe under concurrent writers (WAL).
 
-Key: backend + model + method + rendered messages + schema + generation settings (the
-seed included), so a rerun or a run with other targets reuses every answer, while a new
-sample seed or prompt is a new call.
+Key: backend + model + method + rendered messages + schema + the generation settings that
+can change an answer (the seed included; re-ask counts, timeouts and retries are left out,
+as inspect_ai's cache key does), so a rerun or a run with other targets reuses every
+answer, while a new sample seed or prompt is a new call.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -18,26 +18,26 @@ from pathlib import Path
 from typing import Any
 
 from pluralign.errors import CacheError
+from pluralign.home import home
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def default_cache_path() -> Path:
-    root = os.environ.get("PLURALIGN_HOME")
-    base = Path(root) if root else Path.home() / ".cache" / "pluralign"
-    return base / "judgements.sqlite"
+    return home() / "judgements.sqlite"
 
 
-def request_key(backend: str, model: str, namespace: str, request: JudgeRequest) -> str:
+def request_key(backend: str, model: str, request: JudgeRequest) -> str:
+    """The cache key of one request. The method that sent it is not part of it: the same
+    messages, schema and settings to the same model get the same answer whoever asks."""
     payload = {
         "v": SCHEMA_VERSION,
         "backend": backend,
         "model": model,
-        "method": namespace,
         "messages": [m.model_dump() for m in request.messages],
         "schema": request.json_schema,
-        "settings": request.settings.model_dump(),
+        "settings": request.settings.answer_key(),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -68,6 +68,14 @@ class JudgementCache:
         return CacheError(
             f"cache {self.path} is corrupted or not a cache ({text}); delete it or run `pluralign cache clear`"
         )
+
+    def sql(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one statement on the cache's database (for the batch backend's own tables)."""
+        with self._lock:
+            try:
+                return self._db.execute(query, tuple(params)).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from None
 
     def get(self, key: str) -> JudgeResult | None:
         with self._lock:
@@ -133,7 +141,7 @@ class CachedBackend:
         self.model = inner.model
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        keys = [request_key(self.name, self.model, self.namespace, r) for r in requests]
+        keys = [request_key(self.name, self.model, r) for r in requests]
         results: list[JudgeResult | None] = [self.cache.get(k) for k in keys]
         misses = [i for i, r in enumerate(results) if r is None]
         if misses:
@@ -142,6 +150,12 @@ class CachedBackend:
                 self.cache.put(keys[i], self.name, self.model, self.namespace, result)
                 results[i] = result
         return [r for r in results if r is not None]
+
+    def __getattr__(self, name: str) -> Any:
+        """Anything else a backend offers (``llama``, ``pending_message``) is the inner one's."""
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def close(self) -> None:
         self.inner.close()

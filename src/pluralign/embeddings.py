@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pluralign.errors import ModelNotFoundError
+from pluralign.home import home
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 _lock = threading.Lock()
@@ -62,8 +63,7 @@ def _cache_file(name: str, texts: Sequence[str]) -> Path:
     digest = hashlib.sha256(name.encode())
     for text in texts:
         digest.update(hashlib.sha256(text.encode()).digest())
-    root = Path(os.environ.get("PLURALIGN_HOME", Path.home() / ".cache" / "pluralign"))
-    return root / "embeddings" / f"{digest.hexdigest()[:32]}.npy"
+    return home() / "embeddings" / f"{digest.hexdigest()[:32]}.npy"
 
 
 def embed(texts: Sequence[str], name: str = DEFAULT_EMBEDDER, cache: bool = True) -> np.ndarray:

@@ -6,6 +6,8 @@ the HTTP service print its message as one line instead of a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PluralignError(Exception):
     """Base class: the message is one line that names the problem."""
@@ -31,6 +33,14 @@ class BackendUnavailableError(JudgeError):
     """The server could not be reached, even after retries."""
 
 
+class UpstreamError(JudgeError):
+    """The server answered, but with something that is not a usable chat completion."""
+
+
+class DeadlineExceeded(JudgeError):
+    """A decision or an upstream call ran past its deadline, or its client went away."""
+
+
 class ContextLengthError(JudgeError):
     """The prompt does not fit the model's context window."""
 
@@ -39,11 +49,28 @@ class InvalidOutputError(JudgeError):
     """The model never produced JSON that obeys the schema."""
 
 
+class BatchPending(JudgeError):
+    """The batch backend recorded requests for export instead of answering them."""
+
+
 class CacheError(PluralignError):
     """The judgement cache is corrupted or cannot be opened."""
 
 
-def one_line(exc: BaseException) -> str:
-    """Collapse an exception message to one line for display."""
+class RunLockedError(InputError):
+    """Another process is writing the same run folder."""
+
+
+def one_line(exc: BaseException | str) -> str:
+    """Collapse an exception message (or any text) to one line for display."""
     text = " ".join(str(exc).split())
-    return text or exc.__class__.__name__
+    return text or (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
+
+
+def validation_message(exc: Any, prefix: str = "") -> str:
+    """The first problem of a pydantic ``ValidationError`` as ``where: what`` on one line."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    text = f"{where}: {msg}" if where else msg
+    return one_line(f"{prefix}{text}")

@@ -1,20 +1,32 @@
-"""Atomic file writes, so an interrupted run never leaves a half-written result."""
+"""Reading and writing files without ever losing a record.
+
+Writes are atomic (temporary file, fsync, rename) or appended line by line with fsync.
+Reads never change a file: a JSON Lines file with a corrupt or torn line is read around
+it, with a warning naming the file and the line. Only the appender, when it resumes a
+file whose last line was torn by a crash, trims that one unfinished line.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pluralign.errors import InputError
+
+log = logging.getLogger("pluralign.files")
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
     """A file's text, or an InputError that names it and says why it could not be read."""
     try:
         return Path(path).read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -28,6 +40,8 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{what} {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{what} {path} is nested too deeply to read") from None
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -49,31 +63,100 @@ def write_json_atomic(path: str | Path, data: Any, indent: int | None = 2) -> No
     write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
 
+@dataclass
+class JsonlRead:
+    """The records of a JSON Lines file and the (1-based) numbers of the lines skipped."""
+
+    records: list[Any] = field(default_factory=list)
+    bad_lines: list[int] = field(default_factory=list)
+    torn_tail: bool = False
+
+
+def scan_jsonl(path: str | Path) -> JsonlRead:
+    """Every parsable line; corrupt lines are skipped and counted, and the file is left as it is."""
+    path = Path(path)
+    out = JsonlRead()
+    if not path.exists():
+        return out
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        number = 0
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                out.records.append(json.loads(raw))
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                out.bad_lines.append(number)
+                if not raw.endswith(b"\n"):
+                    out.torn_tail = True
+    return out
+
+
+def read_jsonl(path: str | Path, what: str = "") -> list[Any]:
+    """The records of a JSON Lines file; bad lines are skipped with one warning per file."""
+    result = scan_jsonl(path)
+    if result.bad_lines:
+        shown = ", ".join(str(n) for n in result.bad_lines[:5]) + (" ..." if len(result.bad_lines) > 5 else "")
+        log.warning(
+            "%s%s: skipped %d unreadable line(s) (line %s); the file was left unchanged",
+            f"{what} " if what else "",
+            path,
+            len(result.bad_lines),
+            shown,
+        )
+    return result.records
+
+
+def repair_torn_tail(path: str | Path) -> bool:
+    """Drop a final line that a crash left without its newline (and only that line).
+
+    For appenders resuming a file; a complete but corrupt line in the middle is kept, so
+    nothing after it is lost.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with open(path, "r+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 1))
+        if handle.read(1) == b"\n":
+            return False
+        # find the start of the last line
+        pos = size
+        chunk = 1 << 16
+        while pos > 0:
+            start = max(0, pos - chunk)
+            handle.seek(start)
+            block = handle.read(pos - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        handle.seek(keep)
+        tail = handle.read()
+        try:
+            json.loads(tail)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            handle.truncate(keep)
+            log.warning("%s: dropped an unfinished last line (%d bytes) left by an interrupted write", path, len(tail))
+            return True
+        # a complete record that only lacks its newline: keep it and finish the line
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n")
+        return False
+
+
 def append_jsonl(path: str | Path, record: Any) -> None:
     """Append one JSON line and fsync it: a finished item survives a crash."""
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def read_jsonl(path: str | Path) -> list[Any]:
-    """Read complete JSON lines; a torn last line (killed mid-write) is dropped and trimmed."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records: list[Any] = []
-    good_bytes = 0
-    with open(path, "rb") as handle:
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                records.append(json.loads(raw))
-            except json.JSONDecodeError:
-                break
-            good_bytes += len(raw)
-    if good_bytes != path.stat().st_size:
-        with open(path, "r+b") as handle:
-            handle.truncate(good_bytes)
-    return records

@@ -21,6 +21,9 @@ from pluralign.attributes import Attribute
 from pluralign.data.benchmark import load_probes
 from pluralign.errors import InputError
 from pluralign.probes import Probe
+from pluralign.selection import select
+from pluralign.settings import SCALE
+from pluralign.targets import AlignmentTarget
 
 IndexKind = Literal["embedding", "bm25", "random"]
 SelectionRule = Literal["levels", "top"]
@@ -115,8 +118,9 @@ class ExampleSelector:
         rule: SelectionRule = "levels",
         max_examples: int | None = None,
         max_chars: int | None = None,
-        scale: int = prompts.SCALE,
+        scale: int = SCALE,
         seed: int = 0,
+        prompt_set: prompts.PromptSet = prompts.DEFAULT_PROMPTS,
     ) -> None:
         self.probes = [p for p in probes if p.labels is not None]
         if not self.probes:
@@ -125,6 +129,7 @@ class ExampleSelector:
         self.max_examples = max_examples
         self.max_chars = max_chars
         self.scale = scale
+        self.prompts = prompt_set
         self.index_kind = index
         texts = [probe_text(p.prompt, p.responses) for p in self.probes]
         self._index: SimilarityIndex
@@ -169,7 +174,9 @@ class ExampleSelector:
                         "score": score,
                     }
                     scores.add(score)
-                user = prompts.comparative_user(attribute, _clip(probe.prompt, self.max_chars), choices, self.scale)
+                user = self.prompts.comparative_user(
+                    attribute, _clip(probe.prompt, self.max_chars), choices, self.scale
+                )
                 self._cache[key] = Example(source=i, user=user, answer=answer, scores=frozenset(scores))
         return self._cache[key]
 
@@ -179,7 +186,7 @@ class ExampleSelector:
 
         Items whose question equals the query's are never used (no leakage of the query).
         """
-        order = self._index.rank(probe_text(prompt, responses))
+        order = self._ranked(prompt, responses)
         candidates = [
             ex for i in order if self.probes[i].prompt != prompt and (ex := self._example(attribute, i)) is not None
         ]
@@ -197,3 +204,32 @@ class ExampleSelector:
             if self.max_examples is not None:
                 chosen = chosen[: self.max_examples]
         return chosen
+
+    def _ranked(self, prompt: str, responses: Sequence[str]) -> list[int]:
+        return self._index.rank(probe_text(prompt, responses))
+
+    def select_choices(
+        self, target: AlignmentTarget, prompt: str, responses: Sequence[str], count: int = 5
+    ) -> list[tuple[str, str]]:
+        """Few-shot turns for the prompt-aligned baseline, as the paper builds them: the most
+        similar labelled items (their question never the query's), each answered with the
+        response closest to the target by its labels and that response's reasonings for the
+        target's attributes."""
+        turns: list[tuple[str, str]] = []
+        for i in self._ranked(prompt, responses):
+            if len(turns) >= count:
+                break
+            probe = self.probes[i]
+            labels = probe.labels or []
+            if probe.prompt == prompt or not all(a in lab for lab in labels for a in target.values):
+                continue
+            best = select(labels, target).index
+            choices = prompts.lettered([_clip(r, self.max_chars) for r in probe.responses])
+            reasons = []
+            for attribute in target.values:
+                given = probe.reasonings[best].get(attribute, "") if probe.reasonings is not None else ""
+                reasons.append(given or prompts.example_reasoning(attribute, labels[best][attribute]))
+            answer = {"reasoning": " ".join(reasons), "choice": prompts.LETTERS[best]}
+            user = self.prompts.choice_user(_clip(probe.prompt, self.max_chars), choices)
+            turns.append((user, prompts.answer_json(answer)))
+        return turns

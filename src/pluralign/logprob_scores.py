@@ -16,11 +16,11 @@ from collections.abc import Sequence
 _SCORE = re.compile(r'"score"\s*:\s*(\d+)')
 
 
-def expected_scores(
+def level_distributions(
     tokens: Sequence[str], logprobs: Sequence[dict[str, float]], n_scores: int, allowed: Sequence[int]
-) -> list[float] | None:
-    """Expected value of each of the first ``n_scores`` scores in a JSON answer, or None
-    when the answer does not expose them (the caller then keeps the generated value)."""
+) -> list[dict[int, float]] | None:
+    """For each of the first ``n_scores`` scores in a JSON answer, the probability of each
+    allowed value, or None when the answer does not expose them."""
     text = "".join(tokens)
     starts = []
     offset = 0
@@ -31,7 +31,7 @@ def expected_scores(
     if len(matches) < n_scores:
         return None
     values = [str(v) for v in allowed]
-    out: list[float] = []
+    out: list[dict[int, float]] = []
     for match in matches:
         pos = match.start(1)
         index = max(i for i, s in enumerate(starts) if s <= pos)
@@ -49,5 +49,16 @@ def expected_scores(
         total = sum(mass.values())
         if total <= 0:
             return None
-        out.append(sum(int(v) * p for v, p in mass.items()) / total)
+        out.append({int(v): p / total for v, p in mass.items()})
     return out
+
+
+def expected_scores(
+    tokens: Sequence[str], logprobs: Sequence[dict[str, float]], n_scores: int, allowed: Sequence[int]
+) -> list[float] | None:
+    """Expected value of each of the first ``n_scores`` scores in a JSON answer, or None
+    when the answer does not expose them (the caller then keeps the generated value)."""
+    dists = level_distributions(tokens, logprobs, n_scores, allowed)
+    if dists is None:
+        return None
+    return [sum(v * p for v, p in d.items()) for d in dists]

@@ -1,8 +1,19 @@
-"""A probe: one question with 2+ candidate responses, optionally labelled."""
+"""A probe: one question with 2+ candidate responses, optionally labelled.
+
+The one place that says what a well-formed probe is ("at least 2 responses", texts are
+strings, labels on [0, 1]); every entry point (files, CLI, API, service) goes through it.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator, model_validator
+
+from pluralign.errors import InputError, validation_message
+
+MIN_RESPONSES = 2
 
 
 class Probe(BaseModel):
@@ -10,10 +21,19 @@ class Probe(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    prompt: str
-    responses: list[str] = Field(min_length=2)
+    prompt: StrictStr
+    responses: list[StrictStr]
     labels: list[dict[str, float]] | None = None
     reasonings: list[dict[str, str]] | None = None
+
+    @field_validator("responses", mode="before")
+    @classmethod
+    def _responses_are_a_list(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError(f"must be a list of strings, not {type(value).__name__}")
+        if len(value) < MIN_RESPONSES:
+            raise ValueError(f"need at least {MIN_RESPONSES} responses to choose between, got {len(value)}")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Probe:
@@ -29,12 +49,21 @@ class Probe(BaseModel):
             raise ValueError(f"{len(self.reasonings)} reasoning sets for {n} responses")
         return self
 
-    def label_vector(self, index: int, attributes: list[str]) -> list[float]:
+    def label_vector(self, index: int, attributes: Sequence[str]) -> list[float]:
         """True values of one response; a missing label is an error, never a default."""
         if self.labels is None:
-            raise ValueError("probe has no labels")
+            raise InputError("probe has no labels")
         label = self.labels[index]
         missing = [a for a in attributes if a not in label]
         if missing:
-            raise KeyError(f"response {index} has no label for {', '.join(missing)}")
+            raise InputError(f"response {index} has no label for {', '.join(missing)}")
         return [label[a] for a in attributes]
+
+
+def make_probe(question: Any, responses: Any, where: str = "") -> Probe:
+    """A probe from untrusted input, or an InputError naming the field."""
+    try:
+        return Probe(prompt=question, responses=responses)
+    except ValidationError as exc:
+        message = validation_message(exc, where)
+        raise InputError(message.replace("prompt:", "question:", 1)) from None

@@ -9,10 +9,10 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.errors import InputError
+from pluralign.errors import InputError, validation_message
 from pluralign.files import read_json
 
 
@@ -75,13 +75,10 @@ def target_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(f"target {name}: value for {key!r} must be a number in [0, 1]")
         body = {"name": name, "values": dict(raw)}
-    from pydantic import ValidationError
-
     try:
         target = AlignmentTarget.model_validate(body)
     except ValidationError as exc:
-        msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise InputError(f"target {name}: {msg}") from None
+        raise InputError(validation_message(exc, f"target {name}: ")) from None
     try:
         return target.check_known(registry)
     except InputError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pluralign.errors import InputError
+from pluralign.errors import InputError, validation_message
 from pluralign.files import read_json, write_json_atomic
 from pluralign.probes import Probe
 
@@ -27,13 +27,12 @@ class Benchmark:
 
     @property
     def attributes(self) -> list[str]:
-        """Attributes labelled on every eval response, in first-seen order."""
-        if not self.eval or self.eval[0].labels is None:
-            return []
-        names = list(self.eval[0].labels[0])
+        """Every attribute labelled on any eval response, in first-seen order (a response
+        that lacks one is an error when a target asks for it, never silently dropped)."""
+        names: list[str] = []
         for probe in self.eval:
             for label in probe.labels or []:
-                names = [n for n in names if n in label]
+                names.extend(n for n in label if n not in names)
         return names
 
 
@@ -48,12 +47,7 @@ def load_probes(path: str | Path) -> list[Probe]:
         try:
             probes.append(Probe.model_validate(item))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "item"
-            msg = first["msg"].removeprefix("Value error, ")
-            if first["type"] == "too_short" and first["loc"] == ("responses",):
-                msg = "needs at least 2 responses"
-            raise InputError(f"{path}: item {i}: {where}: {msg}") from None
+            raise InputError(f"{path}: item {i}: {validation_message(exc)}") from None
     return probes
 
 
@@ -63,7 +57,7 @@ def save_probes(path: str | Path, probes: list[Probe]) -> None:
 
 def resolve_benchmark_path(path: str | Path | None) -> Path:
     if path is None:
-        env = os.environ.get(BENCHMARK_ENV)
+        env = os.environ.get(BENCHMARK_ENV, "").strip()
         if not env:
             raise InputError(f"no benchmark given: pass --benchmark DIR or set {BENCHMARK_ENV}")
         path = env
@@ -73,7 +67,10 @@ def resolve_benchmark_path(path: str | Path | None) -> Path:
 def load_benchmark(path: str | Path | None = None) -> Benchmark:
     root = resolve_benchmark_path(path)
     if root.is_file():
-        return Benchmark(path=root.parent, eval=load_probes(root), train=None)
+        evals = load_probes(root)
+        if not evals:
+            raise InputError(f"{root} holds no items")
+        return Benchmark(path=root.parent, eval=evals, train=None)
     if not root.is_dir():
         raise InputError(f"benchmark directory {root} does not exist")
     eval_file = root / "eval.json"
@@ -84,4 +81,7 @@ def load_benchmark(path: str | Path | None = None) -> Benchmark:
         eval_file = all_file
     train_file = root / "train.json"
     train = load_probes(train_file) if train_file.exists() else None
-    return Benchmark(path=root, eval=load_probes(eval_file), train=train)
+    evals = load_probes(eval_file)
+    if not evals:
+        raise InputError(f"{eval_file} holds no items")
+    return Benchmark(path=root, eval=evals, train=train)

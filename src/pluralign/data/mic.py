@@ -1,4 +1,10 @@
-"""Build the MIC benchmark from a user's ``MIC.csv`` (its terms forbid redistribution)."""
+"""Build the MIC benchmark from a user's ``MIC.csv`` (its terms forbid redistribution).
+
+Labels and the split follow the paper's code exactly. The reasonings say the same as the
+paper's ("The response agrees with the care rule of thumb: ..."), except that the paper's
+end with a stray trailing space; that quirk is deliberately not copied, so the text of a
+rebuilt train.json differs from the paper's by that space only.
+"""
 
 from __future__ import annotations
 
@@ -40,10 +46,15 @@ class MicStats:
     notes: list[str] = field(default_factory=list)
 
 
+MAX_VECTOR_CHARS = 200
+
+
 def _parse_vector(text: str, line: int) -> list[float]:
+    if len(text) > MAX_VECTOR_CHARS:
+        raise InputError(f"line {line}: moral-vector is {len(text)} characters long, not a list of {len(MIC)} numbers")
     try:
         value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
         raise InputError(f"line {line}: moral-vector {text!r} is not a list of numbers") from None
     if not isinstance(value, (list, tuple)) or len(value) != len(MIC):
         raise InputError(f"line {line}: moral-vector must list {len(MIC)} numbers ({', '.join(MIC)})")
@@ -76,9 +87,15 @@ def read_mic_csv(path: str | Path) -> list[_Row]:
     rows: list[_Row] = []
     with handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames is None:
+        try:
+            fieldnames = reader.fieldnames
+        except UnicodeDecodeError:
+            raise InputError(f"{path} is not UTF-8 text") from None
+        except csv.Error as exc:
+            raise InputError(f"{path}: line 1: {exc}") from None
+        if fieldnames is None:
             raise InputError(f"{path} is empty")
-        missing = [c for c in REQUIRED_COLUMNS if c not in reader.fieldnames]
+        missing = [c for c in REQUIRED_COLUMNS if c not in fieldnames]
         if missing:
             raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
         try:
@@ -104,6 +121,10 @@ def read_mic_csv(path: str | Path) -> list[_Row]:
                     raise InputError(f"{path}: {exc}") from None
         except csv.Error as exc:
             raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: line {reader.line_num + 1}: not UTF-8 text") from None
+        except MemoryError:
+            raise InputError(f"{path}: line {reader.line_num}: a record too large to read") from None
     return rows
 
 

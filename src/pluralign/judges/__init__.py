@@ -1,11 +1,16 @@
 """LLM judges: one protocol (:class:`Backend`), one module per backend.
 
-Backends are imported lazily so that a user of one never needs the others' packages.
+Each backend module registers itself with :func:`register_backend` when it is imported;
+importing it is cheap (heavy libraries load when a backend is built), and every module of
+this package is imported on first use of the registry, so a new backend is one new file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from pluralign.errors import InputError
 from pluralign.judges.base import (
@@ -17,47 +22,66 @@ from pluralign.judges.base import (
     Usage,
     parse_answer,
 )
+from pluralign.settings import Settings
 
-BACKENDS = ("llamacpp", "openai", "transformers")
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A judge backend: its name, one line of help, how to build it from settings, and the
+    settings it reads (for help)."""
+
+    name: str
+    summary: str
+    build: Callable[[Settings], Backend]
+    options: tuple[str, ...] = ()
 
 
-def make_backend(
-    name: str,
-    model: str,
-    base_urls: Sequence[str] = (),
-    api_key_env: str = "OPENAI_API_KEY",
-    concurrency: int = 8,
-    n_ctx: int = 8192,
-) -> Backend:
-    """Build a backend by name; options that a backend does not use are ignored."""
-    if name == "llamacpp":
-        from pluralign.judges.llamacpp import LlamaCppBackend
+_BACKENDS: dict[str, BackendSpec] = {}
+_discovered = False
 
-        return LlamaCppBackend(model, n_ctx=n_ctx)
-    if name == "openai":
-        from pluralign.judges.openai import OpenAIBackend
 
-        return OpenAIBackend(
-            model,
-            base_urls=list(base_urls) or ["http://127.0.0.1:8000/v1"],
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-        )
-    if name == "transformers":
-        from pluralign.judges.transformers import TransformersBackend
+def register_backend(spec: BackendSpec) -> BackendSpec:
+    _BACKENDS[spec.name] = spec
+    return spec
 
-        return TransformersBackend(model)
-    raise InputError(f"unknown backend {name!r} (choose from {', '.join(BACKENDS)})")
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    _discovered = True
+
+
+def backends() -> dict[str, BackendSpec]:
+    _discover()
+    return dict(sorted(_BACKENDS.items()))
+
+
+def backend_spec(name: str) -> BackendSpec:
+    known = backends()
+    if name not in known:
+        raise InputError(f"unknown backend {name!r} (choose from {', '.join(known)})")
+    return known[name]
+
+
+def make_backend(settings: Settings) -> Backend:
+    """The backend that ``settings.backend`` names, built from the settings."""
+    return backend_spec(settings.backend).build(settings)
 
 
 __all__ = [
-    "BACKENDS",
     "Backend",
+    "BackendSpec",
     "ChatMessage",
     "GenerationSettings",
     "JudgeRequest",
     "JudgeResult",
     "Usage",
+    "backend_spec",
+    "backends",
     "make_backend",
     "parse_answer",
+    "register_backend",
 ]

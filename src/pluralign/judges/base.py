@@ -16,9 +16,9 @@ import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 
 from pluralign.errors import InvalidOutputError
+from pluralign.judges import calllog, deadline
 
 log = logging.getLogger("pluralign.judges")
-call_log = logging.getLogger("pluralign.calls")
 
 
 class ChatMessage(BaseModel):
@@ -29,7 +29,11 @@ class ChatMessage(BaseModel):
 
 
 class GenerationSettings(BaseModel):
-    """Sampling settings; ``n`` answers are drawn per request with seeds seed, seed+1, ..."""
+    """Sampling settings; ``n`` answers are drawn per request with seeds seed, seed+1, ...
+
+    ``max_attempts`` says how often an invalid answer is re-asked; it does not change a
+    valid answer, so the judgement cache leaves it out of its key (:meth:`answer_key`).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -39,6 +43,10 @@ class GenerationSettings(BaseModel):
     n: int = Field(default=1, ge=1)
     top_logprobs: int = Field(default=0, ge=0, le=20)
     max_attempts: int = Field(default=3, ge=1)
+
+    def answer_key(self) -> dict[str, Any]:
+        """The settings that can change an answer (for cache keys)."""
+        return self.model_dump(exclude={"max_attempts"})
 
 
 class JudgeRequest(BaseModel):
@@ -159,6 +167,7 @@ class AnswerCollector:
         for k in range(settings.n):
             self._accepted = False
             for attempt in range(settings.max_attempts):
+                deadline.check()
                 self.attempts += 1
                 self._retrying = attempt > 0
                 yield settings.seed + k + 1000 * attempt
@@ -172,11 +181,12 @@ class AnswerCollector:
 
     def offer(self, answer: RawAnswer) -> None:
         self.usage = self.usage + answer.usage
+        deadline.check()  # an answer cut short by a deadline is not worth re-asking
         try:
             parsed = parse_answer(answer.text, self.request.json_schema)
         except ValueError as exc:
             self._last_error = str(exc)
-            log.warning("%s: invalid answer: %s; raw: %r", self.backend_name, exc, answer.text)
+            log.info("%s: invalid answer: %s; raw: %r", self.backend_name, exc, answer.text)
             _log_call(self.request, answer.text, None, self.backend_name, self._last_error)
             return
         _log_call(self.request, answer.text, parsed, self.backend_name, None)
@@ -212,16 +222,13 @@ def generate_valid(
 
 
 def _log_call(request: JudgeRequest, raw: str, parsed: Any, backend: str, error: str | None) -> None:
-    if call_log.isEnabledFor(logging.INFO):
-        call_log.info(
-            json.dumps(
-                {
-                    "backend": backend,
-                    "messages": [m.model_dump() for m in request.messages],
-                    "raw": raw,
-                    "parsed": parsed,
-                    "error": error,
-                },
-                ensure_ascii=False,
-            )
+    if calllog.active():
+        calllog.record(
+            {
+                "backend": backend,
+                "messages": [m.model_dump() for m in request.messages],
+                "raw": raw,
+                "parsed": parsed,
+                "error": error,
+            }
         )

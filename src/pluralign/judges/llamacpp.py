@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pluralign.errors import ContextLengthError, ModelNotFoundError
+from pluralign.errors import ContextLengthError, JudgeError, ModelNotFoundError
+from pluralign.judges import BackendSpec, deadline, register_backend
 from pluralign.judges.base import (
     ChatMessage,
     JudgeRequest,
@@ -32,6 +32,7 @@ from pluralign.judges.base import (
     Usage,
     generate_valid,
 )
+from pluralign.judges.cpu import default_threads
 from pluralign.judges.models import resolve_gguf
 
 # llama.cpp's JSON-schema grammar lets raw control characters into strings, which strict
@@ -68,9 +69,11 @@ class LlamaCppBackend:
                 "the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'"
             ) from None
         self.model = model
+        self.n_threads = n_threads or default_threads()
         kwargs: dict[str, Any] = dict(
             n_ctx=n_ctx,
-            n_threads=n_threads or os.cpu_count() or 1,
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads,
             n_gpu_layers=n_gpu_layers,
             verbose=False,
         )
@@ -105,10 +108,6 @@ class LlamaCppBackend:
     def _messages(self, messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
         return [m.model_dump() for m in messages]
 
-    def count_tokens(self, request: JudgeRequest) -> int:
-        text = json.dumps(self._messages(request.messages))
-        return len(self._llm.tokenize(text.encode()))
-
     def _digit_logprobs(self, n_prompt: int, top: int) -> tuple[list[str], list[dict[str, float]]]:
         """The answer just generated, token by token, with the ``top`` most likely next tokens
         (log-probabilities, before the grammar) at every position whose token has a digit."""
@@ -139,6 +138,16 @@ class LlamaCppBackend:
 
     def _complete(self, request: JudgeRequest, seed: int) -> RawAnswer:
         settings = request.settings
+        deadline.check()
+        processors = None
+        if deadline.current() is not None:
+            from llama_cpp import LogitsProcessorList
+
+            def check_deadline(_ids: Any, logits: Any) -> Any:
+                deadline.check()  # between tokens: a deadline or a cancelled request stops generation
+                return logits
+
+            processors = LogitsProcessorList([check_deadline])
         try:
             out: Any = self._llm.create_chat_completion(
                 messages=self._messages(request.messages),  # type: ignore[arg-type]
@@ -146,6 +155,7 @@ class LlamaCppBackend:
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
                 seed=seed,
+                logits_processor=processors,
             )
         except ValueError as exc:
             match = _CONTEXT_RE.search(str(exc))
@@ -155,7 +165,8 @@ class LlamaCppBackend:
                     f"prompt needs {need} tokens but the context holds {have} ({need - have} too many); "
                     "use fewer examples or a larger --n-ctx"
                 ) from None
-            raise
+            raise JudgeError(f"llama.cpp could not answer: {' '.join(str(exc).split())[:300]}") from None
+        deadline.check()
         choice = out["choices"][0]
         usage = Usage(prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"])
         tokens = logprobs = None
@@ -172,3 +183,13 @@ class LlamaCppBackend:
         if llm is not None:
             llm.close()
             self._llm = None  # type: ignore[assignment]
+
+
+register_backend(
+    BackendSpec(
+        name="llamacpp",
+        summary="in-process llama.cpp on a GGUF file (CPU, or GPU with a CUDA build)",
+        build=lambda s: LlamaCppBackend(s.model, n_ctx=s.n_ctx, n_threads=s.threads),
+        options=("model", "n_ctx", "threads"),
+    )
+)

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pluralign.errors import ModelNotFoundError
-
-CACHE_ENV = "PLURALIGN_HOME"
+from pluralign.home import home
 
 
 @dataclass(frozen=True)
@@ -79,9 +78,7 @@ MODELS: dict[str, OfflineModel] = {
 
 
 def cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    base = Path(root) if root else Path.home() / ".cache" / "pluralign"
-    return base / "models"
+    return home() / "models"
 
 
 def cached_path(alias: str) -> Path:

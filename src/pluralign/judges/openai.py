@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from pluralign.errors import BackendUnavailableError, ContextLengthError, JudgeError
+from pluralign.errors import BackendUnavailableError, ContextLengthError, DeadlineExceeded, JudgeError, UpstreamError
+from pluralign.judges import BackendSpec, deadline, register_backend
 from pluralign.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
@@ -54,6 +55,66 @@ def _context_error(text: str) -> ContextLengthError | None:
     return ContextLengthError(
         f"prompt needs {need} tokens but the model's context holds {have} ({need - have} too many)"
     )
+
+
+def chat_body(model: str, request: JudgeRequest, seed: int, mode: str = "json_schema") -> dict[str, Any]:
+    """The ``/v1/chat/completions`` body for one answer: the batch backend writes the same
+    bodies to files, so an offline batch and an online run ask exactly the same thing."""
+    s = request.settings
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [m.model_dump() for m in request.messages],
+        "temperature": s.temperature,
+        "max_tokens": s.max_tokens,
+        "seed": seed,
+    }
+    if mode == "json_schema":
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "judgement", "schema": request.json_schema, "strict": True},
+        }
+    else:  # llama-cpp-python's server and older servers
+        body["response_format"] = {"type": "json_object", "schema": request.json_schema}
+    if s.top_logprobs:
+        body["logprobs"] = True
+        body["top_logprobs"] = s.top_logprobs
+    return body
+
+
+def _count(value: Any, what: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UpstreamError(f"the server reported {what} {value!r}, not a count of tokens")
+    return value
+
+
+def parse_completion(payload: Any) -> RawAnswer:
+    """A chat completion's text, usage and log-probabilities; anything that is not a
+    completion raises UpstreamError (a 502 in the service), never a bare exception."""
+    try:
+        choice = payload["choices"][0]
+        text = choice["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        raise UpstreamError(f"the server's answer has no choices[0].message.content: {str(payload)[:200]}") from None
+    if not isinstance(text, str):
+        raise UpstreamError(f"the server's message content is a {type(text).__name__}, not text")
+    usage_raw = payload.get("usage") or {}
+    if not isinstance(usage_raw, dict):
+        raise UpstreamError(f"the server's usage is {usage_raw!r}, not an object")
+    usage = Usage(
+        prompt_tokens=_count(usage_raw.get("prompt_tokens"), "prompt_tokens"),
+        completion_tokens=_count(usage_raw.get("completion_tokens"), "completion_tokens"),
+    )
+    tokens = logprobs = None
+    try:
+        content = (choice.get("logprobs") or {}).get("content")
+        if content:
+            tokens = [str(c["token"]) for c in content]
+            logprobs = [{str(t["token"]): float(t["logprob"]) for t in c.get("top_logprobs", [])} for c in content]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise UpstreamError("the server's logprobs are not in the OpenAI format") from None
+    return RawAnswer(text=text, usage=usage, tokens=tokens, logprobs=logprobs)
 
 
 class OpenAIBackend:
@@ -92,33 +153,19 @@ class OpenAIBackend:
             return self.base_urls[next(self._rr)]
 
     def _body(self, request: JudgeRequest, seed: int, mode: str) -> dict[str, Any]:
-        s = request.settings
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.model_dump() for m in request.messages],
-            "temperature": s.temperature,
-            "max_tokens": s.max_tokens,
-            "seed": seed,
-        }
-        if mode == "json_schema":
-            body["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "judgement", "schema": request.json_schema, "strict": True},
-            }
-        else:  # llama-cpp-python's server and older servers
-            body["response_format"] = {"type": "json_object", "schema": request.json_schema}
-        if s.top_logprobs:
-            body["logprobs"] = True
-            body["top_logprobs"] = s.top_logprobs
-        return body
+        return chat_body(self.model, request, seed, mode)
 
     async def _post(self, client: httpx.AsyncClient, request: JudgeRequest, seed: int) -> RawAnswer:
         last = ""
         for attempt in range(self.max_retries + 1):
+            deadline.check()
             url = self._next_url()
             mode = "json_schema" if self.response_format in ("auto", "json_schema") else "json_object"
+            timeout = deadline.bound(self.timeout)
             try:
-                response = await client.post(f"{url}/chat/completions", json=self._body(request, seed, mode))
+                response = await client.post(
+                    f"{url}/chat/completions", json=self._body(request, seed, mode), timeout=timeout
+                )
                 if (
                     response.status_code in (400, 422, 500)
                     and self.response_format == "auto"
@@ -127,10 +174,14 @@ class OpenAIBackend:
                 ):
                     self.response_format = "json_object"  # the server only knows the older form
                     response = await client.post(
-                        f"{url}/chat/completions", json=self._body(request, seed, "json_object")
+                        f"{url}/chat/completions", json=self._body(request, seed, "json_object"), timeout=timeout
                     )
             except (httpx.TimeoutException, httpx.TransportError) as exc:
-                last = f"{url}: {exc.__class__.__name__} {exc}".strip()
+                deadline.check()
+                kind = exc.__class__.__name__
+                if isinstance(exc, httpx.TimeoutException):
+                    kind += f" (no answer within {timeout:g} s)"
+                last = f"{url}: {kind} {exc}".strip()
                 wait = None
             else:
                 if response.status_code == 200:
@@ -146,27 +197,19 @@ class OpenAIBackend:
             if attempt == self.max_retries:
                 break
             delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
-            await asyncio.sleep(min(self.max_backoff, wait) if wait is not None else delay)
+            pause = min(self.max_backoff, wait) if wait is not None else delay
+            left = deadline.current().remaining() if deadline.current() is not None else None  # type: ignore[union-attr]
+            if left is not None and pause >= left:
+                raise DeadlineExceeded(f"the judge server did not answer in time ({last})")
+            await asyncio.sleep(pause)
         raise BackendUnavailableError(f"server unreachable after {self.max_retries + 1} tries ({last})")
 
     def _parse(self, response: httpx.Response) -> RawAnswer:
         try:
             payload = response.json()
-            choice = payload["choices"][0]
-            text = choice["message"]["content"] or ""
-        except (ValueError, KeyError, IndexError, TypeError):
-            return RawAnswer(text=response.text[:2000])  # re-asked as an invalid answer
-        usage_raw = payload.get("usage") or {}
-        usage = Usage(
-            prompt_tokens=int(usage_raw.get("prompt_tokens") or 0),
-            completion_tokens=int(usage_raw.get("completion_tokens") or 0),
-        )
-        tokens = logprobs = None
-        content = (choice.get("logprobs") or {}).get("content")
-        if content:
-            tokens = [c["token"] for c in content]
-            logprobs = [{t["token"]: t["logprob"] for t in c.get("top_logprobs", [])} for c in content]
-        return RawAnswer(text=text, usage=usage, tokens=tokens, logprobs=logprobs)
+        except ValueError:
+            return RawAnswer(text=response.text[:2000])  # broken JSON: re-asked as an invalid answer
+        return parse_completion(payload)
 
     async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, request: JudgeRequest) -> JudgeResult:
         async with sem:
@@ -176,6 +219,8 @@ class OpenAIBackend:
             return collector.result()
 
     async def _run(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        """All requests of a batch (every sample of every attribute of an item) go out
+        together, bounded by ``concurrency`` per server."""
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         limits = httpx.Limits(max_connections=self.concurrency * len(self.base_urls))
         sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
@@ -189,3 +234,21 @@ class OpenAIBackend:
 
     def close(self) -> None:
         """Connections are per batch; nothing to release."""
+
+
+register_backend(
+    BackendSpec(
+        name="openai",
+        summary="any OpenAI-compatible server: vLLM, SGLang, Ollama, llama.cpp, OpenAI",
+        build=lambda s: OpenAIBackend(
+            s.model,
+            base_urls=s.base_urls or ["http://127.0.0.1:8000/v1"],
+            api_key_env=s.api_key_env,
+            concurrency=s.concurrency,
+            timeout=s.timeout,
+            max_retries=s.max_retries,
+            response_format=s.response_format,
+        ),
+        options=("model", "base_urls", "api_key_env", "concurrency", "timeout", "max_retries", "response_format"),
+    )
+)

@@ -2,7 +2,7 @@
 
 Why xgrammar: measured here on SmolLM2 it compiles the comparative-judgement schema in
 about 1 s and plugs into ``generate`` as a logits processor with batching, where outlines
-0.2 needed about 120 s to build a JSON generator (../shared/README.md); llguidance needs
+0.2 needed about 120 s to build a JSON generator (docs/results.md); llguidance needs
 more glue for the same result. Requests are batched (left padding) and re-asked in rounds.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pluralign.errors import ContextLengthError, ModelNotFoundError
+from pluralign.judges import BackendSpec, deadline, register_backend
 from pluralign.judges.base import AnswerCollector, ChatMessage, JudgeRequest, JudgeResult, RawAnswer, Usage
 from pluralign.judges.models import MODELS, fetch
 
@@ -105,6 +106,16 @@ class TransformersBackend:
         torch.manual_seed(items[0][1])
         processor = xgr.contrib.hf.LogitsProcessor([self._grammar(r.json_schema) for r, _ in items])
         sample = settings.temperature > 0
+        extra: dict[str, Any] = {}
+        limit = deadline.current()
+        if limit is not None:
+            from transformers import StoppingCriteria, StoppingCriteriaList
+
+            class _Deadline(StoppingCriteria):  # type: ignore[misc]
+                def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                    return limit is not None and limit.expired()
+
+            extra["stopping_criteria"] = StoppingCriteriaList([_Deadline()])
         with torch.no_grad():
             out = self._lm.generate(
                 **enc,
@@ -115,7 +126,9 @@ class TransformersBackend:
                 top_k=None,
                 logits_processor=[processor],
                 pad_token_id=self._tok.pad_token_id,
+                **extra,
             )
+        deadline.check()
         answers = []
         for row, mask in zip(out, enc["attention_mask"], strict=True):
             generated = row[width:]
@@ -160,3 +173,13 @@ class TransformersBackend:
 
     def close(self) -> None:
         self._lm = None  # type: ignore[assignment]
+
+
+register_backend(
+    BackendSpec(
+        name="transformers",
+        summary="Hugging Face transformers with xgrammar-constrained JSON (GPU or CPU)",
+        build=lambda s: TransformersBackend(s.model),
+        options=("model",),
+    )
+)

@@ -1,5 +1,6 @@
 """Choice baselines: the LLM picks a letter, unaligned (best response) or prompt-aligned
-(the target described in words in the system message)."""
+(the target described in words in the system message, with the paper's few-shot examples:
+the 5 most similar labelled items, each answered for the target)."""
 
 from __future__ import annotations
 
@@ -9,38 +10,61 @@ from typing import Any
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
-from pluralign.judges.base import JudgeRequest
+from pluralign.icl import ExampleSelector
+from pluralign.judges.base import Backend, JudgeRequest
 from pluralign.methods.base import Judgement
-from pluralign.methods.spm import LLMMethod, shuffles, stats_of
+from pluralign.methods.llm import LLMMethod, shuffles, stats_of
+from pluralign.methods.registry import MethodSpec, Resources, register_method
 from pluralign.probes import Probe
+from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
+
+PAPER_CHOICE_EXAMPLES = 5
 
 
 class ChoiceMethod(LLMMethod):
     """N shuffled samples, majority vote (ties to the earliest sample's pick)."""
 
-    name = "unaligned"
+    default_samples = 1
 
-    def __init__(self, backend: Any, aligned: bool = False, **kwargs: Any) -> None:
-        kwargs.setdefault("samples", 1)
-        super().__init__(backend, **kwargs)
+    def __init__(
+        self, backend: Backend, settings: Settings, aligned: bool = False, examples: ExampleSelector | None = None
+    ) -> None:
+        super().__init__(backend, settings)
         self.aligned = aligned
+        self.examples = examples
         self.name = "prompt-aligned" if aligned else "unaligned"
         self.target_dependent = aligned
+
+    @property
+    def n_examples(self) -> int:
+        if self.examples is None:
+            return 0
+        return self.settings.n_examples if self.settings.n_examples is not None else PAPER_CHOICE_EXAMPLES
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "shuffle": self.settings.shuffle,
+            "examples": {**self.examples.config(), "count": self.n_examples} if self.examples else None,
+        }
 
     def judge(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
     ) -> Judgement:
         n = len(probe.responses)
         letters = prompts.letters_for(n)
-        system = prompts.choice_system(target if self.aligned else None)
+        system = self.prompts.choice_system(target if self.aligned else None)
         schema = prompts.choice_schema(letters)
-        orders = shuffles(n, self.samples, seed, "choice")
+        examples: list[tuple[str, str]] = []
+        if self.examples is not None and target is not None and self.n_examples > 0:
+            examples = self.examples.select_choices(target, probe.prompt, probe.responses, self.n_examples)
+        orders = shuffles(n, self.samples, seed, "choice", self.settings.shuffle)
         batch = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
-            messages = prompts.conversation(system, [], prompts.choice_user(probe.prompt, choices))
-            batch.append(JudgeRequest(messages=messages, json_schema=schema, settings=self.settings(seed + k)))
+            messages = prompts.conversation(system, examples, self.prompts.choice_user(probe.prompt, choices))
+            batch.append(JudgeRequest(messages=messages, json_schema=schema, settings=self.generation(seed + k)))
         results = self.backend.generate(batch)
         picks = []
         for order, result in zip(orders, results, strict=True):
@@ -57,3 +81,50 @@ class ChoiceMethod(LLMMethod):
             },
             stats=stats_of(results),
         )
+
+
+def _prompt_aligned(settings: Settings, res: Resources) -> ChoiceMethod:
+    selector = None
+    if settings.n_examples != 0:
+        selector = ExampleSelector(
+            res.train_probes(),
+            index=settings.similarity,
+            rule="top",
+            max_chars=settings.example_max_chars,
+            prompt_set=prompts.PromptSet(settings.prompts),
+        )
+    return ChoiceMethod(res.judge(), settings, aligned=True, examples=selector)
+
+
+register_method(
+    MethodSpec(
+        name="unaligned",
+        summary="the LLM picks the best response, blind to the target",
+        build=lambda s, r: ChoiceMethod(r.judge(), s, aligned=False),
+        needs_llm=True,
+        default_samples=1,
+        options=("backend", "model", "samples", "temperature", "shuffle", "prompts"),
+    )
+)
+register_method(
+    MethodSpec(
+        name="prompt-aligned",
+        summary="the target described in the system prompt, 5 few-shot examples (--n-examples 0: none)",
+        build=_prompt_aligned,
+        needs_llm=True,
+        target_dependent=True,
+        default_samples=1,
+        options=(
+            "backend",
+            "model",
+            "samples",
+            "temperature",
+            "shuffle",
+            "prompts",
+            "examples",
+            "similarity",
+            "n_examples",
+            "example_max_chars",
+        ),
+    )
+)

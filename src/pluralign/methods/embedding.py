@@ -17,6 +17,7 @@ from pluralign.attributes import Attribute
 from pluralign.embeddings import DEFAULT_EMBEDDER, embed
 from pluralign.errors import InputError
 from pluralign.methods.base import Judgement, Method
+from pluralign.methods.registry import MethodSpec, register_method
 from pluralign.probes import Probe
 from pluralign.targets import AlignmentTarget
 
@@ -100,3 +101,13 @@ class EmbeddingScorer(Method):
             {a.name: f"Predicted from the {self.kind} embedding model." for a in attributes} for _ in probe.responses
         ]
         return Judgement(predictions=preds, reasonings=reasons)
+
+
+register_method(
+    MethodSpec(
+        name="embedding",
+        summary="ridge/kNN on MiniLM embeddings trained on the train set (offline, no LLM)",
+        build=lambda s, r: EmbeddingScorer(r.train_probes(), kind=s.scorer),
+        options=("scorer", "examples"),
+    )
+)

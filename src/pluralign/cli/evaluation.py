@@ -1,0 +1,172 @@
+"""``pluralign eval``, ``score`` and ``report``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from pluralign.cli.common import (
+    AttributesOpt,
+    MetricOpt,
+    TiesOpt,
+    console,
+    err_console,
+    fail,
+    registry_from,
+    results_table,
+    say,
+    settings_from_options,
+    with_settings_options,
+)
+
+EXIT_PENDING = 3
+"""``eval --backend batch``: requests were written; nothing is scored until they are imported."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval")(eval_cmd)
+    app.command("score")(score_cmd)
+    app.command("report")(report_cmd)
+
+
+@with_settings_options()
+def eval_cmd(
+    method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = "random",
+    target: Annotated[
+        list[str] | None, typer.Option(help="JSON file, directory of JSON files, high or low; repeatable.")
+    ] = None,
+    benchmark: Annotated[
+        Path | None, typer.Option(help="Benchmark dir (train.json/eval.json); or $PLURALIGN_BENCHMARK.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/latest"),
+    limit: Annotated[int | None, typer.Option(help="Only the first N eval items.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
+    metric: MetricOpt = "auto",
+    ties: TiesOpt = "exact",
+    overwrite: Annotated[bool, typer.Option(help="Start the run directory afresh.")] = False,
+    on_invalid: Annotated[
+        str, typer.Option(help="skip: record an item the judge never answers validly as failed and go on; stop.")
+    ] = "skip",
+    workers: Annotated[int, typer.Option(help="Items judged in parallel (server backends).")] = 1,
+    attributes_file: AttributesOpt = None,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Evaluate a method on a benchmark against one or more targets."""
+    from pluralign.data.benchmark import load_benchmark
+    from pluralign.evaluate import OnInvalid, evaluate
+    from pluralign.methods import build_method, method_spec
+    from pluralign.runs import RunDir
+    from pluralign.selection import parse_metric, parse_ties
+    from pluralign.targets import resolve_target_specs
+
+    metric_ = parse_metric(metric)
+    ties_ = parse_ties(ties)
+    if on_invalid not in OnInvalid.__members__:
+        fail(f"--on-invalid must be stop or skip, not {on_invalid!r}")
+    if limit is not None and limit < 1:
+        fail(f"--limit must be at least 1, got {limit}")
+    if workers < 1:
+        fail(f"--workers must be at least 1, got {workers}")
+    method_spec(method)
+    registry = registry_from(attributes_file)
+    RunDir(out).check_writable(overwrite)
+    bench = load_benchmark(benchmark)
+    targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
+    settings = settings_from_options(options or {}, benchmark_dir=bench.path)
+    meth = build_method(method, settings)
+    n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(method, total=n_items, rate="")
+        t0 = time.perf_counter()
+
+        def hook(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            progress.update(task, completed=done, rate=f"{rate:.2f} items/s")
+
+        try:
+            summary = evaluate(
+                bench,
+                meth,
+                targets,
+                out,
+                limit=limit,
+                seed=seed,
+                metric=metric_,
+                registry=registry,
+                overwrite=overwrite,
+                on_progress=hook,
+                workers=workers,
+                on_invalid=OnInvalid(on_invalid),
+                ties=ties_,
+            )
+        except KeyboardInterrupt:
+            progress.stop()
+            kept = RunDir(out).finished_items()
+            say(f"interrupted: {kept} of {n_items} items kept in {out}; run the same command to continue", err=True)
+            raise typer.Exit(130) from None
+        finally:
+            meth.close()
+    if summary.n_pending:
+        message = getattr(getattr(meth, "backend", None), "pending_message", None)
+        say(message() if callable(message) else f"{summary.n_pending} items wait for batch answers")
+        raise typer.Exit(EXIT_PENDING)
+    console.print(results_table(summary.results, f"{method} on {bench.name} ({summary.n_items} items)"))
+    failed = f"; {summary.n_failed} items failed (retried by the next run)" if summary.n_failed else ""
+    say(
+        f"LLM calls made now {summary.stats.calls} (answered by the cache {summary.stats.cached}, "
+        f"saved by sharing scores across targets {summary.calls_saved_by_sharing}); "
+        f"judged {summary.n_judged_now} items now, {summary.n_resumed} resumed{failed}; "
+        f"{summary.seconds:.1f} s; results in {summary.out_dir / 'results.json'}"
+    )
+
+
+def score_cmd(
+    path: Annotated[Path, typer.Argument(help="A run directory, or a reference input_output.json.")],
+    target: Annotated[list[str] | None, typer.Option(help="Target SPEC (for an input_output.json).")] = None,
+    metric: Annotated[str | None, typer.Option(help="auto, euclidean, weighted or l1 (default: the run's).")] = None,
+    ties: Annotated[str | None, typer.Option(help="exact (the paper's) or tolerant (reports both).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recompute metrics from saved decisions (or the reference's input_output.json)."""
+    from pluralign.data.input_output import input_output_attributes, score_input_output
+    from pluralign.evaluate import rescore
+    from pluralign.selection import parse_metric, parse_ties
+    from pluralign.targets import resolve_target_specs
+
+    metric_ = parse_metric(metric) if metric else None
+    ties_ = parse_ties(ties) if ties else None
+    if path.is_dir():
+        results = rescore(path, metric_, ties_)
+    else:
+        if not target:
+            fail("scoring an input_output.json needs --target")
+        targets = resolve_target_specs(target, input_output_attributes(path))
+        results = [score_input_output(path, t, metric_ or "auto", ties_ or "exact") for t in targets]
+    if as_json:
+        print(json.dumps([r.model_dump() for r in results], indent=2))
+    else:
+        console.print(results_table(results, f"scores of {path}"))
+
+
+def report_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run directories to compare.")],
+    out: Annotated[Path, typer.Option(help="Folder for report.md and the PNG plots.")] = Path("report"),
+    item: Annotated[int, typer.Option(help="Item for the radar chart.")] = 0,
+) -> None:
+    """Markdown report with plots: accuracy per method and per number of attributes, MSE, calibration."""
+    from pluralign.report import write_report
+
+    say(f"wrote {write_report(runs, out, item=item)}")

@@ -1,0 +1,133 @@
+"""Reasonings for a train set's labels, written by an LLM (the paper's code does the same
+with Mistral-7B), so few-shot examples explain their scores instead of using placeholders.
+
+For every train response and attribute the judge sees the question, the response and the
+human rating, and writes one sentence. Progress is appended to
+``train.reasonings.jsonl`` beside ``train.json`` after every item and ``train.json`` is
+rewritten atomically as it goes, so an interrupted run resumes where it stopped; answers
+also go through the judgement cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pluralign import prompts as prompt_module
+from pluralign.attributes import AttributeRegistry
+from pluralign.data.benchmark import load_probes, save_probes
+from pluralign.errors import InputError
+from pluralign.files import append_jsonl, read_jsonl, repair_torn_tail
+from pluralign.judges.base import Backend, GenerationSettings, JudgeRequest
+from pluralign.probes import Probe
+from pluralign.prompts import PromptSet
+
+PROGRESS = "train.reasonings.jsonl"
+SAVE_EVERY = 10
+
+
+@dataclass
+class ReasoningStats:
+    items: int = 0
+    written: int = 0
+    kept: int = 0
+    resumed: int = 0
+
+
+def add_reasonings(
+    benchmark_dir: Path,
+    backend: Backend,
+    registry: AttributeRegistry,
+    prompt_set: PromptSet | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 200,
+    seed: int = 0,
+    overwrite: bool = False,
+    limit: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ReasoningStats:
+    """Fill ``reasonings`` in ``benchmark_dir/train.json`` for every labelled response."""
+    train_file = benchmark_dir / "train.json"
+    if not train_file.exists():
+        raise InputError(f"{benchmark_dir} has no train.json")
+    probes = load_probes(train_file)
+    if not probes:
+        raise InputError(f"{train_file} holds no items")
+    prompt_set = prompt_set or PromptSet()
+    progress_file = benchmark_dir / PROGRESS
+    repair_torn_tail(progress_file)
+    done: dict[int, list[dict[str, str]]] = {}
+    for record in read_jsonl(progress_file, "reasoning progress"):
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("item"), int)
+            and isinstance(record.get("reasonings"), list)
+        ):
+            done[record["item"]] = record["reasonings"]
+    stats = ReasoningStats()
+    schema = prompt_module.reasoning_schema()
+    todo = range(len(probes)) if limit is None else range(min(limit, len(probes)))
+    updated = list(probes)
+    for count, index in enumerate(todo, start=1):
+        probe = probes[index]
+        if probe.labels is None:
+            raise InputError(f"{train_file}: item {index} has no labels to explain")
+        stats.items += 1
+        if index in done and not overwrite:
+            updated[index] = _with(probe, done[index])
+            stats.resumed += 1
+        else:
+            reasons = _reasonings_for(
+                probe, index, backend, registry, prompt_set, schema, temperature, max_tokens, seed, overwrite, stats
+            )
+            append_jsonl(progress_file, {"item": index, "reasonings": reasons})
+            updated[index] = _with(probe, reasons)
+            if count % SAVE_EVERY == 0:
+                save_probes(train_file, updated)
+        if on_progress is not None:
+            on_progress(count, len(todo))
+    save_probes(train_file, updated)
+    return stats
+
+
+def _with(probe: Probe, reasonings: list[dict[str, str]]) -> Probe:
+    return probe.model_copy(update={"reasonings": reasonings})
+
+
+def _reasonings_for(
+    probe: Probe,
+    index: int,
+    backend: Backend,
+    registry: AttributeRegistry,
+    prompt_set: PromptSet,
+    schema: dict[str, object],
+    temperature: float,
+    max_tokens: int,
+    seed: int,
+    overwrite: bool,
+    stats: ReasoningStats,
+) -> list[dict[str, str]]:
+    assert probe.labels is not None
+    out: list[dict[str, str]] = []
+    batch: list[tuple[int, str, JudgeRequest]] = []
+    for j, (response, label) in enumerate(zip(probe.responses, probe.labels, strict=True)):
+        existing = dict(probe.reasonings[j]) if probe.reasonings is not None else {}
+        out.append({} if overwrite else existing)
+        for name, value in label.items():
+            if not overwrite and existing.get(name):
+                stats.kept += 1
+                continue
+            attribute = registry[name]
+            messages = prompt_module.conversation(
+                prompt_set.reasoning_system(attribute),
+                [],
+                prompt_set.reasoning_user(attribute, probe.prompt, response, value),
+            )
+            settings = GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed + index)
+            batch.append((j, name, JudgeRequest(messages=messages, json_schema=schema, settings=settings)))
+    results = backend.generate([r for _, _, r in batch])
+    for (j, name, _), result in zip(batch, results, strict=True):
+        out[j][name] = " ".join(str(result.data["reasoning"]).split())
+        stats.written += 1
+    return out

@@ -1,0 +1,297 @@
+"""Learn a person's alignment target from the choices they made, and pick the question
+whose answer would tell the most about them.
+
+Model. A profile says which attributes the person cares about and the value they want
+for each (one of the attribute's label levels). Given a profile, the person chooses among
+the responses like a noisy version of the paper's selection rule:
+
+    P(choose r | profile) = eps / R + (1 - eps) * softmax_r(-beta * d_r^2)
+
+where ``d_r`` is the distance of response ``r``'s predicted values to the profile over the
+attributes it contains. ``eps`` absorbs plain mistakes (a flipped choice), ``beta`` makes
+near-ties nearly uninformative. Every profile of the grid (levels, or "absent", per
+attribute) gets a posterior from a prior that is uniform over the number of attributes and
+then over the profiles with that number, times the likelihood of the choices.
+
+Fit. The written target is the centre of the posterior: per attribute, the probability
+that it is present becomes its weight, and its value is the posterior mean given present.
+Attributes present with probability under ``MIN_WEIGHT`` are left out.
+
+Ask. The next question is the pool item with the largest expected information gain
+about the profile (the mutual information between the answer and the profile).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field, StrictStr, ValidationError, field_validator
+
+from pluralign.attributes import Attribute
+from pluralign.errors import InputError, validation_message
+from pluralign.files import read_text
+from pluralign.selection import select
+from pluralign.targets import AlignmentTarget
+
+EPSILON = 0.1
+BETA = 30.0
+MIN_WEIGHT = 0.05
+MAX_PROFILES = 2_000_000
+ASK_TOP_PROFILES = 20_000
+
+
+class ChoiceRecord(BaseModel):
+    """One line of a choices file (``chosen`` absent in a pool)."""
+
+    id: StrictStr
+    question: StrictStr
+    responses: list[StrictStr] = Field(min_length=2)
+    chosen: int | None = None
+    predictions: list[dict[str, float]] | None = None
+
+    @field_validator("responses", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            raise ValueError("must be a list of strings")
+        if len(value) < 2:
+            raise ValueError(f"need at least 2 responses, got {len(value)}")
+        return value
+
+    def check(self) -> ChoiceRecord:
+        if self.chosen is not None and not 0 <= self.chosen < len(self.responses):
+            raise ValueError(f"chosen {self.chosen} is out of range 0..{len(self.responses) - 1}")
+        if self.predictions is not None:
+            if len(self.predictions) != len(self.responses):
+                raise ValueError(f"{len(self.predictions)} predictions for {len(self.responses)} responses")
+            for p in self.predictions:
+                for a, v in p.items():
+                    if not (isinstance(v, (int, float)) and math.isfinite(v) and 0.0 <= v <= 1.0):
+                        raise ValueError(f"prediction {a}={v} is outside [0, 1]")
+        return self
+
+
+def read_choices(path: str | Path, need_chosen: bool = True, what: str = "choices file") -> list[ChoiceRecord]:
+    """Records of a JSON Lines file, or an InputError naming the line and the field."""
+    import json
+
+    records: list[ChoiceRecord] = []
+    seen: set[str] = set()
+    for number, line in enumerate(read_text(path, what).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}: line {number} is not a JSON object")
+        try:
+            record = ChoiceRecord.model_validate(raw).check()
+        except ValidationError as exc:
+            raise InputError(f"{path}: line {number}: {validation_message(exc)}") from None
+        except ValueError as exc:
+            raise InputError(f"{path}: line {number}: {exc}") from None
+        if need_chosen and record.chosen is None:
+            raise InputError(f"{path}: line {number}: no 'chosen' index")
+        if record.id in seen:
+            raise InputError(f"{path}: line {number}: id {record.id!r} appears twice")
+        seen.add(record.id)
+        records.append(record)
+    return records
+
+
+def attributes_of(records: Sequence[ChoiceRecord]) -> list[str]:
+    """Attributes every record's predictions have, in first-seen order."""
+    names: list[str] | None = None
+    for r in records:
+        for p in r.predictions or []:
+            names = [a for a in p] if names is None else [a for a in names if a in p]
+    return names or []
+
+
+def check_predictions(records: Sequence[ChoiceRecord], attributes: Sequence[str], path: str = "") -> None:
+    for r in records:
+        if r.predictions is None:
+            raise InputError(f"{path}{': ' if path else ''}record {r.id!r} has no predictions")
+        for i, p in enumerate(r.predictions):
+            missing = [a for a in attributes if a not in p]
+            if missing:
+                raise InputError(
+                    f"{path}{': ' if path else ''}record {r.id!r}, response {i}: predictions lack {', '.join(missing)}"
+                )
+
+
+@dataclass
+class Grid:
+    """Every profile: ``present`` (profiles x attributes, 0/1) and ``values``."""
+
+    attributes: list[str]
+    present: np.ndarray
+    values: np.ndarray
+    log_prior: np.ndarray
+
+    @classmethod
+    def build(cls, attributes: Sequence[Attribute]) -> Grid:
+        levels = [np.array(a.level_values(), dtype=np.float64) for a in attributes]
+        sizes = [len(lv) + 1 for lv in levels]  # option 0 = absent
+        size = math.prod(sizes)
+        if size > MAX_PROFILES:
+            raise InputError(
+                f"{size} candidate profiles over {len(attributes)} attributes is too many; name fewer with --attributes"
+            )
+        codes = np.indices(sizes).reshape(len(sizes), -1).T  # profiles x attributes
+        codes = codes[(codes > 0).any(axis=1)]
+        present = (codes > 0).astype(np.float64)
+        values = np.zeros(codes.shape, dtype=np.float64)
+        for k, lv in enumerate(levels):
+            values[:, k] = np.where(codes[:, k] > 0, lv[np.maximum(codes[:, k] - 1, 0)], 0.0)
+        n_present = present.sum(axis=1).astype(int)
+        counts = np.bincount(n_present)
+        log_prior = -np.log(counts[n_present]) - math.log(len(attributes))
+        return cls([a.name for a in attributes], present, values, log_prior)
+
+
+def _sq_distances(grid_present: np.ndarray, grid_values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Squared distance of every profile to every response: (profiles, responses)."""
+    mv = grid_present * grid_values
+    out: np.ndarray = (grid_present @ (x * x).T) - 2.0 * (mv @ x.T) + (mv * grid_values).sum(axis=1, keepdims=True)
+    return out
+
+
+def _choice_log_probs(d2: np.ndarray, beta: float, eps: float) -> np.ndarray:
+    """log P(choose r | profile) for one item's responses: (profiles, R)."""
+    logits = -beta * d2
+    logits -= logits.max(axis=1, keepdims=True)
+    soft = np.exp(logits)
+    soft /= soft.sum(axis=1, keepdims=True)
+    r = d2.shape[1]
+    out: np.ndarray = np.log(eps / r + (1 - eps) * soft)
+    return out
+
+
+def _matrix(record: ChoiceRecord, attributes: Sequence[str]) -> np.ndarray:
+    assert record.predictions is not None
+    return np.array([[p[a] for a in attributes] for p in record.predictions], dtype=np.float64)
+
+
+def posterior(grid: Grid, choices: Sequence[ChoiceRecord], beta: float = BETA, eps: float = EPSILON) -> np.ndarray:
+    """Normalised posterior over the grid's profiles."""
+    log_post = grid.log_prior.copy()
+    for record in choices:
+        assert record.chosen is not None
+        lp = _choice_log_probs(_sq_distances(grid.present, grid.values, _matrix(record, grid.attributes)), beta, eps)
+        log_post += lp[:, record.chosen]
+    log_post -= log_post.max()
+    post = np.exp(log_post)
+    return np.asarray(post / post.sum())
+
+
+class AttributeFit(BaseModel):
+    attribute: str
+    weight: float
+    value: float | None
+    value_sd: float | None
+
+
+class ProfileFit(BaseModel):
+    target: dict[str, float]
+    weights: dict[str, float]
+    attributes: list[AttributeFit]
+    n_choices: int
+    n_explained: int
+
+    def as_target(self, name: str = "profile") -> AlignmentTarget:
+        return AlignmentTarget(name=name, values=self.target, weights=self.weights)
+
+    def file_dict(self, plain: bool = False) -> dict[str, Any]:
+        if plain:
+            return {a: v for a, v in self.target.items() if self.weights[a] >= 0.5} or dict(self.target)
+        return {"values": self.target, "weights": self.weights}
+
+
+def fit_profile(
+    attributes: Sequence[Attribute], choices: Sequence[ChoiceRecord], beta: float = BETA, eps: float = EPSILON
+) -> ProfileFit:
+    if not choices:
+        raise InputError("no choices to fit a profile from")
+    grid = Grid.build(attributes)
+    check_predictions(choices, grid.attributes)
+    post = posterior(grid, choices, beta, eps)
+    fits = []
+    values: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    for k, name in enumerate(grid.attributes):
+        p_present = float((post * grid.present[:, k]).sum())
+        value = sd = None
+        if p_present > 0:
+            w = post * grid.present[:, k]
+            mean = float((w * grid.values[:, k]).sum() / w.sum())
+            sd = float(math.sqrt(max(0.0, (w * (grid.values[:, k] - mean) ** 2).sum() / w.sum())))
+            value = round(mean, 4)
+        fits.append(AttributeFit(attribute=name, weight=round(p_present, 4), value=value, value_sd=sd))
+        if value is not None and p_present >= MIN_WEIGHT:
+            values[name] = value
+            weights[name] = round(p_present, 4)
+    if not values:  # nothing stands out: keep the most likely attribute
+        best = max(fits, key=lambda f: f.weight)
+        values[best.attribute] = best.value if best.value is not None else 0.5
+        weights[best.attribute] = max(best.weight, MIN_WEIGHT)
+    fitted = ProfileFit(target=values, weights=weights, attributes=fits, n_choices=len(choices), n_explained=0)
+    goal = fitted.as_target()
+    explained = sum(select(r.predictions or [], goal).index == r.chosen for r in choices)
+    return fitted.model_copy(update={"n_explained": int(explained)})
+
+
+class NextQuestion(BaseModel):
+    id: str
+    index: int
+    information_bits: float
+
+
+def next_question(
+    attributes: Sequence[Attribute],
+    choices: Sequence[ChoiceRecord],
+    pool: Sequence[ChoiceRecord],
+    beta: float = BETA,
+    eps: float = EPSILON,
+) -> NextQuestion:
+    """The pool item (not already answered, by id) whose answer is expected to tell the most."""
+    asked = {c.id for c in choices}
+    candidates = [(i, r) for i, r in enumerate(pool) if r.id not in asked]
+    if not candidates:
+        raise InputError("every pool item has been answered already")
+    grid = Grid.build(attributes)
+    check_predictions(choices, grid.attributes)
+    check_predictions([r for _, r in candidates], grid.attributes, "pool")
+    post = posterior(grid, choices, beta, eps)
+    top = np.argsort(-post)[:ASK_TOP_PROFILES]
+    w = post[top] / post[top].sum()
+    present, values = grid.present[top], grid.values[top]
+    best: tuple[float, int, str] | None = None
+    for index, record in candidates:
+        lp = _choice_log_probs(_sq_distances(present, values, _matrix(record, grid.attributes)), beta, eps)
+        p = np.exp(lp)
+        marginal = w @ p
+        h_marginal = -float((marginal * np.log(np.clip(marginal, 1e-300, None))).sum())
+        h_conditional = -float(w @ (p * lp).sum(axis=1))
+        gain = (h_marginal - h_conditional) / math.log(2)
+        if best is None or gain > best[0] + 1e-12:
+            best = (gain, index, record.id)
+    assert best is not None
+    return NextQuestion(id=best[2], index=best[1], information_bits=round(best[0], 6))
+
+
+def builtin_pool() -> list[ChoiceRecord]:
+    """The pool shipped for the page's "Find my profile" flow: short HelpSteer2 train items
+    (nvidia/HelpSteer2, CC-BY-4.0) whose predictions are the human annotators' labels."""
+    from importlib import resources
+
+    path = resources.files("pluralign") / "data" / "profile_pool.jsonl"
+    with resources.as_file(path) as real:
+        return read_choices(real, need_chosen=False, what="profile pool")

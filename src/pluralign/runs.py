@@ -1,0 +1,221 @@
+"""The run folder: one module owns its format, for writing (evaluate) and reading (score,
+report, the service, benchmarks).
+
+::
+
+    run.json            what was asked (method config, benchmark, seed): a resume must match
+    judgements.jsonl    one line per judged item (or failed item), appended and fsynced
+    calls.jsonl         every raw model answer, when calls are logged
+    decisions.jsonl     derived: one line per item and target
+    results.json        derived: metrics per target and the run's cost
+    input_output/       derived: the reference implementation's format, one file per target
+    .lock               held while a process writes the run
+
+Readers never change a file (a corrupt line is skipped with a warning); the writer holds
+``.lock`` so two processes never judge the same run at once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pluralign.data.input_output import write_input_output
+from pluralign.errors import InputError, RunLockedError, validation_message
+from pluralign.files import append_jsonl, read_json, read_jsonl, repair_torn_tail, write_json_atomic, write_text_atomic
+from pluralign.methods.base import Judgement
+from pluralign.probes import Probe
+from pluralign.scoring import Decision, TargetResult, results_payload
+from pluralign.targets import AlignmentTarget
+
+RUN_FILE = "run.json"
+JUDGEMENTS = "judgements.jsonl"
+DECISIONS = "decisions.jsonl"
+RESULTS = "results.json"
+CALLS = "calls.jsonl"
+INPUT_OUTPUT = "input_output"
+LOCK = ".lock"
+
+
+class JudgementRecord(BaseModel):
+    """One line of judgements.jsonl: an item's judgement for a key (``*`` = every target,
+    or a target's name for target-dependent methods), or the error that stopped it."""
+
+    item: int
+    key: str
+    judgement: Judgement | None = None
+    error: str | None = None
+
+
+class RunResults(BaseModel):
+    """results.json: metrics per target and what the run cost (other fields kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    targets: list[TargetResult]
+    mean_accuracy: float | None = None
+    target_values: dict[str, Any] = {}
+    method: Any = None
+    n_items: int | None = None
+    metric: str = "auto"
+    ties: str = "exact"
+    n_failed: int = 0
+
+
+def is_run(path: Path) -> bool:
+    return (path / RUN_FILE).is_file()
+
+
+class RunDir:
+    """Reads and writes one evaluation run folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # -- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while judging: a second process on the same folder gets a clear error."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / LOCK, "a+")
+        try:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunLockedError(
+                    f"{self.path} is being written by another pluralign process; wait for it or use another --out"
+                ) from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+        finally:
+            handle.close()
+
+    def check_writable(self, overwrite: bool) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"--out {self.path} is a file, not a folder")
+        if self.path.is_dir() and not is_run(self.path) and not overwrite:
+            foreign = [n for n in (RESULTS, DECISIONS, JUDGEMENTS) if (self.path / n).exists()]
+            if foreign:
+                raise InputError(
+                    f"--out {self.path} holds {foreign[0]} but is not a pluralign run; "
+                    "use another --out or pass --overwrite"
+                )
+
+    def prepare(self, identity: dict[str, Any], overwrite: bool) -> None:
+        """Start or resume: a resumed run must have been asked the same way."""
+        self.check_writable(overwrite)
+        self.path.mkdir(parents=True, exist_ok=True)
+        run_file = self.path / RUN_FILE
+        if run_file.exists() and not overwrite:
+            try:
+                previous = read_json(run_file, "run file")
+            except InputError:
+                raise InputError(f"{run_file} is corrupted; pass --overwrite to start again") from None
+            if not isinstance(previous, dict) or previous.get("identity") != identity:
+                raise InputError(
+                    f"{self.path} holds a run with another method, benchmark or seed; "
+                    "use another --out or pass --overwrite"
+                )
+        if overwrite:  # everything a run writes, so no stale record outlives it
+            for name in (JUDGEMENTS, DECISIONS, RESULTS, CALLS):
+                (self.path / name).unlink(missing_ok=True)
+            shutil.rmtree(self.path / INPUT_OUTPUT, ignore_errors=True)
+        write_json_atomic(run_file, {"identity": identity})
+        repair_torn_tail(self.path / JUDGEMENTS)
+
+    def save_judgement(self, item: int, key: str, judgement: Judgement) -> None:
+        append_jsonl(self.path / JUDGEMENTS, JudgementRecord(item=item, key=key, judgement=judgement).model_dump())
+
+    def save_failure(self, item: int, key: str, error: str) -> None:
+        append_jsonl(self.path / JUDGEMENTS, JudgementRecord(item=item, key=key, error=error).model_dump())
+
+    def write_outputs(
+        self,
+        probes: Sequence[Probe],
+        targets: Sequence[AlignmentTarget],
+        decisions: dict[str, list[Decision]],
+        results: list[TargetResult],
+        extra: dict[str, Any],
+    ) -> None:
+        lines = [d.model_dump_json() for t in targets for d in decisions[t.name]]
+        write_text_atomic(self.path / DECISIONS, "".join(line + "\n" for line in lines))
+        payload = results_payload(results, extra)
+        payload["target_values"] = {t.name: t.to_file_dict() for t in targets}
+        write_json_atomic(self.path / RESULTS, payload)
+        for target in targets:
+            write_input_output(self.path / INPUT_OUTPUT / f"{target.name}.json", probes, decisions[target.name])
+
+    # -- reading -------------------------------------------------------------------------------
+    def records(self) -> list[JudgementRecord]:
+        out = []
+        for raw in read_jsonl(self.path / JUDGEMENTS, "judgements"):
+            try:
+                out.append(JudgementRecord.model_validate(raw))
+            except ValidationError:
+                continue
+        return out
+
+    def judgements(self) -> tuple[dict[tuple[int, str], Judgement], dict[tuple[int, str], str]]:
+        """What is done, and what failed last time (a later success clears a failure)."""
+        done: dict[tuple[int, str], Judgement] = {}
+        failed: dict[tuple[int, str], str] = {}
+        for record in self.records():
+            key = (record.item, record.key)
+            if record.judgement is not None:
+                done[key] = done[key].merged(record.judgement) if key in done else record.judgement
+                failed.pop(key, None)
+            elif record.error is not None and key not in done:
+                failed[key] = record.error
+        return done, failed
+
+    def finished_items(self) -> int:
+        return len({item for item, _ in self.judgements()[0]})
+
+    def results(self) -> RunResults:
+        path = self.path / RESULTS
+        if not path.exists():
+            raise InputError(f"{self.path} has no {RESULTS}; is it a finished run?")
+        raw = read_json(path, "results file")
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}: expected a JSON object, found a {type(raw).__name__}")
+        try:
+            return RunResults.model_validate(raw)
+        except ValidationError as exc:
+            raise InputError(f"{path}: {validation_message(exc)}") from None
+
+    def decisions(self) -> list[Decision]:
+        path = self.path / DECISIONS
+        if not path.exists():
+            raise InputError(f"{self.path} has no {DECISIONS}; is it a finished run?")
+        out = []
+        for i, raw in enumerate(read_jsonl(path, "decisions")):
+            try:
+                out.append(Decision.model_validate(raw))
+            except ValidationError as exc:
+                raise InputError(f"{path}: record {i + 1}: {validation_message(exc)}") from None
+        return out
+
+    def probes(self, target: str) -> dict[int, Any]:
+        """Eval item -> its input, as written in the reference format for one target."""
+        path = self.path / INPUT_OUTPUT / f"{target}.json"
+        if not path.exists():
+            return {}
+        raw = read_json(path, "input_output file")
+        if not isinstance(raw, list):
+            raise InputError(f"{path}: expected a list of records")
+        out: dict[int, Any] = {}
+        for position, record in enumerate(raw):
+            if isinstance(record, dict):
+                item = record.get("item", position)
+                out[item if isinstance(item, int) else position] = record.get("input")
+        return out

@@ -1,0 +1,95 @@
+"""Decisions run one at a time on one worker thread (an in-process model is not
+re-entrant), behind a bounded queue with a deadline per decision.
+
+* A full queue answers at once (:class:`QueueFull`, a 503 with Retry-After estimated from
+  recent decision times) instead of piling up work.
+* Each decision carries a :class:`~pluralign.judges.deadline.Deadline`: it counts from
+  when the request arrived, so time spent waiting counts too. When it passes, or the client
+  disconnects, the request is answered (504) or dropped at once, and the judge stops at its
+  next check (llama.cpp: the next token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from pluralign.errors import DeadlineExceeded, PluralignError
+from pluralign.judges.deadline import Deadline, deadline
+
+T = TypeVar("T")
+POLL_SECONDS = 0.2
+
+
+class QueueFull(PluralignError):
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class DecisionQueue:
+    def __init__(self, max_waiting: int, timeout: float) -> None:
+        self.max_waiting = max_waiting
+        self.timeout = timeout
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pluralign-judge")
+        self._lock = threading.Lock()
+        self._inflight = 0
+        self._mean_seconds = 30.0
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def retry_after(self) -> int:
+        return max(1, min(3600, math.ceil(self._mean_seconds * max(1, self._inflight))))
+
+    def _finished(self, seconds: float | None) -> None:
+        with self._lock:
+            self._inflight -= 1
+            if seconds is not None:
+                self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * seconds
+
+    async def run(self, work: Callable[[], T], disconnected: Callable[[], Awaitable[bool]] | None = None) -> T:
+        with self._lock:
+            if self._inflight >= self.max_waiting + 1:
+                raise QueueFull(
+                    f"{self._inflight} decisions are queued or running (limit {self.max_waiting + 1}); retry later",
+                    self.retry_after(),
+                )
+            self._inflight += 1
+        handle = Deadline(self.timeout, "decision")
+        loop = asyncio.get_running_loop()
+
+        def job() -> T:
+            import time
+
+            started = time.monotonic()
+            ok = False
+            try:
+                with deadline(None, handle=handle):
+                    handle.check()  # expired or abandoned while it waited: do nothing
+                    result = work()
+                    ok = True
+                    return result
+            finally:
+                self._finished(time.monotonic() - started if ok else None)
+
+        future = loop.run_in_executor(self._executor, contextvars.copy_context().run, job)
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=POLL_SECONDS)
+            if done:
+                return future.result()
+            if disconnected is not None and await disconnected():
+                handle.cancel("the client went away")
+                raise DeadlineExceeded("decision cancelled: the client went away")
+            if handle.expired():
+                handle.cancel(f"ran past its deadline of {self.timeout:g} s")
+                raise DeadlineExceeded(f"decision ran past its deadline of {self.timeout:g} s")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,85 @@
+"""``POST /v1/choose`` and ``POST /v1/score``: decisions go through the bounded queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field, StrictStr, field_validator
+
+from pluralign.api import Chooser, ChooseResult
+from pluralign.server.state import ServiceState, check_probe, chooser, state
+from pluralign.targets import target_from_data
+
+router = APIRouter(prefix="/v1", tags=["decisions"])
+
+
+class _Probe(BaseModel):
+    question: StrictStr = Field(min_length=1)
+    responses: list[StrictStr]
+    seed: int = 0
+    samples: int | None = Field(default=None, ge=1, le=10)
+
+    @field_validator("responses", mode="before")
+    @classmethod
+    def _at_least_two(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) < 2:
+            raise ValueError(f"need at least 2 responses to choose between, got {len(value)}")
+        return value
+
+
+class ChooseRequest(_Probe):
+    target: dict[str, Any]
+
+
+class ScoreRequest(_Probe):
+    attributes: list[StrictStr] = Field(min_length=1)
+
+
+class ScoreResponse(BaseModel):
+    predictions: list[dict[str, float]] | None
+    reasonings: list[dict[str, str]] | None
+    samples: dict[str, list[dict[str, Any]]]
+    method: str
+
+
+def _overrides(samples: int | None) -> dict[str, Any] | None:
+    return {"samples": samples} if samples is not None else None
+
+
+@router.post("/choose", response_model=ChooseResult)
+async def choose(
+    body: ChooseRequest, request: Request, s: ServiceState = Depends(state), c: Chooser = Depends(chooser)
+) -> ChooseResult:
+    """Choose the response closest to the target, with predictions, explanation and confidence."""
+    check_probe(s.config, body.question, body.responses)
+    target = target_from_data(body.target, "target", s.config.registry)
+    return await s.queue.run(
+        lambda: c.choose(body.question, body.responses, target, seed=body.seed, overrides=_overrides(body.samples)),
+        request.is_disconnected,
+    )
+
+
+@router.post("/score", response_model=ScoreResponse)
+async def score(
+    body: ScoreRequest, request: Request, s: ServiceState = Depends(state), c: Chooser = Depends(chooser)
+) -> ScoreResponse:
+    """Predicted attribute values per response (no target: scores do not depend on it)."""
+    check_probe(s.config, body.question, body.responses)
+    if c.method.target_dependent:
+        raise HTTPException(422, f"method {c.method.name} needs a target; use /v1/choose")
+    s.config.registry.require(body.attributes)
+    judgement = await s.queue.run(
+        lambda: c.score(
+            body.question, body.responses, body.attributes, seed=body.seed, overrides=_overrides(body.samples)
+        ),
+        request.is_disconnected,
+    )
+    if judgement.predictions is None:
+        raise HTTPException(422, f"method {c.method.name} picks a response but predicts no attribute values")
+    return ScoreResponse(
+        predictions=judgement.predictions,
+        reasonings=judgement.reasonings,
+        samples=judgement.samples,
+        method=c.method.name,
+    )

@@ -1,0 +1,86 @@
+"""The run browser: evaluation runs under --runs, read through :mod:`pluralign.runs`.
+
+A run whose files are corrupt or of the wrong shape answers with its own error and never
+breaks the listing; runs reached through links that leave the folder are not shown.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from pluralign.errors import InputError, one_line
+from pluralign.runs import RunDir
+from pluralign.server.state import ServiceState, state
+
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        return root.resolve() in path.resolve().parents
+    except OSError:
+        return False
+
+
+def _run_path(s: ServiceState, name: str) -> Path:
+    root = s.config.runs_dir
+    if root is None:
+        raise HTTPException(404, "this server was started without --runs")
+    path = root / name
+    if "/" in name or name in {"", ".", ".."} or not _inside(root, path) or not (path / "results.json").exists():
+        raise HTTPException(404, f"no run named {name!r}")
+    return path
+
+
+@router.get("")
+async def list_runs(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
+    root = s.config.runs_dir
+    if root is None or not root.is_dir():
+        return []
+    out: list[dict[str, Any]] = []
+    for d in sorted(root.iterdir()):
+        if not _inside(root, d) or not d.is_dir() or not (d / "results.json").exists():
+            continue
+        try:
+            res = RunDir(d).results()
+        except InputError as exc:
+            out.append({"name": d.name, "error": one_line(exc)})
+            continue
+        out.append(
+            {
+                "name": d.name,
+                "method": res.method,
+                "n_items": res.n_items,
+                "mean_accuracy": res.mean_accuracy,
+                "targets": [t.name for t in res.targets],
+            }
+        )
+    return out
+
+
+@router.get("/{name}")
+async def run_items(name: str, offset: int = 0, limit: int = 10, s: ServiceState = Depends(state)) -> dict[str, Any]:
+    run = RunDir(_run_path(s, name))
+    try:
+        results = run.results()
+        decisions = run.decisions()
+        first = results.targets[0].name if results.targets else None
+        probes = run.probes(first) if first else {}
+    except InputError as exc:
+        raise HTTPException(500, f"run {name}: {one_line(exc)}") from None
+    by_item: dict[int, list[dict[str, Any]]] = {}
+    for d in decisions:
+        by_item.setdefault(d.item, []).append(d.model_dump())
+    items = sorted(by_item)
+    start = max(0, offset)
+    page = items[start : start + max(1, min(limit, 100))]
+    return {
+        "name": name,
+        "total": len(items),
+        "offset": start,
+        "targets": results.target_values,
+        "items": [{"item": i, "probe": probes.get(i), "decisions": by_item[i]} for i in page],
+    }

@@ -1,0 +1,47 @@
+"""The service's shared state (config, the loaded method, the queue) and its FastAPI dependencies."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+from pluralign.api import Chooser
+from pluralign.server.config import ServerConfig
+from pluralign.server.queue import DecisionQueue
+
+
+@dataclass
+class ServiceState:
+    config: ServerConfig
+    queue: DecisionQueue
+    chooser: Chooser | None = None
+    method_config: dict[str, Any] = field(default_factory=dict)
+
+
+def state(request: Request) -> ServiceState:
+    return request.app.state.pluralign  # type: ignore[no-any-return]
+
+
+def chooser(request: Request) -> Chooser:
+    s = state(request)
+    if s.chooser is None:
+        raise HTTPException(503, "the method is still loading; retry in a moment")
+    return s.chooser
+
+
+def key_is_valid(config: ServerConfig, request: Request) -> bool:
+    if not config.api_key:
+        return True
+    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+    return hmac.compare_digest(given.encode(), config.api_key.encode())
+
+
+def check_probe(config: ServerConfig, question: str, responses: list[str]) -> None:
+    if len(responses) > config.max_responses:
+        raise HTTPException(422, f"{len(responses)} responses exceed the limit of {config.max_responses}")
+    longest = max([len(question), *map(len, responses)])
+    if longest > config.max_text_chars:
+        raise HTTPException(422, f"a text of {longest} characters exceeds the limit of {config.max_text_chars}")
