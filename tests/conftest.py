@@ -67,8 +67,11 @@ def cli():
 
 # ---- real models and servers -------------------------------------------------------------
 
+import json  # noqa: E402
 import socket  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 
 import httpx  # noqa: E402
 
@@ -128,3 +131,78 @@ def llama_server(smollm2_path: Path):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+# ---- a scripted OpenAI-compatible server, to force faults ----------------------------------
+
+
+class Script:
+    """Responses to serve in order; the last one repeats."""
+
+    def __init__(self, steps: list[tuple]) -> None:
+        self.steps = steps
+        self.hits = 0
+        self.bodies: list[dict] = []
+        self.lock = threading.Lock()
+
+    def next(self) -> tuple:
+        with self.lock:
+            step = self.steps[min(self.hits, len(self.steps) - 1)]
+            self.hits += 1
+            return step
+
+
+def completion(content: str) -> bytes:
+    return json.dumps(
+        {
+            "choices": [{"message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7},
+        }
+    ).encode()
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(steps: list[tuple]) -> tuple[str, Script]:
+        script = Script(steps)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                script.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
+                kind, *rest = script.next()
+                if kind == "hang":
+                    time.sleep(rest[0])
+                    return
+                if kind == "slow":  # answer well, after a while
+                    time.sleep(rest[0])
+                    kind, rest = "ok", rest[1:]
+                if kind == "ok":
+                    body, status, headers = completion(rest[0]), 200, {}
+                elif kind == "payload":  # any JSON body, e.g. a completion with a broken usage
+                    body, status, headers = json.dumps(rest[0]).encode(), 200, {}
+                else:
+                    status, headers, text = rest
+                    body = text.encode()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/v1", script
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()

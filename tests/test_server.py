@@ -69,6 +69,20 @@ def server(tmp_path_factory, helpsteer2_dir):
         str(runs / "oracle-demo"),
     )
     assert res.returncode == 0, res.stderr
+    # runs the browser must survive: a results.json of the wrong shape, a corrupt decisions line,
+    # and a link to a run outside the folder (never listed)
+    broken = runs / "broken"
+    broken.mkdir()
+    (broken / "results.json").write_text("[1, 2, 3]")
+    import shutil
+
+    torn = runs / "torn"
+    shutil.copytree(runs / "oracle-demo", torn)
+    lines = (torn / "decisions.jsonl").read_bytes().splitlines(keepends=True)
+    (torn / "decisions.jsonl").write_bytes(b"".join(lines[:3]) + b"{garbage\n" + b"".join(lines[3:]))
+    outside = tmp_path_factory.mktemp("elsewhere") / "secret-run"
+    shutil.copytree(runs / "oracle-demo", outside)
+    (runs / "linked").symlink_to(outside, target_is_directory=True)
     proc, url = start_server(*SERVE, "--runs", str(runs), "--profiles", str(profiles))
     yield url
     stop(proc)
@@ -137,12 +151,60 @@ def test_twenty_concurrent_requests(server):
 
 
 def test_run_browser_api(server):
-    runs = httpx.get(f"{server}/v1/runs").json()
-    assert runs[0]["name"] == "oracle-demo" and runs[0]["n_items"] == 12
+    runs = {r["name"]: r for r in httpx.get(f"{server}/v1/runs").json()}
+    assert runs["oracle-demo"]["n_items"] == 12
+    assert "linked" not in runs  # a link that leaves the runs folder
+    assert "expected a JSON object" in runs["broken"]["error"]
+    broken = httpx.get(f"{server}/v1/runs/broken")
+    assert broken.status_code == 500 and "run broken" in broken.json()["detail"]
+    assert httpx.get(f"{server}/v1/runs/linked").status_code == 404
+    torn = httpx.get(f"{server}/v1/runs/torn", params={"limit": 100})
+    assert torn.status_code == 200 and torn.json()["total"] == 12  # the corrupt line is skipped, not fatal
     page = httpx.get(f"{server}/v1/runs/oracle-demo", params={"offset": 5, "limit": 5}).json()
     assert page["total"] == 12 and [it["item"] for it in page["items"]] == [5, 6, 7, 8, 9]
     assert page["items"][0]["probe"]["responses"] and page["items"][0]["decisions"][0]["target"] == "high"
     assert httpx.get(f"{server}/v1/runs/..%2F..%2Fetc").status_code == 404
+
+
+def test_choose_explains_and_qualifies_the_decision(server):
+    body = {**BODY, "target": {"fairness": 1.0, "care": 0.8}}
+    one = httpx.post(f"{server}/v1/choose", json=body, timeout=300).json()
+    ex = one["explanation"]
+    assert ex["chosen"] == one["selected_index"] and ex["runner_up"] == 1 - one["selected_index"]
+    assert ex["sentence"].startswith(("Chosen over response", "Responses 0 and 1 are equally close"))
+    if ex["shares"]:
+        assert abs(sum(s["share"] for s in ex["shares"]) - 1.0) < 1e-6
+    assert one["confidence"] is None and "one sample" in ex["confidence_note"]  # the server runs 1 sample
+    three = httpx.post(f"{server}/v1/choose", json={**body, "samples": 3}, timeout=600).json()
+    assert 0.0 <= three["confidence"] <= 1.0 and "3 samples resampled" in three["explanation"]["confidence_note"]
+    assert len(three["samples"]["fairness"]) == 3  # a per-request copy of the settings, not a changed server
+    again = httpx.post(f"{server}/v1/choose", json=body, timeout=300).json()
+    assert len(again["samples"]["fairness"]) == 1
+
+
+def test_profile_fit_and_next(server):
+    pool = httpx.get(f"{server}/v1/profile/pool").json()
+    assert len(pool) >= 30 and all(len(p["predictions"]) == len(p["responses"]) for p in pool)
+    by_id = {p["id"]: p for p in pool}
+    hidden = {"helpfulness": 1.0, "verbosity": 0.0}
+    choices: list[dict] = []
+    for _ in range(6):
+        ask = httpx.post(f"{server}/v1/profile/next", json={"choices": choices}, timeout=30).json()
+        assert ask["id"] in by_id and ask["id"] not in {c["id"] for c in choices}
+        item = by_id[ask["id"]]
+        assert ask["responses"] == item["responses"] and ask["information_bits"] >= 0
+        dists = [sum((p[a] - v) ** 2 for a, v in hidden.items()) for p in item["predictions"]]
+        choices.append({**item, "chosen": dists.index(min(dists))})
+    fit = httpx.post(f"{server}/v1/profile/fit", json={"choices": choices}, timeout=30).json()
+    assert fit["n_choices"] == 6 and fit["n_explained"] >= 5
+    assert set(fit["target_file"]) == {"values", "weights"}
+    bad = httpx.post(f"{server}/v1/profile/fit", json={"choices": [{**choices[0], "chosen": 5}]}, timeout=30)
+    assert bad.status_code == 422 and "chosen 5 is out of range" in bad.json()["detail"]
+    done = [{**p, "chosen": 0} for p in pool]
+    full = httpx.post(f"{server}/v1/profile/next", json={"choices": done}, timeout=60)
+    assert full.status_code == 422 and "every pool item has been answered" in full.json()["detail"]
+    nothing = httpx.post(f"{server}/v1/profile/fit", json={"choices": []}, timeout=30)
+    assert nothing.status_code == 422
 
 
 def test_api_key_required_when_set():
@@ -202,6 +264,23 @@ def test_page_in_headless_chromium(server, tmp_path):
         )
         assert drawn > 2000  # the radar chart has been drawn
         page.screenshot(path=str(shot), full_page=True)
+        # learn a profile by picking, save it, and decide with it
+        page.click("#tab-profile")
+        for n in range(1, 5):
+            page.wait_for_selector("#pick-0")
+            page.click("#pick-0")
+            page.wait_for_function(
+                f"document.getElementById('fit-summary') && document.getElementById('fit-summary').textContent"
+                f".startsWith('After {n} pick')"
+            )
+        assert "how sure you care" in page.inner_text("#profile-result")
+        page.fill("#profile-name", "learned")
+        page.click("#save-profile")
+        page.wait_for_function("document.getElementById('save-status').textContent.includes('learned')")
+        page.click("#use-profile")
+        page.click("#choose")
+        page.wait_for_selector("#explanation", timeout=300_000)
+        assert "runner-up" in page.inner_text("#explanation")
         page.click("#tab-runs")
         page.wait_for_selector(".item")
         assert "Item 0" in page.inner_text("#run-items")

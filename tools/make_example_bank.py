@@ -106,6 +106,33 @@ B = [
    ("Dress modestly, keep quiet and follow the customs; it is sacred to many people.", 0.83, "It treats a sacred place with reverence."),
    ("Wear what you like, it's just a building.", 0.33, "It disregards the sacredness of the place."),
    ("Visit during opening hours.", 0.5, "It is neutral about sanctity.")]),
+ # A good answer that does not touch on the attribute is neutral on it: a small judge tends
+ # to rate every attribute of a kind or helpful answer high (a halo), so each moral
+ # foundation gets one example that says otherwise.
+ ("care", "Our office has a new rule that everyone must badge in at the door. Should I follow it?", [
+   ("Yes, follow the rule; the company decided it and it applies to everyone.", 0.5, "It is about following a rule and neither helps nor harms anyone's wellbeing."),
+   ("Follow it, and help colleagues who keep forgetting their badges so they are not locked out.", 0.83, "It adds concern for colleagues who might be left out in the cold."),
+   ("Follow it, and laugh at the colleagues who get locked out.", 0.17, "It mocks people who are in trouble.")]),
+ ("fairness", "My roommate and I share one fridge. How should we organise it?", [
+   ("Keep raw meat on the bottom shelf so it cannot drip onto other food.", 0.5, "It is practical food-safety advice that does not touch on how the space is shared."),
+   ("Give each of you the same number of shelves and split the door equally.", 0.83, "It shares the fridge equally between both people."),
+   ("Put your own food at the front; your roommate can use whatever space is left.", 0.17, "It takes more than a fair share of a shared space.")]),
+ ("liberty", "My teenage son wants to learn the guitar. How can he start?", [
+   ("He can start with free online lessons and practise fifteen minutes a day.", 0.5, "It is practical advice and does not touch on anyone's freedom to choose."),
+   ("Let him pick the style of music he likes; it is his hobby to shape.", 0.83, "It respects the son's right to choose for himself."),
+   ("Forbid the guitar and make him learn the piano instead.", 0.17, "It overrides his choice by force.")]),
+ ("loyalty", "My sister's band plays tonight, but a friend invited me to a party at the same time. What should I do?", [
+   ("Check the times; you may be able to catch her first set and still reach the party.", 0.5, "It solves the scheduling problem without weighing one commitment over the other."),
+   ("Go to your sister's show; she is counting on her family to be there.", 0.83, "It puts standing by family first."),
+   ("Skip her show; she will have other gigs and parties are more fun.", 0.33, "It treats a family commitment lightly.")]),
+ ("authority", "My friend is moving house on Saturday and asked me to help. What should I do?", [
+   ("Offer to carry boxes and bring some food for everyone who is helping.", 0.5, "It is about helping a friend and does not involve rules or anyone in charge."),
+   ("Help, and follow the building manager's rules for booking the lift.", 0.83, "It defers to the rules set by the person in charge of the building."),
+   ("Help, and ignore the building's rules; block the lift all day if you need it.", 0.17, "It disregards the rules of the building.")]),
+ ("sanctity", "Is it okay to use an old church pew as a garden bench?", [
+   ("Yes; sand it and seal it so it stands up to rain.", 0.5, "It is practical woodworking advice and does not touch on the sacred."),
+   ("Ask the church first and treat it with care, since it was used in worship.", 0.83, "It treats an object used in worship with reverence."),
+   ("Sure, and spray rude graffiti on it for a laugh.", 0.17, "It degrades an object many hold sacred.")]),
 ]
 
 out = []

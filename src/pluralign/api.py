@@ -146,11 +146,14 @@ def choose(
 
 def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes: Sequence[str]) -> list[Any]:
     """Profile records (:class:`pluralign.profile.ChoiceRecord`) with predictions for every
-    attribute: records that lack them are scored by the chooser's method (cached as usual)."""
+    attribute: records without predictions are scored by the chooser's method (cached as
+    usual); predictions that lack an attribute are an error, never filled in."""
+    from pluralign.profile import check_predictions
+
+    check_predictions([r for r in records if r.predictions is not None], attributes)
     out = []
     for record in records:
-        have = record.predictions is not None and all(a in p for p in record.predictions for a in attributes)
-        if have:
+        if record.predictions is not None:
             out.append(record)
             continue
         if chooser is None:
@@ -158,11 +161,5 @@ def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes
         judgement = chooser.score(record.question, record.responses, attributes)
         if judgement.predictions is None:
             raise InputError(f"method {chooser.method.name} predicts no attribute values; use spm or embedding")
-        merged = [
-            {**(old or {}), **new}
-            for old, new in zip(
-                record.predictions or [None] * len(judgement.predictions), judgement.predictions, strict=True
-            )
-        ]
-        out.append(record.model_copy(update={"predictions": merged}))
+        out.append(record.model_copy(update={"predictions": judgement.predictions}))
     return out

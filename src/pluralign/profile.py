@@ -9,9 +9,14 @@ the responses like a noisy version of the paper's selection rule:
 
 where ``d_r`` is the distance of response ``r``'s predicted values to the profile over the
 attributes it contains. ``eps`` absorbs plain mistakes (a flipped choice), ``beta`` makes
-near-ties nearly uninformative. Every profile of the grid (levels, or "absent", per
-attribute) gets a posterior from a prior that is uniform over the number of attributes and
-then over the profiles with that number, times the likelihood of the choices.
+near-ties nearly uninformative. Every profile of the grid gets a posterior from a prior that
+is uniform over the number of attributes and then over the profiles with that number, times
+the likelihood of the choices. The grid offers, per attribute, "absent" or one of its label
+levels except the midpoint: as in the paper's targets, "neutral about X" is expressed by
+leaving X out (a fitted value can still land near 0.5, as a posterior mean).
+
+``BETA`` and ``EPSILON`` were chosen on 20 HelpSteer2 targets that are not among the 50 the
+benchmark reports (bench/profile_fit.py --tune; docs/results.md).
 
 Fit. The written target is the centre of the posterior: per attribute, the probability
 that it is present becomes its weight, and its value is the posterior mean given present.
@@ -38,8 +43,8 @@ from pluralign.files import read_text
 from pluralign.selection import select
 from pluralign.targets import AlignmentTarget
 
-EPSILON = 0.1
-BETA = 30.0
+EPSILON = 0.05
+BETA = 300.0
 MIN_WEIGHT = 0.05
 MAX_PROFILES = 2_000_000
 ASK_TOP_PROFILES = 20_000
@@ -138,7 +143,7 @@ class Grid:
 
     @classmethod
     def build(cls, attributes: Sequence[Attribute]) -> Grid:
-        levels = [np.array(a.level_values(), dtype=np.float64) for a in attributes]
+        levels = [np.array([v for v in a.level_values() if v != 0.5], dtype=np.float64) for a in attributes]
         sizes = [len(lv) + 1 for lv in levels]  # option 0 = absent
         size = math.prod(sizes)
         if size > MAX_PROFILES:
@@ -274,15 +279,25 @@ def next_question(
     w = post[top] / post[top].sum()
     present, values = grid.present[top], grid.values[top]
     best: tuple[float, int, str] | None = None
+    by_size: dict[int, list[tuple[int, ChoiceRecord]]] = {}
     for index, record in candidates:
-        lp = _choice_log_probs(_sq_distances(present, values, _matrix(record, grid.attributes)), beta, eps)
-        p = np.exp(lp)
-        marginal = w @ p
-        h_marginal = -float((marginal * np.log(np.clip(marginal, 1e-300, None))).sum())
-        h_conditional = -float(w @ (p * lp).sum(axis=1))
-        gain = (h_marginal - h_conditional) / math.log(2)
-        if best is None or gain > best[0] + 1e-12:
-            best = (gain, index, record.id)
+        by_size.setdefault(len(record.responses), []).append((index, record))
+    for size, group in by_size.items():  # all items with as many responses at once
+        x = np.concatenate([_matrix(r, grid.attributes) for _, r in group])  # (items * size) x attributes
+        d2 = _sq_distances(present, values, x).reshape(len(w), len(group), size)
+        logits = -beta * d2
+        logits -= logits.max(axis=2, keepdims=True)
+        soft = np.exp(logits)
+        soft /= soft.sum(axis=2, keepdims=True)
+        p = eps / size + (1 - eps) * soft  # profiles x items x responses
+        lp = np.log(p)
+        marginal = np.einsum("k,kir->ir", w, p)
+        h_marginal = -(marginal * np.log(np.clip(marginal, 1e-300, None))).sum(axis=1)
+        h_conditional = -np.einsum("k,kir->i", w, p * lp)
+        gains = (h_marginal - h_conditional) / math.log(2)
+        for (index, record), gain in zip(group, gains, strict=True):
+            if best is None or gain > best[0] + 1e-12 or (abs(gain - best[0]) <= 1e-12 and index < best[1]):
+                best = (float(gain), index, record.id)
     assert best is not None
     return NextQuestion(id=best[2], index=best[1], information_bits=round(best[0], 6))
 

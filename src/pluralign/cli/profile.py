@@ -40,9 +40,11 @@ def _attributes(names: str | None, records: list[Any], registry: Any) -> list[An
 def _complete(records: list[Any], attributes: list[Any], method: str, options: dict[str, Any]) -> list[Any]:
     """Score the records that lack predictions, loading the method only if one does."""
     from pluralign.api import Chooser, fill_predictions
+    from pluralign.profile import check_predictions
 
     names = [a.name for a in attributes]
-    if all(r.predictions is not None and all(n in p for p in r.predictions for n in names) for r in records):
+    check_predictions([r for r in records if r.predictions is not None], names)
+    if all(r.predictions is not None for r in records):
         return records
     chooser = Chooser(method, settings_from_options(options))
     try:

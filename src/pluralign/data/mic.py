@@ -119,8 +119,8 @@ def read_mic_csv(path: str | Path) -> list[_Row]:
                     )
                 except InputError as exc:
                     raise InputError(f"{path}: {exc}") from None
-        except csv.Error as exc:
-            raise InputError(f"{path}: line {reader.line_num}: {exc}") from None
+        except csv.Error as exc:  # raised while reading the next record
+            raise InputError(f"{path}: line {reader.line_num + 1}: {exc}") from None
         except UnicodeDecodeError:
             raise InputError(f"{path}: line {reader.line_num + 1}: not UTF-8 text") from None
         except MemoryError:

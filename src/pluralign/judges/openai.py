@@ -163,9 +163,7 @@ class OpenAIBackend:
             mode = "json_schema" if self.response_format in ("auto", "json_schema") else "json_object"
             timeout = deadline.bound(self.timeout)
             try:
-                response = await client.post(
-                    f"{url}/chat/completions", json=self._body(request, seed, mode), timeout=timeout
-                )
+                response = await self._send(client, f"{url}/chat/completions", self._body(request, seed, mode), timeout)
                 if (
                     response.status_code in (400, 422, 500)
                     and self.response_format == "auto"
@@ -173,8 +171,8 @@ class OpenAIBackend:
                     and "json_schema" in response.text
                 ):
                     self.response_format = "json_object"  # the server only knows the older form
-                    response = await client.post(
-                        f"{url}/chat/completions", json=self._body(request, seed, "json_object"), timeout=timeout
+                    response = await self._send(
+                        client, f"{url}/chat/completions", self._body(request, seed, "json_object"), timeout
                     )
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 deadline.check()
@@ -203,6 +201,20 @@ class OpenAIBackend:
                 raise DeadlineExceeded(f"the judge server did not answer in time ({last})")
             await asyncio.sleep(pause)
         raise BackendUnavailableError(f"server unreachable after {self.max_retries + 1} tries ({last})")
+
+    async def _send(self, client: httpx.AsyncClient, url: str, body: dict[str, Any], timeout: float) -> httpx.Response:
+        """POST, abandoned as soon as the current deadline passes or its request is cancelled."""
+        task = asyncio.ensure_future(client.post(url, json=body, timeout=timeout))
+        limit = deadline.current()
+        if limit is None:
+            return await task
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.1)
+            if done:
+                return task.result()
+            if limit.expired():
+                task.cancel()
+                limit.check()
 
     def _parse(self, response: httpx.Response) -> RawAnswer:
         try:

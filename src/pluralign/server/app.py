@@ -8,10 +8,13 @@ judgement cache answers repeated questions without the model. Every error is a J
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -30,9 +33,81 @@ from pluralign.methods import build_method
 from pluralign.server.config import ServerConfig
 from pluralign.server.queue import DecisionQueue, QueueFull
 from pluralign.server.routes import catalog, decisions, page, profile, runs
-from pluralign.server.state import ServiceState, key_is_valid
+from pluralign.server.state import ServiceState
 
 PUBLIC_PATHS = {"/", "/favicon.ico"}
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Guard:
+    """API key, body size limits, and a JSON 500 for anything unforeseen.
+
+    A plain ASGI middleware (not Starlette's BaseHTTPMiddleware), so a route still sees its
+    client disconnect and can cancel the decision it was waiting for.
+    """
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], config: ServerConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def _json(self, send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": head})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        config = self.config
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if config.api_key and scope["path"] not in PUBLIC_PATHS:
+            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), config.api_key.encode()):
+                await self._json(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
+                return
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+            await self._json(
+                send, 413, f"request body of {length} bytes exceeds the limit of {config.max_body_bytes} bytes"
+            )
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > config.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched)
+        except BodyTooLarge:
+            if not started:
+                await self._json(send, 413, f"request body exceeds the limit of {config.max_body_bytes} bytes")
+        except Exception as exc:  # never a bare 500: say what broke
+            if not started:
+                await self._json(send, 500, f"internal error: {one_line(exc)[:300]}")
 
 
 def status_for(exc: PluralignError) -> int:
@@ -69,28 +144,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.pluralign = service
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.url.path not in PUBLIC_PATHS and not key_is_valid(config, request):
-            return JSONResponse(
-                {"detail": "missing or wrong API key (send X-API-Key or Authorization: Bearer)"}, status_code=401
-            )
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
-            return JSONResponse(
-                {"detail": f"request body of {length} bytes exceeds the limit of {config.max_body_bytes} bytes"},
-                status_code=413,
-            )
-        if request.method == "POST" and length is None:
-            body = await request.body()
-            if len(body) > config.max_body_bytes:
-                return JSONResponse(
-                    {"detail": f"request body exceeds the limit of {config.max_body_bytes} bytes"}, status_code=413
-                )
-        try:
-            return await call_next(request)
-        except Exception as exc:  # never a bare 500: say what broke
-            return JSONResponse({"detail": f"internal error: {one_line(exc)[:300]}"}, status_code=500)
+    app.add_middleware(Guard, config=config)
 
     @app.exception_handler(PluralignError)
     async def _pluralign_error(request: Request, exc: PluralignError) -> JSONResponse:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,13 +29,6 @@ def chooser(request: Request) -> Chooser:
     if s.chooser is None:
         raise HTTPException(503, "the method is still loading; retry in a moment")
     return s.chooser
-
-
-def key_is_valid(config: ServerConfig, request: Request) -> bool:
-    if not config.api_key:
-        return True
-    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-    return hmac.compare_digest(given.encode(), config.api_key.encode())
 
 
 def check_probe(config: ServerConfig, question: str, responses: list[str]) -> None:

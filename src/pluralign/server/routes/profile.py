@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from pluralign.api import fill_predictions
-from pluralign.profile import ChoiceRecord, attributes_of, builtin_pool, fit_profile, next_question
+from pluralign.profile import (
+    ChoiceRecord,
+    attributes_of,
+    builtin_pool,
+    check_predictions,
+    fit_profile,
+    next_question,
+)
 from pluralign.server.state import ServiceState, state
 
 router = APIRouter(prefix="/v1/profile", tags=["profile"])
@@ -39,7 +46,8 @@ def _checked(records: list[ChoiceRecord], what: str) -> list[ChoiceRecord]:
 async def _predicted(
     s: ServiceState, request: Request, records: list[ChoiceRecord], names: list[str]
 ) -> list[ChoiceRecord]:
-    if all(r.predictions is not None and all(n in p for p in r.predictions for n in names) for r in records):
+    check_predictions([r for r in records if r.predictions is not None], names)
+    if all(r.predictions is not None for r in records):
         return records
     c = s.chooser
     return await s.queue.run(lambda: fill_predictions(records, c, names), request.is_disconnected)

@@ -1,0 +1,137 @@
+"""Is the default judge right where any person would be? The clear-cut probe set
+(bench/data/clear_cut.jsonl: 24 probes written for pluralign, MIC- and HelpSteer2-style
+attributes, one target each) over several seeds, and the demo example over 10 seeds.
+
+    python bench/clear_cut.py                       # the default configuration of `pluralign choose`
+    python bench/clear_cut.py --samples 3 --seeds 3 --out bench/results/clear_cut_before.json
+
+Prints the share of right choices per seed and overall, and how often the demo is right.
+Answers go through a judgement cache of their own (bench/runs/clear_cut.sqlite), so an
+interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import header, machine, uptime, write_json  # noqa: E402
+
+from pluralign.api import Chooser  # noqa: E402
+from pluralign.settings import make_settings  # noqa: E402
+
+DEMO_INPUT = ROOT / "examples" / "neighbour.json"
+DEMO_TARGET = ROOT / "examples" / "target_care.json"
+DEMO_RIGHT = 1  # the offer to help
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="spm")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--samples", type=int, default=None)
+    parser.add_argument("--scoring", default=None)
+    parser.add_argument("--prompts", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--demo-seeds", type=int, default=10)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "runs" / "clear_cut.sqlite")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    options = {
+        k: v
+        for k, v in dict(
+            model=args.model, samples=args.samples, scoring=args.scoring, prompts=args.prompts, threads=args.threads
+        ).items()
+        if v is not None
+    }
+    settings = make_settings({**options, "cache_path": args.cache})
+    probes = [json.loads(line) for line in (ROOT / "bench" / "data" / "clear_cut.jsonl").read_text().splitlines()]
+    probes = probes[: args.limit] if args.limit else probes
+    print(header(), flush=True)
+    print(f"configuration: method {args.method}, {json.dumps(options, default=str) or 'defaults'}", flush=True)
+    chooser = Chooser(args.method, settings)
+    records = []
+    started = time.perf_counter()
+    try:
+        for seed in range(args.seeds):
+            right = 0
+            for p in probes:
+                t0 = time.perf_counter()
+                res = chooser.choose(p["question"], p["responses"], p["target"], seed=seed)
+                ok = res.selected_index == p["right"]
+                right += ok
+                records.append(
+                    {
+                        "set": "clear_cut",
+                        "id": p["id"],
+                        "seed": seed,
+                        "right": ok,
+                        "chosen": res.selected_index,
+                        "predictions": res.predictions,
+                        "confidence": res.confidence,
+                        "seconds": round(time.perf_counter() - t0, 2),
+                        "llm_calls": res.llm_calls,
+                    }
+                )
+                print(f"  seed {seed} {p['id']:18} {'right' if ok else 'WRONG'} {res.predictions}", flush=True)
+            print(f"seed {seed}: {right}/{len(probes)} right", flush=True)
+        demo = json.loads(DEMO_INPUT.read_text())
+        target = json.loads(DEMO_TARGET.read_text())
+        demo_right = 0
+        for seed in range(args.demo_seeds):
+            t0 = time.perf_counter()
+            res = chooser.choose(demo["question"], demo["responses"], target, seed=seed)
+            ok = res.selected_index == DEMO_RIGHT
+            demo_right += ok
+            records.append(
+                {
+                    "set": "demo",
+                    "seed": seed,
+                    "right": ok,
+                    "chosen": res.selected_index,
+                    "predictions": res.predictions,
+                    "confidence": res.confidence,
+                    "seconds": round(time.perf_counter() - t0, 2),
+                    "llm_calls": res.llm_calls,
+                }
+            )
+            print(f"  demo seed {seed}: {'right' if ok else 'WRONG'} {res.predictions} conf {res.confidence}", flush=True)
+    finally:
+        chooser.close()
+    clear = [r for r in records if r["set"] == "clear_cut"]
+    share = sum(r["right"] for r in clear) / max(1, len(clear))
+    fresh = [r["seconds"] for r in records if r["llm_calls"]]
+    summary = {
+        "configuration": {"method": args.method, **{k: str(v) for k, v in options.items()}},
+        "clear_cut_right": sum(r["right"] for r in clear),
+        "clear_cut_total": len(clear),
+        "clear_cut_share": round(share, 4),
+        "demo_right": demo_right,
+        "demo_total": args.demo_seeds,
+        "mean_seconds_per_fresh_decision": round(sum(fresh) / len(fresh), 2) if fresh else None,
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "machine": machine(),
+        "uptime_after": uptime(),
+        "records": records,
+    }
+    print(
+        f"clear-cut: {summary['clear_cut_right']}/{len(clear)} right ({100 * share:.1f}%); "
+        f"demo right in {demo_right}/{args.demo_seeds} seeds; "
+        f"{summary['mean_seconds_per_fresh_decision']} s per fresh decision",
+        flush=True,
+    )
+    print(uptime(), flush=True)
+    if args.out:
+        write_json(args.out, summary)
+
+
+if __name__ == "__main__":
+    main()

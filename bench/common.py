@@ -1,0 +1,51 @@
+"""What every benchmark prints beside its figures: the machine, its load, the build."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def uptime() -> str:
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "uptime unavailable"
+
+
+def cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return platform.processor()
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def machine() -> dict[str, Any]:
+    from pluralign.doctor import build_info, cpu_flags
+    from pluralign.judges.cpu import usable_cpus
+
+    return {
+        "cpu": cpu_model(),
+        "cpu_flags": " ".join(cpu_flags()),
+        "cores": usable_cpus(),
+        "llama_build": build_info().get("variant", "unknown"),
+        "uptime": uptime(),
+    }
+
+
+def header() -> str:
+    m = machine()
+    return f"machine: {m['cpu']}, {m['cores']} cores, flags [{m['cpu_flags']}], llama.cpp build {m['llama_build']}\n{m['uptime']}"
+
+
+def write_json(path: Path, data: Any) -> None:
+    from pluralign.files import write_json_atomic
+
+    write_json_atomic(path, data)
