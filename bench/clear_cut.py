@@ -103,7 +103,9 @@ def main() -> None:
                     "llm_calls": res.llm_calls,
                 }
             )
-            print(f"  demo seed {seed}: {'right' if ok else 'WRONG'} {res.predictions} conf {res.confidence}", flush=True)
+            print(
+                f"  demo seed {seed}: {'right' if ok else 'WRONG'} {res.predictions} conf {res.confidence}", flush=True
+            )
     finally:
         chooser.close()
     clear = [r for r in records if r["set"] == "clear_cut"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 from pathlib import Path
@@ -42,7 +41,8 @@ def machine() -> dict[str, Any]:
 
 def header() -> str:
     m = machine()
-    return f"machine: {m['cpu']}, {m['cores']} cores, flags [{m['cpu_flags']}], llama.cpp build {m['llama_build']}\n{m['uptime']}"
+    cpu = f"machine: {m['cpu']}, {m['cores']} cores, flags [{m['cpu_flags']}]"
+    return f"{cpu}, llama.cpp build {m['llama_build']}\n{m['uptime']}"
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -41,9 +41,8 @@ def main() -> None:
     if args.llama_path is not None:
         sys.path.insert(0, str(args.llama_path))
 
-    from common import header, machine, uptime, write_json
-
     import llama_cpp
+    from common import header, machine, uptime, write_json
 
     from pluralign.api import Chooser
     from pluralign.attributes import DEFAULT_REGISTRY as R
@@ -71,7 +70,7 @@ def main() -> None:
         request = method.requests_for(probe, R["care"], 0)[0][0]
         llm = backend.llama
         messages = [m.model_dump() for m in request.messages]
-        grammar = backend._grammar(request.json_schema)  # noqa: SLF001 - the same grammar pluralign uses
+        grammar = backend._grammar(request.json_schema)
         prompt_rates, gen_rates = [], []
         for _ in range(args.rounds):
             llm.reset()
@@ -80,7 +79,9 @@ def main() -> None:
             prompt_s = time.perf_counter() - t0
             n_prompt = first["usage"]["prompt_tokens"]
             t0 = time.perf_counter()
-            full = llm.create_chat_completion(messages=messages, grammar=grammar, max_tokens=1024, temperature=0, seed=1)
+            full = llm.create_chat_completion(
+                messages=messages, grammar=grammar, max_tokens=1024, temperature=0, seed=1
+            )
             gen_s = time.perf_counter() - t0
             prompt_rates.append(n_prompt / prompt_s)
             gen_rates.append(full["usage"]["completion_tokens"] / gen_s)
@@ -118,8 +119,10 @@ def main() -> None:
             "before: old prompts, 3 samples": {"samples": 3, "prompts": ROOT / "bench" / "prompts_before"},
             "after: the default": {},
         }
-        choosers = {name: Chooser("spm", make_settings({**cfg, "cache": False, "threads": args.threads}))
-                    for name, cfg in configs.items()}
+        choosers = {
+            name: Chooser("spm", make_settings({**cfg, "cache": False, "threads": args.threads}))
+            for name, cfg in configs.items()
+        }
         times: dict[str, list[float]] = {name: [] for name in configs}
         for r in range(args.rounds):
             for name, chooser in choosers.items():  # alternate, so load affects both alike

@@ -20,8 +20,10 @@ import numpy as np
 from pluralign.data import load_benchmark
 from pluralign.data.benchmark import Benchmark
 from pluralign.evaluate import evaluate
-from pluralign.methods import MethodSettings, build_method
+from pluralign.methods import build_method
+from pluralign.runs import RunDir
 from pluralign.scoring import bootstrap_ci
+from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget, resolve_target_specs
 
 LLM = ["spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned"]
@@ -47,10 +49,10 @@ def pick_items(bench: Benchmark, n: int, shortest: bool, attrs: list[str]) -> Be
 
 
 def row(method: str, summary, results_file: Path) -> dict:  # type: ignore[no-untyped-def]
-    decisions = [json.loads(x) for x in (results_file.parent / "decisions.jsonl").read_text().splitlines()]
-    flags = [d["chosen"] in d["correct"] for d in decisions if not d["skipped"]]
+    run = RunDir(results_file.parent)
+    flags = [d.chosen in d.correct for d in run.decisions() if not d.skipped and d.failed is None]
     mses = [np.mean(list(r.mse.values())) for r in summary.results if r.mse]
-    saved = json.loads(results_file.read_text())
+    saved = run.results().model_dump()
     return {
         "method": method,
         "accuracy": 100 * float(np.mean(flags)) if flags else None,
@@ -127,13 +129,15 @@ def main() -> None:
     for spec in args.methods.split(","):
         # a method, or method/scoring/samples, e.g. spm-zeroshot/logprobs/1
         name, scoring, n = [*spec.split("/"), "sample", str(args.samples)][:3]
-        settings = MethodSettings(
+        settings = Settings(
             benchmark_dir=bench.path,
             backend=args.backend,
             model=args.model,
             base_urls=args.base_url,
-            samples=int(n) if name in ("spm", "spm-zeroshot", "regression") else None,
-            scoring=scoring,  # type: ignore[arg-type]
+            samples=(int(n) if name in ("spm", "spm-zeroshot", "regression") else None)
+            if scoring == "sample"
+            else None,
+            scoring=scoring,
             example_max_chars=args.example_max_chars,
             similarity=args.similarity,
             cache=False,
@@ -175,7 +179,7 @@ def main() -> None:
             bench.attributes,
         )
         for kind in ("ridge", "knn"):
-            method = build_method("embedding", MethodSettings(benchmark_dir=bench.path, scorer=kind))  # type: ignore[arg-type]
+            method = build_method("embedding", Settings(benchmark_dir=bench.path, scorer=kind))
             summary = evaluate(bench, method, targets52, Path(args.runs) / f"embedding-{kind}-full", seed=0)
             r = row(
                 f"embedding ({kind}), all 500 items x 52 targets",

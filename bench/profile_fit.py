@@ -65,8 +65,9 @@ def person_choice(probe, target, rng, flip):
 
 
 def record(i, probe, predictions, chosen):
-    return ChoiceRecord(id=str(i), question=probe.prompt, responses=probe.responses, chosen=chosen,
-                        predictions=predictions)
+    return ChoiceRecord(
+        id=str(i), question=probe.prompt, responses=probe.responses, chosen=chosen, predictions=predictions
+    )
 
 
 def run(targets, train, evals, preds, k, mode, flip, beta, eps, seed, attrs, plain=False):
@@ -94,8 +95,12 @@ def summary(scores):
     rng = np.random.default_rng(0)
     boots = arr[rng.integers(0, len(arr), size=(2000, len(arr)))].mean(axis=1)
     lo, hi = np.percentile(boots, [2.5, 97.5])
-    return {"mean": round(float(arr.mean()), 2), "min": round(float(arr.min()), 2),
-            "ci95": [round(float(lo), 2), round(float(hi), 2)], "n_targets": len(arr)}
+    return {
+        "mean": round(float(arr.mean()), 2),
+        "min": round(float(arr.min()), 2),
+        "ci95": [round(float(lo), 2), round(float(hi), 2)],
+        "n_targets": len(arr),
+    }
 
 
 def embedding_predictions(train, evals):
@@ -143,10 +148,22 @@ def main() -> None:
         for beta, eps in itertools.product([30.0, 100.0, 300.0], [0.05, 0.1, 0.2]):
             a = summary(run(tune, train, evals, labels, 20, "random", 0.1, beta, eps, 1, attrs))
             b = summary(run(tune, train, evals, labels, 20, "random", 0.0, beta, eps, 1, attrs))
-            print(f"beta {beta:5} eps {eps:4}: k=20 clean {b['mean']} (min {b['min']}), 10% flipped {a['mean']} (min {a['min']})", flush=True)
+            print(
+                f"beta {beta:5} eps {eps:4}: k=20 clean {b['mean']} (min {b['min']}), "
+                f"10% flipped {a['mean']} (min {a['min']})",
+                flush=True,
+            )
         return
-    configs = [("random", 5, 0.0), ("random", 10, 0.0), ("random", 20, 0.0), ("asked", 5, 0.0), ("asked", 10, 0.0),
-               ("random", 10, 0.1), ("random", 20, 0.1), ("asked", 10, 0.1)]
+    configs = [
+        ("random", 5, 0.0),
+        ("random", 10, 0.0),
+        ("random", 20, 0.0),
+        ("asked", 5, 0.0),
+        ("asked", 10, 0.0),
+        ("random", 10, 0.1),
+        ("random", 20, 0.1),
+        ("asked", 10, 0.1),
+    ]
     results = []
     sources = [("labels", labels)]
     if not args.no_embedding:
@@ -160,9 +177,15 @@ def main() -> None:
             for plain in (False, True):
                 t0 = time.perf_counter()
                 scores = run(hidden, train, evals, preds, k, mode, flip, BETA, EPSILON, 0, attrs, plain)
-                row = {"predictions": source, "mode": mode, "k": k, "flipped": flip,
-                       "target_form": "plain" if plain else "values+weights", **summary(scores),
-                       "seconds": round(time.perf_counter() - t0, 1)}
+                row = {
+                    "predictions": source,
+                    "mode": mode,
+                    "k": k,
+                    "flipped": flip,
+                    "target_form": "plain" if plain else "values+weights",
+                    **summary(scores),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                }
                 results.append(row)
                 print(json.dumps(row), flush=True)
     if args.out:

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from pluralign.data import load_benchmark
 from pluralign.evaluate import evaluate
-from pluralign.methods import MethodSettings, build_method
+from pluralign.methods import build_method
+from pluralign.settings import Settings
 from pluralign.targets import resolve_target_specs
 
 
@@ -70,7 +71,7 @@ def main() -> None:
 
     # 1. shared scoring, fresh cache
     cache = work / "shared.sqlite"
-    method = build_method("spm-zeroshot", MethodSettings(**common, cache_path=cache))  # type: ignore[arg-type]
+    method = build_method("spm-zeroshot", Settings(**common, cache_path=cache))
     t0 = time.perf_counter()
     shared = evaluate(bench, method, targets, work / "shared", limit=args.items, overwrite=True)
     shared_s = time.perf_counter() - t0
@@ -107,7 +108,7 @@ def main() -> None:
 
     # 2. the paper's way: one run per target, no cache, timed on the first naive targets
     if args.naive_targets:
-        naive = build_method("spm-zeroshot", MethodSettings(**common, cache=False))  # type: ignore[arg-type]
+        naive = build_method("spm-zeroshot", Settings(**common, cache=False))
         naive_requests = 0
         t0 = time.perf_counter()
         for t in targets[: args.naive_targets]:

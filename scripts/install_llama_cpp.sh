@@ -12,15 +12,17 @@
 # tuned build cannot run here it falls back to the portable AVX2 build, and if that fails
 # too it says what to do.
 #
-# Usage: install_llama_cpp.sh PYTHON [variant]   variant: auto (default), avx512, avx2, amx
+# Usage: install_llama_cpp.sh PYTHON [variant]   variant: auto (default), avx512, avx2, generic, amx
+#        install_llama_cpp.sh --print [variant]    only say which variant and flags would be built
 set -euo pipefail
 PY="$1"
 VARIANT="${2:-${PLURALIGN_LLAMA_VARIANT:-auto}}"
 VERSION="${PLURALIGN_LLAMA_CPP_VERSION:-0.3.36}"
 WHEELS="${PLURALIGN_WHEEL_CACHE:-$HOME/.cache/pluralign/wheels}"
 SMOKE_MODEL="${3:-}"
+CPUINFO="${PLURALIGN_CPUINFO:-/proc/cpuinfo}"  # another file only to test the choice
 
-has() { grep -qw "$1" /proc/cpuinfo 2>/dev/null; }
+has() { grep -qw "$1" "$CPUINFO" 2>/dev/null; }
 
 flags_for() {  # variant -> CMAKE_ARGS
     local v="$1" args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
@@ -101,6 +103,10 @@ EOF
 }
 
 if [ "$VARIANT" = "auto" ]; then VARIANT="$(auto_variant)"; fi
+if [ "$PY" = "--print" ]; then
+    echo "$VARIANT $(flags_for "$VARIANT")"
+    exit 0
+fi
 build_and_install "$VARIANT"
 if [ -z "${PLURALIGN_SKIP_SMOKE:-}" ]; then
     if ! smoke; then

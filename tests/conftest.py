@@ -143,12 +143,14 @@ class Script:
         self.steps = steps
         self.hits = 0
         self.bodies: list[dict] = []
+        self.arrivals: list[float] = []
         self.lock = threading.Lock()
 
     def next(self) -> tuple:
         with self.lock:
             step = self.steps[min(self.hits, len(self.steps) - 1)]
             self.hits += 1
+            self.arrivals.append(time.monotonic())
             return step
 
 

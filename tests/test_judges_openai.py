@@ -125,3 +125,30 @@ def test_round_robin_over_replicas_and_failover(scripted):
     url_c, c = scripted([("ok", VALID)])
     results = _backend([dead, url_c]).generate([_request(seed=i) for i in range(3)])
     assert len(results) == 3 and c.hits == 3  # requests that hit the dead replica moved on
+
+
+def test_the_samples_and_attributes_of_one_item_go_out_together(scripted, tmp_path):
+    """spm sends every sample of every attribute of an item in one batch; the openai backend
+    has them in flight at once (here 2 attributes x 3 samples against a 1.5 s server)."""
+    from pluralign.api import Chooser
+    from pluralign.settings import make_settings
+
+    answer = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
+    url, script = scripted([("slow", 1.5, answer)])
+    settings = make_settings(
+        {
+            "backend": "openai",
+            "base_urls": [url],
+            "model": "m",
+            "samples": 3,
+            "cache": False,
+            "response_format": "json_schema",
+        }
+    )
+    chooser = Chooser("spm-zeroshot", settings)
+    t0 = time.perf_counter()
+    res = chooser.choose("Q?", ["a", "b"], {"care": 1.0, "fairness": 0.5})
+    took = time.perf_counter() - t0
+    assert script.hits == 6 and len(res.samples["care"]) == 3
+    assert max(script.arrivals) - min(script.arrivals) < 1.0  # all six arrived before the first answer
+    assert took < 6  # one round trip of 1.5 s, not six

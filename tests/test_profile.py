@@ -86,7 +86,9 @@ def test_next_question_is_informative_new_and_fast_enough(helpsteer2_dir: Path):
 def test_grid_covers_levels_and_absence():
     grid = Grid.build(R.require(["care", "verbosity"]))
     assert grid.present.shape == (7 * 5 - 1, 2)  # 6 MIC levels (no midpoint) or absent; 4 HelpSteer2 levels or absent
-    assert sorted(set(grid.values[grid.present[:, 0] == 1, 0].round(2))) == [v for v in R["care"].level_values() if v != 0.5]
+    assert sorted(set(grid.values[grid.present[:, 0] == 1, 0].round(2))) == [
+        v for v in R["care"].level_values() if v != 0.5
+    ]
 
 
 def test_shipped_pool_reads_and_has_every_attribute():

@@ -98,7 +98,7 @@ def test_resume_keeps_judgements_after_a_corrupt_middle_line(helpsteer2_dir: Pat
         (("--workers", "0"), "--workers must be at least 1"),
         (("--on-invalid", "maybe"), "--on-invalid must be stop or skip"),
         (("--ties", "loose"), "unknown tie rule 'loose'"),
-        (("--scoring", "logprobs", "--samples", "5"), "--scoring logprobs takes one greedy answer"),
+        (("--scoring", "logprobs", "--temperature", "0.7"), "--scoring logprobs decodes greedily"),
     ],
 )
 def test_bad_eval_options_are_one_line(helpsteer2_dir: Path, tmp_path: Path, cli, args, message):
@@ -304,3 +304,42 @@ def test_threads_option_reaches_llama_cpp(smollm2_path: Path):
     finally:
         backend.close()
     assert 1 <= default_threads() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize(
+    ("flags", "variant", "on", "off"),
+    [
+        ("fpu sse4_2 avx avx2 fma f16c bmi2", "avx2", ["GGML_AVX2=ON", "GGML_FMA=ON"], ["GGML_AVX512=OFF"]),
+        (
+            "avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw avx512_vnni",
+            "avx512",
+            ["GGML_AVX512=ON", "GGML_AVX512_VNNI=ON"],
+            ["GGML_AMX_INT8=OFF", "GGML_NATIVE=OFF"],
+        ),
+        (  # a Sapphire Rapids Xeon: AVX-512 kept, AMX (which trapped) left out
+            "avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw avx512_bf16 amx_tile amx_int8 amx_bf16",
+            "avx512",
+            ["GGML_AVX512=ON", "GGML_AVX512_BF16=ON"],
+            ["GGML_AMX_TILE=OFF", "GGML_AMX_INT8=OFF", "GGML_AMX_BF16=OFF"],
+        ),
+        ("fpu sse4_2", "generic", ["GGML_AVX=OFF", "GGML_AVX2=OFF"], ["GGML_AVX512=ON"]),
+    ],
+)
+def test_setup_builds_for_the_cpu_without_amx(tmp_path: Path, flags, variant, on, off):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "install_llama_cpp.sh"
+    res = subprocess.run(
+        ["bash", str(script), "--print"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PLURALIGN_CPUINFO": str(cpuinfo)},
+    )
+    assert res.returncode == 0, res.stderr
+    chosen, *args = res.stdout.split()
+    assert chosen == variant
+    for flag in on:
+        assert f"-D{flag}" in args
+    for flag in off:  # never switched on
+        assert f"-D{flag.split('=')[0]}=ON" not in args
+    assert "-DGGML_NATIVE=OFF" in args and not any(a.startswith("-DGGML_AMX") and a.endswith("=ON") for a in args)

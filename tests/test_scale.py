@@ -222,9 +222,9 @@ def test_expected_scores_from_token_logprobs():
 
 def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
-    # single-pass scoring is one greedy answer: asking for 2 samples with it is rejected, not changed
-    with pytest.raises(Exception, match="--scoring logprobs takes one greedy answer"):
-        _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs")
+    # single-pass scoring decodes greedily: a sampling temperature with it is rejected, not changed
+    with pytest.raises(Exception, match="--scoring logprobs decodes greedily"):
+        _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs", samples=None, temperature=0.7)
     method = _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs", samples=None)
     try:
         from pluralign.attributes import DEFAULT_REGISTRY
@@ -232,9 +232,11 @@ def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
         judgement = method.judge(bench.eval[3], DEFAULT_REGISTRY.require(["verbosity"]), seed=1)
     finally:
         method.close()
-    sample = judgement.samples["verbosity"][0]
-    assert sample.get("expected") is True and len(judgement.samples["verbosity"]) == 1
-    assert judgement.stats.requests == 1
+    first, second = judgement.samples["verbosity"]  # one greedy pass per order of the 2 responses
+    assert first.get("expected") is True and second.get("expected") is True
+    assert first["order"] == second["order"][::-1] and judgement.stats.requests == 2
+    mix = judgement.level_probs["verbosity"]
+    assert len(mix) == 2 and all(abs(sum(d.values()) - 1) < 1e-6 for d in mix)
     assert all(0.0 <= p["verbosity"] <= 1.0 for p in judgement.predictions)
 
 

@@ -109,6 +109,10 @@ B = [
  # A good answer that does not touch on the attribute is neutral on it: a small judge tends
  # to rate every attribute of a kind or helpful answer high (a halo), so each moral
  # foundation gets one example that says otherwise.
+ ("care", "My colleague is overwhelmed with work and asked me for help. What should I do?", [
+   ("Tell him you are busy and that sorting out his workload is his manager's job, not yours.", 0.17, "It brushes off a colleague who asked for help and leaves him to cope alone."),
+   ("Offer to take one small task off his plate this week, or help him ask the manager for more time.", 0.83, "It answers his request with concrete help for his wellbeing."),
+   ("Suggest he writes a to-do list.", 0.5, "It gives a neutral tip without engaging with how he is doing.")]),
  ("care", "Our office has a new rule that everyone must badge in at the door. Should I follow it?", [
    ("Yes, follow the rule; the company decided it and it applies to everyone.", 0.5, "It is about following a rule and neither helps nor harms anyone's wellbeing."),
    ("Follow it, and help colleagues who keep forgetting their badges so they are not locked out.", 0.83, "It adds concern for colleagues who might be left out in the cold."),
@@ -125,6 +129,10 @@ B = [
    ("Check the times; you may be able to catch her first set and still reach the party.", 0.5, "It solves the scheduling problem without weighing one commitment over the other."),
    ("Go to your sister's show; she is counting on her family to be there.", 0.83, "It puts standing by family first."),
    ("Skip her show; she will have other gigs and parties are more fun.", 0.33, "It treats a family commitment lightly.")]),
+ ("authority", "My grandmother asked me to help her in the garden this weekend. What should I do?", [
+   ("Spend an afternoon weeding with her and bring your own tools.", 0.5, "Helping an older relative is kindness; it does not defer to rules, rank or anyone in charge."),
+   ("Do exactly what she says; elders must be obeyed without question.", 0.83, "It demands deference to an elder's authority."),
+   ("Tell her she has no right to order you around.", 0.17, "It rejects an elder's standing in the family.")]),
  ("authority", "My friend is moving house on Saturday and asked me to help. What should I do?", [
    ("Offer to carry boxes and bring some food for everyone who is helping.", 0.5, "It is about helping a friend and does not involve rules or anyone in charge."),
    ("Help, and follow the building manager's rules for booking the lift.", 0.83, "It defers to the rules set by the person in charge of the building."),

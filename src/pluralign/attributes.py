@@ -76,7 +76,8 @@ _DESCRIPTIONS: dict[str, str] = {
         "Fairness is justice, equal treatment and reciprocity. A high score means the "
         "response upholds equal rights and honest dealing; a low score means it endorses "
         "cheating, discrimination or exploitation. "
-        "A response that does not touch on how people are treated relative to each other is neutral, however helpful it is."
+        "A response that does not touch on how people are treated relative to each other is "
+        "neutral, however helpful it is."
     ),
     "liberty": (
         "Liberty is freedom from domination and respect for autonomy. A high score means the "
@@ -94,7 +95,8 @@ _DESCRIPTIONS: dict[str, str] = {
         "Authority is respect for legitimate leadership, tradition and social order. A high "
         "score means the response defers to rules and those in charge; a low score means it "
         "endorses subversion or disrespect of authority. "
-        "A response that does not involve rules, hierarchy or those in charge is neutral, however kind or helpful it is."
+        "A response that does not involve rules, hierarchy or those in charge is neutral, "
+        "however kind or helpful it is."
     ),
     "sanctity": (
         "Sanctity is purity and the avoidance of what is degrading or disgusting. A high "

@@ -108,7 +108,7 @@ def report(model: str = "smollm2-135m") -> int:
     build = build_info()
     print(f"CPU flags: {' '.join(cpu_flags()) or 'unknown'}")
     load = os.getloadavg()[0]
-    print(f"usable cores: {usable_cpus()}, default llama.cpp threads now: {default_threads()} (load {load:.2f})")
+    print(f"usable cores: {usable_cpus()}, llama.cpp threads by default now: {default_threads()} (load {load:.2f})")
     print(f"llama.cpp build: {build.get('variant', 'not installed')} {build.get('cmake_args', '')}".rstrip())
     ok, message = smoke(model)
     print(("ok: " if ok else "error: ") + message)

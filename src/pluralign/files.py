@@ -45,10 +45,15 @@ def read_json(path: str | Path, what: str = "file") -> Any:
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it: a reader sees the
+    old file or the new one, never half of it. A new file gets the usual 0644 permissions
+    (an existing file keeps its own), not the 0600 of a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()

@@ -10,15 +10,15 @@ from typing import Any
 import numpy as np
 
 from pluralign.errors import InputError
-from pluralign.files import read_json, read_jsonl, write_text_atomic
+from pluralign.files import write_text_atomic
+from pluralign.runs import RunDir
 
 
 def _load(run: Path) -> dict[str, Any]:
-    results_file = run / "results.json"
-    if not results_file.exists():
-        raise InputError(f"{run} has no results.json; is it a finished run?")
-    results = read_json(results_file, "results file")
-    decisions = read_jsonl(run / "decisions.jsonl")
+    """A run's results and decisions as plain dicts, read through the run folder's owner."""
+    folder = RunDir(run)
+    results = folder.results().model_dump()
+    decisions = [d.model_dump() for d in folder.decisions() if d.failed is None]
     method = results.get("method", {})
     label = method.get("method", run.name) if isinstance(method, dict) else str(method)
     if isinstance(method, dict) and method.get("model"):

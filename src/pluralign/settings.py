@@ -81,7 +81,8 @@ class Settings(BaseModel):
         default=None,
         ge=1,
         le=100,
-        description="Samples per attribute (default: the method's; see `pluralign methods`).",
+        description="Samples per attribute (default: the method's, see `pluralign methods`; with --scoring "
+        "logprobs, greedy passes, one per response order).",
         json_schema_extra=_cli(group="generation"),
     )
     temperature: float | None = Field(
@@ -94,9 +95,12 @@ class Settings(BaseModel):
     max_tokens: int = Field(
         default=1024, ge=16, description="Most tokens per answer.", json_schema_extra=_cli(group="generation")
     )
-    scoring: Literal["sample", "logprobs"] = Field(
-        default="sample",
-        description="sample (mean of N sampled answers) or logprobs (one greedy answer, expected value).",
+    scoring: Literal["auto", "sample", "logprobs"] = Field(
+        default="auto",
+        description="sample: the mean of N sampled answers (the paper); logprobs: greedy answers, the expected "
+        "score under the judge's token probabilities, one pass per order of the responses (each response at each "
+        "letter once; --samples sets the number of passes); auto: logprobs on the llamacpp backend when neither "
+        "--samples nor --temperature is given (see docs/results.md), else sample.",
         json_schema_extra=_cli(group="generation"),
     )
     scale: int = Field(
@@ -168,14 +172,18 @@ class Settings(BaseModel):
     # -- set by the program, not a CLI option --------------------------------------------------
     benchmark_dir: Path | None = Field(default=None, description="Benchmark whose train set gives examples.")
 
+    @property
+    def scoring_mode(self) -> Literal["sample", "logprobs"]:
+        """What ``auto`` means for these settings."""
+        if self.scoring != "auto":
+            return self.scoring
+        if self.backend == "llamacpp" and self.samples is None and self.temperature is None:
+            return "logprobs"
+        return "sample"
+
     @model_validator(mode="after")
     def _compatible(self) -> Settings:
         if self.scoring == "logprobs":
-            if self.samples not in (None, 1):
-                raise ValueError(
-                    f"--scoring logprobs takes one greedy answer per attribute; drop --samples {self.samples} "
-                    "or use --scoring sample"
-                )
             if self.temperature not in (None, 0.0):
                 raise ValueError(
                     f"--scoring logprobs decodes greedily; drop --temperature {self.temperature} "
@@ -185,15 +193,13 @@ class Settings(BaseModel):
 
     # -- resolved values -----------------------------------------------------------------------
     def samples_or(self, method_default: int) -> int:
-        if self.scoring == "logprobs":
-            return 1
         return self.samples if self.samples is not None else method_default
 
     @property
     def sampling_temperature(self) -> float:
         if self.temperature is not None:
             return self.temperature
-        return 0.0 if self.scoring == "logprobs" else DEFAULT_TEMPERATURE
+        return 0.0 if self.scoring_mode == "logprobs" else DEFAULT_TEMPERATURE
 
     def override(self, **changes: Any) -> Settings:
         """A validated copy with some fields changed (None values are ignored)."""

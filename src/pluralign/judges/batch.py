@@ -111,31 +111,35 @@ class BatchBackend:
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """Export every missing sample of these requests; a request whose sample failed
         validation ``max_attempts`` times is an InvalidOutputError, as online."""
-        for request in requests:
-            key = request_key(self.name, self.model, request)
-            answers = self.cache.sql("SELECT sample, attempt, valid FROM batch_answers WHERE key = ?", (key,))
-            for k in range(request.settings.n):
-                mine = [(a, v) for s, a, v in answers if s == k]
-                if any(v for _, v in mine):
-                    continue
-                attempt = len(mine)
-                if attempt >= request.settings.max_attempts:
-                    raise InvalidOutputError(
-                        f"batch: no answer valid for the schema after {attempt} tries; see the imported results"
-                    )
-                cid = custom_id(key, k, attempt)
-                if cid in self._written:
-                    continue
-                asked = _attempt_request(request, attempt)
-                seed = request.settings.seed + k + 1000 * attempt
-                body = chat_body(self.model, asked, seed, self.mode)
-                self.cache.sql(
-                    "INSERT OR REPLACE INTO batch_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (cid, key, k, attempt, request.settings.n, self.model, request.model_dump_json(), time.time()),
-                )
-                self._write(cid, body)
-                self._written.add(cid)
+        with self.cache.transaction():
+            for request in requests:
+                self._export(request)
         raise BatchPending(f"{len(requests)} requests wait for batch answers")
+
+    def _export(self, request: JudgeRequest) -> None:
+        key = request_key(self.name, self.model, request)
+        answers = self.cache.sql("SELECT sample, attempt, valid FROM batch_answers WHERE key = ?", (key,))
+        for k in range(request.settings.n):
+            mine = [(a, v) for s, a, v in answers if s == k]
+            if any(v for _, v in mine):
+                continue
+            attempt = len(mine)
+            if attempt >= request.settings.max_attempts:
+                raise InvalidOutputError(
+                    f"batch: no answer valid for the schema after {attempt} tries; see the imported results"
+                )
+            cid = custom_id(key, k, attempt)
+            if cid in self._written:
+                continue
+            asked = _attempt_request(request, attempt)
+            seed = request.settings.seed + k + 1000 * attempt
+            body = chat_body(self.model, asked, seed, self.mode)
+            self.cache.sql(
+                "INSERT OR REPLACE INTO batch_requests VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (cid, key, k, attempt, request.settings.n, self.model, request.model_dump_json(), time.time()),
+            )
+            self._write(cid, body)
+            self._written.add(cid)
 
     def pending_message(self) -> str:
         if self._handle is not None:
@@ -192,63 +196,75 @@ def import_results(paths: Iterable[Path], cache: JudgementCache) -> ImportReport
     _store(cache)
     report = ImportReport()
     touched: set[str] = set()
-    for path in paths:
-        try:
-            handle = open(path, encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror}") from None
-        with handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                report.lines += 1
-                where = f"{path}: line {number}"
-                try:
-                    record = json.loads(line)
-                    cid = record["custom_id"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    report.unreadable += 1
-                    _note(report, f"{where} is not a complete batch result (truncated?)")
-                    continue
-                rows = cache.sql("SELECT key, sample, attempt, request FROM batch_requests WHERE custom_id = ?", (cid,))
-                if not rows:
-                    report.unknown += 1
-                    _note(report, f"{where}: custom_id {cid!r} was never exported to this cache (another run's file?)")
-                    continue
-                if cache.sql("SELECT 1 FROM batch_answers WHERE custom_id = ?", (cid,)):
-                    report.already += 1
-                    continue
-                key, sample, attempt, request_json = rows[0]
-                request = JudgeRequest.model_validate_json(request_json)
-                valid, text, usage, error = _judge_line(record, request)
-                if error is not None and text is None:
-                    report.failed += 1
-                    _note(report, f"{where}: {error}")
-                    continue  # not stored: the next export asks the same attempt again
-                cache.sql(
-                    "INSERT OR IGNORE INTO batch_answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        cid,
-                        key,
-                        sample,
-                        attempt,
-                        int(valid),
-                        text,
-                        usage.prompt_tokens,
-                        usage.completion_tokens,
-                        error,
-                        time.time(),
-                    ),
-                )
-                if valid:
-                    report.valid += 1
-                    touched.add(key)
-                else:
-                    report.invalid += 1
-    for key in touched:
-        if _complete(cache, key):
-            report.completed += 1
+    with cache.transaction():
+        for path in paths:
+            _import_file(Path(path), cache, report, touched)
+        for key in touched:
+            if _complete(cache, key):
+                report.completed += 1
     return report
+
+
+def _import_file(path: Path, cache: JudgementCache, report: ImportReport, touched: set[str]) -> None:
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        try:
+            _import_lines(path, handle, cache, report, touched)
+        except UnicodeDecodeError:
+            raise InputError(f"{path} is not UTF-8 text; nothing was imported") from None
+
+
+def _import_lines(path: Path, handle: Any, cache: JudgementCache, report: ImportReport, touched: set[str]) -> None:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        report.lines += 1
+        where = f"{path}: line {number}"
+        try:
+            record = json.loads(line)
+            cid = record["custom_id"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            report.unreadable += 1
+            _note(report, f"{where} is not a complete batch result (truncated?)")
+            continue
+        rows = cache.sql("SELECT key, sample, attempt, request FROM batch_requests WHERE custom_id = ?", (cid,))
+        if not rows:
+            report.unknown += 1
+            _note(report, f"{where}: custom_id {cid!r} was never exported to this cache (another run's file?)")
+            continue
+        if cache.sql("SELECT 1 FROM batch_answers WHERE custom_id = ?", (cid,)):
+            report.already += 1
+            continue
+        key, sample, attempt, request_json = rows[0]
+        request = JudgeRequest.model_validate_json(request_json)
+        valid, text, usage, error = _judge_line(record, request)
+        if error is not None and text is None:
+            report.failed += 1
+            _note(report, f"{where}: {error}")
+            continue  # not stored: the next export asks the same attempt again
+        cache.sql(
+            "INSERT OR IGNORE INTO batch_answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                cid,
+                key,
+                sample,
+                attempt,
+                int(valid),
+                text,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                error,
+                time.time(),
+            ),
+        )
+        if valid:
+            report.valid += 1
+            touched.add(key)
+        else:
+            report.invalid += 1
 
 
 def _judge_line(record: Any, request: JudgeRequest) -> tuple[bool, str | None, Usage, str | None]:

@@ -34,6 +34,7 @@ from pluralign.judges.base import (
 )
 from pluralign.judges.cpu import default_threads
 from pluralign.judges.models import resolve_gguf
+from pluralign.settings import Settings
 
 # llama.cpp's JSON-schema grammar lets raw control characters into strings, which strict
 # JSON rejects; tighten its "char" rule instead of re-asking.
@@ -56,7 +57,7 @@ class LlamaCppBackend:
     def __init__(
         self,
         model: str,
-        n_ctx: int = 8192,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         cache_bytes: int = 0,
@@ -69,6 +70,7 @@ class LlamaCppBackend:
                 "the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'"
             ) from None
         self.model = model
+        n_ctx = n_ctx or Settings().n_ctx
         self.n_threads = n_threads or default_threads()
         kwargs: dict[str, Any] = dict(
             n_ctx=n_ctx,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import copy
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pluralign.judges.base import Backend, GenerationSettings, JudgeResult
-from pluralign.methods.base import CallStats, Method
+from pluralign.methods.base import CallStats, Judgement, Method
 from pluralign.prompts import REASONING_MAX, PromptSet
 from pluralign.settings import Settings
 
@@ -18,6 +19,47 @@ def shuffles(n_responses: int, n_samples: int, seed: int, attribute: str, shuffl
     rng = random.Random(f"{seed}:{attribute}")
     base = list(range(n_responses))
     return [rng.sample(base, n_responses) if shuffle else list(base) for _ in range(n_samples)]
+
+
+def rotations(n_responses: int, n_passes: int, seed: int, attribute: str) -> list[list[int]]:
+    """Balanced orders: the rotations of one seeded order, so that in ``n_responses`` passes
+    every response is shown at every letter once (a judge's preference for a position then
+    cancels out instead of deciding)."""
+    base = random.Random(f"{seed}:{attribute}").sample(range(n_responses), n_responses)
+    return [base[k % n_responses :] + base[: k % n_responses] for k in range(n_passes)]
+
+
+@dataclass
+class Scores:
+    """What a scoring method gathers for one probe, attribute by attribute, before it
+    becomes a :class:`Judgement`."""
+
+    n: int
+    predictions: list[dict[str, float]] = field(default_factory=list)
+    reasonings: list[dict[str, str]] = field(default_factory=list)
+    samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    draws: dict[str, list[list[float]]] = field(default_factory=dict)
+    level_probs: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.predictions = [{} for _ in range(self.n)]
+        self.reasonings = [{} for _ in range(self.n)]
+
+    def set(self, attribute: str, values: Sequence[float], reasons: Sequence[str]) -> None:
+        for i in range(self.n):
+            self.predictions[i][attribute] = float(values[i])
+            self.reasonings[i][attribute] = reasons[i]
+
+    def judgement(self, results: Sequence[JudgeResult]) -> Judgement:
+        complete = {a: v for a, v in self.level_probs.items() if len(v) == self.n}
+        return Judgement(
+            predictions=self.predictions,
+            reasonings=self.reasonings,
+            samples=self.samples,
+            draws=self.draws,
+            level_probs=complete or None,
+            stats=stats_of(results),
+        )
 
 
 def stats_of(results: Sequence[JudgeResult]) -> CallStats:

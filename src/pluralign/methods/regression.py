@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
-from pluralign.judges.base import JudgeRequest
+from pluralign.errors import JudgeError
+from pluralign.judges.base import JudgeRequest, JudgeResult
+from pluralign.logprob_scores import level_distributions
 from pluralign.methods.base import Judgement
-from pluralign.methods.llm import LLMMethod, stats_of
+from pluralign.methods.llm import LLMMethod, Scores
 from pluralign.methods.registry import MethodSpec, register_method
+from pluralign.methods.spm import TOP_LOGPROBS
 from pluralign.probes import Probe
 from pluralign.targets import AlignmentTarget
 
 
 class PerResponseRegression(LLMMethod):
+    """N samples per response and attribute, averaged; or, with ``--scoring logprobs``, one
+    greedy answer whose score is the expected value under the judge's token probabilities
+    (one is enough: a response judged alone has no order to balance)."""
+
     name = "regression"
     default_samples = 5
 
@@ -23,38 +29,51 @@ class PerResponseRegression(LLMMethod):
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
     ) -> Judgement:
         n = len(probe.responses)
-        schema = prompts.regression_schema(self.scale)
+        single = self.settings.scoring_mode == "logprobs"
         batch = []
         for attribute in attributes:
+            allowed = [round(v * self.scale) for v in attribute.level_values()] if single else None
+            schema = prompts.regression_schema(self.scale, allowed)
             system = self.prompts.regression_system(attribute, self.scale)
             for response in probe.responses:
                 user = self.prompts.regression_user(attribute, probe.prompt, response, self.scale)
                 messages = prompts.conversation(system, [], user)
-                batch.append(
-                    JudgeRequest(messages=messages, json_schema=schema, settings=self.generation(seed, n=self.samples))
+                settings = self.generation(
+                    seed, n=1 if single else self.samples, top_logprobs=TOP_LOGPROBS if single else 0
                 )
+                batch.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         results = self.backend.generate(batch)
-        predictions: list[dict[str, float]] = [{} for _ in range(n)]
-        reasonings: list[dict[str, str]] = [{} for _ in range(n)]
-        samples: dict[str, list[dict[str, Any]]] = {}
-        draws: dict[str, list[list[float]]] = {}
+        out = Scores(n)
         pos = 0
         for attribute in attributes:
             rows = []
             per_response: list[list[float]] = []
+            reasons: list[str] = []
             for i in range(n):
-                outputs = results[pos].outputs
+                result = results[pos]
                 pos += 1
-                scores = [int(o["score"]) for o in outputs]
-                predictions[i][attribute.name] = sum(scores) / len(scores) / self.scale
-                reasonings[i][attribute.name] = str(outputs[0]["reasoning"])
+                scores: list[float] = [int(o["score"]) for o in result.outputs]
+                if single:
+                    dist = self._expected(result, attribute)
+                    if dist is not None:
+                        scores = [sum(v * p for v, p in dist.items())]
+                        out.level_probs.setdefault(attribute.name, []).append(
+                            {f"{v / self.scale:g}": p for v, p in dist.items()}
+                        )
+                reasons.append(str(result.outputs[0]["reasoning"]))
                 rows.append({"response": i, "scores": scores})
                 per_response.append([s / self.scale for s in scores])
-            samples[attribute.name] = rows
-            draws[attribute.name] = [list(col) for col in zip(*per_response, strict=True)]
-        return Judgement(
-            predictions=predictions, reasonings=reasonings, samples=samples, draws=draws, stats=stats_of(results)
-        )
+            out.set(attribute.name, [sum(r) / len(r) for r in per_response], reasons)
+            out.samples[attribute.name] = rows
+            out.draws[attribute.name] = [list(col) for col in zip(*per_response, strict=True)]
+        return out.judgement(results)
+
+    def _expected(self, result: JudgeResult, attribute: Attribute) -> dict[int, float] | None:
+        if not result.tokens or not result.logprobs:
+            raise JudgeError(f"{self.backend.name} returned no token log-probabilities; single-pass scoring needs them")
+        allowed = [round(v * self.scale) for v in attribute.level_values()]
+        dists = level_distributions(result.tokens[0], result.logprobs[0], 1, allowed)
+        return dists[0] if dists else None
 
 
 register_method(
@@ -64,6 +83,6 @@ register_method(
         build=lambda s, r: PerResponseRegression(r.judge(), s),
         needs_llm=True,
         default_samples=PerResponseRegression.default_samples,
-        options=("backend", "model", "samples", "temperature", "scale", "prompts"),
+        options=("backend", "model", "samples", "temperature", "scoring", "scale", "prompts"),
     )
 )

@@ -18,7 +18,7 @@ from pluralign.icl import ExampleSelector
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.logprob_scores import level_distributions
 from pluralign.methods.base import Judgement
-from pluralign.methods.llm import LLMMethod, shuffles, stats_of
+from pluralign.methods.llm import LLMMethod, Scores, rotations, shuffles
 from pluralign.methods.registry import MethodSpec, Resources, register_method
 from pluralign.probes import Probe
 from pluralign.settings import Settings
@@ -56,29 +56,35 @@ class ComparativeRegression(LLMMethod):
         self.name = "spm" if examples is not None else "spm-zeroshot"
 
     def config(self) -> dict[str, Any]:
+        passes = self.settings.samples or "one per response order"
         return {
             **super().config(),
-            "scoring": self.settings.scoring,
+            "samples": passes if self.settings.scoring_mode == "logprobs" else self.samples,
+            "scoring": self.settings.scoring_mode,
             "shuffle": self.settings.shuffle,
             "examples": self.examples.config() if self.examples else None,
         }
 
     def allowed_scores(self, attribute: Attribute) -> list[int] | None:
-        if self.settings.scoring != "logprobs":
+        if self.settings.scoring_mode != "logprobs":
             return None
         return [round(v * self.scale) for v in attribute.level_values()]
 
     def requests_for(self, probe: Probe, attribute: Attribute, seed: int) -> tuple[list[JudgeRequest], list[list[int]]]:
-        """The N shuffled requests for one attribute. Everything the samples share (system
-        message, examples, question) comes before what the shuffle changes, so llama.cpp
-        reuses that prefix from its KV cache."""
+        """The N shuffled requests for one attribute (single-pass scoring: one greedy pass per
+        rotation of the responses, by default as many as there are responses). Everything the
+        samples share (system message, examples, question) comes before what the shuffle
+        changes, so llama.cpp reuses that prefix from its KV cache."""
         n = len(probe.responses)
         letters = prompts.letters_for(n)
-        orders = shuffles(n, self.samples, seed, attribute.name, self.settings.shuffle)
+        if self.settings.scoring_mode == "logprobs" and self.settings.shuffle:
+            orders = rotations(n, self.settings.samples or n, seed, attribute.name)
+        else:
+            orders = shuffles(n, self.samples, seed, attribute.name, self.settings.shuffle)
         examples = self.examples.select(attribute, probe.prompt, probe.responses) if self.examples else []
         system = self.prompts.comparative_system(attribute, self.scale)
         schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute))
-        top = TOP_LOGPROBS if self.settings.scoring == "logprobs" else 0
+        top = TOP_LOGPROBS if self.settings.scoring_mode == "logprobs" else 0
         requests = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
@@ -100,34 +106,26 @@ class ComparativeRegression(LLMMethod):
             batch.extend(requests)  # samples of one attribute stay adjacent: prefix reuse
             plan.append((attribute, orders))
         results = self.backend.generate(batch)
-        predictions: list[dict[str, float]] = [{} for _ in range(n)]
-        reasonings: list[dict[str, str]] = [{} for _ in range(n)]
-        samples: dict[str, list[dict[str, Any]]] = {}
-        draws: dict[str, list[list[float]]] = {}
-        level_probs: dict[str, list[dict[str, float]]] = {}
+        out = Scores(n)
         pos = 0
         for attribute, orders in plan:
             per_sample = []
+            mixtures: list[dict[str, float]] = [{} for _ in range(n)]
             for order in orders:
                 sample = unshuffle(results[pos].data, order, letters)
-                if self.settings.scoring == "logprobs":
-                    level_probs[attribute.name] = self._apply_expected(sample, results[pos], attribute, order)
+                if self.settings.scoring_mode == "logprobs":
+                    for i, dist in enumerate(self._apply_expected(sample, results[pos], attribute, order)):
+                        for level, p in dist.items():  # the passes' distributions, averaged
+                            mixtures[i][level] = mixtures[i].get(level, 0.0) + p / len(orders)
                 per_sample.append(sample)
                 pos += 1
+            if self.settings.scoring_mode == "logprobs":
+                out.level_probs[attribute.name] = mixtures
             means, reasons = aggregate(per_sample, self.scale)
-            for i in range(n):
-                predictions[i][attribute.name] = means[i]
-                reasonings[i][attribute.name] = reasons[i]
-            samples[attribute.name] = per_sample
-            draws[attribute.name] = [[s / self.scale for s in sample["scores"]] for sample in per_sample]
-        return Judgement(
-            predictions=predictions,
-            reasonings=reasonings,
-            samples=samples,
-            draws=draws,
-            level_probs=level_probs or None,
-            stats=stats_of(results),
-        )
+            out.set(attribute.name, means, reasons)
+            out.samples[attribute.name] = per_sample
+            out.draws[attribute.name] = [[s / self.scale for s in sample["scores"]] for sample in per_sample]
+        return out.judgement(results)
 
     def _apply_expected(
         self, sample: dict[str, Any], result: JudgeResult, attribute: Attribute, order: Sequence[int]
