@@ -3,8 +3,8 @@
 llama.cpp's worker threads spin while they wait for each other; when other processes keep
 the cores busy, a thread that is descheduled stalls all the others. This times the same
 small decision (SmolLM2, spm-zeroshot, one attribute, one sample, no cache) with 1 and 2
-threads, first on idle cores, then with ``--hogs`` busy-looping processes, and prints the
-thread count pluralign's default picks in each condition.
+threads and with pluralign's default (loaded in each condition, as a new `pluralign choose`
+process would), first on idle cores, then with ``--hogs`` busy-looping processes.
 
     python bench/contention.py --out bench/results/contention.json
 """
@@ -39,7 +39,6 @@ def main() -> None:
     from common import header, machine, uptime, write_json
 
     from pluralign.api import Chooser
-    from pluralign.judges.cpu import default_threads
     from pluralign.settings import make_settings
 
     print(header(), flush=True)
@@ -55,16 +54,19 @@ def main() -> None:
 
     def measure(condition: str) -> None:
         results[condition] = {}
-        for n, chooser in choosers.items():
+        # the default is read when the judge loads, as a `pluralign choose` process does
+        default = Chooser("spm-zeroshot", make_settings({"model": args.model, "samples": 1, "cache": False}))
+        picked = default.method.backend.n_threads  # type: ignore[attr-defined]
+        for n, chooser in [*choosers.items(), (f"default ({picked})", default)]:
             times = []
             for r in range(args.rounds):
                 chooser.method.backend.llama.reset()  # type: ignore[attr-defined]
                 t0 = time.perf_counter()
                 chooser.choose(demo["question"], demo["responses"], {"fairness": 1.0}, seed=r)
                 times.append(time.perf_counter() - t0)
-            results[condition][f"{n} thread{'s' if n > 1 else ''}"] = round(statistics.median(times), 2)
-        time.sleep(3)  # let the load average catch up before reading the default
-        results[condition]["default threads now"] = default_threads()
+            label = n if isinstance(n, str) else f"{n} thread{'s' if n > 1 else ''}"
+            results[condition][label] = round(statistics.median(times), 2)
+        default.close()
         print(f"{condition}: {results[condition]} ({uptime()})", flush=True)
 
     measure("idle")
@@ -73,7 +75,7 @@ def main() -> None:
     for h in hogs:
         h.start()
     try:
-        time.sleep(65)  # a minute of load, so the 1-minute load average sees it
+        time.sleep(2)
         measure(f"{args.hogs} busy processes")
     finally:
         stop.set()

@@ -34,10 +34,13 @@ METHODS = "random,embedding,unaligned,spm-zeroshot,spm,regression,prompt-aligned
 BOOT = 2000
 
 
-def pick(bench, n):
+def pick(bench, n, attributes=None):
     from pluralign.data.benchmark import Benchmark
 
-    differ = [p for p in bench.eval if p.labels[0] != p.labels[1]]
+    def key(labels):
+        return {a: v for a, v in labels.items() if attributes is None or a in attributes}
+
+    differ = [p for p in bench.eval if key(p.labels[0]) != key(p.labels[1])]
     ranked = sorted(differ, key=lambda p: len(p.prompt) + sum(len(r) for r in p.responses))
     return Benchmark(path=bench.path, eval=ranked[:n], train=bench.train)
 
@@ -81,26 +84,42 @@ def main() -> None:
     parser.add_argument("--example-max-chars", type=int, default=600)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--report-only", action="store_true", help="only tabulate the runs that exist")
+    parser.add_argument(
+        "--attributes",
+        default="",
+        help="a smaller study: only these attributes, with the corner targets over them (all 0/1 combinations)",
+    )
+    parser.add_argument("--reference", default="spm", help="the method every other is compared with")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "evidence")
     args = parser.parse_args()
 
     from common import header, machine, uptime, write_json
 
+    from pluralign.attributes import DEFAULT_REGISTRY as R
     from pluralign.data.benchmark import load_benchmark
     from pluralign.evaluate import evaluate
     from pluralign.methods import build_method
     from pluralign.runs import RunDir
     from pluralign.settings import make_settings
-    from pluralign.targets import resolve_target_specs
+    from pluralign.targets import all_target_combinations, resolve_target_specs, target_from_data
 
     print(header(), flush=True)
-    bench = pick(load_benchmark(args.benchmark), args.items)
-    specs = ["high", "low", str(SHARED / "targets" / "sampled_helpsteer2")]
-    all_targets = resolve_target_specs(specs, bench.attributes)
+    attributes = [a for a in args.attributes.split(",") if a] or None
+    bench = pick(load_benchmark(args.benchmark), args.items, attributes)
+    if attributes:
+        corners = all_target_combinations(attributes, 2)
+        all_targets = [target_from_data(c, "-".join(f"{a}{v:g}" for a, v in c.items()), R) for c in corners]
+        scope = f"the {len(all_targets)} corner targets over {', '.join(attributes)}"
+    else:
+        specs = ["high", "low", str(SHARED / "targets" / "sampled_helpsteer2")]
+        all_targets = resolve_target_specs(specs, bench.attributes)
+        scope = f"{len(all_targets)} targets (prompt-aligned: high and low only)"
     names = [t.name for t in all_targets]
     methods = [m for m in args.methods.split(",") if m]
     for method in methods if not args.report_only else []:
-        targets = [t for t in all_targets if t.name in ("high", "low")] if method == "prompt-aligned" else all_targets
+        targets = all_targets
+        if method == "prompt-aligned" and not attributes:
+            targets = [t for t in all_targets if t.name in ("high", "low")]
         settings = make_settings(
             {
                 "benchmark_dir": bench.path,
@@ -151,8 +170,8 @@ def main() -> None:
             "llm_seconds": extra.get("llm_seconds"),
             "n_failed": results.n_failed,
         }
-        if "spm" in mats and method != "spm":
-            spm = mats["spm"]
+        if args.reference in mats and method != args.reference:
+            spm = mats[args.reference]
             cover = ~np.isnan(m).all(axis=0)
             a, b = spm[:, cover], m[:, cover]
             diffs = [mean_over_targets(a[idx]) - mean_over_targets(b[idx]) for idx in resamples]
@@ -168,11 +187,10 @@ def main() -> None:
         print(json.dumps(row), flush=True)
 
     lines = [
-        f"{len(bench.eval)} shortest HelpSteer2 eval items whose labels differ; {len(names)} targets "
-        "(prompt-aligned: high and low only)",
+        f"{len(bench.eval)} shortest HelpSteer2 eval items whose labels differ; {scope}",
         "",
-        "| method | accuracy % | 95% CI (items) | decisions | spm minus method | 95% CI | only spm / only method right"
-        " | McNemar p | mean MSE | judge s |",
+        f"| method | accuracy % | 95% CI (items) | decisions | {args.reference} minus method | 95% CI "
+        f"| only {args.reference} / only method right | McNemar p | mean MSE | judge s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -103,6 +103,10 @@ EOF
 }
 
 if [ "$VARIANT" = "auto" ]; then VARIANT="$(auto_variant)"; fi
+case "$VARIANT" in
+    avx512|avx2|generic|amx) ;;
+    *) echo "error: unknown llama.cpp build variant '$VARIANT' (auto, avx512, avx2, generic or amx)" >&2; exit 2 ;;
+esac
 if [ "$PY" = "--print" ]; then
     echo "$VARIANT $(flags_for "$VARIANT")"
     exit 0
