@@ -54,7 +54,7 @@ def main() -> None:
     rows = []
     summary = {}
     for name, prompts in (("before: raw text", ROOT / "bench" / "prompts_before"), ("after: quoted data", None)):
-        settings = make_settings({**extra, "prompts": prompts, "cache_path": args.cache, "examples": args.benchmark})
+        settings = make_settings({**extra, "prompts": prompts, "cache_path": args.cache})  # the default examples
         chooser = Chooser(args.method, settings)
         flips = clean_right = 0
         started = time.perf_counter()

@@ -343,3 +343,17 @@ def test_setup_builds_for_the_cpu_without_amx(tmp_path: Path, flags, variant, on
     for flag in off:  # never switched on
         assert f"-D{flag.split('=')[0]}=ON" not in args
     assert "-DGGML_NATIVE=OFF" in args and not any(a.startswith("-DGGML_AMX") and a.endswith("=ON") for a in args)
+
+
+def test_setup_refuses_an_unknown_build_variant(tmp_path: Path):
+    """A mistyped variant once built and installed a wheel under that name; now it is an error."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "install_llama_cpp.sh"
+    res = subprocess.run(
+        ["bash", str(script), str(tmp_path / "no-python"), "avx-512"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PLURALIGN_WHEEL_CACHE": str(tmp_path / "wheels")},
+    )
+    assert res.returncode == 2
+    assert res.stderr.strip() == "error: unknown llama.cpp build variant 'avx-512' (auto, avx512, avx2, generic or amx)"
+    assert not (tmp_path / "wheels").exists()
