@@ -31,6 +31,21 @@ DEMO_TARGET = ROOT / "examples" / "target_care.json"
 DEMO_RIGHT = 1  # the offer to help
 
 
+def decide(chooser: Chooser, question: str, responses: list[str], target: dict, seed: int, right: int):
+    """One timed decision and its record."""
+    t0 = time.perf_counter()
+    res = chooser.choose(question, responses, target, seed=seed)
+    return res, {
+        "seed": seed,
+        "right": res.selected_index == right,
+        "chosen": res.selected_index,
+        "predictions": res.predictions,
+        "confidence": res.confidence,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "llm_calls": res.llm_calls,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", default="spm")
@@ -64,45 +79,20 @@ def main() -> None:
         for seed in range(args.seeds):
             right = 0
             for p in probes:
-                t0 = time.perf_counter()
-                res = chooser.choose(p["question"], p["responses"], p["target"], seed=seed)
-                ok = res.selected_index == p["right"]
+                res, record = decide(chooser, p["question"], p["responses"], p["target"], seed, p["right"])
+                ok = record["right"]
                 right += ok
-                records.append(
-                    {
-                        "set": "clear_cut",
-                        "id": p["id"],
-                        "seed": seed,
-                        "right": ok,
-                        "chosen": res.selected_index,
-                        "predictions": res.predictions,
-                        "confidence": res.confidence,
-                        "seconds": round(time.perf_counter() - t0, 2),
-                        "llm_calls": res.llm_calls,
-                    }
-                )
+                records.append({"set": "clear_cut", "id": p["id"], **record})
                 print(f"  seed {seed} {p['id']:18} {'right' if ok else 'WRONG'} {res.predictions}", flush=True)
             print(f"seed {seed}: {right}/{len(probes)} right", flush=True)
         demo = json.loads(DEMO_INPUT.read_text())
         target = json.loads(DEMO_TARGET.read_text())
         demo_right = 0
         for seed in range(args.demo_seeds):
-            t0 = time.perf_counter()
-            res = chooser.choose(demo["question"], demo["responses"], target, seed=seed)
-            ok = res.selected_index == DEMO_RIGHT
+            res, record = decide(chooser, demo["question"], demo["responses"], target, seed, DEMO_RIGHT)
+            ok = record["right"]
             demo_right += ok
-            records.append(
-                {
-                    "set": "demo",
-                    "seed": seed,
-                    "right": ok,
-                    "chosen": res.selected_index,
-                    "predictions": res.predictions,
-                    "confidence": res.confidence,
-                    "seconds": round(time.perf_counter() - t0, 2),
-                    "llm_calls": res.llm_calls,
-                }
-            )
+            records.append({"set": "demo", **record})
             print(
                 f"  demo seed {seed}: {'right' if ok else 'WRONG'} {res.predictions} conf {res.confidence}", flush=True
             )

@@ -255,7 +255,7 @@ def test_confidence_from_resampled_samples_and_from_token_probabilities():
 
 
 def test_choose_cli_reports_explanation_and_confidence(cli, smollm2_path: Path, tmp_path: Path):
-    res = cli(
+    args = [
         "choose",
         "--target",
         '{"care": 1.0, "fairness": 0.9}',
@@ -275,31 +275,11 @@ def test_choose_cli_reports_explanation_and_confidence(cli, smollm2_path: Path, 
         str(tmp_path / "c.sqlite"),
         "--n-ctx",
         "2048",
-        "--json",
-    )
+    ]
+    res = cli(*args, "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["explanation"]["chosen"] == data["selected_index"]
     assert 0.0 <= data["confidence"] <= 1.0 and isinstance(data["near_tie"], bool)
-    text = cli(
-        "choose",
-        "--target",
-        '{"care": 1.0, "fairness": 0.9}',
-        "--question",
-        "Should I help my neighbour?",
-        "--response",
-        "Yes, help her with her shopping.",
-        "--response",
-        "No, ignore her.",
-        "--method",
-        "spm-zeroshot",
-        "--model",
-        str(smollm2_path),
-        "--samples",
-        "3",
-        "--cache",
-        str(tmp_path / "c.sqlite"),
-        "--n-ctx",
-        "2048",
-    )
+    text = cli(*args)
     assert text.returncode == 0 and "Over the runner-up:" in text.stdout and "Confidence:" in text.stdout
