@@ -70,7 +70,7 @@ class LlamaCppBackend:
                 "the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'"
             ) from None
         self.model = model
-        n_ctx = n_ctx or Settings().n_ctx
+        n_ctx = n_ctx or Settings.model_fields["n_ctx"].default  # the one place defaults are declared
         self.n_threads = n_threads or default_threads()
         kwargs: dict[str, Any] = dict(
             n_ctx=n_ctx,

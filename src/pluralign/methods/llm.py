@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pluralign.attributes import Attribute
+from pluralign.errors import JudgeError
 from pluralign.judges.base import Backend, GenerationSettings, JudgeResult
 from pluralign.methods.base import CallStats, Judgement, Method
 from pluralign.prompts import REASONING_MAX, PromptSet
@@ -96,6 +98,22 @@ class LLMMethod(Method):
     @property
     def scale(self) -> int:
         return self.settings.scale
+
+    def allowed_scores(self, attribute: Attribute) -> list[int] | None:
+        """Single-pass scoring restricts scores to the attribute's label levels (on the scale),
+        so the judge's probabilities fall on values the labels can take; sampling does not."""
+        if self.settings.scoring_mode != "logprobs":
+            return None
+        return [round(v * self.scale) for v in attribute.level_values()]
+
+    def first_logprobs(self, result: JudgeResult) -> tuple[list[str], list[dict[str, float]]]:
+        """The first answer's tokens and their top log-probabilities, which single-pass needs."""
+        if not result.tokens or not result.logprobs:
+            raise JudgeError(
+                f"{self.backend.name} returned no token log-probabilities; single-pass scoring needs them "
+                "(llamacpp: it is enabled automatically; servers: they must support logprobs)"
+            )
+        return result.tokens[0], result.logprobs[0]
 
     def with_settings(self, settings: Settings) -> LLMMethod:
         """A shallow copy with other settings: same judge, same example index."""

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
-from pluralign.errors import JudgeError
 from pluralign.judges.base import JudgeRequest, JudgeResult
 from pluralign.logprob_scores import level_distributions
 from pluralign.methods.base import Judgement
@@ -32,8 +31,7 @@ class PerResponseRegression(LLMMethod):
         single = self.settings.scoring_mode == "logprobs"
         batch = []
         for attribute in attributes:
-            allowed = [round(v * self.scale) for v in attribute.level_values()] if single else None
-            schema = prompts.regression_schema(self.scale, allowed)
+            schema = prompts.regression_schema(self.scale, self.allowed_scores(attribute))
             system = self.prompts.regression_system(attribute, self.scale)
             for response in probe.responses:
                 user = self.prompts.regression_user(attribute, probe.prompt, response, self.scale)
@@ -69,10 +67,9 @@ class PerResponseRegression(LLMMethod):
         return out.judgement(results)
 
     def _expected(self, result: JudgeResult, attribute: Attribute) -> dict[int, float] | None:
-        if not result.tokens or not result.logprobs:
-            raise JudgeError(f"{self.backend.name} returned no token log-probabilities; single-pass scoring needs them")
-        allowed = [round(v * self.scale) for v in attribute.level_values()]
-        dists = level_distributions(result.tokens[0], result.logprobs[0], 1, allowed)
+        tokens, logprobs = self.first_logprobs(result)
+        allowed = self.allowed_scores(attribute) or []
+        dists = level_distributions(tokens, logprobs, 1, allowed)
         return dists[0] if dists else None
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
-from pluralign.errors import JudgeError
 from pluralign.icl import ExampleSelector
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.logprob_scores import level_distributions
@@ -64,11 +63,6 @@ class ComparativeRegression(LLMMethod):
             "shuffle": self.settings.shuffle,
             "examples": self.examples.config() if self.examples else None,
         }
-
-    def allowed_scores(self, attribute: Attribute) -> list[int] | None:
-        if self.settings.scoring_mode != "logprobs":
-            return None
-        return [round(v * self.scale) for v in attribute.level_values()]
 
     def requests_for(self, probe: Probe, attribute: Attribute, seed: int) -> tuple[list[JudgeRequest], list[list[int]]]:
         """The N shuffled requests for one attribute (single-pass scoring: one greedy pass per
@@ -132,13 +126,9 @@ class ComparativeRegression(LLMMethod):
     ) -> list[dict[str, float]]:
         """Replace the sampled integers by expected values from the token probabilities;
         returns each response's probability per level (on [0, 1], as strings)."""
-        if not result.tokens or not result.logprobs:
-            raise JudgeError(
-                f"{self.backend.name} returned no token log-probabilities; single-pass scoring needs them "
-                "(llamacpp: it is enabled automatically; servers: they must support logprobs)"
-            )
+        tokens, logprobs = self.first_logprobs(result)
         allowed = self.allowed_scores(attribute) or []
-        dists = level_distributions(result.tokens[0], result.logprobs[0], len(order), allowed)
+        dists = level_distributions(tokens, logprobs, len(order), allowed)
         out: list[dict[str, float]] = [{} for _ in order]
         if dists is None:  # the answer hides its scores: keep the generated value, certain
             for i in range(len(order)):
