@@ -45,6 +45,10 @@ def targets_dir() -> Path:
     return TARGETS
 
 
+# the smallest valid `pluralign choose` arguments, for tests about one more option
+CHOOSE_ARGS = ["choose", "--target", '{"care": 1}', "--question", "q", "--response", "a", "--response", "b"]
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:

@@ -9,6 +9,7 @@ import pytest
 
 import pluralign.judges as judges_package
 import pluralign.methods as methods_package
+from conftest import CHOOSE_ARGS
 from pluralign.errors import InputError
 from pluralign.methods import registry as method_registry
 from pluralign.settings import DEFAULT_TEMPERATURE, Settings, make_settings
@@ -89,15 +90,7 @@ def test_unknown_names_list_the_registered_ones(cli):
     res = cli("eval", "--method", "magic", "--benchmark", "x", "--out", "y")
     assert res.returncode == 2 and "unknown method 'magic' (choose from spm, spm-zeroshot" in res.stderr
     res = cli(
-        "choose",
-        "--target",
-        '{"care": 1}',
-        "--question",
-        "q",
-        "--response",
-        "a",
-        "--response",
-        "b",
+        *CHOOSE_ARGS,
         "--method",
         "spm-zeroshot",
         "--backend",

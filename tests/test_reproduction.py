@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import CHOOSE_ARGS
 from pluralign.attributes import DEFAULT_REGISTRY as R
 from pluralign.data.input_output import score_input_output
 from pluralign.errors import InputError
@@ -210,15 +211,7 @@ def test_prompts_folder_replaces_templates(tmp_path: Path, cli):
     with pytest.raises(InputError, match=r"prompt template choice_user\.j2, line 1"):
         PromptSet(folder).choice_user("q", {"A": "a"})
     res = cli(
-        "choose",
-        "--target",
-        '{"care": 1}',
-        "--question",
-        "q",
-        "--response",
-        "a",
-        "--response",
-        "b",
+        *CHOOSE_ARGS,
         "--method",
         "spm-zeroshot",
         "--prompts",
