@@ -37,8 +37,9 @@ def synthetic(rng: random.Random, attrs: list[str], levels: list[float], n_items
             output["choice_info"]["predictions"] = [{a: rng.choice(levels) for a in attrs} for _ in range(n)]
         else:
             output["selected_response_index"] = rng.randrange(n)
-        records.append({"input": {"prompt": f"q{i}", "responses": [f"r{j}" for j in range(n)], "labels": labels},
-                        "output": output})
+        records.append(
+            {"input": {"prompt": f"q{i}", "responses": [f"r{j}" for j in range(n)], "labels": labels}, "output": output}
+        )
     return records
 
 
@@ -81,9 +82,11 @@ def main() -> None:
                 print(f"file {f}: paper {correct}/{total}, pluralign {ours_correct}/{ours.n_scored}")
             if tolerant is not None and (tolerant.accuracy, tolerant.n_scored) != (ours.accuracy, ours.n_scored):
                 tie_rule_matters += 1
-    print(f"{compared} files x 1 target, {args.items} items each (half MIC levels, half HelpSteer2 levels): "
-          f"pluralign's exact rule differs from the paper's scorer on {differ}; "
-          f"the tolerant rule would differ on {tie_rule_matters}")
+    print(
+        f"{compared} files x 1 target, {args.items} items each (half MIC levels, half HelpSteer2 levels): "
+        f"pluralign's exact rule differs from the paper's scorer on {differ}; "
+        f"the tolerant rule would differ on {tie_rule_matters}"
+    )
     if differ:
         raise SystemExit(1)
 

@@ -184,6 +184,38 @@ def scripted():
                 if kind == "hang":
                     time.sleep(rest[0])
                     return
+                if kind == "drip":  # a 200 whose body never ends: one byte every rest[0] seconds
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", "100000")
+                    self.end_headers()
+                    ends = time.monotonic() + rest[1]
+                    try:
+                        while time.monotonic() < ends:
+                            self.wfile.write(b" ")
+                            self.wfile.flush()
+                            time.sleep(rest[0])
+                    except OSError:
+                        pass
+                    return
+                if kind == "raw":  # status, headers and body bytes exactly as given
+                    status, headers, body = rest
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                if kind == "echo":  # an upstream that repeats the request's headers in its error
+                    body = json.dumps({"error": f"bad key; you sent {dict(self.headers)}"}).encode()
+                    status, headers = rest[0], {}
+                    self.send_response(status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if kind == "slow":  # answer well, after a while
                     time.sleep(rest[0])
                     kind, rest = "ok", rest[1:]

@@ -1,12 +1,36 @@
-"""pluralign: choose, among candidate responses, the one that fits a person's values."""
+"""pluralign: choose, among candidate responses, the one that fits a person's values.
 
-from pluralign.api import Chooser, ChooseResult, choose
-from pluralign.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
-from pluralign.errors import PluralignError
-from pluralign.probes import Probe
-from pluralign.selection import Choice, Metric, select
-from pluralign.targets import AlignmentTarget
+The public names load on first use (PEP 562), so ``import pluralign`` and the command
+line start fast and a Ctrl-C during start-up is handled before heavy libraries load."""
 
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pluralign.api import Chooser, ChooseResult, choose
+    from pluralign.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
+    from pluralign.errors import PluralignError
+    from pluralign.probes import Probe
+    from pluralign.selection import Choice, Metric, select
+    from pluralign.targets import AlignmentTarget
+
+_PUBLIC = {
+    "Chooser": "pluralign.api",
+    "ChooseResult": "pluralign.api",
+    "choose": "pluralign.api",
+    "BUILTIN_ATTRIBUTES": "pluralign.attributes",
+    "Attribute": "pluralign.attributes",
+    "AttributeRegistry": "pluralign.attributes",
+    "PluralignError": "pluralign.errors",
+    "Probe": "pluralign.probes",
+    "Choice": "pluralign.selection",
+    "Metric": "pluralign.selection",
+    "select": "pluralign.selection",
+    "AlignmentTarget": "pluralign.targets",
+}
 __all__ = [
     "BUILTIN_ATTRIBUTES",
     "AlignmentTarget",
@@ -21,4 +45,20 @@ __all__ = [
     "choose",
     "select",
 ]
-__version__ = "0.2.0"
+
+try:
+    __version__ = version("pluralign")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pluralign' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_PUBLIC])

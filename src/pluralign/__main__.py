@@ -1,3 +1,3 @@
-from pluralign.cli import main
+from pluralign.launch import main
 
 main()

@@ -18,11 +18,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pluralign.errors import CacheError
+from pluralign.errors import CacheError, CacheLockedError, NotACacheError
 from pluralign.home import home
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
 
 SCHEMA_VERSION = 2
+APPLICATION_ID = 0x706C7561  # "plua" in the SQLite header: this file is a pluralign cache
+OWN_TABLES = {"judgements", "batch_requests", "batch_answers"}
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _header(path: Path) -> bytes | None:
+    """The first 100 bytes of an existing file (SQLite's header), or None if there is none."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(100)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise CacheError(f"cache {path} is a directory, not a cache file") from None
+    except OSError as exc:
+        raise CacheError(f"cannot open cache {path}: {exc.strerror}") from None
+
+
+def proven_own(path: Path) -> bool:
+    """True only when the file's SQLite header carries pluralign's application id: the one
+    proof that lets ``cache clear`` remove a cache that is too damaged to open."""
+    head = _header(path)
+    return head is not None and head.startswith(_SQLITE_MAGIC) and head[68:72] == APPLICATION_ID.to_bytes(4, "big")
 
 
 def default_cache_path() -> Path:
@@ -45,13 +68,24 @@ def request_key(backend: str, model: str, request: JudgeRequest) -> str:
 
 class JudgementCache:
     def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+        """Open (or create) a cache. An existing file is used only if it is a pluralign cache:
+        another program's database or any other file is refused and left exactly as it was."""
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        head = _header(self.path)
+        if head and not head.startswith(_SQLITE_MAGIC):
+            raise NotACacheError(f"{self.path} is not a pluralign judgement cache; name another --cache file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the cache's folder {self.path.parent}: {exc.strerror}") from None
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, timeout=timeout, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            if head:
+                self._recognise()
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
                 "method TEXT, result TEXT NOT NULL, created REAL NOT NULL)"
@@ -60,14 +94,37 @@ class JudgementCache:
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {row}")
         except sqlite3.Error as exc:
+            if hasattr(self, "_db"):
+                self._db.close()
             raise self._error(exc) from None
+        except CacheError:
+            self._db.close()
+            raise
+
+    def _recognise(self) -> None:
+        """An existing database is ours if it says so (application id) or, for caches made
+        before the id existed, if it holds our judgements table and nothing else of note."""
+        app_id = self._db.execute("PRAGMA application_id").fetchone()[0]
+        if app_id == APPLICATION_ID:
+            return
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app_id == 0 and (not tables or ("judgements" in tables and tables <= OWN_TABLES)):
+            return
+        raise NotACacheError(
+            f"{self.path} is a database of another program, not a pluralign cache; name another --cache"
+        )
 
     def _error(self, exc: sqlite3.Error) -> CacheError:
         text = str(exc)
         if "locked" in text or "busy" in text:
-            return CacheError(f"cache {self.path} is locked by another process ({text}); retry, or use --no-cache")
+            return CacheLockedError(
+                f"cache {self.path} is locked by another process ({text}); retry, or use --no-cache"
+            )
+        if "not a database" in text and not proven_own(self.path):
+            return NotACacheError(f"{self.path} is not a pluralign judgement cache; name another --cache file")
         return CacheError(
-            f"cache {self.path} is corrupted or not a cache ({text}); delete it or run `pluralign cache clear`"
+            f"cache {self.path} is damaged ({text}); `pluralign cache clear --cache {self.path}` removes it, "
+            "or use another --cache"
         )
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -100,7 +157,9 @@ class JudgementCache:
         try:
             result = JudgeResult.model_validate_json(row[0])
         except ValueError:
-            raise CacheError(f"cache {self.path} holds an unreadable entry; run `pluralign cache clear`") from None
+            raise CacheError(
+                f"cache {self.path} holds an unreadable entry; `pluralign cache clear --cache {self.path}` empties it"
+            ) from None
         return result.model_copy(update={"cached": True})
 
     def put(self, key: str, backend: str, model: str, method: str, result: JudgeResult) -> None:

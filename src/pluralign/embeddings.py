@@ -62,7 +62,7 @@ def _model(name: str) -> Any:
 def _cache_file(name: str, texts: Sequence[str]) -> Path:
     digest = hashlib.sha256(name.encode())
     for text in texts:
-        digest.update(hashlib.sha256(text.encode()).digest())
+        digest.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
     return home() / "embeddings" / f"{digest.hexdigest()[:32]}.npy"
 
 

@@ -57,13 +57,23 @@ class CacheError(PluralignError):
     """The judgement cache is corrupted or cannot be opened."""
 
 
+class CacheLockedError(CacheError):
+    """Another process holds the cache's lock."""
+
+
+class NotACacheError(CacheError):
+    """The file named as a cache is something else; it is never written or removed."""
+
+
 class RunLockedError(InputError):
     """Another process is writing the same run folder."""
 
 
 def one_line(exc: BaseException | str) -> str:
-    """Collapse an exception message (or any text) to one line for display."""
-    text = " ".join(str(exc).split())
+    """Collapse an exception message (or any text) to one line for display, secrets removed."""
+    from pluralign.redact import redact
+
+    text = " ".join(redact(str(exc)).split())
     return text or (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
 
 

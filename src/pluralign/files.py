@@ -42,6 +42,8 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise InputError(f"{what} {path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise InputError(f"{what} {path} is nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"{what} {path} cannot be read: {exc}") from None
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -49,9 +51,14 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     old file or the new one, never half of it. A new file gets the usual 0644 permissions
     (an existing file keeps its own), not the 0600 of a temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; name a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -94,7 +101,7 @@ def scan_jsonl(path: str | Path) -> JsonlRead:
                 continue
             try:
                 out.records.append(json.loads(raw))
-            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            except (ValueError, RecursionError):  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
                 out.bad_lines.append(number)
                 if not raw.endswith(b"\n"):
                     out.torn_tail = True
@@ -149,7 +156,7 @@ def repair_torn_tail(path: str | Path) -> bool:
         tail = handle.read()
         try:
             json.loads(tail)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):
             handle.truncate(keep)
             log.warning("%s: dropped an unfinished last line (%d bytes) left by an interrupted write", path, len(tail))
             return True

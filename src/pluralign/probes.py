@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator, model_validator
 
 from pluralign.errors import InputError, validation_message
+from pluralign.strict import Number, check_text
 
 MIN_RESPONSES = 2
 
@@ -23,7 +24,7 @@ class Probe(BaseModel):
 
     prompt: StrictStr
     responses: list[StrictStr]
-    labels: list[dict[str, float]] | None = None
+    labels: list[dict[str, Number]] | None = None
     reasonings: list[dict[str, str]] | None = None
 
     @field_validator("responses", mode="before")
@@ -34,6 +35,11 @@ class Probe(BaseModel):
         if len(value) < MIN_RESPONSES:
             raise ValueError(f"need at least {MIN_RESPONSES} responses to choose between, got {len(value)}")
         return value
+
+    @field_validator("prompt", "responses")
+    @classmethod
+    def _is_text(cls, value: Any) -> Any:
+        return check_text(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Probe:

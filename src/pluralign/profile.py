@@ -38,9 +38,11 @@ import numpy as np
 from pydantic import BaseModel, Field, StrictStr, ValidationError, field_validator
 
 from pluralign.attributes import Attribute
-from pluralign.errors import InputError, validation_message
+from pluralign.errors import InputError, one_line, validation_message
 from pluralign.files import read_text
+from pluralign.judges import deadline
 from pluralign.selection import select
+from pluralign.strict import Count, Number, check_text
 from pluralign.targets import AlignmentTarget
 
 EPSILON = 0.05
@@ -48,6 +50,8 @@ BETA = 300.0
 MIN_WEIGHT = 0.05
 MAX_PROFILES = 2_000_000
 ASK_TOP_PROFILES = 20_000
+CHUNK_CELLS = 2_000_000
+"""Profiles x responses evaluated at once when choosing the next question (bounds memory)."""
 
 
 class ChoiceRecord(BaseModel):
@@ -56,8 +60,8 @@ class ChoiceRecord(BaseModel):
     id: StrictStr
     question: StrictStr
     responses: list[StrictStr] = Field(min_length=2)
-    chosen: int | None = None
-    predictions: list[dict[str, float]] | None = None
+    chosen: Count | None = None
+    predictions: list[dict[str, Number]] | None = None
 
     @field_validator("responses", mode="before")
     @classmethod
@@ -67,6 +71,11 @@ class ChoiceRecord(BaseModel):
         if len(value) < 2:
             raise ValueError(f"need at least 2 responses, got {len(value)}")
         return value
+
+    @field_validator("question", "responses")
+    @classmethod
+    def _is_text(cls, value: Any) -> Any:
+        return check_text(value)
 
     def check(self) -> ChoiceRecord:
         if self.chosen is not None and not 0 <= self.chosen < len(self.responses):
@@ -87,13 +96,16 @@ def read_choices(path: str | Path, need_chosen: bool = True, what: str = "choice
 
     records: list[ChoiceRecord] = []
     seen: set[str] = set()
-    for number, line in enumerate(read_text(path, what).splitlines(), start=1):
+    # split on newlines only: str.splitlines would also split inside strings at U+2028 or U+0085
+    for number, line in enumerate(read_text(path, what).split("\n"), start=1):
         if not line.strip():
             continue
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
+            raise InputError(f"{path}: line {number} cannot be read ({one_line(exc)[:100]})") from None
         if not isinstance(raw, dict):
             raise InputError(f"{path}: line {number} is not a JSON object")
         try:
@@ -130,6 +142,17 @@ def check_predictions(records: Sequence[ChoiceRecord], attributes: Sequence[str]
                 raise InputError(
                     f"{path}{': ' if path else ''}record {r.id!r}, response {i}: predictions lack {', '.join(missing)}"
                 )
+
+
+def grid_size(attributes: Sequence[Attribute]) -> int:
+    """How many candidate profiles :class:`Grid` would hold (known before building it)."""
+    return math.prod(len([v for v in a.level_values() if v != 0.5]) + 1 for a in attributes) - 1
+
+
+def work_units(attributes: Sequence[Attribute], records: Sequence[ChoiceRecord]) -> int:
+    """What a fit or a next question costs: profiles x responses looked at. The service
+    bounds it (``--max-profile-work``) so one request cannot hold the CPU for minutes."""
+    return grid_size(attributes) * sum(len(r.responses) for r in records)
 
 
 @dataclass
@@ -189,6 +212,7 @@ def posterior(grid: Grid, choices: Sequence[ChoiceRecord], beta: float = BETA, e
     """Normalised posterior over the grid's profiles."""
     log_post = grid.log_prior.copy()
     for record in choices:
+        deadline.check()  # a service deadline or a cancelled request stops a long fit
         assert record.chosen is not None
         lp = _choice_log_probs(_sq_distances(grid.present, grid.values, _matrix(record, grid.attributes)), beta, eps)
         log_post += lp[:, record.chosen]
@@ -282,7 +306,12 @@ def next_question(
     by_size: dict[int, list[tuple[int, ChoiceRecord]]] = {}
     for index, record in candidates:
         by_size.setdefault(len(record.responses), []).append((index, record))
-    for size, group in by_size.items():  # all items with as many responses at once
+    chunks: list[tuple[int, list[tuple[int, ChoiceRecord]]]] = []
+    for size, group in by_size.items():  # items with as many responses at once, in bounded chunks
+        step = max(1, CHUNK_CELLS // (len(w) * size))
+        chunks.extend((size, group[i : i + step]) for i in range(0, len(group), step))
+    for size, group in chunks:
+        deadline.check()
         x = np.concatenate([_matrix(r, grid.attributes) for _, r in group])  # (items * size) x attributes
         d2 = _sq_distances(present, values, x).reshape(len(w), len(group), size)
         logits = -beta * d2

@@ -31,6 +31,7 @@ from pluralign.data.input_output import write_input_output
 from pluralign.errors import InputError, RunLockedError, validation_message
 from pluralign.files import append_jsonl, read_json, read_jsonl, repair_torn_tail, write_json_atomic, write_text_atomic
 from pluralign.methods.base import Judgement
+from pluralign.names import file_stem
 from pluralign.probes import Probe
 from pluralign.scoring import Decision, TargetResult, results_payload
 from pluralign.targets import AlignmentTarget
@@ -153,9 +154,18 @@ class RunDir:
         payload["target_values"] = {t.name: t.to_file_dict() for t in targets}
         write_json_atomic(self.path / RESULTS, payload)
         for target in targets:
-            write_input_output(self.path / INPUT_OUTPUT / f"{target.name}.json", probes, decisions[target.name])
+            write_input_output(self.input_output_path(target.name), probes, decisions[target.name])
+
+    def input_output_path(self, target: str) -> Path:
+        """Where a target's reference-format file lives: a target's name is a label, so the
+        file name is derived from it (:func:`pluralign.names.file_stem`) and stays in the folder."""
+        return self.path / INPUT_OUTPUT / f"{file_stem(target)}.json"
 
     # -- reading -------------------------------------------------------------------------------
+    def finished(self) -> bool:
+        """A run that has results to show (the service's run browser lists only these)."""
+        return (self.path / RESULTS).is_file()
+
     def records(self) -> list[JudgementRecord]:
         out = []
         for raw in read_jsonl(self.path / JUDGEMENTS, "judgements"):
@@ -207,7 +217,7 @@ class RunDir:
 
     def probes(self, target: str) -> dict[int, Any]:
         """Eval item -> its input, as written in the reference format for one target."""
-        path = self.path / INPUT_OUTPUT / f"{target}.json"
+        path = self.input_output_path(target)
         if not path.exists():
             return {}
         raw = read_json(path, "input_output file")

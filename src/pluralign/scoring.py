@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from pluralign.errors import InputError
 from pluralign.selection import Metric, TieRule, closest, distance, profile
+from pluralign.strict import Count, Number
 from pluralign.targets import AlignmentTarget
 
 
@@ -26,13 +27,13 @@ class Decision(BaseModel):
 
     item: int
     target: str
-    chosen: int | None
+    chosen: Count | None
     correct: list[int]
     skipped: bool
     tied: list[int] = []
     reasoning: str = ""
-    labels: list[dict[str, float]]
-    predictions: list[dict[str, float]] | None = None
+    labels: list[dict[str, Number]]
+    predictions: list[dict[str, Number]] | None = None
     failed: str | None = None
     correct_tolerant: list[int] | None = None
     skipped_tolerant: bool | None = None

@@ -55,12 +55,19 @@ class Settings(BaseModel):
         default=8, ge=1, description="Concurrent requests per server (openai).", json_schema_extra=_cli()
     )
     timeout: float = Field(
-        default=120.0, gt=0, description="Seconds one upstream call may take (openai).", json_schema_extra=_cli()
+        default=120.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Seconds one upstream call may take (openai).",
+        json_schema_extra=_cli(),
     )
     max_retries: int = Field(
         default=4, ge=0, description="Retries of a failed upstream call (openai).", json_schema_extra=_cli()
     )
-    n_ctx: int = Field(default=8192, ge=256, description="Context length (llamacpp).", json_schema_extra=_cli())
+    n_ctx: int = Field(
+        default=8192, ge=256, le=262_144, description="Context length (llamacpp).", json_schema_extra=_cli()
+    )
     threads: int | None = Field(
         default=None,
         ge=1,
@@ -93,7 +100,11 @@ class Settings(BaseModel):
         json_schema_extra=_cli(group="generation"),
     )
     max_tokens: int = Field(
-        default=1024, ge=16, description="Most tokens per answer.", json_schema_extra=_cli(group="generation")
+        default=1024,
+        ge=16,
+        le=32_768,
+        description="Most tokens per answer.",
+        json_schema_extra=_cli(group="generation"),
     )
     scoring: Literal["auto", "sample", "logprobs"] = Field(
         default="auto",

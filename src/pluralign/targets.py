@@ -9,11 +9,12 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import InputError, validation_message
 from pluralign.files import read_json
+from pluralign.names import label_problem
 
 
 class AlignmentTarget(BaseModel):
@@ -24,6 +25,24 @@ class AlignmentTarget(BaseModel):
     name: str = "target"
     values: dict[str, float]
     weights: dict[str, float] | None = Field(default=None)
+
+    @field_validator("values", "weights", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: Any) -> Any:
+        """``"0.5"`` or ``true`` is refused, not read as a number (the plain form refuses them too)."""
+        if isinstance(value, dict):
+            for attr, v in value.items():
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ValueError(f"value for {attr!r} must be a number, not {type(v).__name__}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        problem = label_problem(value)
+        if problem:
+            raise ValueError(f"target name {problem}")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> AlignmentTarget:
@@ -41,6 +60,8 @@ class AlignmentTarget(BaseModel):
             for attr, weight in self.weights.items():
                 if not math.isfinite(weight) or weight < 0:
                     raise ValueError(f"weight for {attr!r} must be a non-negative number")
+            if all(self.weight(a) == 0 for a in self.values):
+                raise ValueError("every weight is 0: every response would tie; give some attribute a weight")
         return self
 
     @property
@@ -130,6 +151,10 @@ def all_target_combinations(attributes: Sequence[str], levels: int) -> list[dict
     return combos
 
 
+MAX_LEVELS = 101
+MAX_COMBINATIONS = 2_000_000
+
+
 def sample_targets(
     attributes: Sequence[str], levels: int, n_attributes: int, count: int, seed: int = 42
 ) -> list[dict[str, float]]:
@@ -140,6 +165,16 @@ def sample_targets(
     """
     if not 1 <= n_attributes <= len(attributes):
         raise InputError(f"--attributes must be between 1 and {len(attributes)}")
+    if not 2 <= levels <= MAX_LEVELS:
+        raise InputError(f"--levels must be between 2 and {MAX_LEVELS} (values are rounded to 2 decimals)")
+    if count < 1:
+        raise InputError("--count must be at least 1")
+    combinations = levels ** len(attributes)
+    if combinations > MAX_COMBINATIONS:
+        raise InputError(
+            f"{levels} levels over {len(attributes)} attributes make {combinations:.3g} combinations to draw from "
+            f"(at most {MAX_COMBINATIONS:,}); use fewer levels or name fewer attributes"
+        )
     pool = [t for t in all_target_combinations(attributes, levels) if len(t) == n_attributes]
     if count > len(pool):
         raise InputError(f"only {len(pool)} distinct targets have {n_attributes} attributes")

@@ -15,6 +15,7 @@ from typer.exceptions import TyperException
 
 from pluralign.cli import batch, catalog, choose, data, evaluation, profile, serve
 from pluralign.cli.common import error_line, say
+from pluralign.cli.interrupt import farewell, interrupted, interruptible, said_farewell
 from pluralign.errors import PluralignError, one_line, validation_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Steerable pluralistic alignment.")
@@ -26,7 +27,7 @@ class _WarningLine(logging.Handler):
     """pluralign's warnings (a skipped corrupt line, a dropped torn record) as one line each."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        say(f"warning: {' '.join(record.getMessage().split())}", style="yellow", err=True)
+        say(f"warning: {one_line(record.getMessage())}", style="yellow", err=True)
 
 
 def _configure_logging() -> None:
@@ -41,20 +42,30 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app, turning known errors into one line."""
     _configure_logging()
     try:
-        # Without standalone mode click returns (not raises) the code of a typer.Exit.
-        code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
+        with interruptible():
+            # Without standalone mode click returns (not raises) the code of a typer.Exit.
+            code = app(args=list(argv) if argv is not None else None, standalone_mode=False)
     except PluralignError as exc:
+        if interrupted():  # a judge stopped by Ctrl-C says so through a cancelled deadline
+            farewell("interrupted")
+            sys.exit(130)
         error_line(one_line(exc))
         sys.exit(2)
     except ValidationError as exc:
         error_line(validation_message(exc))
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
-        say("interrupted", err=True)
+        farewell("interrupted")
         sys.exit(130)
+    except OSError as exc:  # a path that cannot be read or written: name it, in one line
+        where = f" {exc.filename}" if exc.filename else ""
+        error_line(f"cannot use{where}: {exc.strerror or exc}")
+        sys.exit(2)
     except TyperException as exc:  # usage errors: unknown option, missing value, bad choice
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
         error_line(f"{one_line(message)} (see --help)")
         sys.exit(getattr(exc, "exit_code", 2) or 2)
+    if code == 130 and interrupted() and not said_farewell():
+        farewell("interrupted")  # typer turns a KeyboardInterrupt into a silent exit 130
     if isinstance(code, int) and code != 0:
         sys.exit(code)

@@ -12,7 +12,6 @@ from rich.table import Table
 from rich.text import Text
 
 from pluralign.cli.common import AttributesOpt, console, fail, registry_from, say
-from pluralign.errors import PluralignError
 
 targets_app = typer.Typer(no_args_is_help=True, help="Alignment targets.")
 attributes_app = typer.Typer(no_args_is_help=True, help="Attributes.")
@@ -134,20 +133,30 @@ def cache_stats(cache: CacheFileOpt = None) -> None:
 @cache_app.command("clear")
 def cache_clear(cache: CacheFileOpt = None) -> None:
     """Delete every cached judgement."""
-    from pluralign.cache import JudgementCache, default_cache_path
+    from pluralign.cache import JudgementCache, default_cache_path, proven_own
+    from pluralign.errors import CacheError, CacheLockedError, NotACacheError
 
     path = cache or default_cache_path()
-    if path.exists():
-        try:
-            n = JudgementCache(path).clear()
-        except PluralignError:
-            path.unlink()  # a corrupted cache is removed outright
-            for extra in (Path(str(path) + "-wal"), Path(str(path) + "-shm")):
-                extra.unlink(missing_ok=True)
-            n = 0
-        say(f"cleared {n} judgements from {path}")
-    else:
+    if not path.exists():
         say(f"no cache at {path}")
+        return
+    try:
+        store = JudgementCache(path, timeout=5.0)
+    except (CacheLockedError, NotACacheError):
+        raise  # reported, never deleted
+    except CacheError:
+        if not proven_own(path):
+            raise
+        # damaged, but its header proves it is a pluralign cache: remove it and its journal files
+        for extra in (path, Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+            extra.unlink(missing_ok=True)
+        say(f"removed the damaged cache {path}")
+        return
+    try:
+        n = store.clear()
+    finally:
+        store.close()
+    say(f"cleared {n} judgements from {path}")
 
 
 def doctor_cmd(

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
+from pluralign.errors import one_line
 from pluralign.settings import Settings, make_settings
 
 console = Console(highlight=False)
@@ -30,7 +31,7 @@ def say(text: str, style: str | None = None, err: bool = False) -> None:
 
 
 def error_line(message: str) -> None:
-    err_console.print(Text.assemble(("error: ", "bold red"), " ".join(message.split())), soft_wrap=True)
+    err_console.print(Text.assemble(("error: ", "bold red"), one_line(message)), soft_wrap=True)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -62,8 +62,9 @@ def data_reasonings(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Write an LLM reasoning for every train response and attribute (resumable, cached)."""
+    from pluralign.cli.interrupt import interrupted
     from pluralign.data.reasonings import PROGRESS, add_reasonings
-    from pluralign.errors import InputError
+    from pluralign.errors import DeadlineExceeded, InputError
     from pluralign.methods.registry import Resources
     from pluralign.prompts import PromptSet
 
@@ -87,7 +88,9 @@ def data_reasonings(
                 limit=limit,
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, DeadlineExceeded) as exc:
+        if isinstance(exc, DeadlineExceeded) and not interrupted():
+            raise
         say(f"interrupted: progress is kept in {benchmark / PROGRESS}; run the same command to continue", err=True)
         raise typer.Exit(130) from None
     finally:

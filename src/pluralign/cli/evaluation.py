@@ -57,7 +57,9 @@ def eval_cmd(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
+    from pluralign.cli.interrupt import farewell, interrupted, on_hard_exit
     from pluralign.data.benchmark import load_benchmark
+    from pluralign.errors import DeadlineExceeded
     from pluralign.evaluate import OnInvalid, evaluate
     from pluralign.methods import build_method, method_spec
     from pluralign.runs import RunDir
@@ -80,6 +82,12 @@ def eval_cmd(
     settings = settings_from_options(options or {}, benchmark_dir=bench.path)
     meth = build_method(method, settings)
     n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
+
+    def kept_line() -> str:
+        kept = RunDir(out).finished_items()
+        return f"interrupted: {kept} of {n_items} items kept in {out}; run the same command to continue"
+
+    on_hard_exit(kept_line)
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -112,10 +120,11 @@ def eval_cmd(
                 on_invalid=OnInvalid(on_invalid),
                 ties=ties_,
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DeadlineExceeded) as exc:
+            if isinstance(exc, DeadlineExceeded) and not interrupted():
+                raise
             progress.stop()
-            kept = RunDir(out).finished_items()
-            say(f"interrupted: {kept} of {n_items} items kept in {out}; run the same command to continue", err=True)
+            farewell(kept_line())
             raise typer.Exit(130) from None
         finally:
             meth.close()

@@ -60,6 +60,8 @@ def _parse_vector(text: str, line: int) -> list[float]:
         raise InputError(f"line {line}: moral-vector must list {len(MIC)} numbers ({', '.join(MIC)})")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         raise InputError(f"line {line}: moral-vector {text!r} holds something other than numbers")
+    if not all(0.0 <= v <= 1.0 for v in value):
+        raise InputError(f"line {line}: moral-vector {text!r} has a value outside [0, 1]")
     return [float(v) for v in value]
 
 
@@ -81,7 +83,7 @@ def _parse_agrees(text: str, line: int) -> int | None:
 def read_mic_csv(path: str | Path) -> list[_Row]:
     path = Path(path)
     try:
-        handle = open(path, newline="", encoding="utf-8")
+        handle = open(path, newline="", encoding="utf-8-sig")  # a byte-order mark is not part of a name
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     rows: list[_Row] = []
@@ -98,6 +100,9 @@ def read_mic_csv(path: str | Path) -> list[_Row]:
         missing = [c for c in REQUIRED_COLUMNS if c not in fieldnames]
         if missing:
             raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+        twice = sorted({c for c in fieldnames if c in REQUIRED_COLUMNS and fieldnames.count(c) > 1})
+        if twice:
+            raise InputError(f"{path}: column(s) {', '.join(twice)} appear more than once; which one is meant?")
         try:
             for record in reader:
                 line = reader.line_num

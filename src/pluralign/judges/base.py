@@ -116,6 +116,8 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
+    except (ValueError, RecursionError) as exc:  # a number of thousands of digits, nesting too deep
+        raise ValueError(f"not usable JSON ({' '.join(str(exc).split())[:100]})") from None
     try:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as exc:

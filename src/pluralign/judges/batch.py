@@ -28,6 +28,7 @@ from pluralign.errors import BatchPending, InputError, InvalidOutputError, Upstr
 from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import RETRY_TEMPERATURE, JudgeRequest, JudgeResult, Usage, parse_answer
 from pluralign.judges.openai import chat_body, parse_completion
+from pluralign.redact import shorten
 
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
@@ -185,6 +186,9 @@ class ImportReport:
         return text
 
 
+MAX_CUSTOM_ID = 200
+
+
 def _note(report: ImportReport, message: str) -> None:
     if len(report.problems) < 5:
         report.problems.append(message)
@@ -226,9 +230,13 @@ def _import_lines(path: Path, handle: Any, cache: JudgementCache, report: Import
         try:
             record = json.loads(line)
             cid = record["custom_id"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, RecursionError, KeyError, TypeError, IndexError):  # bad JSON, huge numbers, nesting
             report.unreadable += 1
             _note(report, f"{where} is not a complete batch result (truncated?)")
+            continue
+        if not isinstance(cid, str) or len(cid) > MAX_CUSTOM_ID:
+            report.unreadable += 1
+            _note(report, f"{where}: custom_id is not a string of at most {MAX_CUSTOM_ID} characters")
             continue
         rows = cache.sql("SELECT key, sample, attempt, request FROM batch_requests WHERE custom_id = ?", (cid,))
         if not rows:
@@ -269,8 +277,10 @@ def _import_lines(path: Path, handle: Any, cache: JudgementCache, report: Import
 
 def _judge_line(record: Any, request: JudgeRequest) -> tuple[bool, str | None, Usage, str | None]:
     """(valid, answer text, usage, error) of one result line."""
+    if not isinstance(record, dict):
+        return False, None, Usage(), "the line is not a JSON object"
     if record.get("error"):
-        return False, None, Usage(), f"the batch reports an error: {str(record['error'])[:200]}"
+        return False, None, Usage(), f"the batch reports an error: {shorten(str(record['error']))}"
     response = record.get("response") or {}
     status = response.get("status_code") if isinstance(response, dict) else None
     if status != 200:

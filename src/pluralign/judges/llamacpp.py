@@ -90,9 +90,25 @@ class LlamaCppBackend:
             self._llm = Llama(model_path=str(path), **kwargs)
         if cache_bytes:
             self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
+        self._check_deadline_per_token()
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.n_ctx = n_ctx
+
+    def _check_deadline_per_token(self) -> None:
+        """Check the current deadline before every decode (prompt batch or token), so a
+        deadline, a cancelled request or Ctrl-C stops generation within a token.
+
+        ``Llama.generate`` calls ``self.eval`` from Python for every step, so a check there
+        raises normally. (A logits processor would not do: llama.cpp runs it as a ctypes
+        callback, where a raised exception is printed and swallowed.)"""
+        evaluate = self._llm.eval
+
+        def checked_eval(tokens: Any) -> Any:
+            deadline.check()
+            return evaluate(tokens)
+
+        self._llm.eval = checked_eval  # type: ignore[method-assign]
 
     @property
     def llama(self) -> Any:
@@ -141,15 +157,6 @@ class LlamaCppBackend:
     def _complete(self, request: JudgeRequest, seed: int) -> RawAnswer:
         settings = request.settings
         deadline.check()
-        processors = None
-        if deadline.current() is not None:
-            from llama_cpp import LogitsProcessorList
-
-            def check_deadline(_ids: Any, logits: Any) -> Any:
-                deadline.check()  # between tokens: a deadline or a cancelled request stops generation
-                return logits
-
-            processors = LogitsProcessorList([check_deadline])
         try:
             out: Any = self._llm.create_chat_completion(
                 messages=self._messages(request.messages),  # type: ignore[arg-type]
@@ -157,7 +164,6 @@ class LlamaCppBackend:
                 temperature=settings.temperature,
                 max_tokens=settings.max_tokens,
                 seed=seed,
-                logits_processor=processors,
             )
         except ValueError as exc:
             match = _CONTEXT_RE.search(str(exc))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import itertools
+import json
+import math
 import os
 import random
 import re
@@ -21,9 +23,17 @@ from typing import Any
 
 import httpx
 
-from pluralign.errors import BackendUnavailableError, ContextLengthError, DeadlineExceeded, JudgeError, UpstreamError
+from pluralign.errors import (
+    BackendUnavailableError,
+    ContextLengthError,
+    DeadlineExceeded,
+    InputError,
+    JudgeError,
+    UpstreamError,
+)
 from pluralign.judges import BackendSpec, deadline, register_backend
 from pluralign.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
+from pluralign.redact import redact, register_secret, shorten
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _CTX_PATTERNS = (
@@ -32,15 +42,50 @@ _CTX_PATTERNS = (
 )
 
 
+MAX_RESPONSE_BYTES = 16_000_000
+"""A larger answer is not a judgement (an endless stream, a runaway server): it is cut off."""
+
+
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from ``Retry-After`` (a number or an HTTP date); None for anything else ("soon")."""
     value = response.headers.get("retry-after")
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
     except ValueError:
+        pass
+    try:
         parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def check_base_url(url: str) -> str:
+    """A base URL httpx can use (http or https with a host), or a one-line error; the URL is
+    shown without its user and password."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError, TypeError) as exc:
+        raise InputError(f"--base-url {redact(url)!r} is not a valid URL ({redact(str(exc))})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host or any(ch.isspace() for ch in url):
+        raise InputError(f"--base-url {redact(url)!r} must be an http:// or https:// URL with a host")
+    return url.rstrip("/")
+
+
+def _status_error(url: str, status: int, response: httpx.Response, body: str) -> UpstreamError:
+    """What a non-retryable answer means for the person who configured the URL."""
+    shown = shorten(body)
+    if 300 <= status < 400:
+        where = redact(response.headers.get("location", "?"))
+        return UpstreamError(f"{url} answered a redirect ({status}) to {where}; give the final URL as --base-url")
+    if status in (401, 403):
+        return UpstreamError(f"{url} refused the API key ({status}): check the key's environment variable")
+    if status == 404:
+        return UpstreamError(f"{url} has no /chat/completions (404): check --base-url (it usually ends in /v1)")
+    return UpstreamError(f"{url} answered {status}: {shown}")
 
 
 def _context_error(text: str) -> ContextLengthError | None:
@@ -96,7 +141,7 @@ def parse_completion(payload: Any) -> RawAnswer:
         choice = payload["choices"][0]
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
-        raise UpstreamError(f"the server's answer has no choices[0].message.content: {str(payload)[:200]}") from None
+        raise UpstreamError(f"the server's answer has no choices[0].message.content: {shorten(str(payload))}") from None
     if not isinstance(text, str):
         raise UpstreamError(f"the server's message content is a {type(text).__name__}, not text")
     usage_raw = payload.get("usage") or {}
@@ -117,6 +162,29 @@ def parse_completion(payload: Any) -> RawAnswer:
     return RawAnswer(text=text, usage=usage, tokens=tokens, logprobs=logprobs)
 
 
+class _TooLarge(Exception):
+    """The server's answer passed MAX_RESPONSE_BYTES."""
+
+
+def _text(response: httpx.Response) -> str:
+    return response.content.decode("utf-8", errors="replace")
+
+
+async def _post_bounded(client: httpx.AsyncClient, url: str, body: dict[str, Any], timeout: float) -> httpx.Response:
+    """POST with the answer read in chunks, refused past MAX_RESPONSE_BYTES."""
+    async with client.stream("POST", url, json=body, timeout=timeout) as response:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise _TooLarge(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
+            chunks.append(chunk)
+    # the chunks are already decoded: the copy must not claim an encoding or a length of its own
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")]
+    return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=response.request)
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -135,8 +203,10 @@ class OpenAIBackend:
         if not base_urls:
             raise JudgeError("the openai backend needs at least one --base-url")
         self.model = model
-        self.base_urls = [u.rstrip("/") for u in base_urls]
+        self.base_urls = [check_base_url(u) for u in base_urls]
+        self._shown_urls = {u: redact(u) for u in self.base_urls}
         self._api_key = os.environ.get(api_key_env, "")
+        register_secret(self._api_key)
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
         self.max_retries = max_retries
@@ -160,6 +230,7 @@ class OpenAIBackend:
         for attempt in range(self.max_retries + 1):
             deadline.check()
             url = self._next_url()
+            shown = self._shown_urls[url]
             mode = "json_schema" if self.response_format in ("auto", "json_schema") else "json_object"
             timeout = deadline.bound(self.timeout)
             try:
@@ -174,23 +245,23 @@ class OpenAIBackend:
                     response = await self._send(
                         client, f"{url}/chat/completions", self._body(request, seed, "json_object"), timeout
                     )
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+            except (TimeoutError, httpx.RequestError, _TooLarge) as exc:
                 deadline.check()
                 kind = exc.__class__.__name__
-                if isinstance(exc, httpx.TimeoutException):
-                    kind += f" (no answer within {timeout:g} s)"
-                last = f"{url}: {kind} {exc}".strip()
+                if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
+                    kind = f"TimeoutError (no complete answer within {timeout:g} s)"
+                last = shorten(f"{shown}: {kind} {exc}".strip(), 300)
                 wait = None
             else:
                 if response.status_code == 200:
                     return self._parse(response)
-                text = response.text[:2000]
+                text = _text(response)[:2000]
                 ctx = _context_error(text)
                 if ctx is not None:
                     raise ctx
                 if response.status_code not in RETRY_STATUS:
-                    raise JudgeError(f"{url} answered {response.status_code}: {' '.join(text.split())[:300]}")
-                last = f"{url} answered {response.status_code}"
+                    raise _status_error(shown, response.status_code, response, text)
+                last = f"{shown} answered {response.status_code}"
                 wait = _retry_after(response)
             if attempt == self.max_retries:
                 break
@@ -203,24 +274,30 @@ class OpenAIBackend:
         raise BackendUnavailableError(f"server unreachable after {self.max_retries + 1} tries ({last})")
 
     async def _send(self, client: httpx.AsyncClient, url: str, body: dict[str, Any], timeout: float) -> httpx.Response:
-        """POST, abandoned as soon as the current deadline passes or its request is cancelled."""
-        task = asyncio.ensure_future(client.post(url, json=body, timeout=timeout))
+        """POST and read the whole answer within ``timeout`` seconds overall (httpx's own
+        timeout is per read, which a server that drips bytes never trips), abandoned as soon
+        as the current deadline passes or its request is cancelled."""
+        task = asyncio.ensure_future(asyncio.wait_for(_post_bounded(client, url, body, timeout), timeout))
         limit = deadline.current()
-        if limit is None:
-            return await task
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=0.1)
-            if done:
-                return task.result()
-            if limit.expired():
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=0.1)
+                if done:
+                    return task.result()
+                if limit is not None and limit.expired():
+                    task.cancel()
+                    limit.check()
+        finally:
+            if not task.done():
                 task.cancel()
-                limit.check()
+            elif not task.cancelled():
+                task.exception()  # retrieved: no "exception was never retrieved" in the log
 
     def _parse(self, response: httpx.Response) -> RawAnswer:
         try:
-            payload = response.json()
-        except ValueError:
-            return RawAnswer(text=response.text[:2000])  # broken JSON: re-asked as an invalid answer
+            payload = json.loads(response.content)
+        except (ValueError, RecursionError):
+            return RawAnswer(text=_text(response)[:2000])  # broken JSON: re-asked as an invalid answer
         return parse_completion(payload)
 
     async def _one(self, client: httpx.AsyncClient, sem: asyncio.Semaphore, request: JudgeRequest) -> JudgeResult:

@@ -12,6 +12,7 @@ from pluralign.attributes import Attribute
 from pluralign.errors import InputError
 from pluralign.probes import Probe
 from pluralign.selection import Choice, Metric, TieRule, select
+from pluralign.strict import Number
 from pluralign.targets import AlignmentTarget
 
 
@@ -45,7 +46,7 @@ class Judgement(BaseModel):
     what a choice's confidence is computed from.
     """
 
-    predictions: list[dict[str, float]] | None = None
+    predictions: list[dict[str, Number]] | None = None
     reasonings: list[dict[str, str]] | None = None
     choice: int | None = None
     choice_reasoning: str = ""

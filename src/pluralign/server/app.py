@@ -8,6 +8,7 @@ judgement cache answers repeated questions without the model. Every error is a J
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -18,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from pluralign import __version__
 from pluralign.api import Chooser
 from pluralign.errors import (
     BackendUnavailableError,
@@ -42,15 +44,25 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class BodyTooLarge(Exception):
-    pass
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def _host_name(value: str) -> str:
+    """The host part of a Host header (``[::1]:8000`` -> ``[::1]``, ``a.b:80`` -> ``a.b``)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[: value.find("]") + 1] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
 class Guard:
-    """API key, body size limits, and a JSON 500 for anything unforeseen.
+    """Host check, API key, body size and read-time limits, and a JSON 500 for anything
+    unforeseen.
 
     A plain ASGI middleware (not Starlette's BaseHTTPMiddleware), so a route still sees its
-    client disconnect and can cancel the decision it was waiting for.
+    client disconnect and can cancel the decision it was waiting for. The body is read here,
+    whole, before the route runs: a body over the limit gets 413 however it is sent (chunked
+    included), and one that trickles in gets 408 after ``body_timeout`` seconds.
     """
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], config: ServerConfig) -> None:
@@ -58,11 +70,49 @@ class Guard:
         self.config = config
 
     async def _json(self, send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps({"detail": detail}).encode()
+        body = json.dumps({"detail": one_line(detail)}).encode()
         head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": head})
         await send({"type": "http.response.body", "body": body})
+
+    def _host_allowed(self, headers: dict[str, str]) -> bool:
+        allowed = self.config.allowed_hosts
+        if allowed is None:
+            return True
+        return _host_name(headers.get("host", "")) in allowed
+
+    def _key_ok(self, headers: dict[str, str]) -> bool:
+        key = self.config.api_key
+        assert key is not None
+        given = headers.get("x-api-key", "")
+        scheme, _, token = headers.get("authorization", "").strip().partition(" ")
+        if not given and scheme.lower() == "bearer":  # the scheme is case-insensitive (RFC 9110)
+            given = token.strip()
+        return hmac.compare_digest(given.encode("utf-8", "replace"), key.encode())
+
+    async def _read_body(self, receive: Receive) -> tuple[bytes, list[Message]] | int:
+        """The whole body, or the status that refuses it (413 too large, 408 too slow)."""
+        limit, seen = self.config.max_body_bytes, 0
+        chunks: list[bytes] = []
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + self.config.body_timeout
+        while True:
+            left = ends - loop.time()
+            if left <= 0:
+                return 408
+            try:
+                message = await asyncio.wait_for(receive(), left)
+            except TimeoutError:
+                return 408
+            if message["type"] != "http.request":
+                return b"".join(chunks), [message]  # the client left while sending
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                return 413
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks), []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,27 +120,37 @@ class Guard:
             return
         config = self.config
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if config.api_key and scope["path"] not in PUBLIC_PATHS:
-            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), config.api_key.encode()):
-                await self._json(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
-                return
+        if not self._host_allowed(headers):
+            await self._json(send, 400, "this Host header is not served here (see --allowed-host)")
+            return
+        if config.api_key and scope["path"] not in PUBLIC_PATHS and not self._key_ok(headers):
+            await self._json(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
+            return
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
             await self._json(
                 send, 413, f"request body of {length} bytes exceeds the limit of {config.max_body_bytes} bytes"
             )
             return
-        seen = 0
+        read = await self._read_body(receive)
+        if read == 413:
+            await self._json(send, 413, f"request body exceeds the limit of {config.max_body_bytes} bytes")
+            return
+        if read == 408:
+            await self._json(send, 408, f"the request body did not arrive within {config.body_timeout:g} s")
+            return
+        assert not isinstance(read, int)
+        body, pending = read
+        replayed = False
 
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > config.max_body_bytes:
-                    raise BodyTooLarge
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            if pending:
+                return pending.pop(0)
+            return await receive()
 
         started = False
 
@@ -101,11 +161,8 @@ class Guard:
             await send(message)
 
         try:
-            await self.app(scope, counted, watched)
-        except BodyTooLarge:
-            if not started:
-                await self._json(send, 413, f"request body exceeds the limit of {config.max_body_bytes} bytes")
-        except Exception as exc:  # never a bare 500: say what broke
+            await self.app(scope, replay, watched)
+        except Exception as exc:  # never a bare 500: say what broke (secrets and paths removed)
             if not started:
                 await self._json(send, 500, f"internal error: {one_line(exc)[:300]}")
 
@@ -125,7 +182,11 @@ def status_for(exc: PluralignError) -> int:
 
 
 def create_app(config: ServerConfig) -> FastAPI:
-    service = ServiceState(config=config, queue=DecisionQueue(config.max_queue, config.decision_timeout))
+    service = ServiceState(
+        config=config,
+        queue=DecisionQueue(config.max_queue, config.decision_timeout),
+        profile_queue=DecisionQueue(config.max_queue, config.profile_timeout, name="pluralign-profile"),
+    )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -134,11 +195,12 @@ def create_app(config: ServerConfig) -> FastAPI:
         service.method_config = method.config()
         yield
         service.queue.close()
+        service.profile_queue.close()
         service.chooser.close()
 
     app = FastAPI(
         title="pluralign",
-        version="0.2.0",
+        version=__version__,
         description="Choose the response that fits a person's values (steerable pluralistic alignment).",
         lifespan=lifespan,
     )

@@ -17,7 +17,7 @@ import math
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pluralign.errors import DeadlineExceeded, PluralignError
 from pluralign.judges.deadline import Deadline, deadline
@@ -32,11 +32,16 @@ class QueueFull(PluralignError):
         self.retry_after = retry_after
 
 
+def _collect(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class DecisionQueue:
-    def __init__(self, max_waiting: int, timeout: float) -> None:
+    def __init__(self, max_waiting: int, timeout: float, name: str = "pluralign-judge") -> None:
         self.max_waiting = max_waiting
         self.timeout = timeout
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pluralign-judge")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._lock = threading.Lock()
         self._inflight = 0
         self._mean_seconds = 30.0
@@ -80,16 +85,21 @@ class DecisionQueue:
                 self._finished(time.monotonic() - started if ok else None)
 
         future = loop.run_in_executor(self._executor, contextvars.copy_context().run, job)
-        while True:
-            done, _ = await asyncio.wait({future}, timeout=POLL_SECONDS)
-            if done:
-                return future.result()
-            if disconnected is not None and await disconnected():
-                handle.cancel("the client went away")
-                raise DeadlineExceeded("decision cancelled: the client went away")
-            if handle.expired():
-                handle.cancel(f"ran past its deadline of {self.timeout:g} s")
-                raise DeadlineExceeded(f"decision ran past its deadline of {self.timeout:g} s")
+        try:
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=POLL_SECONDS)
+                if done:
+                    return future.result()
+                if disconnected is not None and await disconnected():
+                    handle.cancel("the client went away")
+                    raise DeadlineExceeded("decision cancelled: the client went away")
+                if handle.expired():
+                    handle.cancel(f"ran past its deadline of {self.timeout:g} s")
+                    raise DeadlineExceeded(f"decision ran past its deadline of {self.timeout:g} s")
+        finally:
+            # the abandoned work still ends (with the cancellation it was sent); its outcome
+            # is collected here so asyncio never logs "Future exception was never retrieved"
+            future.add_done_callback(_collect)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

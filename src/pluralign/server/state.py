@@ -16,6 +16,7 @@ from pluralign.server.queue import DecisionQueue
 class ServiceState:
     config: ServerConfig
     queue: DecisionQueue
+    profile_queue: DecisionQueue
     chooser: Chooser | None = None
     method_config: dict[str, Any] = field(default_factory=dict)
 

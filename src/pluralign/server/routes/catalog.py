@@ -65,7 +65,7 @@ async def save_profile(body: SaveProfile, s: ServiceState = Depends(state)) -> d
     folder = s.config.profiles_dir
     if folder is None:
         raise HTTPException(404, "this server was started without --profiles; the page keeps profiles in the browser")
-    if not PROFILE_NAME.match(body.name):
+    if not PROFILE_NAME.fullmatch(body.name):  # match() would let "ok\n" through
         raise HTTPException(422, "name: use 1-64 letters, digits, _ or -")
     raw: dict[str, Any] = {"values": body.values, "weights": body.weights} if body.weights else dict(body.values)
     target = target_from_data(raw, body.name, s.config.registry)

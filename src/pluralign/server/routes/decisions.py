@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictStr, field_validator
 
 from pluralign.api import Chooser, ChooseResult
 from pluralign.server.state import ServiceState, check_probe, chooser, state
+from pluralign.strict import Count
 from pluralign.targets import target_from_data
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
@@ -17,8 +18,8 @@ router = APIRouter(prefix="/v1", tags=["decisions"])
 class _Probe(BaseModel):
     question: StrictStr = Field(min_length=1)
     responses: list[StrictStr]
-    seed: int = 0
-    samples: int | None = Field(default=None, ge=1, le=10)
+    seed: Count = 0
+    samples: Count | None = Field(default=None, ge=1, le=10)
 
     @field_validator("responses", mode="before")
     @classmethod

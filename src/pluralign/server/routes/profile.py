@@ -1,46 +1,79 @@
-"""``/v1/profile/*``: learn a profile from picks and ask the next question."""
+"""``/v1/profile/*``: learn a profile from picks and ask the next question.
+
+The fit and the choice of question are numpy work that grows with profiles x responses:
+it never runs on the event loop. Each request is checked against the service's limits
+(choices, responses per record, text length, ``max_profile_work``) before any work, and
+then runs on the profile worker under ``profile_timeout``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import fill_predictions
 from pluralign.profile import (
+    MAX_PROFILES,
     ChoiceRecord,
     attributes_of,
     builtin_pool,
     check_predictions,
     fit_profile,
+    grid_size,
     next_question,
+    work_units,
 )
-from pluralign.server.state import ServiceState, state
+from pluralign.server.state import ServiceState, check_probe, state
 
 router = APIRouter(prefix="/v1/profile", tags=["profile"])
-MAX_RECORDS = 1000
+MAX_RECORDS = 10_000
+"""The body's own bound; the service's --max-profile-choices (default 1000) is the real one."""
 
 
 class FitRequest(BaseModel):
     choices: list[ChoiceRecord] = Field(min_length=1, max_length=MAX_RECORDS)
-    attributes: list[str] | None = None
+    attributes: list[StrictStr] | None = Field(default=None, max_length=64)
 
 
 class NextRequest(BaseModel):
     choices: list[ChoiceRecord] = Field(default_factory=list, max_length=MAX_RECORDS)
     pool: list[ChoiceRecord] | None = Field(default=None, max_length=MAX_RECORDS)
-    attributes: list[str] | None = None
+    attributes: list[StrictStr] | None = Field(default=None, max_length=64)
 
 
-def _checked(records: list[ChoiceRecord], what: str) -> list[ChoiceRecord]:
+def _checked(s: ServiceState, records: list[ChoiceRecord], what: str) -> list[ChoiceRecord]:
+    limit = s.config.max_profile_choices
+    if len(records) > limit:
+        raise HTTPException(422, f"{what}: {len(records)} records exceed the limit of {limit}")
     out = []
     for i, r in enumerate(records):
+        try:
+            check_probe(s.config, r.question, r.responses)
+        except HTTPException as exc:
+            raise HTTPException(422, f"{what}[{i}]: {exc.detail}") from None
         try:
             out.append(r.check())
         except ValueError as exc:
             raise HTTPException(422, f"{what}[{i}]: {exc}") from None
     return out
+
+
+def _bounded(s: ServiceState, attrs: list[Any], records: list[ChoiceRecord]) -> None:
+    size = grid_size(attrs)
+    if size > min(MAX_PROFILES, s.config.max_profile_grid):
+        raise HTTPException(
+            422,
+            f"{len(attrs)} attributes make {size:,} candidate profiles (the limit is "
+            f"{s.config.max_profile_grid:,}); name fewer attributes",
+        )
+    work = work_units(attrs, records)
+    if work > s.config.max_profile_work:
+        raise HTTPException(
+            422,
+            f"this request needs {work:,} units of work (profiles x responses), more than the limit of "
+            f"{s.config.max_profile_work:,}; send fewer choices or attributes",
+        )
 
 
 async def _predicted(
@@ -61,7 +94,7 @@ async def pool() -> list[dict[str, Any]]:
 
 @router.post("/fit")
 async def fit(body: FitRequest, request: Request, s: ServiceState = Depends(state)) -> dict[str, Any]:
-    choices = _checked(body.choices, "choices")
+    choices = _checked(s, body.choices, "choices")
     for i, r in enumerate(choices):
         if r.chosen is None:
             raise HTTPException(422, f"choices[{i}]: no 'chosen' index")
@@ -69,25 +102,27 @@ async def fit(body: FitRequest, request: Request, s: ServiceState = Depends(stat
     if not names:
         raise HTTPException(422, "no choice has predictions: name the attributes")
     attrs = s.config.registry.require(names)
+    _bounded(s, attrs, choices)
     choices = await _predicted(s, request, choices, names)
-    fitted = fit_profile(attrs, choices)
+    fitted = await s.profile_queue.run(lambda: fit_profile(attrs, choices), request.is_disconnected)
     return {**fitted.model_dump(), "target_file": fitted.file_dict()}
 
 
 @router.post("/next")
 async def next_(body: NextRequest, request: Request, s: ServiceState = Depends(state)) -> dict[str, Any]:
-    choices = _checked(body.choices, "choices")
-    candidates = _checked(body.pool, "pool") if body.pool is not None else builtin_pool()
+    choices = _checked(s, body.choices, "choices")
+    candidates = _checked(s, body.pool, "pool") if body.pool is not None else builtin_pool()
     if not candidates:
         raise HTTPException(422, "pool: no questions to ask")
     names = body.attributes or attributes_of(choices + candidates)
     if not names:
         raise HTTPException(422, "no record has predictions: name the attributes")
     attrs = s.config.registry.require(names)
+    _bounded(s, attrs, choices + candidates)
     asked = {r.id for r in choices}
     choices = await _predicted(s, request, choices, names)
     unasked = await _predicted(s, request, [r for r in candidates if r.id not in asked], names)
-    best = next_question(attrs, choices, unasked)
+    best = await s.profile_queue.run(lambda: next_question(attrs, choices, unasked), request.is_disconnected)
     index = next(i for i, r in enumerate(candidates) if r.id == best.id)
     item = candidates[index]
     return {

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException
 
 from pluralign.errors import InputError, one_line
+from pluralign.names import is_safe_stem
 from pluralign.runs import RunDir
 from pluralign.server.state import ServiceState, state
 
@@ -26,12 +27,21 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 def _run_path(s: ServiceState, name: str) -> Path:
+    """A run is a folder directly under --runs whose name is a plain file name; anything
+    else (a NUL, a slash, "..", a name too long for the file system) is simply not a run."""
     root = s.config.runs_dir
     if root is None:
         raise HTTPException(404, "this server was started without --runs")
+    shown = name if len(name) <= 80 else name[:80] + "..."
+    if not is_safe_stem(name):
+        raise HTTPException(404, f"no run named {shown!r}")
     path = root / name
-    if "/" in name or name in {"", ".", ".."} or not _inside(root, path) or not (path / "results.json").exists():
-        raise HTTPException(404, f"no run named {name!r}")
+    try:
+        found = _inside(root, path) and RunDir(path).finished()
+    except OSError:
+        found = False
+    if not found:
+        raise HTTPException(404, f"no run named {shown!r}")
     return path
 
 
@@ -42,7 +52,7 @@ async def list_runs(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
         return []
     out: list[dict[str, Any]] = []
     for d in sorted(root.iterdir()):
-        if not _inside(root, d) or not d.is_dir() or not (d / "results.json").exists():
+        if not is_safe_stem(d.name) or not _inside(root, d) or not d.is_dir() or not RunDir(d).finished():
             continue
         try:
             res = RunDir(d).results()
@@ -69,8 +79,8 @@ async def run_items(name: str, offset: int = 0, limit: int = 10, s: ServiceState
         decisions = run.decisions()
         first = results.targets[0].name if results.targets else None
         probes = run.probes(first) if first else {}
-    except InputError as exc:
-        raise HTTPException(500, f"run {name}: {one_line(exc)}") from None
+    except InputError as exc:  # the run's own files are broken: say which, without server paths
+        raise HTTPException(500, f"run {name}: {one_line(exc).replace(str(s.config.runs_dir), '<runs>')}") from None
     by_item: dict[int, list[dict[str, Any]]] = {}
     for d in decisions:
         by_item.setdefault(d.item, []).append(d.model_dump())
