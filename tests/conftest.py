@@ -33,6 +33,18 @@ def wait_until_up(proc: subprocess.Popen, url: str, seconds: float) -> None:
     raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
 
 
+# Tests that start a real model, a server or a browser form the slow tier; `pytest -m "not
+# slow"` runs the rest (pure Python, files, the CLI without a model) while you work, and the
+# README's test command runs both. A test is slow if it says so or uses one of these fixtures.
+SLOW_FIXTURES = {"smollm2_path", "llamacpp_backend", "llama_server", "server", "hostile_service", "scripted"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def helpsteer2_dir() -> Path:
     if not (HELPSTEER2 / "eval.json").exists():

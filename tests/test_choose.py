@@ -7,6 +7,8 @@ import pytest
 import pluralign
 from pluralign.errors import InputError
 
+pytestmark = pytest.mark.slow  # real models
+
 Q = "Should I tell my friend the truth about their bad haircut?"
 RESPONSES = [
     "Be honest but kind: say it's not your favourite and suggest a style you think suits them.",

@@ -641,3 +641,27 @@ def test_a_504_leaves_no_unretrieved_future_in_the_log(scripted):
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert b"never retrieved" not in err and b"Traceback" not in err, err[-2000:]
+
+
+def test_a_cancelled_deadline_stops_llama_cpp_within_a_token(llamacpp_backend):
+    """The deadline is checked before every decode, from Python: a raised exception stops the
+    generation (a logits processor, run as a ctypes callback, could not)."""
+    import threading
+    import time
+
+    from pluralign.errors import DeadlineExceeded
+    from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+    from pluralign.judges.deadline import Deadline, deadline
+
+    schema = {"type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"]}
+    request = JudgeRequest(
+        messages=[ChatMessage(role="user", content="Write a very long story about a lighthouse, in JSON.")],
+        json_schema=schema,
+        settings=GenerationSettings(max_tokens=2000, temperature=0.0),
+    )
+    handle = Deadline(None, "decision")
+    threading.Timer(0.5, handle.cancel, args=("the client went away",)).start()
+    started = time.monotonic()
+    with deadline(None, handle=handle), pytest.raises(DeadlineExceeded, match="the client went away"):
+        llamacpp_backend.generate([request])
+    assert time.monotonic() - started < 4  # 2,000 tokens would take far longer

@@ -10,6 +10,8 @@ from pluralign.judges.base import GenerationSettings, JudgeRequest, parse_answer
 from pluralign.judges.llamacpp import LlamaCppBackend, schema_to_grammar_text
 from pluralign.judges.models import resolve_gguf
 
+pytestmark = pytest.mark.slow  # real models
+
 
 def _request(n: int, temperature: float = 0.7, seed: int = 0, samples: int = 1) -> JudgeRequest:
     attr = __import__("pluralign").attributes.DEFAULT_REGISTRY["helpfulness"]

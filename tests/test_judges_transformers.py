@@ -8,6 +8,8 @@ from pluralign import prompts
 from pluralign.errors import ModelNotFoundError
 from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
 
+pytestmark = pytest.mark.slow  # real models
+
 
 @pytest.fixture(scope="module")
 def backend():

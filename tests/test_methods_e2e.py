@@ -14,6 +14,8 @@ from pluralign.methods import build_method
 from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
+pytestmark = pytest.mark.slow  # real models
+
 TARGET = AlignmentTarget(name="t", values={"verbosity": 1.0, "helpfulness": 0.0})
 OTHER = AlignmentTarget(name="u", values={"verbosity": 0.0})
 

@@ -21,6 +21,7 @@ def test_unknown_alias(cli):
     assert res.returncode == 2 and "unknown model alias 'gpt-5'" in res.stderr
 
 
+@pytest.mark.slow
 def test_split_model_assembled_in_numeric_order_and_verified(tmp_path, monkeypatch):
     """Qwen2.5-Coder-0.5B comes in 6 parts: order and sha256 must both be right."""
     monkeypatch.setenv("PLURALIGN_HOME", str(tmp_path))

@@ -11,6 +11,8 @@ from pluralign.methods import build_method
 from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
+pytestmark = pytest.mark.slow  # real models
+
 
 def test_embedding_scorer_learns_verbosity(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)

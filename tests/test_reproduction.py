@@ -188,6 +188,7 @@ def test_scale_factor_reaches_the_schema_and_the_predictions(smollm2_path: Path)
     assert res.samples["fairness"][0]["scores"][0] in range(11)
 
 
+@pytest.mark.slow
 def test_prompts_folder_replaces_templates(tmp_path: Path, cli):
     from pluralign.prompts import PromptSet
     from pluralign.settings import Settings

@@ -38,6 +38,7 @@ def _decisions(run: Path) -> list[dict]:
     return [json.loads(x) for x in (run / "decisions.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_second_run_makes_no_calls_and_targets_are_independent(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
     cache = tmp_path / "cache.sqlite"
@@ -69,8 +70,9 @@ def test_second_run_makes_no_calls_and_targets_are_independent(helpsteer2_dir: P
 def test_corrupted_and_locked_cache(tmp_path: Path):
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(CacheError, match="corrupted or not a cache"):
+    with pytest.raises(CacheError, match="not a pluralign judgement cache"):
         JudgementCache(bad)
+    assert bad.read_bytes() == b"this is not a database" * 100  # refused, never rewritten
     locked = tmp_path / "locked.sqlite"
     JudgementCache(locked).close()
     holder = sqlite3.connect(locked)
@@ -87,14 +89,22 @@ def test_corrupted_and_locked_cache(tmp_path: Path):
 
 
 def test_cache_cli_on_corrupted_file(tmp_path: Path, cli):
+    """A file that is not provably a pluralign cache is reported and kept (issue 17: `cache
+    clear` used to delete any file it could not open); one whose header is ours is removed."""
     bad = tmp_path / "c.sqlite"
     bad.write_text("garbage" * 50)
     res = cli("cache", "stats", "--cache", str(bad))
-    assert res.returncode == 2 and "corrupted" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "not a pluralign judgement cache" in res.stderr and "Traceback" not in res.stderr
     res = cli("cache", "clear", "--cache", str(bad))
-    assert res.returncode == 0 and not bad.exists()
+    assert res.returncode == 2 and bad.read_text() == "garbage" * 50
+    ours = tmp_path / "ours.sqlite"
+    JudgementCache(ours).close()
+    ours.write_bytes(ours.read_bytes()[:100] + b"garbage" * 50)
+    res = cli("cache", "clear", "--cache", str(ours))
+    assert res.returncode == 0 and not ours.exists()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_results(helpsteer2_dir: Path, tmp_path: Path, cli):
     one_attribute = tmp_path / "helpful.json"  # one LLM call per item keeps the test short
     one_attribute.write_text('{"helpfulness": 1.0}')
@@ -151,14 +161,17 @@ def _busy_cores(n: int, seconds: float) -> list[subprocess.Popen]:
     return [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(n)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["after the first item", "while the model loads"])
 def test_ctrl_c_ends_the_run_within_seconds_under_load(helpsteer2_dir: Path, tmp_path: Path, when: str):
     """Ctrl-C under contention (CI's machine is busy): the run ends within seconds, exit 130,
     with the summary line, wherever the signal lands."""
+    target = tmp_path / "helpful.json"
+    target.write_text('{"helpfulness": 1.0}')  # one attribute: the first item is one judge call
     args = [sys.executable, "-m", "pluralign", "eval", "--benchmark", str(helpsteer2_dir), "--method"]
     args += ["spm-zeroshot", "--model", "smollm2-135m", "--samples", "1", "--limit", "6", "--no-cache"]
-    args += ["--n-ctx", "4096", "--out", str(tmp_path / "run")]
-    hogs = _busy_cores(4, 400)
+    args += ["--n-ctx", "4096", "--target", str(target), "--out", str(tmp_path / "run")]
+    hogs = _busy_cores(4, 300)
     try:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         judgements = tmp_path / "run" / "judgements.jsonl"
@@ -225,6 +238,7 @@ def test_expected_scores_from_token_logprobs():
     assert expected_scores(["{}"], [{}], 1, [0, 100]) is None
 
 
+@pytest.mark.slow
 def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
     # single-pass scoring decodes greedily: a sampling temperature with it is rejected, not changed

@@ -80,6 +80,12 @@ def server(tmp_path_factory, helpsteer2_dir):
     shutil.copytree(runs / "oracle-demo", torn)
     lines = (torn / "decisions.jsonl").read_bytes().splitlines(keepends=True)
     (torn / "decisions.jsonl").write_bytes(b"".join(lines[:3]) + b"{garbage\n" + b"".join(lines[3:]))
+    # a run whose target names are markup: the page must show them as text (issue 17)
+    markup = runs / "markup"
+    shutil.copytree(runs / "oracle-demo", markup)
+    for name in ("results.json", "decisions.jsonl"):
+        text = (markup / name).read_text()
+        (markup / name).write_text(text.replace('"high"', json.dumps(EVIL_NAME)))
     outside = tmp_path_factory.mktemp("elsewhere") / "secret-run"
     shutil.copytree(runs / "oracle-demo", outside)
     (runs / "linked").symlink_to(outside, target_is_directory=True)
@@ -87,6 +93,8 @@ def server(tmp_path_factory, helpsteer2_dir):
     yield url
     stop(proc)
 
+
+EVIL_NAME = '"><img src=x onerror="window.__pwned=1">\'`<b>bold</b>'
 
 BODY = {
     "question": "Is it fine to skip queues when in a hurry?",
@@ -286,5 +294,13 @@ def test_page_in_headless_chromium(server, tmp_path):
         assert "Item 0" in page.inner_text("#run-items")
         page.click("#next")
         page.wait_for_function("document.getElementById('page-info').textContent.startsWith('items 6')")
+        # target names that are markup are shown as text and run nothing
+        page.select_option("#run-select", "markup")
+        page.wait_for_function("document.getElementById('run-items').textContent.includes('onerror')", timeout=60_000)
+        assert EVIL_NAME in page.inner_text("#run-items")
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.evaluate("() => document.querySelectorAll('#run-items img').length") == 0
+        bold = "() => [...document.querySelectorAll('#run-items b')].filter(b => b.textContent === 'bold').length"
+        assert page.evaluate(bold) == 0
         browser.close()
     assert shot.stat().st_size > 20_000

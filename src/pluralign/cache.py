@@ -122,9 +122,14 @@ class JudgementCache:
             )
         if "not a database" in text and not proven_own(self.path):
             return NotACacheError(f"{self.path} is not a pluralign judgement cache; name another --cache file")
+        if proven_own(self.path):
+            return CacheError(
+                f"cache {self.path} is damaged ({text}); `pluralign cache clear --cache {self.path}` removes it, "
+                "or use another --cache"
+            )
         return CacheError(
-            f"cache {self.path} is damaged ({text}); `pluralign cache clear --cache {self.path}` removes it, "
-            "or use another --cache"
+            f"cache {self.path} is damaged ({text}) and carries no pluralign mark, so pluralign will not remove "
+            "it: delete it yourself if it is a cache of yours, or use another --cache"
         )
 
     def sql(self, query: str, params: Sequence[Any] = ()) -> list[Any]:

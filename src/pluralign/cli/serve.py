@@ -113,6 +113,12 @@ def serve_cmd(
         profiles_dir=profiles,
         registry=registry_from(attributes_file),
     )
+    if key is None and not hosts:
+        say(
+            f"warning: serving on {host} without --api-key-env: anyone who can reach this address may use every route",
+            style="yellow",
+            err=True,
+        )
     app_ = create_app(config)
     say(f"pluralign serving {method} on http://{host}:{port}/ (docs at /docs)", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="warning")

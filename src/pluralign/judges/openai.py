@@ -249,7 +249,7 @@ class OpenAIBackend:
                 deadline.check()
                 kind = exc.__class__.__name__
                 if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
-                    kind = f"TimeoutError (no complete answer within {timeout:g} s)"
+                    kind += f" (no complete answer within {timeout:g} s)"
                 last = shorten(f"{shown}: {kind} {exc}".strip(), 300)
                 wait = None
             else:

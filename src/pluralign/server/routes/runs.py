@@ -6,6 +6,7 @@ breaks the listing; runs reached through links that leave the folder are not sho
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,11 @@ def _run_path(s: ServiceState, name: str) -> Path:
 
 @router.get("")
 async def list_runs(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
+    """Reading run files is blocking work: it runs on a worker thread, never on the event loop."""
+    return await asyncio.to_thread(_list_runs, s)
+
+
+def _list_runs(s: ServiceState) -> list[dict[str, Any]]:
     root = s.config.runs_dir
     if root is None or not root.is_dir():
         return []
@@ -73,6 +79,10 @@ async def list_runs(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
 
 @router.get("/{name}")
 async def run_items(name: str, offset: int = 0, limit: int = 10, s: ServiceState = Depends(state)) -> dict[str, Any]:
+    return await asyncio.to_thread(_run_items, s, name, offset, limit)
+
+
+def _run_items(s: ServiceState, name: str, offset: int, limit: int) -> dict[str, Any]:
     run = RunDir(_run_path(s, name))
     try:
         results = run.results()
