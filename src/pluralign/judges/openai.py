@@ -277,7 +277,10 @@ class OpenAIBackend:
         """POST and read the whole answer within ``timeout`` seconds overall (httpx's own
         timeout is per read, which a server that drips bytes never trips), abandoned as soon
         as the current deadline passes or its request is cancelled."""
-        task = asyncio.ensure_future(asyncio.wait_for(_post_bounded(client, url, body, timeout), timeout))
+        # httpx's own per-read timeout a little earlier than the overall bound, so a server that
+        # sends nothing is reported as httpx's ReadTimeout and one that drips as the overall bound
+        per_read = max(0.05, timeout * 0.9)
+        task = asyncio.ensure_future(asyncio.wait_for(_post_bounded(client, url, body, per_read), timeout))
         limit = deadline.current()
         try:
             while True:
