@@ -246,6 +246,14 @@ class OpenAIBackend:
                         client, f"{url}/chat/completions", self._body(request, seed, "json_object"), timeout
                     )
             except (TimeoutError, httpx.RequestError, _TooLarge) as exc:
+                timed_out = isinstance(exc, (httpx.TimeoutException, TimeoutError))
+                if timed_out and timeout < self.timeout:
+                    # the decision's deadline, not --timeout, bounded this call: it is that
+                    # deadline which passed (a hair later than the call's own timer)
+                    limit = deadline.current()
+                    left = limit.remaining() if limit is not None else None
+                    if left is not None and 0 < left < 1.0:
+                        await asyncio.sleep(left)
                 deadline.check()
                 kind = exc.__class__.__name__
                 if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
@@ -279,7 +287,7 @@ class OpenAIBackend:
         as the current deadline passes or its request is cancelled."""
         # httpx's own per-read timeout a little earlier than the overall bound, so a server that
         # sends nothing is reported as httpx's ReadTimeout and one that drips as the overall bound
-        per_read = max(0.05, timeout * 0.9)
+        per_read = max(0.05, timeout * 0.9) if timeout >= self.timeout else timeout
         task = asyncio.ensure_future(asyncio.wait_for(_post_bounded(client, url, body, per_read), timeout))
         limit = deadline.current()
         try:
