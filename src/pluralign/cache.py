@@ -120,9 +120,10 @@ class JudgementCache:
             return CacheLockedError(
                 f"cache {self.path} is locked by another process ({text}); retry, or use --no-cache"
             )
-        if "not a database" in text and not proven_own(self.path):
+        ours = proven_own(self.path)
+        if "not a database" in text and not ours:
             return NotACacheError(f"{self.path} is not a pluralign judgement cache; name another --cache file")
-        if proven_own(self.path):
+        if ours:
             return CacheError(
                 f"cache {self.path} is damaged ({text}); `pluralign cache clear --cache {self.path}` removes it, "
                 "or use another --cache"

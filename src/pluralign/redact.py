@@ -47,5 +47,7 @@ def redact(text: str) -> str:
 
 def shorten(text: str, limit: int = 200) -> str:
     """Redacted, on one line, and cut to ``limit`` characters: how an upstream body is shown."""
-    flat = " ".join(redact(text).split())
+    from pluralign.errors import one_line
+
+    flat = one_line(text)
     return flat if len(flat) <= limit else flat[:limit] + "..."

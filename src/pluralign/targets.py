@@ -15,6 +15,7 @@ from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import InputError, validation_message
 from pluralign.files import read_json
 from pluralign.names import label_problem
+from pluralign.strict import Number
 
 
 class AlignmentTarget(BaseModel):
@@ -23,18 +24,8 @@ class AlignmentTarget(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str = "target"
-    values: dict[str, float]
-    weights: dict[str, float] | None = Field(default=None)
-
-    @field_validator("values", "weights", mode="before")
-    @classmethod
-    def _numbers_only(cls, value: Any) -> Any:
-        """``"0.5"`` or ``true`` is refused, not read as a number (the plain form refuses them too)."""
-        if isinstance(value, dict):
-            for attr, v in value.items():
-                if isinstance(v, bool) or not isinstance(v, (int, float)):
-                    raise ValueError(f"value for {attr!r} must be a number, not {type(v).__name__}")
-        return value
+    values: dict[str, Number]  # "0.5" or true is refused, as the plain form refuses it
+    weights: dict[str, Number] | None = Field(default=None)
 
     @field_validator("name")
     @classmethod

@@ -62,7 +62,7 @@ def data_reasonings(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Write an LLM reasoning for every train response and attribute (resumable, cached)."""
-    from pluralign.cli.interrupt import interrupted
+    from pluralign.cli.interrupt import farewell, is_interrupt
     from pluralign.data.reasonings import PROGRESS, add_reasonings
     from pluralign.errors import DeadlineExceeded, InputError
     from pluralign.methods.registry import Resources
@@ -89,9 +89,9 @@ def data_reasonings(
                 on_progress=lambda done, total: progress.update(task, completed=done, total=total),
             )
     except (KeyboardInterrupt, DeadlineExceeded) as exc:
-        if isinstance(exc, DeadlineExceeded) and not interrupted():
+        if not is_interrupt(exc):
             raise
-        say(f"interrupted: progress is kept in {benchmark / PROGRESS}; run the same command to continue", err=True)
+        farewell(f"interrupted: progress is kept in {benchmark / PROGRESS}; run the same command to continue")
         raise typer.Exit(130) from None
     finally:
         backend.close()

@@ -57,7 +57,7 @@ def eval_cmd(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
-    from pluralign.cli.interrupt import farewell, interrupted, on_hard_exit
+    from pluralign.cli.interrupt import farewell, is_interrupt, on_hard_exit
     from pluralign.data.benchmark import load_benchmark
     from pluralign.errors import DeadlineExceeded
     from pluralign.evaluate import OnInvalid, evaluate
@@ -121,7 +121,7 @@ def eval_cmd(
                 ties=ties_,
             )
         except (KeyboardInterrupt, DeadlineExceeded) as exc:
-            if isinstance(exc, DeadlineExceeded) and not interrupted():
+            if not is_interrupt(exc):
                 raise
             progress.stop()
             farewell(kept_line())

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from pluralign.errors import DeadlineExceeded
 from pluralign.judges.deadline import Deadline, deadline
 
 GRACE_SECONDS = 10.0
@@ -56,6 +57,11 @@ def on_hard_exit(message: Callable[[], str]) -> None:
     _farewell[:] = [message]
 
 
+def is_interrupt(exc: BaseException) -> bool:
+    """A KeyboardInterrupt, or a judge stopped by the deadline that Ctrl-C cancelled."""
+    return isinstance(exc, KeyboardInterrupt) or (isinstance(exc, DeadlineExceeded) and interrupted())
+
+
 def _hard_exit() -> None:
     text = "interrupted"
     if _farewell:
@@ -64,7 +70,7 @@ def _hard_exit() -> None:
         except Exception:  # the last words must not fail
             pass
     try:
-        os.write(_stderr_fd[0] if _stderr_fd else 2, (text + "\n").encode())
+        farewell(text)
     finally:
         os._exit(EXIT_INTERRUPTED)
 
@@ -101,20 +107,16 @@ def _handler(handle: Deadline) -> Callable[[int, FrameType | None], None]:
 def interruptible() -> Iterator[Deadline]:
     """Run a command under a cancellable deadline with the Ctrl-C handling above."""
     handle = Deadline(None, "run")
-    if threading.current_thread() is not threading.main_thread():
-        with deadline(None, handle=handle):
-            yield handle
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:
-        with deadline(None, handle=handle):
-            yield handle
-        return
-    if not _stderr_fd:
-        _stderr_fd.append(os.dup(2))
-    signal.signal(signal.SIGINT, _handler(handle))
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    takes_over = main and previous is not signal.SIG_IGN
+    if takes_over:
+        if not _stderr_fd:
+            _stderr_fd.append(os.dup(2))
+        signal.signal(signal.SIGINT, _handler(handle))
     try:
         with deadline(None, handle=handle):
             yield handle
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if takes_over:
+            signal.signal(signal.SIGINT, previous)

@@ -68,7 +68,6 @@ def serve_cmd(
         raise InputError(f"--port must be between 1 and 65535, got {port}")
     for name, value in (
         ("--max-queue", max_queue),
-        ("--max-responses", max_responses),
         ("--max-text-chars", max_text_chars),
         ("--max-profile-choices", max_profile_choices),
         ("--max-profile-work", max_profile_work),
@@ -90,7 +89,7 @@ def serve_cmd(
         if folder is not None and not folder.is_dir():
             raise InputError(f"{name} {folder} is not an existing folder")
     hosts = tuple(h.strip().lower() for h in allowed_host or ())
-    if not hosts and host.strip("[]") in ("127.0.0.1", "localhost", "::1"):
+    if not hosts and host.lower() in LOOPBACK_NAMES:
         hosts = LOOPBACK_NAMES
     settings = settings_from_options(options or {}, api_key_env=backend_api_key_env)
     preloaded = build_method(method, settings)  # bad settings fail here, in one line, before the server starts

@@ -256,7 +256,7 @@ class OpenAIBackend:
                         await asyncio.sleep(left)
                 deadline.check()
                 kind = exc.__class__.__name__
-                if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
+                if timed_out:
                     kind += f" (no complete answer within {timeout:g} s)"
                 last = shorten(f"{shown}: {kind} {exc}".strip(), 300)
                 wait = None
