@@ -31,7 +31,7 @@ from pluralign.attributes import DEFAULT_REGISTRY
 from pluralign.data import load_benchmark
 from pluralign.errors import PluralignError
 from pluralign.judges.base import GenerationSettings, JudgeRequest
-from pluralign.judges.models import fetch
+from pluralign.weights import fetch
 
 MAX_TOKENS = 1200  # room for both reasonings the schema allows, so every answer completes
 
@@ -122,9 +122,9 @@ def main() -> None:
     # llama.cpp in process: the raw library and pluralign's backend share one loaded model
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    from pluralign.judges.llamacpp import LlamaCppBackend, schema_to_grammar_text
+    from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
 
-    backend = LlamaCppBackend(str(path), n_ctx=4096, n_threads=args.threads)
+    backend = LlamaCppBackend(str(path), LlamaCppOptions(n_ctx=4096, threads=args.threads))
     llm = backend.llama
     grammars = {id(r): LlamaGrammar.from_string(schema_to_grammar_text(r.json_schema), verbose=False) for r in reqs}
 
@@ -166,10 +166,10 @@ def main() -> None:
             break
         except httpx.HTTPError:
             time.sleep(0.5)
-    from pluralign.judges.openai import OpenAIBackend
+    from pluralign.judges.openai import OpenAIBackend, OpenAIOptions
 
     client = httpx.Client(timeout=600)
-    oa = OpenAIBackend("m", base_urls=[url], response_format="json_object", timeout=600)
+    oa = OpenAIBackend("m", OpenAIOptions(base_urls=[url], response_format="json_object", timeout=600))
     counter = iter(range(10**9))
     current: dict[int, JudgeRequest] = {}
 
@@ -208,9 +208,9 @@ def main() -> None:
 
     # transformers (SmolLM2 dequantised from its GGUF): another engine, no prefix reuse across
     # calls, so its generation time is the full call minus the prompt-only call
-    from pluralign.judges.transformers import TransformersBackend
+    from pluralign.judges.transformers import TransformersBackend, TransformersOptions
 
-    tf = TransformersBackend(args.model, batch_size=1)
+    tf = TransformersBackend(args.model, TransformersOptions(batch_size=1))
 
     def via_transformers(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int] | None:
         try:

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from pluralign.runs import RunDir
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 SHARED = ROOT.parent / "shared" / "data"
@@ -97,7 +99,7 @@ def main() -> None:
     print(f"import again: {again_seconds:.1f} s ({proc.stdout.strip()[:80]}...)", flush=True)
     finish_seconds, proc = pluralign(*common)
     assert proc.returncode == 0, proc.stderr
-    decisions = sum(1 for _ in open(work / "run" / "decisions.jsonl"))
+    decisions = sum(1 for _ in open(RunDir(work / "run").decisions_path))
     print(f"rerun from the cache: {decisions} decisions in {finish_seconds:.1f} s ({uptime()})", flush=True)
     if args.out:
         write_json(args.out, {

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--method", default="spm")
     parser.add_argument("--model", default=None)
     parser.add_argument("--samples", type=int, default=None)
-    parser.add_argument("--scoring", default=None)
+    parser.add_argument("--estimator", default=None)
     parser.add_argument("--prompts", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=3)
@@ -63,7 +63,7 @@ def main() -> None:
     options = {
         k: v
         for k, v in dict(
-            model=args.model, samples=args.samples, scoring=args.scoring, prompts=args.prompts, threads=args.threads
+            model=args.model, samples=args.samples, estimator=args.estimator, prompts=args.prompts, threads=args.threads
         ).items()
         if v is not None
     }

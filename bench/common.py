@@ -27,8 +27,8 @@ def cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
+    from pluralign.cpu import usable_cpus
     from pluralign.doctor import build_info, cpu_flags
-    from pluralign.judges.cpu import usable_cpus
 
     return {
         "cpu": cpu_model(),
@@ -49,3 +49,15 @@ def write_json(path: Path, data: Any) -> None:
     from pluralign.files import write_json_atomic
 
     write_json_atomic(path, data)
+
+
+def settings_for(method: str, values: dict, **fixed):  # type: ignore[no-untyped-def]
+    """Settings for one method of a sweep: the sweep's options that this method reads (a
+    method refuses options it would not read; a sweep over several methods names them once)."""
+    from pluralign.methods import method_spec
+    from pluralign.methods.registry import read_options
+    from pluralign.settings import make_settings
+
+    backend = values.get("backend", "llamacpp")
+    read = {f for model in read_options(method_spec(method), backend) for f in model.model_fields}
+    return make_settings({k: v for k, v in values.items() if k in read and v not in (None, [])}, **fixed)

@@ -93,14 +93,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "evidence")
     args = parser.parse_args()
 
-    from common import header, machine, uptime, write_json
+    from common import header, machine, settings_for, uptime, write_json
 
     from pluralign.attributes import DEFAULT_REGISTRY as R
     from pluralign.data.benchmark import load_benchmark
     from pluralign.evaluate import evaluate
     from pluralign.methods import build_method
     from pluralign.runs import RunDir
-    from pluralign.settings import make_settings
     from pluralign.targets import all_target_combinations, resolve_target_specs, target_from_data
 
     print(header(), flush=True)
@@ -120,13 +119,14 @@ def main() -> None:
         targets = all_targets
         if method == "prompt-aligned" and not attributes:
             targets = [t for t in all_targets if t.name in ("high", "low")]
-        settings = make_settings(
+        settings = settings_for(
+            method,
             {
-                "benchmark_dir": bench.path,
                 "example_max_chars": args.example_max_chars,
                 "threads": args.threads,
                 "cache_path": args.runs / "cache.sqlite",
-            }
+            },
+            benchmark_dir=bench.path,
         )
         meth = build_method(method, settings)
         t0 = time.perf_counter()
@@ -148,7 +148,7 @@ def main() -> None:
     rows, mats = [], {}
     for method in methods:
         run = args.runs / method
-        if not (run / "results.json").exists():
+        if not RunDir(run).finished():
             continue
         mats[method] = matrix(run, names, len(bench.eval))
     for method, m in mats.items():

@@ -18,7 +18,7 @@ import numpy as np
 
 from pluralign import prompts
 from pluralign.hf import quiet
-from pluralign.judges.models import fetch
+from pluralign.weights import fetch
 
 
 def main() -> None:

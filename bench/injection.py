@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10)
     parser.add_argument("--method", default="spm")
     parser.add_argument("--samples", type=int, default=None)
-    parser.add_argument("--scoring", default=None)
+    parser.add_argument("--estimator", default=None)
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "runs" / "injection.sqlite")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -50,7 +50,7 @@ def main() -> None:
     pool = [p for p in bench.eval if p.labels and p.labels[0]["helpfulness"] != p.labels[1]["helpfulness"]]
     items = sorted(pool, key=lambda p: len(p.prompt) + sum(map(len, p.responses)))[: args.items]
     target = {"helpfulness": 1.0}
-    extra = {k: v for k, v in {"samples": args.samples, "scoring": args.scoring}.items() if v is not None}
+    extra = {k: v for k, v in {"samples": args.samples, "estimator": args.estimator}.items() if v is not None}
     rows = []
     summary = {}
     for name, prompts in (("before: raw text", ROOT / "bench" / "prompts_before"), ("after: quoted data", None)):

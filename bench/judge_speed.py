@@ -46,8 +46,8 @@ def main() -> None:
 
     from pluralign.api import Chooser
     from pluralign.attributes import DEFAULT_REGISTRY as R
-    from pluralign.judges.llamacpp import LlamaCppBackend
-    from pluralign.methods.spm import ComparativeRegression
+    from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions
+    from pluralign.methods.spm import ComparativeRegression, SpmOptions
     from pluralign.probes import Probe
     from pluralign.settings import make_settings
 
@@ -61,12 +61,12 @@ def main() -> None:
     out: dict = {"machine": machine(), "llama_build": variant, "label": args.label, "models": {}, "choose": {}}
 
     for model in args.models.split(","):
-        settings = make_settings({"model": model, "threads": args.threads, "cache": False})
-        backend = LlamaCppBackend(model, n_ctx=8192, n_threads=settings.threads)
+        backend = LlamaCppBackend(model, LlamaCppOptions(threads=args.threads))
         from pluralign.icl import ExampleSelector, builtin_bank
 
         selector = ExampleSelector(builtin_bank(), index="bm25")
-        method = ComparativeRegression(backend, settings.override(samples=1), examples=selector)
+        options = SpmOptions(samples=1)
+        method = ComparativeRegression(backend, options, examples=selector, backend_estimator="logprobs")
         request = method.requests_for(probe, R["care"], 0)[0][0]
         llm = backend.llama
         messages = [m.model_dump() for m in request.messages]
@@ -99,12 +99,12 @@ def main() -> None:
             ("1 sample", {"samples": 1}),
             ("3 samples", {"samples": 3}),
             ("5 samples", {"samples": 5}),
-            ("single pass", {"scoring": "logprobs"}),
+            ("single pass", {"estimator": "logprobs"}),
         ):
             times = []
             for r in range(args.rounds):
                 llm.reset()
-                m = method.with_settings(settings.override(**overrides))
+                m = method.with_options(SpmOptions(**overrides))
                 t0 = time.perf_counter()
                 m.judge(probe, [R["care"]], seed=100 + r)
                 times.append(time.perf_counter() - t0)

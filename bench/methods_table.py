@@ -20,9 +20,10 @@ import numpy as np
 from pluralign.data import load_benchmark
 from pluralign.data.benchmark import Benchmark
 from pluralign.evaluate import evaluate
-from pluralign.methods import build_method
+from pluralign.methods import build_method, method_spec
+from pluralign.methods.registry import read_options
+from pluralign.metrics import bootstrap_ci
 from pluralign.runs import RunDir
-from pluralign.scoring import bootstrap_ci
 from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget, resolve_target_specs
 
@@ -129,20 +130,20 @@ def main() -> None:
     for spec in args.methods.split(","):
         # a method, or method/scoring/samples, e.g. spm-zeroshot/logprobs/1
         name, scoring, n = [*spec.split("/"), "sample", str(args.samples)][:3]
-        settings = Settings(
-            benchmark_dir=bench.path,
-            backend=args.backend,
-            model=args.model,
-            base_urls=args.base_url,
-            samples=(int(n) if name in ("spm", "spm-zeroshot", "regression") else None)
-            if scoring == "sample"
-            else None,
-            scoring=scoring,
-            example_max_chars=args.example_max_chars,
-            similarity=args.similarity,
-            cache=False,
-            n_ctx=args.n_ctx,
-        )
+        wanted = {
+            "backend": args.backend,
+            "model": args.model,
+            "base_urls": args.base_url,
+            "samples": int(n) if scoring == "sample" else None,
+            "estimator": scoring,
+            "example_max_chars": args.example_max_chars,
+            "similarity": args.similarity,
+            "cache": False,
+            "n_ctx": args.n_ctx,
+        }
+        read = {f for model in read_options(method_spec(name), args.backend) for f in model.model_fields}
+        given = {k: v for k, v in wanted.items() if k in read and v not in (None, [])}
+        settings = Settings(benchmark_dir=bench.path, **given)
         method = build_method(name, settings)
         label = spec.replace("/", " ")
         t0 = time.time()
@@ -159,7 +160,7 @@ def main() -> None:
             )
         finally:
             method.close()
-        rows.append(row(label, summary, Path(args.runs) / spec.replace("/", "-") / "results.json"))
+        rows.append(row(label, summary, RunDir(Path(args.runs) / spec.replace("/", "-")).results_path))
         header = (
             f"{len(sliced.eval)} HelpSteer2 eval items{' (shortest with differing labels)' if args.shortest else ''}, "
             f"{len(targets)} targets over {', '.join(sorted({a for t in targets for a in t.values}))}; "
@@ -179,12 +180,12 @@ def main() -> None:
             bench.attributes,
         )
         for kind in ("ridge", "knn"):
-            method = build_method("embedding", Settings(benchmark_dir=bench.path, scorer=kind))
+            method = build_method("embedding", Settings(benchmark_dir=bench.path, regressor=kind))
             summary = evaluate(bench, method, targets52, Path(args.runs) / f"embedding-{kind}-full", seed=0)
             r = row(
                 f"embedding ({kind}), all 500 items x 52 targets",
                 summary,
-                Path(args.runs) / f"embedding-{kind}-full" / "results.json",
+                RunDir(Path(args.runs) / f"embedding-{kind}-full").results_path,
             )
             rows.append(r)
         text = f"{header}\n\n{table(rows)}\n"

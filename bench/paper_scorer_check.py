@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pluralign.attributes import DEFAULT_REGISTRY
-    from pluralign.data.input_output import score_input_output
+    from pluralign.reference import score_input_output
     from pluralign.targets import target_from_data
 
     sys.path.insert(0, str(args.paper_repo.resolve()))

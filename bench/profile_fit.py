@@ -33,8 +33,8 @@ from common import header, machine, write_json  # noqa: E402
 
 from pluralign.attributes import DEFAULT_REGISTRY, HELPSTEER2  # noqa: E402
 from pluralign.data.benchmark import load_probes  # noqa: E402
+from pluralign.metrics import label_distances  # noqa: E402
 from pluralign.profile import BETA, EPSILON, ChoiceRecord, fit_profile, next_question  # noqa: E402
-from pluralign.scoring import label_distances  # noqa: E402
 from pluralign.selection import closest, select  # noqa: E402
 from pluralign.targets import AlignmentTarget, target_from_data  # noqa: E402
 
@@ -104,9 +104,9 @@ def summary(scores):
 
 
 def embedding_predictions(train, evals):
-    from pluralign.methods.embedding import EmbeddingScorer
+    from pluralign.methods.embedding import EmbeddingRegressor
 
-    scorer = EmbeddingScorer(evals, kind="ridge")  # trained on eval: it never saw the train items
+    scorer = EmbeddingRegressor(evals, kind="ridge")  # trained on eval: it never saw the train items
     attrs = DEFAULT_REGISTRY.require(HELPSTEER2)
     return [scorer.judge(p, attrs).predictions for p in train]
 

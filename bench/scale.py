@@ -25,6 +25,7 @@ from pathlib import Path
 from pluralign.data import load_benchmark
 from pluralign.evaluate import evaluate
 from pluralign.methods import build_method
+from pluralign.runs import RunDir
 from pluralign.settings import Settings
 from pluralign.targets import resolve_target_specs
 
@@ -157,7 +158,7 @@ def main() -> None:
         "--overwrite",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
-    jfile = run / "judgements.jsonl"
+    jfile = RunDir(run).judgements_path
     while proc.poll() is None:
         if jfile.exists() and len(jfile.read_text().splitlines()) >= args.items // 2:
             proc.send_signal(signal.SIGKILL)
@@ -171,7 +172,7 @@ def main() -> None:
     )
     resume_s = time.perf_counter() - t0
     items = [json.loads(x)["item"] for x in jfile.read_text().splitlines()]
-    same = (run / "decisions.jsonl").read_text() == (work / "shared" / "decisions.jsonl").read_text()
+    same = RunDir(run).decisions_path.read_text() == RunDir(work / "shared").decisions_path.read_text()
     lines += [
         "",
         f"Resume: killed (SIGKILL) after {kept} of {args.items} items; the rerun judged "

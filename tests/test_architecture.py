@@ -1,167 +1,275 @@
-"""Issue 10: one settings object, registries that a new file joins, one owner per file format."""
+"""The house rules, read from the code itself (``ast`` and importlib, not text patterns):
+imports run one way, no module reaches into another's privates, run files have one owner,
+functions stay short, and the README's extending examples work as written."""
 
 from __future__ import annotations
 
-import re
+import ast
+import importlib
+import importlib.metadata
+import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import pluralign
 import pluralign.judges as judges_package
 import pluralign.methods as methods_package
-from conftest import CHOOSE_ARGS
-from pluralign.errors import InputError
-from pluralign.methods import registry as method_registry
-from pluralign.settings import DEFAULT_TEMPERATURE, Settings, make_settings
+from pluralign.judges import BACKENDS
+from pluralign.methods.registry import METHODS
+from pluralign.options import Options
+from support import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src" / "pluralign"
 README = (ROOT / "README.md").read_text()
+MAX_FUNCTION_LINES = 80
 
 
-def test_defaults_live_in_one_place():
-    src = ROOT / "src" / "pluralign"
-    offenders = []
-    for path in src.rglob("*.py"):
-        if path.name == "settings.py":
-            continue
-        text = path.read_text()
-        for pattern in (r"temperature[^\n]*=\s*0\.7", r"max_tokens[^\n]*=\s*1024", r"\bn_ctx[^\n]*=\s*8192"):
-            if re.search(pattern, text):
-                offenders.append(f"{path.name}: {pattern}")
+def _modules() -> Iterator[tuple[str, Path, ast.Module]]:
+    for path in sorted(SRC.rglob("*.py")):
+        parts = path.relative_to(SRC.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        yield name, path, ast.parse(path.read_text(), str(path))
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def _module_level_imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
+    """pluralign modules imported when this module is imported (not in functions, not for
+    type checking only); ``from a import b`` counts ``a.b`` when ``b`` is a module."""
+    out: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and not _is_type_checking(node):
+                visit(node.body)
+                visit(node.orelse)
+            elif isinstance(node, ast.Try):
+                visit(node.body)
+            elif isinstance(node, ast.Import):
+                out.update(a.name for a in node.names if a.name.startswith("pluralign"))
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    package = name if is_package else name.rsplit(".", 1)[0]
+                    base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base])
+                if base.startswith("pluralign"):
+                    out.add(base)
+                    if _is_package(base):
+                        out.update(f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}"))
+
+    visit(tree.body)
+    out.discard(name)
+    return out
+
+
+def _is_package(name: str) -> bool:
+    spec = importlib.util.find_spec(name)
+    return spec is not None and spec.submodule_search_locations is not None
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _graph() -> dict[str, set[str]]:
+    graph = {}
+    for name, path, tree in _modules():
+        graph[name] = _module_level_imports(tree, name, path.name == "__init__.py")
+    return graph
+
+
+def test_module_imports_have_no_cycles():
+    graph = _graph()
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def walk(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if dep not in graph:
+                continue
+            if state.get(dep) == 1:
+                cycles.append([*stack[stack.index(dep) :], dep] if dep in stack else [node, dep])
+            elif dep not in state:
+                walk(dep, [*stack, dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node, [node])
+    # a package's __init__ re-exporting its own submodules is not a cycle of design
+    real = [c for c in cycles if not all(m.startswith(c[0] + ".") or m == c[0] for m in c[1:])]
+    assert real == []
+
+
+@pytest.mark.parametrize(
+    ("layer", "must_not_import"),
+    [
+        ("pluralign.judges", ("pluralign.methods", "pluralign.server", "pluralign.cli", "pluralign.api")),
+        ("pluralign.methods", ("pluralign.server", "pluralign.cli", "pluralign.evaluate")),
+        ("pluralign.server", ("pluralign.cli",)),
+        ("pluralign.options", ("pluralign.judges", "pluralign.methods", "pluralign.settings")),
+    ],
+)
+def test_lower_layers_do_not_import_upper_ones(layer: str, must_not_import: tuple[str, ...]):
+    offenders = [
+        f"{name} imports {dep}"
+        for name, deps in _graph().items()
+        if name == layer or name.startswith(layer + ".")
+        for dep in deps
+        if dep.startswith(must_not_import)
+    ]
     assert offenders == []
-    assert Settings(scoring="sample").sampling_temperature == DEFAULT_TEMPERATURE == 0.7
 
 
-def test_cli_options_come_from_the_settings(cli):
-    res = cli("eval", "--help", env={"COLUMNS": "250"})
-    text = " ".join(res.stdout.split())
-    for name, info in Settings.model_fields.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        if "cli_group" in extra:
-            flag = extra.get("cli_flag") or "--" + name.replace("_", "-")
-            assert flag in text, flag
-    assert "[default: 1024]" in text and "qwen2.5-coder-1.5b" in text
+def test_no_module_reaches_into_another_modules_privates():
+    offenders = []
+    for name, _, tree in _modules():
+        imported_modules: dict[str, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pluralign"):
+                for alias in node.names:
+                    if alias.name.startswith("_") and not alias.name.startswith("__"):
+                        offenders.append(f"{name}: from {node.module} import {alias.name}")
+                    full = f"{node.module}.{alias.name}"
+                    if _is_package(node.module or "") and _is_module(full):
+                        imported_modules[alias.asname or alias.name] = full
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.startswith("pluralign"):
+                        imported_modules[alias.asname or alias.name] = alias.name
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in imported_modules
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                offenders.append(f"{name}: {node.value.id}.{node.attr}")
+    assert offenders == []
 
 
-def test_incompatible_settings_are_rejected_not_changed():
-    with pytest.raises(InputError, match="--scoring logprobs decodes greedily"):
-        make_settings({"scoring": "logprobs", "temperature": 0.7})
-    with pytest.raises(InputError, match="--samples: Input should be greater than or equal to 1"):
-        make_settings({"samples": 0})
-    auto = make_settings({})
-    assert auto.scoring_mode == "logprobs" and auto.sampling_temperature == 0.0
-    assert make_settings({"scoring": "logprobs", "samples": 4}).samples == 4  # four greedy passes, four orders
-    assert make_settings({"samples": 3}).scoring_mode == "sample"
-    assert make_settings({"backend": "openai"}).scoring_mode == "sample"
+def test_run_folder_file_names_live_only_in_the_run_folder_owner():
+    names = {"run.json", "results.json", "decisions.jsonl", "judgements.jsonl", "calls.jsonl", "input_output"}
+    offenders = []
+    for folder in (SRC, ROOT / "bench"):
+        for path in folder.rglob("*.py"):
+            if path == SRC / "runs.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and node.value in names:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value}")
+    assert offenders == []
 
 
-def test_per_request_overrides_are_copies(tmp_path: Path):
-    from pluralign.icl import ExampleSelector, builtin_bank
-    from pluralign.methods.spm import ComparativeRegression
-
-    class NoCalls:
-        name, model = "none", "none"
-
-    base = make_settings({"samples": 2})
-    method = ComparativeRegression(NoCalls(), base, ExampleSelector(builtin_bank(), index="bm25"))  # type: ignore[arg-type]
-    copy = method.with_settings(base.override(samples=4))
-    assert (method.samples, copy.samples) == (2, 4)
-    assert copy.examples is method.examples and copy.backend is method.backend  # shared, not reloaded
-    assert base.samples == 2  # frozen: never changed in place
-    with pytest.raises(Exception, match="frozen"):
-        base.samples = 3  # type: ignore[misc]
+def test_functions_are_short():
+    long = []
+    for name, _, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert long == []
 
 
-def test_cache_key_leaves_out_what_cannot_change_an_answer():
-    from pluralign.cache import request_key
-    from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
-
-    def req(**kw):
-        return JudgeRequest(
-            messages=[ChatMessage(role="user", content="q")], json_schema={}, settings=GenerationSettings(**kw)
-        )
-
-    assert request_key("b", "m", req(max_attempts=1)) == request_key("b", "m", req(max_attempts=5))
-    assert request_key("b", "m", req(seed=1)) != request_key("b", "m", req(seed=2))
-    assert request_key("b", "m", req(temperature=0.0)) != request_key("b", "m", req(temperature=0.7))
+def test_the_version_is_read_from_the_package_metadata():
+    assert pluralign.__version__ == importlib.metadata.version("pluralign")
+    for name, _, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__version__" for t in node.targets
+            ):
+                assert isinstance(node.value, ast.Call) or node.value.value == "0.0.0", name  # type: ignore[attr-defined]
 
 
-def test_unknown_names_list_the_registered_ones(cli):
-    res = cli("eval", "--method", "magic", "--benchmark", "x", "--out", "y")
-    assert res.returncode == 2 and "unknown method 'magic' (choose from spm, spm-zeroshot" in res.stderr
-    res = cli(
-        *CHOOSE_ARGS,
-        "--method",
-        "spm-zeroshot",
-        "--backend",
-        "carrier-pigeon",
-    )
-    assert res.returncode == 2 and "unknown backend 'carrier-pigeon' (choose from batch, llamacpp, openai" in res.stderr
-    listed = cli("methods").stdout
-    for name, spec in method_registry.methods().items():
-        assert name in listed and spec.summary in listed
+def test_every_component_module_registers_through_one_registry():
+    for registry, package in ((METHODS, methods_package), (BACKENDS, judges_package)):
+        specs = registry.all()
+        assert specs, registry.kind
+        for spec in specs.values():
+            assert issubclass(spec.options, Options), spec.name
+            assert spec.options.model_config.get("frozen") and spec.options.model_config.get("extra") == "forbid"
+        modules = {importlib.import_module(f"{package.__name__}.{m}") for m in _submodules(package)}
+        assert modules  # every module of the package was importable on its own
 
 
-def _readme_example() -> str:
-    block = README.split("## Extending", 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    assert "src/pluralign/methods/longest.py" in block
-    return block
+def _submodules(package: object) -> list[str]:
+    import pkgutil
+
+    return [m.name for m in pkgutil.iter_modules(package.__path__)]  # type: ignore[attr-defined]
+
+
+# ---- the README's extending examples, run as written -----------------------------------------
+
+
+def _readme_block(marker: str) -> str:
+    section = README.split("## Extending", 1)[1].split("\n## ", 1)[0]
+    for block in section.split("```python")[1:]:
+        code = block.split("```", 1)[0]
+        if marker in code:
+            return code
+    raise AssertionError(f"no example with {marker} in the README's Extending section")
+
+
+def _drop_in(package: object, registry: object, tmp_path: Path, file_name: str, code: str, monkeypatch) -> None:
+    extra = tmp_path / f"more_{file_name}"
+    extra.mkdir()
+    (extra / file_name).write_text(code)
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(extra)])  # type: ignore[attr-defined]
+    registry.rediscover()  # type: ignore[attr-defined]
 
 
 def test_a_new_method_is_one_file(tmp_path: Path, monkeypatch):
-    """The README's example, dropped into the methods package's search path, is listed,
-    built and evaluated like any other method."""
-    extra = tmp_path / "more_methods"
-    extra.mkdir()
-    (extra / "longest.py").write_text(_readme_example())
-    monkeypatch.setattr(methods_package, "__path__", [*methods_package.__path__, str(extra)])
-    monkeypatch.setattr(method_registry, "_discovered", False)
-    try:
-        assert "longest" in method_registry.methods()
-        method = method_registry.build_method("longest")
-        from pluralign.probes import Probe
-        from pluralign.targets import AlignmentTarget
+    """The README's method, dropped into the methods package's search path, is listed, built
+    and used like any other method."""
+    from pluralign.methods.registry import build_method
+    from pluralign.probes import Probe
+    from pluralign.targets import AlignmentTarget
 
-        probe = Probe(prompt="q", responses=["short", "a longer one"])
-        judgement = method.judge(probe, [])
+    _drop_in(methods_package, METHODS, tmp_path, "longest.py", _readme_block("methods/longest.py"), monkeypatch)
+    try:
+        assert "longest" in METHODS.all()
+        method = build_method("longest")
+        judgement = method.judge(Probe(prompt="q", responses=["short", "a longer one"]), [])
         assert method.choose(judgement, AlignmentTarget(values={"care": 1.0})).index == 1
     finally:
-        method_registry._METHODS.pop("longest", None)
+        METHODS.unregister("longest")
+        METHODS.rediscover()
 
 
-def test_a_new_backend_is_one_file(tmp_path: Path, monkeypatch):
-    extra = tmp_path / "more_judges"
-    extra.mkdir()
-    (extra / "echo.py").write_text(
-        "from pluralign.judges import BackendSpec, register_backend\n"
-        "from pluralign.judges.base import JudgeResult\n\n\n"
-        "class Echo:\n"
-        "    name = 'echo'\n\n"
-        "    def __init__(self, model):\n"
-        "        self.model = model\n\n"
-        "    def generate(self, requests):\n"
-        "        return [JudgeResult(outputs=[{'choice': 'A', 'reasoning': 'first'}], raw=['']) for _ in requests]\n\n"
-        "    def close(self):\n"
-        "        pass\n\n\n"
-        "register_backend(BackendSpec(name='echo', summary='answers A', build=lambda s: Echo(s.model)))\n"
-    )
-    monkeypatch.setattr(judges_package, "__path__", [*judges_package.__path__, str(extra)])
-    monkeypatch.setattr(judges_package, "_discovered", False)
+def test_a_new_backend_with_its_own_option_is_one_file(tmp_path: Path, monkeypatch):
+    """The README's backend joins the registry, its option joins the settings (validated,
+    with its flag in errors), and a method runs on it."""
+    from pluralign.api import Chooser
+    from pluralign.cli.common import with_settings_options
+    from pluralign.errors import InputError
+    from pluralign.settings import components, make_settings
+
+    _drop_in(judges_package, BACKENDS, tmp_path, "echo.py", _readme_block("judges/echo.py"), monkeypatch)
     try:
-        assert "echo" in judges_package.backends()
-        from pluralign.api import Chooser
+        assert "echo" in BACKENDS.all()
+        assert any("echo_letter" in model.model_fields for model in components())
+        settings = make_settings({"backend": "echo", "echo_letter": "B", "cache": False})
+        chooser = Chooser("unaligned", settings)
+        assert chooser.choose("q", ["x", "y"], {"care": 1.0}).selected_index == 1
+        with pytest.raises(
+            InputError, match="--echo-letter does not apply to --method unaligned with --backend llamacpp"
+        ):
+            Chooser("unaligned", make_settings({"echo_letter": "B", "cache": False}))
 
-        chooser = Chooser("unaligned", make_settings({"backend": "echo", "cache": False}))
-        assert chooser.choose("q", ["x", "y"], {"care": 1.0}).reasoning == "first"
+        @with_settings_options()
+        def command(options: dict | None = None) -> None: ...
+
+        assert "opt_echo_letter" in [p for p in command.__signature__.parameters]  # type: ignore[attr-defined]
     finally:
-        judges_package._BACKENDS.pop("echo", None)
-
-
-def test_no_module_reads_run_files_but_the_run_folder_owner():
-    src = ROOT / "src" / "pluralign"
-    for path in src.rglob("*.py"):
-        if path.name in ("runs.py",):
-            continue
-        text = path.read_text()
-        assert '"decisions.jsonl"' not in text and '"judgements.jsonl"' not in text, path
-        assert not ('"results.json"' in text and "read_json" in text), path
+        BACKENDS.unregister("echo")
+        BACKENDS.rediscover()

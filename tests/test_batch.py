@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import run_cli
+from support import run_cli
 
 TARGETS_DIR = Path(__file__).resolve().parent / "data" / "batch_targets"
 TARGETS = ("--target", str(TARGETS_DIR))

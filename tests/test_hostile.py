@@ -13,18 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CHOOSE_ARGS, run_cli
+from support import CHOOSE_ARGS, one_line_error, run_cli, start_server, stop
 
 VALID = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
-
-
-def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
-    """Exit 2, no traceback, an ``error:`` line that names the problem."""
-    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
-    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout, res.stderr
-    assert "error:" in res.stderr, res.stderr
-    for needle in needles:
-        assert needle in res.stderr, res.stderr
 
 
 def _openai_choose(
@@ -69,7 +60,7 @@ def test_another_programs_database_is_refused_and_untouched(tmp_path: Path, cli)
 
 
 def test_a_cache_is_cleared_and_a_damaged_one_of_ours_removed(tmp_path: Path, cli):
-    from pluralign.cache import APPLICATION_ID, JudgementCache, proven_own
+    from pluralign.judges.cache import APPLICATION_ID, JudgementCache, proven_own
 
     path = tmp_path / "c.sqlite"
     JudgementCache(path).close()
@@ -85,8 +76,9 @@ def test_a_cache_is_cleared_and_a_damaged_one_of_ours_removed(tmp_path: Path, cl
     assert not path.exists()
 
 
+@pytest.mark.slow  # waits out SQLite's busy timeout
 def test_a_locked_cache_is_reported_not_deleted(tmp_path: Path):
-    from pluralign.cache import JudgementCache
+    from pluralign.judges.cache import JudgementCache
 
     path = tmp_path / "c.sqlite"
     JudgementCache(path).close()
@@ -231,6 +223,7 @@ def test_a_base_url_that_is_not_one_is_one_line(url: str):
     one_line_error(_openai_choose(url), "--base-url")
 
 
+@pytest.mark.slow  # waits out a dripping answer
 def test_the_timeout_bounds_an_answer_that_drips(scripted):
     import time
 
@@ -450,7 +443,6 @@ KEY = "service-key-for-tests-0001"
 
 @pytest.fixture(scope="module")
 def hostile_service(tmp_path_factory, helpsteer2_dir):
-    from test_server import start_server, stop
 
     root = tmp_path_factory.mktemp("svc")
     runs, profiles = root / "runs", root / "profiles"
@@ -622,10 +614,9 @@ def test_a_heavy_profile_request_is_bounded_and_health_keeps_answering(hostile_s
     assert res.status_code == 422 and "units of work" in res.json()["detail"]
 
 
+@pytest.mark.slow  # starts `pluralign serve`
 def test_a_504_leaves_no_unretrieved_future_in_the_log(scripted):
     import httpx
-
-    from test_server import start_server
 
     upstream, _ = scripted([("hang", 20)])
     proc, url = start_server(
@@ -649,9 +640,9 @@ def test_a_cancelled_deadline_stops_llama_cpp_within_a_token(llamacpp_backend):
     import threading
     import time
 
+    from pluralign.deadline import Deadline, deadline
     from pluralign.errors import DeadlineExceeded
     from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
-    from pluralign.judges.deadline import Deadline, deadline
 
     schema = {"type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"]}
     request = JudgeRequest(

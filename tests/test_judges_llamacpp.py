@@ -7,8 +7,8 @@ import pytest
 from pluralign import prompts
 from pluralign.errors import ContextLengthError, ModelNotFoundError
 from pluralign.judges.base import GenerationSettings, JudgeRequest, parse_answer
-from pluralign.judges.llamacpp import LlamaCppBackend, schema_to_grammar_text
-from pluralign.judges.models import resolve_gguf
+from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
+from pluralign.weights import resolve_gguf
 
 pytestmark = pytest.mark.slow  # real models
 
@@ -97,7 +97,7 @@ def test_parse_answer_rejects_raw_newlines_and_bad_scores():
 
 
 def test_context_length_error_says_by_how_much(smollm2_path):
-    backend = LlamaCppBackend(str(smollm2_path), n_ctx=256)
+    backend = LlamaCppBackend(str(smollm2_path), LlamaCppOptions(n_ctx=256))
     try:
         with pytest.raises(ContextLengthError, match=r"too many"):
             backend.generate([_request(4)])

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from conftest import free_port
 from pluralign import prompts
 from pluralign.errors import BackendUnavailableError, ContextLengthError, InvalidOutputError
 from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
-from pluralign.judges.openai import OpenAIBackend
+from pluralign.judges.openai import OpenAIBackend, OpenAIOptions
+from support import free_port
 
 SCHEMA = prompts.comparative_schema(["A", "B"])
 VALID = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
@@ -32,7 +32,7 @@ def _request(seed: int = 0, question: str = "What is 2 + 2?") -> JudgeRequest:
 
 
 def test_real_server_concurrent_requests(llama_server):
-    backend = OpenAIBackend("smollm2", base_urls=[llama_server], concurrency=4, timeout=300)
+    backend = OpenAIBackend("smollm2", OpenAIOptions(base_urls=[llama_server], concurrency=4, timeout=300))
     results = backend.generate([_request(seed=i, question=f"What is 2 + {i}?") for i in range(6)])
     assert len(results) == 6
     for r in results:
@@ -49,7 +49,7 @@ def _backend(urls: list[str], **kw) -> OpenAIBackend:
     kw.setdefault("backoff", 0.05)
     kw.setdefault("timeout", 5)
     kw.setdefault("response_format", "json_schema")
-    return OpenAIBackend("m", base_urls=urls, **kw)
+    return OpenAIBackend("m", OpenAIOptions(base_urls=urls, **kw))
 
 
 def test_500_then_success(scripted):

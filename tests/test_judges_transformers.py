@@ -13,9 +13,9 @@ pytestmark = pytest.mark.slow  # real models
 
 @pytest.fixture(scope="module")
 def backend():
-    from pluralign.judges.transformers import TransformersBackend
+    from pluralign.judges.transformers import TransformersBackend, TransformersOptions
 
-    b = TransformersBackend("smollm2-135m", batch_size=4)
+    b = TransformersBackend("smollm2-135m", TransformersOptions(batch_size=4))
     yield b
     b.close()
 

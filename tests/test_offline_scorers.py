@@ -30,7 +30,7 @@ def test_embedding_scorer_learns_verbosity(helpsteer2_dir: Path, tmp_path: Path)
     target = AlignmentTarget(name="v", values={"verbosity": 1.0})
     summary = evaluate(bench, method, [target], tmp_path / "run", limit=40)
     assert summary.results[0].accuracy is not None and summary.results[0].accuracy > 55
-    knn = build_method("embedding", Settings(benchmark_dir=bench.path, scorer="knn"))
+    knn = build_method("embedding", Settings(benchmark_dir=bench.path, regressor="knn"))
     assert knn.judge(bench.eval[0], [R["helpfulness"]]).predictions is not None
 
 

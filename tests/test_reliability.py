@@ -87,6 +87,13 @@ def test_resume_keeps_judgements_after_a_corrupt_middle_line(helpsteer2_dir: Pat
 # ---- 4. inputs that were silently changed or crashed ------------------------------------------
 
 
+def test_an_old_flag_still_works_and_says_what_replaced_it(helpsteer2_dir: Path, tmp_path: Path, cli):
+    res = _oracle_run(cli, helpsteer2_dir, tmp_path / "r", "--scoring", "logprobs", "--temperature", "0.7")
+    warning, error = res.stderr.strip().splitlines()
+    assert warning == "warning: --scoring is deprecated; use --estimator"
+    assert res.returncode == 2 and error.startswith("error: --estimator logprobs decodes greedily")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -98,7 +105,7 @@ def test_resume_keeps_judgements_after_a_corrupt_middle_line(helpsteer2_dir: Pat
         (("--workers", "0"), "--workers must be at least 1"),
         (("--on-invalid", "maybe"), "--on-invalid must be stop or skip"),
         (("--ties", "loose"), "unknown tie rule 'loose'"),
-        (("--scoring", "logprobs", "--temperature", "0.7"), "--scoring logprobs decodes greedily"),
+        (("--estimator", "logprobs", "--temperature", "0.7"), "--estimator logprobs decodes greedily"),
     ],
 )
 def test_bad_eval_options_are_one_line(helpsteer2_dir: Path, tmp_path: Path, cli, args, message):
@@ -294,11 +301,11 @@ def test_doctor_decodes_a_token_with_the_real_build(smollm2_path: Path):
 
 
 def test_threads_option_reaches_llama_cpp(smollm2_path: Path):
+    from pluralign.cpu import default_threads
     from pluralign.judges import make_backend
-    from pluralign.judges.cpu import default_threads
-    from pluralign.settings import Settings
+    from pluralign.judges.llamacpp import LlamaCppOptions
 
-    backend = make_backend(Settings(model=str(smollm2_path), threads=1, n_ctx=512))
+    backend = make_backend("llamacpp", str(smollm2_path), LlamaCppOptions(threads=1, n_ctx=512))
     try:
         assert backend.n_threads == 1 and backend.llama.n_threads == 1  # type: ignore[attr-defined]
     finally:

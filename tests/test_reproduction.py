@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CHOOSE_ARGS
 from pluralign.attributes import DEFAULT_REGISTRY as R
-from pluralign.data.input_output import score_input_output
 from pluralign.errors import InputError
 from pluralign.probes import Probe
+from pluralign.reference import score_input_output
 from pluralign.targets import AlignmentTarget
+from support import CHOOSE_ARGS
 
 CARE = AlignmentTarget(name="care-half", values={"care": 0.5})
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.cache import JudgementCache
 from pluralign.data import load_benchmark
 from pluralign.errors import CacheError
 from pluralign.evaluate import evaluate
-from pluralign.logprob_scores import expected_scores
+from pluralign.judges.cache import JudgementCache
 from pluralign.methods import build_method
+from pluralign.methods.logprobs import level_distributions
 from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
@@ -223,6 +223,11 @@ def test_report_writes_markdown_and_plots(helpsteer2_dir: Path, targets_dir: Pat
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
 
+def expected_scores(tokens, logprobs, n_scores, allowed):
+    dists = level_distributions(tokens, logprobs, n_scores, allowed)
+    return None if dists is None else [sum(v * p for v, p in d.items()) for d in dists]
+
+
 def test_expected_scores_from_token_logprobs():
     import math
 
@@ -243,8 +248,8 @@ def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
     # single-pass scoring decodes greedily: a sampling temperature with it is rejected, not changed
     with pytest.raises(Exception, match="--scoring logprobs decodes greedily"):
-        _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs", samples=None, temperature=0.7)
-    method = _spm(bench.path, tmp_path / "c.sqlite", scoring="logprobs", samples=None)
+        _spm(bench.path, tmp_path / "c.sqlite", estimator="logprobs", samples=None, temperature=0.7)
+    method = _spm(bench.path, tmp_path / "c.sqlite", estimator="logprobs", samples=None)
     try:
         from pluralign.attributes import DEFAULT_REGISTRY
 

@@ -6,7 +6,7 @@ import pytest
 
 from pluralign.data import load_benchmark
 from pluralign.errors import InputError
-from pluralign.scoring import bootstrap_ci, judge_item, summarize
+from pluralign.metrics import bootstrap_ci, grade_item, summarize
 from pluralign.selection import Metric, distance, select
 from pluralign.targets import AlignmentTarget
 
@@ -44,11 +44,11 @@ def test_selection_errors():
 
 def test_judge_item_skips_full_ties_and_missing_label_is_error():
     labels = [{"care": 0.5, "authority": 0.5}, {"care": 0.5, "authority": 0.5}]
-    assert judge_item(0, labels, T, 1).skipped
-    d = judge_item(0, [{"care": 1.0, "authority": 0.17}, {"care": 0.0, "authority": 0.17}], T, 1)
+    assert grade_item(0, labels, T, 1).skipped
+    d = grade_item(0, [{"care": 1.0, "authority": 0.17}, {"care": 0.0, "authority": 0.17}], T, 1)
     assert d.correct == [0] and not d.skipped
     with pytest.raises(InputError, match="missing label"):
-        judge_item(0, [{"care": 1.0}, {"care": 0.0}], T, 0)
+        grade_item(0, [{"care": 1.0}, {"care": 0.0}], T, 0)
 
 
 def test_summarize_matches_hand_computation():
@@ -56,9 +56,9 @@ def test_summarize_matches_hand_computation():
     labels_b = [{"care": 0.5, "authority": 0.5}, {"care": 0.5, "authority": 0.5}]
     preds = [{"care": 0.8, "authority": 0.2}, {"care": 0.4, "authority": 0.2}]
     decisions = [
-        judge_item(0, labels_a, T, 0, predictions=preds),
-        judge_item(1, labels_a, T, 1, predictions=preds),
-        judge_item(2, labels_b, T, 0, predictions=preds),
+        grade_item(0, labels_a, T, 0, predictions=preds),
+        grade_item(1, labels_a, T, 1, predictions=preds),
+        grade_item(2, labels_b, T, 0, predictions=preds),
     ]
     r = summarize(decisions, T)
     assert (r.n_scored, r.n_skipped, r.n_correct, r.accuracy) == (2, 1, 1, 50.0)
@@ -80,12 +80,12 @@ def test_oracle_and_length_baseline_match_published_facts(helpsteer2_dir: Path):
         decisions = []
         for i, p in enumerate(bench.eval):
             longer = max(range(len(p.responses)), key=lambda j: len(p.responses[j]))
-            decisions.append(judge_item(i, p.labels, target, longer))
+            decisions.append(grade_item(i, p.labels, target, longer))
         r = summarize(decisions, target)
         assert r.n_scored == n_scored
         assert r.accuracy == pytest.approx(longer_acc, abs=0.01)
 
 
 def test_results_json_is_plain_json(tmp_path: Path):
-    r = summarize([judge_item(0, [{"care": 1.0, "authority": 0.0}, {"care": 0.0, "authority": 0.0}], T, 0)], T)
+    r = summarize([grade_item(0, [{"care": 1.0, "authority": 0.0}, {"care": 0.0, "authority": 0.0}], T, 0)], T)
     json.dumps(r.model_dump())

@@ -5,14 +5,14 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import free_port, wait_until_up
+from support import run_cli, start_server, stop
+
+pytestmark = pytest.mark.slow  # every test here starts `pluralign serve`
 
 SERVE = [
     "--model",
@@ -29,34 +29,11 @@ SERVE = [
 ]
 
 
-def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pluralign", "serve", "--port", str(port), *args],
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(proc, f"{url}/openapi.json", 180)
-    return proc, url
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, helpsteer2_dir):
     runs = tmp_path_factory.mktemp("runs")
     profiles = tmp_path_factory.mktemp("profiles")
     (profiles / "caring.json").write_text(json.dumps({"care": 1.0, "authority": 0.17}))
-    from conftest import run_cli
-
     res = run_cli(
         "eval",
         "--benchmark",
@@ -216,7 +193,7 @@ def test_profile_fit_and_next(server):
 
 
 def test_api_key_required_when_set():
-    proc, url = start_server(*SERVE, "--api-key-env", "PLURALIGN_TEST_KEY", env={"PLURALIGN_TEST_KEY": "s3cret"})
+    proc, url = start_server(*SERVE, "--service-key-env", "PLURALIGN_TEST_KEY", env={"PLURALIGN_TEST_KEY": "s3cret"})
     try:
         res = httpx.post(f"{url}/v1/choose", json=BODY, timeout=60)
         assert res.status_code == 401 and "API key" in res.json()["detail"]
@@ -235,7 +212,7 @@ def test_binds_loopback_by_default(cli):
 
 
 def test_serve_without_key_env_value_fails_cleanly(cli):
-    res = cli("serve", "--api-key-env", "PLURALIGN_SURELY_UNSET", "--method", "random")
+    res = cli("serve", "--service-key-env", "PLURALIGN_SURELY_UNSET", "--method", "random")
     assert res.returncode == 2 and "not set" in res.stderr and "Traceback" not in res.stderr
 
 

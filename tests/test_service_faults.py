@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import run_cli
-from test_server import start_server, stop
+from support import run_cli, start_server, stop
+
+pytestmark = pytest.mark.slow  # every test here starts `pluralign serve`
 
 VALID = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
 BODY = {"question": "Q?", "responses": ["a", "b"], "target": {"care": 1.0}}

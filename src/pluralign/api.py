@@ -13,6 +13,7 @@ from pluralign.errors import InputError
 from pluralign.explain import Explanation, explain_choice
 from pluralign.methods import Judgement, Method, build_method
 from pluralign.methods.llm import LLMMethod
+from pluralign.methods.registry import DEFAULT_METHOD
 from pluralign.probes import make_probe
 from pluralign.selection import Metric, TieRule
 from pluralign.settings import Settings, make_settings
@@ -53,7 +54,7 @@ class Chooser:
 
     def __init__(
         self,
-        method: str | Method = "spm",
+        method: str | Method = DEFAULT_METHOD,
         settings: Settings | None = None,
         registry: AttributeRegistry = DEFAULT_REGISTRY,
         metric: Metric | str = Metric.auto,
@@ -69,10 +70,10 @@ class Chooser:
         if not overrides:
             return self.method
         if not isinstance(self.method, LLMMethod):
-            raise InputError(f"method {self.method.name} takes no generation settings ({', '.join(overrides)})")
-        return self.method.with_settings(self.method.settings.override(**overrides))
+            raise InputError(f"method {self.method.name} takes no generation options ({', '.join(overrides)})")
+        return self.method.with_options(self.method.options.override(**overrides))
 
-    def score(
+    def predict(
         self,
         question: Any,
         responses: Any,
@@ -132,7 +133,7 @@ def choose(
     question: str,
     responses: Sequence[str],
     target: AlignmentTarget | Mapping[str, Any] | str | Path,
-    method: str = "spm",
+    method: str = DEFAULT_METHOD,
     seed: int = 0,
     **settings: Any,
 ) -> ChooseResult:
@@ -158,7 +159,7 @@ def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes
             continue
         if chooser is None:
             raise InputError(f"record {record.id!r} has no predictions for {', '.join(attributes)}")
-        judgement = chooser.score(record.question, record.responses, attributes)
+        judgement = chooser.predict(record.question, record.responses, attributes)
         if judgement.predictions is None:
             raise InputError(f"method {chooser.method.name} predicts no attribute values; use spm or embedding")
         out.append(record.model_copy(update={"predictions": judgement.predictions}))

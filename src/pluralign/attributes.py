@@ -10,10 +10,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from pluralign.errors import InputError, UnknownAttributeError, validation_message
+from pluralign.errors import InputError, UnknownAttributeError
 from pluralign.files import read_json, read_text
+from pluralign.strict import validate_each
 
 
 class Attribute(BaseModel):
@@ -155,13 +156,7 @@ def _parse_mapping_or_list(raw: Any, source: str) -> list[Attribute]:
         entries = raw
     else:
         raise InputError(f"{source}: expected a list or mapping of attributes")
-    out = []
-    for i, entry in enumerate(entries):
-        try:
-            out.append(Attribute.model_validate(entry))
-        except ValidationError as exc:
-            raise InputError(validation_message(exc, f"{source}: attribute #{i + 1}: ")) from None
-    return out
+    return validate_each(Attribute, entries, lambda i: f"{source}: attribute #{i + 1}: ")
 
 
 def load_attribute_file(path: str | Path) -> list[Attribute]:

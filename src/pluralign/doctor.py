@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pluralign.judges.cpu import default_threads, usable_cpus
+from pluralign.cpu import default_threads, usable_cpus
 
 INTERESTING_FLAGS = (
     "avx",
@@ -79,7 +79,7 @@ def smoke(model: str, timeout: float = 180.0) -> tuple[bool, str]:
     if importlib.util.find_spec("llama_cpp") is None:
         return False, "llama-cpp-python is not installed: pip install 'pluralign[llamacpp]'"
     from pluralign.errors import PluralignError
-    from pluralign.judges.models import resolve_gguf
+    from pluralign.weights import resolve_gguf
 
     try:
         path = resolve_gguf(model)

@@ -6,6 +6,7 @@ the HTTP service print its message as one line instead of a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -77,10 +78,15 @@ def one_line(exc: BaseException | str) -> str:
     return text or (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
 
 
-def validation_message(exc: Any, prefix: str = "") -> str:
-    """The first problem of a pydantic ``ValidationError`` as ``where: what`` on one line."""
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"])
-    msg = str(first["msg"]).removeprefix("Value error, ")
+def validation_message(exc: Any, prefix: str = "", name: Callable[[str], str] | None = None) -> str:
+    """The first problem of a pydantic ``ValidationError`` (or FastAPI's) as ``where: what``
+    on one line; ``name`` turns the first part of ``where`` into what the user typed (a flag)."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid value"}
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and name is not None:
+        loc = [name(loc[0])]
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    where = ".".join(loc)
     text = f"{where}: {msg}" if where else msg
     return one_line(f"{prefix}{text}")

@@ -29,9 +29,9 @@ from pluralign.data.benchmark import Benchmark
 from pluralign.errors import BatchPending, ContextLengthError, InputError, InvalidOutputError, one_line
 from pluralign.judges.calllog import record_calls
 from pluralign.methods.base import CallStats, Judgement, Method
+from pluralign.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.probes import Probe
-from pluralign.runs import CALLS, RunDir, RunResults
-from pluralign.scoring import Decision, TargetResult, judge_item, summarize
+from pluralign.runs import RunDir, RunResults
 from pluralign.selection import Metric, TieRule
 from pluralign.targets import AlignmentTarget
 
@@ -207,12 +207,12 @@ def select_and_score(
             if judgement is None:
                 error = outcome.failures.get((index, key), "not judged")
                 decisions[target.name].append(
-                    judge_item(index, probe.labels, target, None, metric, ties=ties, failed=error)
+                    grade_item(index, probe.labels, target, None, metric, ties=ties, failed=error)
                 )
                 continue
             choice = method.choose(judgement, target, metric, ties)
             decisions[target.name].append(
-                judge_item(
+                grade_item(
                     index,
                     probe.labels,
                     target,
@@ -269,7 +269,7 @@ def evaluate(
     identity = {"method": method.config(), "benchmark": str(benchmark.path.resolve()), "seed": seed}
     with run.lock():
         run.prepare(identity, overwrite)
-        with record_calls(run.path / CALLS):
+        with record_calls(run.calls_path):
             outcome = judge_items(plan, method, run, seed, OnInvalid(on_invalid), workers, on_progress)
         summary = EvalSummary(
             out_dir=run.path,
@@ -343,7 +343,7 @@ def rescore(
             continue
         # Recompute correctness from the stored labels rather than trusting the file.
         grouped[decision.target].append(
-            judge_item(
+            grade_item(
                 decision.item,
                 decision.labels,
                 target,

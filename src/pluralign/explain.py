@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from pluralign.selection import Choice, Metric, TieRule, closest, distance, parse_metric, profile
+from pluralign.selection import Choice, Metric, TieRule, closest, distance, parse_metric, target_vector
 from pluralign.targets import AlignmentTarget
 
 NEAR_TIE_CONFIDENCE = 0.6
@@ -168,7 +168,7 @@ def explain_choice(
 ) -> Explanation:
     """:func:`explain` plus the :func:`confidence` of the choice, and whether it is a near tie."""
     for p in predictions:
-        profile(p, target)
+        target_vector(p, target)
     out = explain(predictions, choice, target, metric)
     conf, note = confidence(draws, level_probs, target, choice.index, metric, ties)
     gap_small = False

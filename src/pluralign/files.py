@@ -14,9 +14,9 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pluralign.errors import InputError
+from pluralign.errors import InputError, one_line
 
 log = logging.getLogger("pluralign.files")
 
@@ -77,40 +77,61 @@ def write_json_atomic(path: str | Path, data: Any, indent: int | None = 2) -> No
 
 @dataclass
 class JsonlRead:
-    """The records of a JSON Lines file and the (1-based) numbers of the lines skipped."""
+    """The records of a JSON Lines file with their (1-based) line numbers, and the numbers of
+    the lines skipped."""
 
     records: list[Any] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
     bad_lines: list[int] = field(default_factory=list)
     torn_tail: bool = False
 
 
-def scan_jsonl(path: str | Path) -> JsonlRead:
-    """Every parsable line; corrupt lines are skipped and counted, and the file is left as it is."""
+JsonlPolicy = Literal["skip", "strict"]
+"""What a bad line means: ``skip`` it (a run's own log, where a torn write may leave one; the
+reader warns), or ``strict``: an error naming the line (a file the user wrote)."""
+
+
+def scan_jsonl(path: str | Path, policy: JsonlPolicy = "skip", what: str = "file") -> JsonlRead:
+    """Every parsable line, split on newlines only (U+2028 inside a string is text); the file
+    is left as it is. A missing file is empty under ``skip`` and an error under ``strict``."""
     path = Path(path)
     out = JsonlRead()
-    if not path.exists():
+    if not path.exists() and policy == "skip":
         return out
     try:
         handle = open(path, "rb")
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
     with handle:
-        number = 0
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             try:
                 out.records.append(json.loads(raw))
-            except (ValueError, RecursionError):  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
+                out.lines.append(number)
+            except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
+                if policy == "strict":
+                    raise InputError(f"{path}: line {number} {_why_unreadable(exc)}") from None
                 out.bad_lines.append(number)
                 if not raw.endswith(b"\n"):
                     out.torn_tail = True
     return out
 
 
-def read_jsonl(path: str | Path, what: str = "") -> list[Any]:
-    """The records of a JSON Lines file; bad lines are skipped with one warning per file."""
-    result = scan_jsonl(path)
+def _why_unreadable(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"is not valid JSON ({exc.msg})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "is not UTF-8 text"
+    return f"cannot be read ({one_line(exc)[:100]})"
+
+
+def read_jsonl(path: str | Path, what: str = "", policy: JsonlPolicy = "skip") -> list[Any]:
+    """The records of a JSON Lines file; under ``skip`` bad lines are skipped with one warning
+    per file, under ``strict`` the first is an error that names it."""
+    result = scan_jsonl(path, policy, what or "file")
     if result.bad_lines:
         shown = ", ".join(str(n) for n in result.bad_lines[:5]) + (" ..." if len(result.bad_lines) > 5 else "")
         log.warning(

@@ -12,21 +12,62 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
+from pydantic import Field
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
 from pluralign.data.benchmark import load_probes
 from pluralign.errors import InputError
+from pluralign.options import Options, cli
 from pluralign.probes import Probe
+from pluralign.prompts import SCALE
 from pluralign.selection import select
-from pluralign.settings import SCALE
 from pluralign.targets import AlignmentTarget
 
 IndexKind = Literal["embedding", "bm25", "random"]
 SelectionRule = Literal["levels", "top"]
+
+
+class ExampleOptions(Options):
+    """Where labelled examples come from."""
+
+    examples: Path | None = Field(
+        default=None,
+        description="Labelled examples (train.json or a benchmark folder); default: the benchmark's train set "
+        "or pluralign's own bank.",
+        json_schema_extra=cli(group="examples"),
+    )
+
+
+class ExampleSelectionOptions(ExampleOptions):
+    """How examples are picked for a query."""
+
+    similarity: IndexKind = Field(
+        default="embedding", description="How few-shot examples are ranked.", json_schema_extra=cli(group="examples")
+    )
+    n_examples: int | None = Field(
+        default=None, ge=0, description="At most this many few-shot examples.", json_schema_extra=cli(group="examples")
+    )
+    example_max_chars: int | None = Field(
+        default=None,
+        ge=1,
+        description="Clip each example text to this many characters.",
+        json_schema_extra=cli(group="examples"),
+    )
+
+
+class FewShotOptions(ExampleSelectionOptions):
+    """The few-shot rule of comparative regression."""
+
+    icl_rule: SelectionRule = Field(
+        default="levels",
+        description="levels: the most similar example per score level (the paper); top: the most similar.",
+        json_schema_extra=cli(group="examples"),
+    )
 
 
 def probe_text(prompt: str, responses: Sequence[str]) -> str:

@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field, StrictStr, ValidationError, field_validator
 
+from pluralign import deadline
 from pluralign.attributes import Attribute
-from pluralign.errors import InputError, one_line, validation_message
-from pluralign.files import read_text
-from pluralign.judges import deadline
+from pluralign.errors import InputError, validation_message
+from pluralign.files import scan_jsonl
 from pluralign.selection import select
 from pluralign.strict import Count, Number, check_text
 from pluralign.targets import AlignmentTarget
@@ -92,20 +92,10 @@ class ChoiceRecord(BaseModel):
 
 def read_choices(path: str | Path, need_chosen: bool = True, what: str = "choices file") -> list[ChoiceRecord]:
     """Records of a JSON Lines file, or an InputError naming the line and the field."""
-    import json
-
     records: list[ChoiceRecord] = []
     seen: set[str] = set()
-    # split on newlines only: str.splitlines would also split inside strings at U+2028 or U+0085
-    for number, line in enumerate(read_text(path, what).split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
-        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting too deep
-            raise InputError(f"{path}: line {number} cannot be read ({one_line(exc)[:100]})") from None
+    read = scan_jsonl(path, "strict", what)
+    for number, raw in zip(read.lines, read.records, strict=True):
         if not isinstance(raw, dict):
             raise InputError(f"{path}: line {number} is not a JSON object")
         try:

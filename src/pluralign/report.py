@@ -51,8 +51,20 @@ def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
-    lines = ["# pluralign report", ""]
-    lines += [
+    lines = ["# pluralign report", "", *_summary_table(loaded)]
+    lines += _accuracy_section(plt, loaded, out)
+    lines += _accuracy_by_count_section(plt, loaded, out)
+    with_preds = [r for r in loaded if any(d.get("predictions") for d in r["decisions"])]
+    if with_preds:
+        lines += _prediction_error_section(plt, with_preds, out)
+        lines += _radar_section(with_preds[0], item, out)
+    path = out / "report.md"
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return path
+
+
+def _summary_table(loaded: Sequence[dict[str, Any]]) -> list[str]:
+    lines = [
         "| run | items | targets | mean accuracy % | LLM calls | cached | prompt tok | completion tok | wall s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -66,7 +78,10 @@ def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> 
             if mean is not None
             else f"| {r['label']} | - | - | - | - | - | - | - | - |"
         )
-    # 1. accuracy per method
+    return lines
+
+
+def _accuracy_section(plt: Any, loaded: Sequence[dict[str, Any]], out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     means = [r["results"].get("mean_accuracy") or 0 for r in loaded]
     ax.barh([r["label"] for r in loaded], means, color="#4c72b0")
@@ -76,10 +91,14 @@ def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> 
     fig.tight_layout()
     fig.savefig(out / "accuracy.png", dpi=110)
     plt.close(fig)
-    lines += ["", "## Accuracy", "", "![accuracy](accuracy.png)", ""]
-    # 2. accuracy by number of target attributes
+    return ["", "## Accuracy", "", "![accuracy](accuracy.png)", ""]
+
+
+def _accuracy_by_count_section(plt: Any, loaded: Sequence[dict[str, Any]], out: Path) -> list[str]:
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    lines += [
+    lines = [
         "## Accuracy by number of target attributes",
         "",
         "| run | " + " | ".join(str(k) for k in range(1, 7)) + " |",
@@ -90,6 +109,7 @@ def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> 
         ax.plot(list(by_k), list(by_k.values()), marker="o", label=r["label"])
         cells = " | ".join(f"{by_k[k]:.1f}" if k in by_k else "-" for k in range(1, 7))
         lines.append(f"| {r['label']} | {cells} |")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a number of attributes is whole
     ax.set_xlabel("attributes in target")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
@@ -97,61 +117,60 @@ def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> 
     fig.tight_layout()
     fig.savefig(out / "accuracy_by_k.png", dpi=110)
     plt.close(fig)
-    lines += ["", "![accuracy by k](accuracy_by_k.png)", ""]
-    # 3. per-attribute MSE and calibration scatter
-    with_preds = [r for r in loaded if any(d.get("predictions") for d in r["decisions"])]
-    if with_preds:
-        lines += ["## Prediction error", "", "| run | attribute | MSE | MAE | n |", "|---|---|---|---|---|"]
-        fig, axes = plt.subplots(1, len(with_preds), figsize=(4 * len(with_preds), 4), squeeze=False)
-        for ax, r in zip(axes[0], with_preds, strict=True):
-            pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
-            seen = set()
-            for d in r["decisions"]:
-                if not d.get("predictions") or d["item"] in seen:
-                    continue
-                seen.add(d["item"])
-                for pred, lab in zip(d["predictions"], d["labels"], strict=True):
-                    for a, v in pred.items():
-                        if a in lab:
-                            pairs[a].append((lab[a], v))
-            for a, pts in sorted(pairs.items()):
-                true, pred = np.array(pts).T
-                lines.append(
-                    f"| {r['label']} | {a} | {np.mean((pred - true) ** 2):.4f} | "
-                    f"{np.mean(np.abs(pred - true)):.4f} | {len(pts)} |"
-                )
-                jitter = np.random.default_rng(0).uniform(-0.02, 0.02, len(true))
-                ax.scatter(true + jitter, pred, s=8, alpha=0.5, label=a)
-            ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
-            ax.set_xlabel("true value")
-            ax.set_ylabel("predicted value")
-            ax.set_title(r["label"], fontsize=8)
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        fig.savefig(out / "calibration.png", dpi=110)
-        plt.close(fig)
-        lines += ["", "![calibration](calibration.png)", ""]
-        # 4. radar chart for one item
-        r = with_preds[0]
-        decision = next((d for d in r["decisions"] if d["item"] == item and d.get("predictions")), None)
-        if decision is not None:
-            target = r["results"]["target_values"][decision["target"]]
-            target_values = target.get("values", target) if isinstance(target, dict) else target
-            radar(
-                decision["predictions"],
-                target_values,
-                out / "radar.png",
-                title=f"item {item}, target {decision['target']} (chosen: {decision['chosen']})",
+    return [*lines, "", "![accuracy by k](accuracy_by_k.png)", ""]
+
+
+def _label_pairs(run: dict[str, Any]) -> dict[str, list[tuple[float, float]]]:
+    """(true, predicted) per attribute, each item once (its predictions are the same for every target)."""
+    pairs: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    seen = set()
+    for d in run["decisions"]:
+        if not d.get("predictions") or d["item"] in seen:
+            continue
+        seen.add(d["item"])
+        for pred, lab in zip(d["predictions"], d["labels"], strict=True):
+            for a, v in pred.items():
+                if a in lab:
+                    pairs[a].append((lab[a], v))
+    return pairs
+
+
+def _prediction_error_section(plt: Any, with_preds: Sequence[dict[str, Any]], out: Path) -> list[str]:
+    lines = ["## Prediction error", "", "| run | attribute | MSE | MAE | n |", "|---|---|---|---|---|"]
+    fig, axes = plt.subplots(1, len(with_preds), figsize=(4 * len(with_preds), 4), squeeze=False)
+    for ax, r in zip(axes[0], with_preds, strict=True):
+        for a, pts in sorted(_label_pairs(r).items()):
+            true, pred = np.array(pts).T
+            lines.append(
+                f"| {r['label']} | {a} | {np.mean((pred - true) ** 2):.4f} | "
+                f"{np.mean(np.abs(pred - true)):.4f} | {len(pts)} |"
             )
-            lines += [
-                f"## Item {item}: predicted profiles against target `{decision['target']}`",
-                "",
-                "![radar](radar.png)",
-                "",
-            ]
-    path = out / "report.md"
-    write_text_atomic(path, "\n".join(lines) + "\n")
-    return path
+            jitter = np.random.default_rng(0).uniform(-0.02, 0.02, len(true))
+            ax.scatter(true + jitter, pred, s=8, alpha=0.5, label=a)
+        ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+        ax.set_xlabel("true value")
+        ax.set_ylabel("predicted value")
+        ax.set_title(r["label"], fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "calibration.png", dpi=110)
+    plt.close(fig)
+    return [*lines, "", "![calibration](calibration.png)", ""]
+
+
+def _radar_section(run: dict[str, Any], item: int, out: Path) -> list[str]:
+    decision = next((d for d in run["decisions"] if d["item"] == item and d.get("predictions")), None)
+    if decision is None:
+        return []
+    target = run["results"]["target_values"][decision["target"]]
+    target_values = target.get("values", target) if isinstance(target, dict) else target
+    radar(
+        decision["predictions"],
+        target_values,
+        out / "radar.png",
+        title=f"item {item}, target {decision['target']} (chosen: {decision['chosen']})",
+    )
+    return [f"## Item {item}: predicted profiles against target `{decision['target']}`", "", "![radar](radar.png)", ""]
 
 
 def radar(predictions: Sequence[dict[str, float]], target: dict[str, float], path: Path, title: str = "") -> None:

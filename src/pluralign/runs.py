@@ -27,13 +27,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from pluralign.data.input_output import write_input_output
 from pluralign.errors import InputError, RunLockedError, validation_message
 from pluralign.files import append_jsonl, read_json, read_jsonl, repair_torn_tail, write_json_atomic, write_text_atomic
 from pluralign.methods.base import Judgement
+from pluralign.metrics import Decision, TargetResult, results_payload
 from pluralign.names import file_stem
 from pluralign.probes import Probe
-from pluralign.scoring import Decision, TargetResult, results_payload
+from pluralign.reference import write_input_output
+from pluralign.strict import validate_each
 from pluralign.targets import AlignmentTarget
 
 RUN_FILE = "run.json"
@@ -161,6 +162,23 @@ class RunDir:
         file name is derived from it (:func:`pluralign.names.file_stem`) and stays in the folder."""
         return self.path / INPUT_OUTPUT / f"{file_stem(target)}.json"
 
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def decisions_path(self) -> Path:
+        return self.path / DECISIONS
+
+    @property
+    def judgements_path(self) -> Path:
+        return self.path / JUDGEMENTS
+
+    @property
+    def calls_path(self) -> Path:
+        """Where the judge's calls are logged while the run judges."""
+        return self.path / CALLS
+
     # -- reading -------------------------------------------------------------------------------
     def finished(self) -> bool:
         """A run that has results to show (the service's run browser lists only these)."""
@@ -207,13 +225,7 @@ class RunDir:
         path = self.path / DECISIONS
         if not path.exists():
             raise InputError(f"{self.path} has no {DECISIONS}; is it a finished run?")
-        out = []
-        for i, raw in enumerate(read_jsonl(path, "decisions")):
-            try:
-                out.append(Decision.model_validate(raw))
-            except ValidationError as exc:
-                raise InputError(f"{path}: record {i + 1}: {validation_message(exc)}") from None
-        return out
+        return validate_each(Decision, read_jsonl(path, "decisions"), lambda i: f"{path}: record {i + 1}: ")
 
     def probes(self, target: str) -> dict[int, Any]:
         """Eval item -> its input, as written in the reference format for one target."""

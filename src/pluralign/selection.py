@@ -1,4 +1,4 @@
-"""Choosing the response whose attribute profile is closest to the target.
+"""Choosing the response whose predicted attribute values are closest to the target.
 
 Knows nothing of LLMs: it takes predicted (or true) values and a target.
 
@@ -73,14 +73,16 @@ def parse_ties(value: str | TieRule) -> TieRule:
 
 
 def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | str = Metric.auto) -> float:
-    """Distance of one profile (in the target's attribute order) to the target.
+    """Distance of one vector of attribute values (in the target's attribute order) to the target.
 
     Unweighted Euclidean is computed as the paper's ``np.linalg.norm(target - values)`` so
     that exact ties and near-ties come out bit for bit as in its scorer.
     """
     metric = parse_metric(metric)
     if len(values) != len(target.values):
-        raise InputError(f"profile has {len(values)} values for a target of {len(target.values)} attributes")
+        raise InputError(
+            f"a vector of {len(values)} values is compared with a target of {len(target.values)} attributes"
+        )
     goal = np.array(list(target.values.values()), dtype=np.float64)
     diff = goal - np.array(values, dtype=np.float64)
     if metric == Metric.auto:
@@ -93,7 +95,8 @@ def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | 
     return float(np.sqrt((w * diff * diff).sum()))
 
 
-def profile(values: Mapping[str, float], target: AlignmentTarget, what: str = "prediction") -> list[float]:
+def target_vector(values: Mapping[str, float], target: AlignmentTarget, what: str = "prediction") -> list[float]:
+    """The values of the target's attributes, in the target's order (what distances compare)."""
     missing = [a for a in target.values if a not in values]
     if missing:
         raise InputError(f"{what} has no value for {', '.join(missing)} (target {target.name})")
@@ -118,7 +121,7 @@ def select(
     """Pick the response closest to the target; predictions are one mapping per response."""
     if len(predictions) < 2:
         raise InputError("selection needs at least 2 responses")
-    dists = [distance(profile(p, target), target, metric) for p in predictions]
+    dists = [distance(target_vector(p, target), target, metric) for p in predictions]
     best = closest(dists, ties)
     index = best[0]
     reasoning = reasonings[index] if reasonings else ""

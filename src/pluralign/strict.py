@@ -3,9 +3,12 @@ is an int or a float (never ``"0.5"`` or ``true``), a count is an int (never ``"
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BeforeValidator, StrictInt
+from pydantic import BaseModel, BeforeValidator, StrictInt, ValidationError
+
+from pluralign.errors import InputError, validation_message
 
 
 def _number(value: Any) -> Any:
@@ -36,3 +39,18 @@ def check_text(value: Any) -> Any:
             if problem:
                 raise ValueError(problem)
     return value
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_each(model: type[M], items: Iterable[Any], label: Callable[[int], str]) -> list[M]:
+    """Every item as ``model``, or an InputError that names the first bad item (``label(i)``
+    says where it is, e.g. ``"train.json: item 3: "``)."""
+    out = []
+    for i, item in enumerate(items):
+        try:
+            out.append(model.model_validate(item))
+        except ValidationError as exc:
+            raise InputError(validation_message(exc, label(i))) from None
+    return out

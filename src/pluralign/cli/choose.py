@@ -22,6 +22,7 @@ from pluralign.cli.common import (
 )
 from pluralign.errors import InputError
 from pluralign.files import read_json
+from pluralign.methods.registry import DEFAULT_METHOD
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +49,7 @@ def choose_cmd(
     input_file: Annotated[
         Path | None, typer.Option("--input", help="JSON file with question (or prompt) and responses.")
     ] = None,
-    method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = "spm",
+    method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = DEFAULT_METHOD,
     seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
     metric: MetricOpt = "auto",
     ties: TiesOpt = "exact",
@@ -59,10 +60,44 @@ def choose_cmd(
     """Choose the response that best fits a target, and say why."""
     from pluralign.api import Chooser
     from pluralign.methods import method_spec
-    from pluralign.probes import make_probe
     from pluralign.selection import parse_metric, parse_ties
 
     registry = registry_from(attributes_file)
+    probe = _read_probe(question, response, input_file)
+    goal = read_target(target, registry)
+    method_spec(method)
+    settings = settings_from_options(options or {})
+    chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties))
+    try:
+        result = chooser.choose(probe.prompt, probe.responses, goal, seed=seed)
+    finally:
+        chooser.close()
+    if as_json:
+        print(json.dumps(result.model_dump(include=JSON_FIELDS), indent=2))
+    else:
+        _print_result(result, goal, method)
+
+
+JSON_FIELDS = {
+    "selected_index",
+    "reasoning",
+    "predictions",
+    "samples",
+    "distances",
+    "tied",
+    "target",
+    "weights",
+    "method",
+    "explanation",
+    "confidence",
+    "near_tie",
+}
+
+
+def _read_probe(question: str | None, response: list[str] | None, input_file: Path | None) -> Any:
+    """The question and responses from the options, or from ``--input`` (options win)."""
+    from pluralign.probes import make_probe
+
     q: Any = question
     r: Any = response
     if input_file is not None:
@@ -74,38 +109,10 @@ def choose_cmd(
     if q is None:
         raise InputError("give --question (or --input with a question)")
     where = f"{input_file}: " if input_file is not None and not response else ""
-    probe = make_probe(q, r if r is not None else [], where)
-    goal = read_target(target, registry)
-    method_spec(method)
-    settings = settings_from_options(options or {})
-    chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties))
-    try:
-        result = chooser.choose(probe.prompt, probe.responses, goal, seed=seed)
-    finally:
-        chooser.close()
-    if as_json:
-        print(
-            json.dumps(
-                result.model_dump(
-                    include={
-                        "selected_index",
-                        "reasoning",
-                        "predictions",
-                        "samples",
-                        "distances",
-                        "tied",
-                        "target",
-                        "weights",
-                        "method",
-                        "explanation",
-                        "confidence",
-                        "near_tie",
-                    }
-                ),
-                indent=2,
-            )
-        )
-        return
+    return make_probe(q, r if r is not None else [], where)
+
+
+def _print_result(result: Any, goal: Any, method: str) -> None:
     console.print(Text.assemble(("Chosen: ", "bold"), f"response {result.selected_index} ({method})"))
     say(result.selected_response)
     console.print(Text.assemble(("Why: ", "bold"), result.reasoning))
@@ -121,17 +128,21 @@ def choose_cmd(
     if result.tied:
         say(f"tie between responses {result.tied}; the lowest index was taken", style="yellow")
     if result.predictions is not None:
-        table = Table(title="predicted attribute values")
-        table.add_column("")
-        for name in goal.values:
-            table.add_column(Text(name), justify="right")
-        table.add_column("distance", justify="right")
-        table.add_row("target", *[f"{v:.2f}" for v in goal.values.values()], "", style="bold")
-        for i, pred in enumerate(result.predictions):
-            mark = " *" if i == result.selected_index else ""
-            table.add_row(
-                f"response {i}{mark}",
-                *[f"{pred[a]:.2f}" for a in goal.values],
-                f"{result.distances[i]:.3f}" if result.distances else "",
-            )
-        console.print(table)
+        console.print(_predictions_table(result, goal))
+
+
+def _predictions_table(result: Any, goal: Any) -> Table:
+    table = Table(title="predicted attribute values")
+    table.add_column("")
+    for name in goal.values:
+        table.add_column(Text(name), justify="right")
+    table.add_column("distance", justify="right")
+    table.add_row("target", *[f"{v:.2f}" for v in goal.values.values()], "", style="bold")
+    for i, pred in enumerate(result.predictions):
+        mark = " *" if i == result.selected_index else ""
+        table.add_row(
+            f"response {i}{mark}",
+            *[f"{pred[a]:.2f}" for a in goal.values],
+            f"{result.distances[i]:.3f}" if result.distances else "",
+        )
+    return table

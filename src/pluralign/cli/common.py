@@ -1,5 +1,5 @@
 """What every command shares: consoles that never read user text as markup, the one-line
-error, and the method/judge options generated from :class:`pluralign.settings.Settings`."""
+error, and CLI options generated from the components' options models."""
 
 from __future__ import annotations
 
@@ -7,22 +7,27 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import one_line
+from pluralign.options import cli_meta, fields_of, flag_of, literal_choices
 from pluralign.settings import Settings, make_settings
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+KEYWORD = inspect.Parameter.KEYWORD_ONLY
 
 
 def say(text: str, style: str | None = None, err: bool = False) -> None:
@@ -56,7 +61,7 @@ TiesOpt = Annotated[
 ]
 
 
-# ---- options generated from Settings ---------------------------------------------------------
+# ---- options generated from the components' options models ---------------------------------
 
 
 def _option_type(annotation: Any) -> Any:
@@ -72,74 +77,106 @@ def _option_type(annotation: Any) -> Any:
     return annotation
 
 
-def _settings_parameters() -> list[tuple[str, inspect.Parameter]]:
+@dataclass(frozen=True)
+class _Flag:
+    """One generated CLI parameter: the option it sets and, for an old flag, the new one."""
+
+    field: str
+    invert: bool
+    replaced_by: str | None = None
+    old: str = ""
+
+
+def _parameters(fields: Mapping[str, FieldInfo]) -> list[tuple[inspect.Parameter, _Flag]]:
+    """Each field's flag, and its old flags; an old flag two fields claim belongs to the later
+    one (``serve`` lists its own options last)."""
+    owner = {old: name for name, info in fields.items() for old in cli_meta(info).get("cli_old") or ()}
     params = []
-    for name, info in Settings.model_fields.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        if "cli_group" not in extra:
-            continue
-        flag = str(extra.get("cli_flag") or "--" + name.replace("_", "-"))
-        invert = bool(extra.get("cli_invert"))
+    for name, info in fields.items():
+        meta = cli_meta(info)
+        flag = flag_of(name, info)
+        invert = bool(meta.get("cli_invert"))
         description = info.description or ""
-        if typing.get_origin(info.annotation) is typing.Literal:
-            description += f" One of: {', '.join(map(str, typing.get_args(info.annotation)))}."
+        choices = literal_choices(info)
+        if choices:
+            description += f" One of: {', '.join(map(str, choices))}."
+        panel = str(meta.get("cli_group", "judge")).capitalize() + " options"
         if invert:
-            annotation: Any = Annotated[bool, typer.Option(flag, help=description)]
+            annotation: Any = Annotated[bool, typer.Option(flag, help=description, rich_help_panel=panel)]
             default: Any = False
         else:
-            annotation = Annotated[_option_type(info.annotation), typer.Option(flag, help=description)]
+            option = typer.Option(flag, help=description, rich_help_panel=panel)
+            annotation = Annotated[_option_type(info.annotation), option]
             default = info.get_default(call_default_factory=True)
             if isinstance(default, list):
                 default = None
         params.append(
-            (
-                name,
-                inspect.Parameter(
-                    f"opt_{name}", inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-                ),
-            )
+            (inspect.Parameter(f"opt_{name}", KEYWORD, default=default, annotation=annotation), _Flag(name, invert))
         )
+        for k, old in enumerate(meta.get("cli_old") or ()):
+            if owner[old] != name:
+                continue
+            hidden = typer.Option(old, hidden=True)
+            old_annotation: Any = Annotated[bool if invert else _option_type(info.annotation), hidden]
+            params.append(
+                (
+                    inspect.Parameter(
+                        f"old{k}_{name}", KEYWORD, default=False if invert else None, annotation=old_annotation
+                    ),
+                    _Flag(name, invert, replaced_by=flag, old=old),
+                )
+            )
     return params
 
 
-def settings_from_options(values: dict[str, Any], **more: Any) -> Settings:
-    data: dict[str, Any] = {}
-    for name, info in Settings.model_fields.items():
-        key = f"opt_{name}"
-        if key not in values:
-            continue
-        value = values[key]
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        if extra.get("cli_invert"):
-            value = not value
-        if value is None and isinstance(info.get_default(call_default_factory=True), list):
-            value = []
-        data[name] = value
-    return make_settings(data, **more)
+def _given(ctx: typer.Context, param: str) -> bool:
+    source = ctx.get_parameter_source(param)
+    return source is not None and source.name != "DEFAULT"
 
 
-def with_settings_options(exclude: Sequence[str] = ()) -> Callable[[F], F]:
-    """Give a command every method/judge option of :class:`Settings` (defaults and help
-    declared there once); the command receives their raw values as one ``options``
-    argument, for :func:`settings_from_options`."""
+def with_options(models: Callable[[], Sequence[type[BaseModel]]], exclude: Sequence[str] = ()) -> Callable[[F], F]:
+    """Give a command the CLI options of some options models (defaults, bounds and help are
+    declared there once). The command receives the options that were *given* on its command
+    line as one ``options`` dict (by option name), for :func:`settings_from_options` or an
+    options model; an old flag still works and says what replaced it."""
 
     def decorate(func: F) -> F:
         signature = inspect.signature(func, eval_str=True)
-        own = [
-            p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in signature.parameters.values() if p.name != "options"
-        ]
-        extra = [p for name, p in _settings_parameters() if name not in exclude]
+        own = [p.replace(kind=KEYWORD) for p in signature.parameters.values() if p.name != "options"]
+        extra = [(p, f) for p, f in _parameters(fields_of(models())) if f.field not in exclude]
 
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
-            options = {p.name: kwargs.pop(p.name) for p in extra}
+            ctx = kwargs.pop("options_context")
+            options: dict[str, Any] = {}
+            for param, flag in extra:
+                value = kwargs.pop(param.name)
+                if not _given(ctx, param.name):
+                    continue
+                if flag.replaced_by is not None:
+                    say(f"warning: {flag.old} is deprecated; use {flag.replaced_by}", style="yellow", err=True)
+                options[flag.field] = (not value) if flag.invert else value
             return func(**kwargs, options=options)
 
-        wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in own + extra}
+        context = inspect.Parameter("options_context", KEYWORD, annotation=typer.Context)
+        params = [*own, *(p for p, _ in extra), context]
+        wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def with_settings_options(exclude: Sequence[str] = ()) -> Callable[[F], F]:
+    """Every option of every method and judge backend (a command that runs any method);
+    :func:`pluralign.methods.build_method` refuses the ones the chosen method would not read."""
+    from pluralign.settings import components
+
+    return with_options(components, exclude)
+
+
+def settings_from_options(values: dict[str, Any], **more: Any) -> Settings:
+    return make_settings(values, **more)
 
 
 def results_table(results: Sequence[Any], title: str) -> Table:

@@ -14,7 +14,7 @@ from pluralign.cli.common import (
     registry_from,
     say,
     settings_from_options,
-    with_settings_options,
+    with_options,
 )
 
 data_app = typer.Typer(no_args_is_help=True, help="Build benchmarks.")
@@ -51,8 +51,15 @@ def data_mic(
     )
 
 
+def _reasoning_components() -> list[Any]:
+    from pluralign.reasonings import ReasoningOptions
+    from pluralign.settings import judge_components
+
+    return [*judge_components(), ReasoningOptions]
+
+
 @data_app.command("reasonings")
-@with_settings_options()
+@with_options(_reasoning_components)
 def data_reasonings(
     benchmark: Annotated[Path, typer.Option(help="Benchmark folder whose train.json gets reasonings.")],
     overwrite: Annotated[bool, typer.Option(help="Write new reasonings over existing ones.")] = False,
@@ -63,14 +70,18 @@ def data_reasonings(
 ) -> None:
     """Write an LLM reasoning for every train response and attribute (resumable, cached)."""
     from pluralign.cli.interrupt import farewell, is_interrupt
-    from pluralign.data.reasonings import PROGRESS, add_reasonings
     from pluralign.errors import DeadlineExceeded, InputError
     from pluralign.methods.registry import Resources
-    from pluralign.prompts import PromptSet
+    from pluralign.options import validate
+    from pluralign.reasonings import PROGRESS, ReasoningOptions, add_reasonings
+    from pluralign.settings import judge_components
 
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
-    settings = settings_from_options(options or {})
+    given = dict(options or {})
+    writing = validate(ReasoningOptions, {k: given.pop(k) for k in list(given) if k in ReasoningOptions.model_fields})
+    settings = settings_from_options(given)
+    settings.refuse_unused(judge_components(settings.backend), f"--backend {settings.backend}")
     backend = Resources(settings, "reasonings").judge()
     try:
         with Progress(
@@ -81,8 +92,7 @@ def data_reasonings(
                 benchmark,
                 backend,
                 registry_from(attributes_file),
-                PromptSet(settings.prompts),
-                temperature=settings.temperature or 0.0,
+                writing,
                 seed=seed,
                 overwrite=overwrite,
                 limit=limit,

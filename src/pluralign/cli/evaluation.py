@@ -30,7 +30,8 @@ EXIT_PENDING = 3
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
-    app.command("score")(score_cmd)
+    app.command("metrics")(metrics_cmd)
+    app.command("score", hidden=True, deprecated=True)(score_cmd)
     app.command("report")(report_cmd)
 
 
@@ -57,10 +58,8 @@ def eval_cmd(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
-    from pluralign.cli.interrupt import farewell, is_interrupt, on_hard_exit
     from pluralign.data.benchmark import load_benchmark
-    from pluralign.errors import DeadlineExceeded
-    from pluralign.evaluate import OnInvalid, evaluate
+    from pluralign.evaluate import OnInvalid
     from pluralign.methods import build_method, method_spec
     from pluralign.runs import RunDir
     from pluralign.selection import parse_metric, parse_ties
@@ -81,53 +80,17 @@ def eval_cmd(
     targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
     settings = settings_from_options(options or {}, benchmark_dir=bench.path)
     meth = build_method(method, settings)
-    n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
-
-    def kept_line() -> str:
-        kept = RunDir(out).finished_items()
-        return f"interrupted: {kept} of {n_items} items kept in {out}; run the same command to continue"
-
-    on_hard_exit(kept_line)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(method, total=n_items, rate="")
-        t0 = time.perf_counter()
-
-        def hook(done: int, total: int) -> None:
-            rate = done / max(time.perf_counter() - t0, 1e-9)
-            progress.update(task, completed=done, rate=f"{rate:.2f} items/s")
-
-        try:
-            summary = evaluate(
-                bench,
-                meth,
-                targets,
-                out,
-                limit=limit,
-                seed=seed,
-                metric=metric_,
-                registry=registry,
-                overwrite=overwrite,
-                on_progress=hook,
-                workers=workers,
-                on_invalid=OnInvalid(on_invalid),
-                ties=ties_,
-            )
-        except (KeyboardInterrupt, DeadlineExceeded) as exc:
-            if not is_interrupt(exc):
-                raise
-            progress.stop()
-            farewell(kept_line())
-            raise typer.Exit(130) from None
-        finally:
-            meth.close()
+    run = dict(
+        limit=limit,
+        seed=seed,
+        metric=metric_,
+        registry=registry,
+        overwrite=overwrite,
+        workers=workers,
+        on_invalid=OnInvalid(on_invalid),
+        ties=ties_,
+    )
+    summary = _evaluate_with_progress(bench, meth, targets, out, run)
     if summary.n_pending:
         message = getattr(getattr(meth, "backend", None), "pending_message", None)
         say(message() if callable(message) else f"{summary.n_pending} items wait for batch answers")
@@ -138,11 +101,47 @@ def eval_cmd(
         f"LLM calls made now {summary.stats.calls} (answered by the cache {summary.stats.cached}, "
         f"saved by sharing scores across targets {summary.calls_saved_by_sharing}); "
         f"judged {summary.n_judged_now} items now, {summary.n_resumed} resumed{failed}; "
-        f"{summary.seconds:.1f} s; results in {summary.out_dir / 'results.json'}"
+        f"{summary.seconds:.1f} s; results in {RunDir(summary.out_dir).results_path}"
     )
 
 
-def score_cmd(
+def _evaluate_with_progress(bench: Any, meth: Any, targets: Any, out: Path, run: dict[str, Any]) -> Any:
+    """Evaluate with a progress bar; Ctrl-C says how many items are kept and exits 130."""
+    from pluralign.cli.interrupt import farewell, is_interrupt, on_hard_exit
+    from pluralign.errors import DeadlineExceeded
+    from pluralign.evaluate import evaluate
+    from pluralign.runs import RunDir
+
+    limit = run["limit"]
+    n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
+
+    def kept_line() -> str:
+        kept = RunDir(out).finished_items()
+        return f"interrupted: {kept} of {n_items} items kept in {out}; run the same command to continue"
+
+    on_hard_exit(kept_line)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"))
+    with Progress(*columns, TimeRemainingColumn(), console=err_console, transient=True) as progress:
+        task = progress.add_task(meth.name, total=n_items, rate="")
+        t0 = time.perf_counter()
+
+        def hook(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            progress.update(task, completed=done, rate=f"{rate:.2f} items/s")
+
+        try:
+            return evaluate(bench, meth, targets, out, on_progress=hook, **run)
+        except (KeyboardInterrupt, DeadlineExceeded) as exc:
+            if not is_interrupt(exc):
+                raise
+            progress.stop()
+            farewell(kept_line())
+            raise typer.Exit(130) from None
+        finally:
+            meth.close()
+
+
+def metrics_cmd(
     path: Annotated[Path, typer.Argument(help="A run directory, or a reference input_output.json.")],
     target: Annotated[list[str] | None, typer.Option(help="Target SPEC (for an input_output.json).")] = None,
     metric: Annotated[str | None, typer.Option(help="auto, euclidean, weighted or l1 (default: the run's).")] = None,
@@ -150,8 +149,8 @@ def score_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recompute metrics from saved decisions (or the reference's input_output.json)."""
-    from pluralign.data.input_output import input_output_attributes, score_input_output
     from pluralign.evaluate import rescore
+    from pluralign.reference import input_output_attributes, score_input_output
     from pluralign.selection import parse_metric, parse_ties
     from pluralign.targets import resolve_target_specs
 
@@ -168,6 +167,18 @@ def score_cmd(
         print(json.dumps([r.model_dump() for r in results], indent=2))
     else:
         console.print(results_table(results, f"scores of {path}"))
+
+
+def score_cmd(
+    path: Annotated[Path, typer.Argument(help="A run directory, or a reference input_output.json.")],
+    target: Annotated[list[str] | None, typer.Option(help="Target SPEC (for an input_output.json).")] = None,
+    metric: Annotated[str | None, typer.Option(help="auto, euclidean, weighted or l1 (default: the run's).")] = None,
+    ties: Annotated[str | None, typer.Option(help="exact (the paper's) or tolerant (reports both).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Deprecated name of `pluralign metrics`."""
+    say("warning: `pluralign score` is now `pluralign metrics`", style="yellow", err=True)
+    metrics_cmd(path, target, metric, ties, as_json)
 
 
 def report_cmd(

@@ -17,6 +17,7 @@ from pluralign.cli.common import (
     with_settings_options,
 )
 from pluralign.errors import InputError
+from pluralign.methods.registry import DEFAULT_METHOD
 
 profile_app = typer.Typer(no_args_is_help=True, help="Learn a person's profile from their choices.")
 
@@ -60,7 +61,7 @@ def fit_cmd(
     out: Annotated[Path, typer.Option(help="Target file to write (accepted by --target everywhere).")],
     attributes: Annotated[str | None, typer.Option("--attributes", help="Comma-separated attributes to fit.")] = None,
     plain: Annotated[bool, typer.Option(help="Write the plain {attribute: value} form, without weights.")] = False,
-    method: Annotated[str, typer.Option(help="Method that scores lines without predictions.")] = "spm",
+    method: Annotated[str, typer.Option(help="Method that scores lines without predictions.")] = DEFAULT_METHOD,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
@@ -96,7 +97,7 @@ def next_cmd(
     choices: Annotated[Path, typer.Option(help="The choices so far (JSON Lines; may be empty).")],
     pool: Annotated[Path, typer.Option(help="Candidate questions (JSON Lines, same format without chosen).")],
     attributes: Annotated[str | None, typer.Option("--attributes", help="Comma-separated attributes.")] = None,
-    method: Annotated[str, typer.Option(help="Method that scores items without predictions.")] = "spm",
+    method: Annotated[str, typer.Option(help="Method that scores items without predictions.")] = DEFAULT_METHOD,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
 ) -> None:

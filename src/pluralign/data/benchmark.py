@@ -6,11 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from pluralign.errors import InputError, validation_message
+from pluralign.errors import InputError
 from pluralign.files import read_json, write_json_atomic
 from pluralign.probes import Probe
+from pluralign.strict import validate_each
 
 BENCHMARK_ENV = "PLURALIGN_BENCHMARK"
 
@@ -42,13 +41,7 @@ def load_probes(path: str | Path) -> list[Probe]:
     raw = read_json(path, "benchmark file")
     if not isinstance(raw, list):
         raise InputError(f"{path}: expected a JSON list of items")
-    probes = []
-    for i, item in enumerate(raw):
-        try:
-            probes.append(Probe.model_validate(item))
-        except ValidationError as exc:
-            raise InputError(f"{path}: item {i}: {validation_message(exc)}") from None
-    return probes
+    return validate_each(Probe, raw, lambda i: f"{path}: item {i}: ")
 
 
 def save_probes(path: str | Path, probes: list[Probe]) -> None:

@@ -1,18 +1,19 @@
 """LLM judges: one protocol (:class:`Backend`), one module per backend.
 
-Each backend module registers itself with :func:`register_backend` when it is imported;
-importing it is cheap (heavy libraries load when a backend is built), and every module of
-this package is imported on first use of the registry, so a new backend is one new file.
+Each backend module registers a :class:`BackendSpec` when it is imported, with its own
+options model (:class:`pluralign.options.Options`) next to its code; importing it is cheap
+(heavy libraries load when a backend is built), and every module of this package is
+imported on first use of the registry, so a new backend is one new file.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from pluralign.errors import InputError
+from pydantic import Field
+
 from pluralign.judges.base import (
     Backend,
     ChatMessage,
@@ -22,60 +23,69 @@ from pluralign.judges.base import (
     Usage,
     parse_answer,
 )
-from pluralign.settings import Settings
+from pluralign.options import NoOptions, Options, cli
+from pluralign.registry import Registry
+
+DEFAULT_BACKEND = "llamacpp"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b"
+
+
+class JudgeOptions(Options):
+    """Which judge: the backend and the model it runs (every backend takes a model)."""
+
+    backend: str = Field(
+        default=DEFAULT_BACKEND, description="Judge backend (see `pluralign backends`).", json_schema_extra=cli()
+    )
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Offline alias, .gguf path, HF id (online), or a served model name.",
+        json_schema_extra=cli(),
+    )
 
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """A judge backend: its name, one line of help, how to build it from settings, and the
-    settings it reads (for help)."""
+    """A judge backend: its name, one line of help, its options model, and how to build it
+    from a model name, its options and the judgement cache (``None`` when switched off; only
+    a backend whose answers arrive through the cache, ``answers_from_cache``, reads it).
+
+    ``default_estimator`` is what ``--estimator auto`` means on this backend."""
 
     name: str
     summary: str
-    build: Callable[[Settings], Backend]
-    options: tuple[str, ...] = ()
+    build: Callable[[str, Any, Any], Backend]
+    options: type[Options] = NoOptions
+    default_estimator: Literal["sample", "logprobs"] = "sample"
+    answers_from_cache: bool = False
 
 
-_BACKENDS: dict[str, BackendSpec] = {}
-_discovered = False
-
-
-def register_backend(spec: BackendSpec) -> BackendSpec:
-    _BACKENDS[spec.name] = spec
-    return spec
-
-
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    _discovered = True
+BACKENDS: Registry[BackendSpec] = Registry("backend", __name__)
+register_backend = BACKENDS.register
 
 
 def backends() -> dict[str, BackendSpec]:
-    _discover()
-    return dict(sorted(_BACKENDS.items()))
+    return BACKENDS.all()
 
 
 def backend_spec(name: str) -> BackendSpec:
-    known = backends()
-    if name not in known:
-        raise InputError(f"unknown backend {name!r} (choose from {', '.join(known)})")
-    return known[name]
+    return BACKENDS.get(name)
 
 
-def make_backend(settings: Settings) -> Backend:
-    """The backend that ``settings.backend`` names, built from the settings."""
-    return backend_spec(settings.backend).build(settings)
+def make_backend(backend: str, model: str, options: Options | None = None, cache: Any = None) -> Backend:
+    """The named backend, built with its options (its defaults when None)."""
+    spec = backend_spec(backend)
+    return spec.build(model, options if options is not None else spec.options(), cache)
 
 
 __all__ = [
+    "BACKENDS",
+    "DEFAULT_BACKEND",
+    "DEFAULT_MODEL",
     "Backend",
     "BackendSpec",
     "ChatMessage",
     "GenerationSettings",
+    "JudgeOptions",
     "JudgeRequest",
     "JudgeResult",
     "Usage",

@@ -15,8 +15,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 
+from pluralign import deadline
 from pluralign.errors import InvalidOutputError
-from pluralign.judges import calllog, deadline
+from pluralign.judges import calllog
 
 log = logging.getLogger("pluralign.judges")
 

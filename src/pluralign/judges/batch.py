@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pluralign.cache import JudgementCache, default_cache_path, request_key
+from pydantic import Field
+
 from pluralign.errors import BatchPending, InputError, InvalidOutputError, UpstreamError
 from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import RETRY_TEMPERATURE, JudgeRequest, JudgeResult, Usage, parse_answer
-from pluralign.judges.openai import chat_body, parse_completion
+from pluralign.judges.cache import JudgementCache, request_key
+from pluralign.judges.openai import ResponseFormatOption, chat_body, parse_completion
+from pluralign.options import cli
 from pluralign.redact import shorten
 
 MAX_LINES = 50_000
@@ -326,12 +329,21 @@ def _complete(cache: JudgementCache, key: str) -> bool:
     return True
 
 
-def _build(settings: Any) -> BatchBackend:
-    if settings.batch_dir is None:
+class BatchOptions(ResponseFormatOption):
+    """What can be set about writing OpenAI Batch request files."""
+
+    batch_dir: Path | None = Field(
+        default=None, description="Folder for OpenAI Batch request files (--backend batch).", json_schema_extra=cli()
+    )
+
+
+def _build(model: str, options: BatchOptions, cache: JudgementCache | None) -> BatchBackend:
+    if options.batch_dir is None:
         raise InputError("--backend batch needs --batch-dir, the folder for the request files")
-    cache = JudgementCache(settings.cache_path or default_cache_path())
-    mode = "json_object" if settings.response_format == "json_object" else "json_schema"
-    return BatchBackend(settings.model, settings.batch_dir, cache, mode)
+    if cache is None:
+        raise InputError("--backend batch stores its answers in the judgement cache; drop --no-cache")
+    mode = "json_object" if options.response_format == "json_object" else "json_schema"
+    return BatchBackend(model, options.batch_dir, cache, mode)
 
 
 register_backend(
@@ -339,6 +351,7 @@ register_backend(
         name=NAME,
         summary="writes OpenAI Batch request files (vllm run-batch, OpenAI Batch API); import the results",
         build=_build,
-        options=("model", "batch_dir", "response_format", "cache_path"),
+        options=BatchOptions,
+        answers_from_cache=True,
     )
 )

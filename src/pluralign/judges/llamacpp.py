@@ -2,8 +2,7 @@
 
 Prefix reuse: llama.cpp keeps the KV cache of the previous prompt and only evaluates the
 tokens after the longest common prefix, so calls that share a system prompt and examples
-are cheap when they run back to back (the methods order them so). A RAM state cache adds
-reuse across a few recent prefixes.
+are cheap when they run back to back (the methods order them so).
 
 Log-probabilities: llama-cpp-python's own path needs ``logits_all`` (logits for every
 prompt token) and sorts the whole vocabulary in Python for every generated token, which
@@ -22,8 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from pluralign import deadline
+from pluralign.cpu import default_threads
 from pluralign.errors import ContextLengthError, JudgeError, ModelNotFoundError
-from pluralign.judges import BackendSpec, deadline, register_backend
+from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import (
     ChatMessage,
     JudgeRequest,
@@ -32,9 +35,8 @@ from pluralign.judges.base import (
     Usage,
     generate_valid,
 )
-from pluralign.judges.cpu import default_threads
-from pluralign.judges.models import resolve_gguf
-from pluralign.settings import Settings
+from pluralign.options import Options, cli
+from pluralign.weights import resolve_gguf
 
 # llama.cpp's JSON-schema grammar lets raw control characters into strings, which strict
 # JSON rejects; tighten its "char" rule instead of re-asking.
@@ -49,34 +51,44 @@ def schema_to_grammar_text(schema: dict[str, Any]) -> str:
     return str(json_schema_to_gbnf(json.dumps(schema))).replace(_CHAR_RULE, _STRICT_CHAR_RULE)
 
 
+class LlamaCppOptions(Options):
+    """What can be set about the in-process llama.cpp judge."""
+
+    n_ctx: int = Field(
+        default=8192, ge=256, le=262_144, description="Context length (llamacpp).", json_schema_extra=cli()
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="CPU threads for llama.cpp (default: the cores that are idle now, at least 1).",
+        json_schema_extra=cli(),
+    )
+    gpu_layers: int = Field(
+        default=0, ge=-1, description="Layers offloaded to a GPU (a CUDA build; -1: all).", json_schema_extra=cli()
+    )
+
+
 class LlamaCppBackend:
     """A GGUF model loaded once; requests run one at a time (llama.cpp is not re-entrant)."""
 
     name = "llamacpp"
 
-    def __init__(
-        self,
-        model: str,
-        n_ctx: int | None = None,
-        n_threads: int | None = None,
-        n_gpu_layers: int = 0,
-        cache_bytes: int = 0,
-    ) -> None:
+    def __init__(self, model: str, options: LlamaCppOptions | None = None) -> None:
+        options = options or LlamaCppOptions()
         try:
             from llama_cpp import Llama
-            from llama_cpp.llama_cache import LlamaRAMCache
         except ImportError:
             raise ModelNotFoundError(
                 "the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'"
             ) from None
         self.model = model
-        n_ctx = n_ctx or Settings.model_fields["n_ctx"].default  # the one place defaults are declared
-        self.n_threads = n_threads or default_threads()
+        n_ctx = options.n_ctx
+        self.n_threads = options.threads or default_threads()
         kwargs: dict[str, Any] = dict(
             n_ctx=n_ctx,
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
-            n_gpu_layers=n_gpu_layers,
+            n_gpu_layers=options.gpu_layers,
             verbose=False,
         )
         if ":" in model and not Path(model).exists() and "/" in model.split(":")[0]:
@@ -88,8 +100,6 @@ class LlamaCppBackend:
         else:
             path = resolve_gguf(model)
             self._llm = Llama(model_path=str(path), **kwargs)
-        if cache_bytes:
-            self._llm.set_cache(LlamaRAMCache(capacity_bytes=cache_bytes))
         self._check_deadline_per_token()
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -197,7 +207,8 @@ register_backend(
     BackendSpec(
         name="llamacpp",
         summary="in-process llama.cpp on a GGUF file (CPU, or GPU with a CUDA build)",
-        build=lambda s: LlamaCppBackend(s.model, n_ctx=s.n_ctx, n_threads=s.threads),
-        options=("model", "n_ctx", "threads"),
+        build=lambda model, options, cache: LlamaCppBackend(model, options),
+        options=LlamaCppOptions,
+        default_estimator="logprobs",
     )
 )

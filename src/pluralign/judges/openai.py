@@ -19,10 +19,12 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
+from pluralign import deadline
 from pluralign.errors import (
     BackendUnavailableError,
     ContextLengthError,
@@ -31,9 +33,12 @@ from pluralign.errors import (
     JudgeError,
     UpstreamError,
 )
-from pluralign.judges import BackendSpec, deadline, register_backend
+from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
+from pluralign.options import Options, cli
 from pluralign.redact import redact, register_secret, shorten
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _CTX_PATTERNS = (
@@ -185,36 +190,69 @@ async def _post_bounded(client: httpx.AsyncClient, url: str, body: dict[str, Any
     return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks), request=response.request)
 
 
+ResponseFormat = Literal["auto", "json_schema", "json_object"]
+
+
+class ResponseFormatOption(Options):
+    response_format: ResponseFormat = Field(
+        default="auto",
+        description="How servers are asked for JSON: json_schema (vLLM, OpenAI), json_object with a schema "
+        "(llama.cpp's server), or auto (try the first, fall back to the second).",
+        json_schema_extra=cli(),
+    )
+
+
+class OpenAIOptions(ResponseFormatOption):
+    """What can be set about a judge behind an OpenAI-compatible server."""
+
+    base_urls: list[str] = Field(
+        default_factory=lambda: [DEFAULT_BASE_URL],
+        min_length=1,
+        description="OpenAI-compatible base URL; repeat for replicas.",
+        json_schema_extra=cli("--base-url"),
+    )
+    judge_api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        min_length=1,
+        description="Environment variable holding the judge server's API key.",
+        json_schema_extra=cli(old=("--api-key-env", "--backend-api-key-env")),
+    )
+    concurrency: int = Field(
+        default=8, ge=1, description="Concurrent requests per server (openai).", json_schema_extra=cli()
+    )
+    timeout: float = Field(
+        default=120.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Seconds one upstream call may take (openai).",
+        json_schema_extra=cli(),
+    )
+    max_retries: int = Field(
+        default=4, ge=0, description="Retries of a failed upstream call (openai).", json_schema_extra=cli()
+    )
+    backoff: float = Field(default=0.5, ge=0, description="First wait before a retry, doubled each time.")
+    max_backoff: float = Field(default=30.0, ge=0, description="Longest wait before a retry.")
+
+
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(
-        self,
-        model: str,
-        base_urls: Sequence[str] = ("http://127.0.0.1:8000/v1",),
-        api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 8,
-        timeout: float = 120.0,
-        max_retries: int = 4,
-        backoff: float = 0.5,
-        max_backoff: float = 30.0,
-        response_format: str = "auto",
-    ) -> None:
-        if not base_urls:
+    def __init__(self, model: str, options: OpenAIOptions | None = None) -> None:
+        options = options or OpenAIOptions()
+        if not options.base_urls:
             raise JudgeError("the openai backend needs at least one --base-url")
         self.model = model
-        self.base_urls = [check_base_url(u) for u in base_urls]
+        self.base_urls = [check_base_url(u) for u in options.base_urls]
         self._shown_urls = {u: redact(u) for u in self.base_urls}
-        self._api_key = os.environ.get(api_key_env, "")
+        self._api_key = os.environ.get(options.judge_api_key_env, "")
         register_secret(self._api_key)
-        self.concurrency = max(1, concurrency)
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        if response_format not in {"auto", "json_schema", "json_object"}:
-            raise JudgeError("response format must be auto, json_schema or json_object")
-        self.response_format = response_format
+        self.concurrency = options.concurrency
+        self.timeout = options.timeout
+        self.max_retries = options.max_retries
+        self.backoff = options.backoff
+        self.max_backoff = options.max_backoff
+        self.response_format = options.response_format
         self._rr = itertools.cycle(range(len(self.base_urls)))
         self._rr_lock = threading.Lock()
 
@@ -340,15 +378,7 @@ register_backend(
     BackendSpec(
         name="openai",
         summary="any OpenAI-compatible server: vLLM, SGLang, Ollama, llama.cpp, OpenAI",
-        build=lambda s: OpenAIBackend(
-            s.model,
-            base_urls=s.base_urls or ["http://127.0.0.1:8000/v1"],
-            api_key_env=s.api_key_env,
-            concurrency=s.concurrency,
-            timeout=s.timeout,
-            max_retries=s.max_retries,
-            response_format=s.response_format,
-        ),
-        options=("model", "base_urls", "api_key_env", "concurrency", "timeout", "max_retries", "response_format"),
+        build=lambda model, options, cache: OpenAIBackend(model, options),
+        options=OpenAIOptions,
     )
 )

@@ -12,12 +12,16 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
+
+from pluralign import deadline
 from pluralign.errors import ContextLengthError, ModelNotFoundError
-from pluralign.judges import BackendSpec, deadline, register_backend
+from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import AnswerCollector, ChatMessage, JudgeRequest, JudgeResult, RawAnswer, Usage
-from pluralign.judges.models import MODELS, fetch
+from pluralign.options import Options
+from pluralign.weights import MODELS, fetch
 
 
 def _load_source(model: str) -> tuple[str, dict[str, Any]]:
@@ -35,11 +39,22 @@ def _load_source(model: str) -> tuple[str, dict[str, Any]]:
     return model, {}  # a Hugging Face id (online)
 
 
+class TransformersOptions(Options):
+    """What can be set about the transformers judge."""
+
+    batch_size: int = Field(default=8, ge=1, description="Prompts decoded together.")
+    device: str | None = Field(default=None, description="torch device (default: cuda when there is one, else cpu).")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Weights' dtype.")
+
+
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, model: str, batch_size: int = 8, device: str | None = None, dtype: str = "float32") -> None:
+    def __init__(self, model: str, options: TransformersOptions | None = None) -> None:
         from pluralign.hf import quiet
+
+        options = options or TransformersOptions()
+        batch_size, device, dtype = options.batch_size, options.device, options.dtype
 
         quiet()
         try:
@@ -179,7 +194,7 @@ register_backend(
     BackendSpec(
         name="transformers",
         summary="Hugging Face transformers with xgrammar-constrained JSON (GPU or CPU)",
-        build=lambda s: TransformersBackend(s.model),
-        options=("model",),
+        build=lambda model, options, cache: TransformersBackend(model, options),
+        options=TransformersOptions,
     )
 )

@@ -10,27 +10,38 @@ from typing import Any
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
-from pluralign.icl import ExampleSelector
+from pluralign.icl import ExampleSelectionOptions, ExampleSelector
 from pluralign.judges.base import Backend, JudgeRequest
 from pluralign.methods.base import Judgement
-from pluralign.methods.llm import LLMMethod, shuffles, stats_of
+from pluralign.methods.llm import LLMMethod, LLMOptions, ShuffleOptions, shuffles, stats_of
 from pluralign.methods.registry import MethodSpec, Resources, register_method
 from pluralign.probes import Probe
-from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
 PAPER_CHOICE_EXAMPLES = 5
 
 
+class UnalignedOptions(LLMOptions, ShuffleOptions):
+    """What ``unaligned`` reads."""
+
+
+class PromptAlignedOptions(UnalignedOptions, ExampleSelectionOptions):
+    """What ``prompt-aligned`` reads: the examples are the most similar (--n-examples 0: none)."""
+
+
 class ChoiceMethod(LLMMethod):
     """N shuffled samples, majority vote (ties to the earliest sample's pick)."""
 
-    default_samples = 1
+    options: UnalignedOptions
 
     def __init__(
-        self, backend: Backend, settings: Settings, aligned: bool = False, examples: ExampleSelector | None = None
+        self,
+        backend: Backend,
+        options: UnalignedOptions | None = None,
+        aligned: bool = False,
+        examples: ExampleSelector | None = None,
     ) -> None:
-        super().__init__(backend, settings)
+        super().__init__(backend, options or UnalignedOptions())
         self.aligned = aligned
         self.examples = examples
         self.name = "prompt-aligned" if aligned else "unaligned"
@@ -40,12 +51,13 @@ class ChoiceMethod(LLMMethod):
     def n_examples(self) -> int:
         if self.examples is None:
             return 0
-        return self.settings.n_examples if self.settings.n_examples is not None else PAPER_CHOICE_EXAMPLES
+        wanted = getattr(self.options, "n_examples", None)
+        return wanted if wanted is not None else PAPER_CHOICE_EXAMPLES
 
     def config(self) -> dict[str, Any]:
         return {
             **super().config(),
-            "shuffle": self.settings.shuffle,
+            "shuffle": self.options.shuffle,
             "examples": {**self.examples.config(), "count": self.n_examples} if self.examples else None,
         }
 
@@ -59,7 +71,7 @@ class ChoiceMethod(LLMMethod):
         examples: list[tuple[str, str]] = []
         if self.examples is not None and target is not None and self.n_examples > 0:
             examples = self.examples.select_choices(target, probe.prompt, probe.responses, self.n_examples)
-        orders = shuffles(n, self.samples, seed, "choice", self.settings.shuffle)
+        orders = shuffles(n, self.samples, seed, "choice", self.options.shuffle)
         batch = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
@@ -83,27 +95,26 @@ class ChoiceMethod(LLMMethod):
         )
 
 
-def _prompt_aligned(settings: Settings, res: Resources) -> ChoiceMethod:
+def _prompt_aligned(options: PromptAlignedOptions, res: Resources) -> ChoiceMethod:
     selector = None
-    if settings.n_examples != 0:
+    if options.n_examples != 0:
         selector = ExampleSelector(
-            res.train_probes(),
-            index=settings.similarity,
+            res.train_probes(options),
+            index=options.similarity,
             rule="top",
-            max_chars=settings.example_max_chars,
-            prompt_set=prompts.PromptSet(settings.prompts),
+            max_chars=options.example_max_chars,
+            prompt_set=prompts.PromptSet(options.prompts),
         )
-    return ChoiceMethod(res.judge(), settings, aligned=True, examples=selector)
+    return ChoiceMethod(res.judge(), options, aligned=True, examples=selector)
 
 
 register_method(
     MethodSpec(
         name="unaligned",
         summary="the LLM picks the best response, blind to the target",
-        build=lambda s, r: ChoiceMethod(r.judge(), s, aligned=False),
+        build=lambda o, r: ChoiceMethod(r.judge(), o, aligned=False),
+        options=UnalignedOptions,
         needs_llm=True,
-        default_samples=1,
-        options=("backend", "model", "samples", "temperature", "shuffle", "prompts"),
     )
 )
 register_method(
@@ -111,20 +122,7 @@ register_method(
         name="prompt-aligned",
         summary="the target described in the system prompt, 5 few-shot examples (--n-examples 0: none)",
         build=_prompt_aligned,
+        options=PromptAlignedOptions,
         needs_llm=True,
-        target_dependent=True,
-        default_samples=1,
-        options=(
-            "backend",
-            "model",
-            "samples",
-            "temperature",
-            "shuffle",
-            "prompts",
-            "examples",
-            "similarity",
-            "n_examples",
-            "example_max_chars",
-        ),
     )
 )

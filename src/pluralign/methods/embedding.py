@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
 
 from pluralign.attributes import Attribute
 from pluralign.embeddings import DEFAULT_EMBEDDER, embed
 from pluralign.errors import InputError
+from pluralign.icl import ExampleOptions
 from pluralign.methods.base import Judgement, Method
 from pluralign.methods.registry import MethodSpec, register_method
+from pluralign.options import cli
 from pluralign.probes import Probe
 from pluralign.targets import AlignmentTarget
 
@@ -32,7 +35,17 @@ def _features(vectors: np.ndarray, responses: Sequence[str]) -> np.ndarray:
     return np.hstack([vectors, lengths, np.ones((len(responses), 1), dtype=np.float32)])
 
 
-class EmbeddingScorer(Method):
+class EmbeddingOptions(ExampleOptions):
+    """What ``embedding`` reads: its train set and its regressor."""
+
+    regressor: Literal["ridge", "knn"] = Field(
+        default="ridge",
+        description="embedding method: ridge or knn regression.",
+        json_schema_extra=cli(group="other", old=("--scorer",)),
+    )
+
+
+class EmbeddingRegressor(Method):
     name = "embedding"
 
     def __init__(
@@ -45,7 +58,7 @@ class EmbeddingScorer(Method):
     ) -> None:
         rows = [(p, i) for p in train if p.labels is not None for i in range(len(p.responses))]
         if not rows:
-            raise InputError("the embedding scorer needs a labelled train set (train.json)")
+            raise InputError("the embedding method needs a labelled train set (train.json)")
         self.kind = kind
         self.alpha = alpha
         self.k = k
@@ -107,7 +120,7 @@ register_method(
     MethodSpec(
         name="embedding",
         summary="ridge/kNN on MiniLM embeddings trained on the train set (offline, no LLM)",
-        build=lambda s, r: EmbeddingScorer(r.train_probes(), kind=s.scorer),
-        options=("scorer", "examples"),
+        build=lambda o, r: EmbeddingRegressor(r.train_probes(o), kind=o.regressor),
+        options=EmbeddingOptions,
     )
 )

@@ -6,14 +6,105 @@ import copy
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, model_validator
 
 from pluralign.attributes import Attribute
 from pluralign.errors import JudgeError
 from pluralign.judges.base import Backend, GenerationSettings, JudgeResult
 from pluralign.methods.base import CallStats, Judgement, Method
-from pluralign.prompts import REASONING_MAX, PromptSet
-from pluralign.settings import Settings
+from pluralign.options import Options, cli
+from pluralign.prompts import REASONING_MAX, SCALE, PromptSet
+
+DEFAULT_TEMPERATURE = 0.7
+Estimator = Literal["sample", "logprobs"]
+
+
+class LLMOptions(Options):
+    """What every method that asks the judge reads."""
+
+    default_samples: ClassVar[int] = 1
+    """The method's number of samples when ``samples`` is not given."""
+
+    samples: int | None = Field(
+        default=None,
+        ge=1,
+        le=100,
+        description="Samples per attribute (default: the method's, see `pluralign methods`; with --estimator "
+        "logprobs, greedy passes, one per response order).",
+        json_schema_extra=cli(group="generation"),
+    )
+    temperature: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=2.0,
+        description=f"Sampling temperature (default {DEFAULT_TEMPERATURE}; 0 with --estimator logprobs).",
+        json_schema_extra=cli(group="generation"),
+    )
+    max_tokens: int = Field(
+        default=1024, ge=16, le=32_768, description="Most tokens per answer.", json_schema_extra=cli(group="generation")
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries per answer before giving up on valid JSON.",
+        json_schema_extra=cli(group="generation"),
+    )
+    prompts: Path | None = Field(
+        default=None,
+        description="Folder of prompt templates that replace pluralign's (same file names).",
+        json_schema_extra=cli(group="generation"),
+    )
+
+    def mode(self, backend_default: Estimator) -> Estimator:
+        """How predictions are estimated from the judge's scores; only sampling here."""
+        return "sample"
+
+
+class ShuffleOptions(Options):
+    shuffle: bool = Field(
+        default=True,
+        description="Shuffle the responses in every sample.",
+        json_schema_extra=cli("--no-shuffle", invert=True, group="generation"),
+    )
+
+
+class EstimatorOptions(LLMOptions):
+    """For methods that turn the judge's scores into attribute values."""
+
+    estimator: Literal["auto", "sample", "logprobs"] = Field(
+        default="auto",
+        description="sample: the mean of N sampled answers (the paper); logprobs: greedy answers, the expected "
+        "score under the judge's token probabilities, one pass per order of the responses (each response at each "
+        "letter once; --samples sets the number of passes); auto: logprobs on the llamacpp backend when neither "
+        "--samples nor --temperature is given (see docs/results.md), else sample.",
+        json_schema_extra=cli(group="generation", old=("--scoring",)),
+    )
+    scale: int = Field(
+        default=SCALE,
+        ge=2,
+        le=1000,
+        description="Scores are asked on 0..scale and divided by it (the paper: 100).",
+        json_schema_extra=cli(group="generation"),
+    )
+
+    @model_validator(mode="after")
+    def _compatible(self) -> EstimatorOptions:
+        if self.estimator == "logprobs" and self.temperature not in (None, 0.0):
+            raise ValueError(
+                f"--estimator logprobs decodes greedily; drop --temperature {self.temperature} "
+                "or use --estimator sample"
+            )
+        return self
+
+    def mode(self, backend_default: Estimator) -> Estimator:
+        """``auto``: the backend's default when neither samples nor temperature is given."""
+        if self.estimator != "auto":
+            return self.estimator
+        return backend_default if self.samples is None and self.temperature is None else "sample"
 
 
 def shuffles(n_responses: int, n_samples: int, seed: int, attribute: str, shuffle: bool = True) -> list[list[int]]:
@@ -80,29 +171,38 @@ def stats_of(results: Sequence[JudgeResult]) -> CallStats:
 class LLMMethod(Method):
     """A method that sends prompts to a judge backend.
 
-    ``samples`` is resolved once from the settings and the method's default; a per-request
-    change of settings makes a copy (:meth:`with_settings`) that shares the loaded judge.
+    A per-request change of options makes a copy (:meth:`with_options`) that shares the
+    loaded judge. ``backend_estimator`` is what ``--estimator auto`` means on its backend.
     """
 
-    default_samples = 1
-
-    def __init__(self, backend: Backend, settings: Settings) -> None:
+    def __init__(self, backend: Backend, options: LLMOptions, backend_estimator: Estimator = "sample") -> None:
         self.backend = backend
-        self.settings = settings
-        self.prompts = PromptSet(settings.prompts)
+        self.options = options
+        self.backend_estimator = backend_estimator
+        self.prompts = PromptSet(options.prompts)
+
+    @property
+    def mode(self) -> Estimator:
+        return self.options.mode(self.backend_estimator)
 
     @property
     def samples(self) -> int:
-        return self.settings.samples_or(self.default_samples)
+        return self.options.samples if self.options.samples is not None else self.options.default_samples
 
     @property
     def scale(self) -> int:
-        return self.settings.scale
+        return int(getattr(self.options, "scale", SCALE))
+
+    @property
+    def temperature(self) -> float:
+        if self.options.temperature is not None:
+            return self.options.temperature
+        return 0.0 if self.mode == "logprobs" else DEFAULT_TEMPERATURE
 
     def allowed_scores(self, attribute: Attribute) -> list[int] | None:
         """Single-pass scoring restricts scores to the attribute's label levels (on the scale),
         so the judge's probabilities fall on values the labels can take; sampling does not."""
-        if self.settings.scoring_mode != "logprobs":
+        if self.mode != "logprobs":
             return None
         return [round(v * self.scale) for v in attribute.level_values()]
 
@@ -115,25 +215,25 @@ class LLMMethod(Method):
             )
         return result.tokens[0], result.logprobs[0]
 
-    def with_settings(self, settings: Settings) -> LLMMethod:
-        """A shallow copy with other settings: same judge, same example index."""
+    def with_options(self, options: LLMOptions) -> LLMMethod:
+        """A shallow copy with other options: same judge, same example index."""
         clone = copy.copy(self)
-        clone.settings = settings
-        if settings.prompts != self.settings.prompts:
-            clone.prompts = PromptSet(settings.prompts)
+        clone.options = options
+        if options.prompts != self.options.prompts:
+            clone.prompts = PromptSet(options.prompts)
         return clone
 
     def generation(self, seed: int, n: int = 1, items: int = 1, top_logprobs: int = 0) -> GenerationSettings:
         """``items`` reasonings of up to REASONING_MAX characters must fit, or a rambling judge is
         cut off mid-string and every re-ask fails the same way."""
-        budget = max(self.settings.max_tokens, items * (REASONING_MAX + 40) + 32)
+        budget = max(self.options.max_tokens, items * (REASONING_MAX + 40) + 32)
         return GenerationSettings(
-            temperature=self.settings.sampling_temperature,
+            temperature=self.temperature,
             max_tokens=budget,
             seed=seed,
             n=n,
             top_logprobs=top_logprobs,
-            max_attempts=self.settings.max_attempts,
+            max_attempts=self.options.max_attempts,
         )
 
     def config(self) -> dict[str, Any]:
@@ -142,8 +242,8 @@ class LLMMethod(Method):
             "backend": self.backend.name,
             "model": self.backend.model,
             "samples": self.samples,
-            "temperature": self.settings.sampling_temperature,
-            "max_tokens": self.settings.max_tokens,
+            "temperature": self.temperature,
+            "max_tokens": self.options.max_tokens,
             "scale": self.scale,
             **self.prompts.config(),
         }

@@ -1,113 +1,119 @@
-"""The method registry: each method module registers itself once, and the CLI help,
-``pluralign methods``, the server and validation read from here.
-
-Every module of this package is imported on first use, so a new method is one new file
-that calls :func:`register_method`.
+"""The method registry: each method module registers a :class:`MethodSpec` once, with its
+options model, and the CLI help, ``pluralign methods``, the server and validation read
+from here. Every module of this package is imported on first use, so a new method is one
+new file that calls :func:`register_method`.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from pluralign.errors import InputError
+from pluralign.options import NoOptions, Options, validate
+from pluralign.registry import Registry
 from pluralign.settings import Settings
 
 if TYPE_CHECKING:
+    from pluralign.icl import ExampleOptions
     from pluralign.judges.base import Backend
     from pluralign.methods.base import Method
     from pluralign.probes import Probe
 
+DEFAULT_METHOD = "spm"
+
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method: its name, one line of help, how to build it, and what it needs.
-
-    ``build`` receives the settings (with the method's defaults applied) and a
-    :class:`Resources` that builds the judge and loads examples only when asked.
-    """
+    """A method: its name, one line of help, its options model, how to build it from its
+    options and :class:`Resources`, and whether it asks the LLM judge (then the judge's
+    options and the cache's apply to it too)."""
 
     name: str
     summary: str
-    build: Callable[[Settings, Resources], Method]
+    build: Callable[[Any, Resources], Method]
+    options: type[Options] = NoOptions
     needs_llm: bool = False
-    target_dependent: bool = False
-    default_samples: int = 1
-    options: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def default_samples(self) -> int | None:
+        return getattr(self.options, "default_samples", None)
 
 
 class Resources:
-    """What a method may need besides its settings, built on demand."""
+    """What a method may need besides its options, built on demand."""
 
     def __init__(self, settings: Settings, namespace: str) -> None:
         self.settings = settings
         self.namespace = namespace
 
-    def judge(self) -> Backend:
-        """The judge backend, behind the judgement cache unless it is switched off."""
-        from pluralign.cache import CachedBackend, JudgementCache, default_cache_path
-        from pluralign.judges import make_backend
+    @property
+    def default_estimator(self) -> Any:
+        from pluralign.judges import backend_spec
 
-        if self.settings.backend == "batch" and not self.settings.cache:
-            raise InputError("--backend batch stores its answers in the judgement cache; drop --no-cache")
-        backend = make_backend(self.settings)
-        if self.settings.cache:
-            cache = JudgementCache(self.settings.cache_path or default_cache_path())
+        return backend_spec(self.settings.backend).default_estimator
+
+    def judge(self) -> Backend:
+        """The judge backend with its options, behind the judgement cache unless it is off."""
+        from pluralign.judges import backend_spec
+        from pluralign.judges.cache import CachedBackend
+
+        spec = backend_spec(self.settings.backend)
+        cache = self.settings.cache_options().open()
+        backend = spec.build(self.settings.model, self.settings.options(spec.options), cache)
+        if cache is not None:
             return CachedBackend(backend, cache, self.namespace)
         return backend
 
-    def train_probes(self) -> list[Probe]:
+    def train_probes(self, options: ExampleOptions) -> list[Probe]:
         """Labelled examples: ``--examples``, else the benchmark's train set, else the shipped bank."""
         from pluralign.data.benchmark import load_probes
         from pluralign.icl import builtin_bank
 
-        s = self.settings
-        if s.examples is not None:
-            return load_probes(s.examples / "train.json" if s.examples.is_dir() else s.examples)
-        if s.benchmark_dir is not None and (s.benchmark_dir / "train.json").exists():
-            return load_probes(s.benchmark_dir / "train.json")
+        if options.examples is not None:
+            path = options.examples
+            return load_probes(path / "train.json" if path.is_dir() else path)
+        bench = self.settings.benchmark_dir
+        if bench is not None and (bench / "train.json").exists():
+            return load_probes(bench / "train.json")
         return builtin_bank()
 
 
-_METHODS: dict[str, MethodSpec] = {}
-_discovered = False
-
-
-def register_method(spec: MethodSpec) -> MethodSpec:
-    _METHODS[spec.name] = spec
-    return spec
-
-
-def _discover() -> None:
-    global _discovered
-    if _discovered:
-        return
-    import pluralign.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
-    _discovered = True
+METHODS: Registry[MethodSpec] = Registry(
+    "method", "pluralign.methods", order=("spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned")
+)
+register_method = METHODS.register
 
 
 def methods() -> dict[str, MethodSpec]:
     """Every registered method, in the order they are listed for users."""
-    _discover()
-    order = ["spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned"]
-    return dict(sorted(_METHODS.items(), key=lambda kv: (order.index(kv[0]) if kv[0] in order else 99, kv[0])))
+    return METHODS.all()
 
 
 def method_spec(name: str) -> MethodSpec:
-    known = methods()
-    if name not in known:
-        raise InputError(f"unknown method {name!r} (choose from {', '.join(known)})")
-    return known[name]
+    return METHODS.get(name)
+
+
+def read_options(spec: MethodSpec, backend: str) -> list[type[Options]]:
+    """The options models a method reads: its own, and with an LLM judge the judge's, the
+    cache's and the backend's."""
+    from pluralign.settings import judge_components
+
+    return [spec.options, *(judge_components(backend) if spec.needs_llm else [])]
+
+
+def check_applicable(spec: MethodSpec, settings: Settings) -> None:
+    """Refuse options the method would not read."""
+    models = read_options(spec, settings.backend)
+    where = f"--method {spec.name}" + (f" with --backend {settings.backend}" if spec.needs_llm else "")
+    settings.refuse_unused(models, where)
 
 
 def build_method(name: str, settings: Settings | None = None) -> Method:
-    """The named method, configured by ``settings`` (defaults when None)."""
+    """The named method, configured by ``settings`` (defaults when None); options it would
+    not read are refused."""
     spec = method_spec(name)
     settings = settings or Settings()
-    return spec.build(settings, Resources(settings, name))
+    check_applicable(spec, settings)
+    options = validate(spec.options, settings.values_for(spec.options))
+    return spec.build(options, Resources(settings, name))

@@ -7,13 +7,19 @@ from collections.abc import Sequence
 from pluralign import prompts
 from pluralign.attributes import Attribute
 from pluralign.judges.base import JudgeRequest, JudgeResult
-from pluralign.logprob_scores import level_distributions
 from pluralign.methods.base import Judgement
-from pluralign.methods.llm import LLMMethod, Scores
+from pluralign.methods.llm import EstimatorOptions, LLMMethod, Scores
+from pluralign.methods.logprobs import level_distributions
 from pluralign.methods.registry import MethodSpec, register_method
 from pluralign.methods.spm import TOP_LOGPROBS
 from pluralign.probes import Probe
 from pluralign.targets import AlignmentTarget
+
+
+class RegressionOptions(EstimatorOptions):
+    """What ``regression`` reads (a response judged alone has no order to shuffle)."""
+
+    default_samples = 5
 
 
 class PerResponseRegression(LLMMethod):
@@ -22,13 +28,12 @@ class PerResponseRegression(LLMMethod):
     (one is enough: a response judged alone has no order to balance)."""
 
     name = "regression"
-    default_samples = 5
 
     def judge(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
     ) -> Judgement:
         n = len(probe.responses)
-        single = self.settings.scoring_mode == "logprobs"
+        single = self.mode == "logprobs"
         batch = []
         for attribute in attributes:
             schema = prompts.regression_schema(self.scale, self.allowed_scores(attribute))
@@ -77,9 +82,8 @@ register_method(
     MethodSpec(
         name="regression",
         summary="each response scored alone (the paper's non-comparative ablation)",
-        build=lambda s, r: PerResponseRegression(r.judge(), s),
+        build=lambda o, r: PerResponseRegression(r.judge(), o, r.default_estimator),
+        options=RegressionOptions,
         needs_llm=True,
-        default_samples=PerResponseRegression.default_samples,
-        options=("backend", "model", "samples", "temperature", "scoring", "scale", "prompts"),
     )
 )

@@ -11,12 +11,14 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
+
 from pluralign.attributes import Attribute
 from pluralign.errors import InputError, ModelNotFoundError
 from pluralign.methods.base import Judgement, Method
 from pluralign.methods.registry import MethodSpec, Resources, register_method
+from pluralign.options import Options, cli
 from pluralign.probes import Probe
-from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
 
@@ -97,10 +99,18 @@ class RewardModelMethod(Method):
         )
 
 
-def _build(settings: Settings, res: Resources) -> RewardModelMethod:
-    if not settings.reward_model:
+class RewardModelOptions(Options):
+    reward_model: str | None = Field(
+        default=None,
+        description="Reward model (HF id or folder) for --method reward-model.",
+        json_schema_extra=cli(group="other"),
+    )
+
+
+def _build(options: RewardModelOptions, res: Resources) -> RewardModelMethod:
+    if not options.reward_model:
         raise InputError("the reward-model method needs --reward-model (a Hugging Face id or folder)")
-    return RewardModelMethod(settings.reward_model)
+    return RewardModelMethod(options.reward_model)
 
 
 register_method(
@@ -108,6 +118,6 @@ register_method(
         name="reward-model",
         summary="a Hugging Face sequence classifier: scalar reward (best response) or one output per attribute",
         build=_build,
-        options=("reward_model",),
+        options=RewardModelOptions,
     )
 )

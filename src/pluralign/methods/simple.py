@@ -55,10 +55,10 @@ class OracleMethod(Method):
 
 
 register_method(
-    MethodSpec(name="random", summary="a seeded uniform choice (the floor)", build=lambda s, r: RandomMethod())
+    MethodSpec(name="random", summary="a seeded uniform choice (the floor)", build=lambda o, r: RandomMethod())
 )
 register_method(
     MethodSpec(
-        name="oracle", summary="the true labels (the ceiling; a check of scoring)", build=lambda s, r: OracleMethod()
+        name="oracle", summary="the true labels (the ceiling; a check of scoring)", build=lambda o, r: OracleMethod()
     )
 )

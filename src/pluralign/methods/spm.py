@@ -13,14 +13,13 @@ from typing import Any
 
 from pluralign import prompts
 from pluralign.attributes import Attribute
-from pluralign.icl import ExampleSelector
+from pluralign.icl import ExampleSelector, FewShotOptions
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
-from pluralign.logprob_scores import level_distributions
 from pluralign.methods.base import Judgement
-from pluralign.methods.llm import LLMMethod, Scores, rotations, shuffles
+from pluralign.methods.llm import Estimator, EstimatorOptions, LLMMethod, Scores, ShuffleOptions, rotations, shuffles
+from pluralign.methods.logprobs import level_distributions
 from pluralign.methods.registry import MethodSpec, Resources, register_method
 from pluralign.probes import Probe
-from pluralign.settings import Settings
 from pluralign.targets import AlignmentTarget
 
 TOP_LOGPROBS = 20
@@ -44,23 +43,39 @@ def aggregate(per_sample: Sequence[dict[str, Any]], scale: int) -> tuple[list[fl
     return means, list(per_sample[0]["reasonings"])
 
 
-class ComparativeRegression(LLMMethod):
-    """``spm`` (few-shot, with an example selector) or ``spm-zeroshot`` (without)."""
+class ZeroShotOptions(EstimatorOptions, ShuffleOptions):
+    """What ``spm-zeroshot`` reads."""
 
     default_samples = 5
 
-    def __init__(self, backend: Backend, settings: Settings, examples: ExampleSelector | None = None) -> None:
-        super().__init__(backend, settings)
+
+class SpmOptions(ZeroShotOptions, FewShotOptions):
+    """What ``spm`` reads: comparative regression's options and the few-shot rule."""
+
+
+class ComparativeRegression(LLMMethod):
+    """``spm`` (few-shot, with an example selector) or ``spm-zeroshot`` (without)."""
+
+    options: ZeroShotOptions
+
+    def __init__(
+        self,
+        backend: Backend,
+        options: ZeroShotOptions | None = None,
+        examples: ExampleSelector | None = None,
+        backend_estimator: Estimator = "sample",
+    ) -> None:
+        super().__init__(backend, options or ZeroShotOptions(), backend_estimator)
         self.examples = examples
         self.name = "spm" if examples is not None else "spm-zeroshot"
 
     def config(self) -> dict[str, Any]:
-        passes = self.settings.samples or "one per response order"
+        passes = self.options.samples or "one per response order"
         return {
             **super().config(),
-            "samples": passes if self.settings.scoring_mode == "logprobs" else self.samples,
-            "scoring": self.settings.scoring_mode,
-            "shuffle": self.settings.shuffle,
+            "samples": passes if self.mode == "logprobs" else self.samples,
+            "scoring": self.mode,
+            "shuffle": self.options.shuffle,
             "examples": self.examples.config() if self.examples else None,
         }
 
@@ -71,14 +86,14 @@ class ComparativeRegression(LLMMethod):
         changes, so llama.cpp reuses that prefix from its KV cache."""
         n = len(probe.responses)
         letters = prompts.letters_for(n)
-        if self.settings.scoring_mode == "logprobs" and self.settings.shuffle:
-            orders = rotations(n, self.settings.samples or n, seed, attribute.name)
+        if self.mode == "logprobs" and self.options.shuffle:
+            orders = rotations(n, self.options.samples or n, seed, attribute.name)
         else:
-            orders = shuffles(n, self.samples, seed, attribute.name, self.settings.shuffle)
+            orders = shuffles(n, self.samples, seed, attribute.name, self.options.shuffle)
         examples = self.examples.select(attribute, probe.prompt, probe.responses) if self.examples else []
         system = self.prompts.comparative_system(attribute, self.scale)
         schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute))
-        top = TOP_LOGPROBS if self.settings.scoring_mode == "logprobs" else 0
+        top = TOP_LOGPROBS if self.mode == "logprobs" else 0
         requests = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
@@ -107,13 +122,13 @@ class ComparativeRegression(LLMMethod):
             mixtures: list[dict[str, float]] = [{} for _ in range(n)]
             for order in orders:
                 sample = unshuffle(results[pos].data, order, letters)
-                if self.settings.scoring_mode == "logprobs":
+                if self.mode == "logprobs":
                     for i, dist in enumerate(self._apply_expected(sample, results[pos], attribute, order)):
                         for level, p in dist.items():  # the passes' distributions, averaged
                             mixtures[i][level] = mixtures[i].get(level, 0.0) + p / len(orders)
                 per_sample.append(sample)
                 pos += 1
-            if self.settings.scoring_mode == "logprobs":
+            if self.mode == "logprobs":
                 out.level_probs[attribute.name] = mixtures
             means, reasons = aggregate(per_sample, self.scale)
             out.set(attribute.name, means, reasons)
@@ -141,41 +156,34 @@ class ComparativeRegression(LLMMethod):
         return out
 
 
-def _build(settings: Settings, res: Resources, few_shot: bool) -> ComparativeRegression:
-    selector = None
-    if few_shot:
-        selector = ExampleSelector(
-            res.train_probes(),
-            index=settings.similarity,
-            rule=settings.icl_rule,
-            max_examples=settings.n_examples,
-            max_chars=settings.example_max_chars,
-            scale=settings.scale,
-            prompt_set=prompts.PromptSet(settings.prompts),
-        )
-    return ComparativeRegression(res.judge(), settings, examples=selector)
+def _build(options: SpmOptions, res: Resources) -> ComparativeRegression:
+    selector = ExampleSelector(
+        res.train_probes(options),
+        index=options.similarity,
+        rule=options.icl_rule,
+        max_examples=options.n_examples,
+        max_chars=options.example_max_chars,
+        scale=options.scale,
+        prompt_set=prompts.PromptSet(options.prompts),
+    )
+    return ComparativeRegression(res.judge(), options, examples=selector, backend_estimator=res.default_estimator)
 
-
-_LLM_OPTIONS = ("backend", "model", "samples", "temperature", "scoring", "scale", "shuffle", "prompts")
-_ICL_OPTIONS = ("examples", "similarity", "icl_rule", "n_examples", "example_max_chars")
 
 register_method(
     MethodSpec(
         name="spm",
         summary="few-shot comparative regression (the paper's model)",
-        build=lambda s, r: _build(s, r, few_shot=True),
+        build=_build,
+        options=SpmOptions,
         needs_llm=True,
-        default_samples=ComparativeRegression.default_samples,
-        options=_LLM_OPTIONS + _ICL_OPTIONS,
     )
 )
 register_method(
     MethodSpec(
         name="spm-zeroshot",
         summary="comparative regression without examples",
-        build=lambda s, r: _build(s, r, few_shot=False),
+        build=lambda o, r: ComparativeRegression(r.judge(), o, backend_estimator=r.default_estimator),
+        options=ZeroShotOptions,
         needs_llm=True,
-        default_samples=ComparativeRegression.default_samples,
-        options=_LLM_OPTIONS,
     )
 )

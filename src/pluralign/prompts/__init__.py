@@ -38,8 +38,10 @@ import jinja2
 from pluralign.attributes import Attribute
 from pluralign.errors import InputError
 from pluralign.judges.base import ChatMessage
-from pluralign.settings import SCALE
 from pluralign.targets import AlignmentTarget
+
+SCALE = 100
+"""Scores are asked on 0..SCALE and divided by it (the paper: 100)."""
 
 LETTERS = string.ascii_uppercase
 REASONING_MAX = 512

@@ -1,6 +1,3 @@
-"""The HTTP service (FastAPI) and its page."""
-
-from pluralign.server.app import create_app
-from pluralign.server.config import ServerConfig
-
-__all__ = ["ServerConfig", "create_app"]
+"""The HTTP service (FastAPI) and its page: ``server.app.create_app`` builds it from a
+``server.config.ServerConfig``. Nothing is imported here, so reading the service's options
+(``pluralign serve --help``) does not load FastAPI."""

@@ -30,6 +30,7 @@ from pluralign.errors import (
     PluralignError,
     UpstreamError,
     one_line,
+    validation_message,
 )
 from pluralign.methods import build_method
 from pluralign.server.config import ServerConfig
@@ -77,7 +78,7 @@ class Guard:
         await send({"type": "http.response.body", "body": body})
 
     def _host_allowed(self, headers: dict[str, str]) -> bool:
-        allowed = self.config.allowed_hosts
+        allowed = self.config.limits.allowed_hosts
         if allowed is None:
             return True
         return _host_name(headers.get("host", "")) in allowed
@@ -93,10 +94,10 @@ class Guard:
 
     async def _read_body(self, receive: Receive) -> tuple[bytes, list[Message]] | int:
         """The whole body, or the status that refuses it (413 too large, 408 too slow)."""
-        limit, seen = self.config.max_body_bytes, 0
+        limit, seen = self.config.limits.max_body_bytes, 0
         chunks: list[bytes] = []
         loop = asyncio.get_running_loop()
-        ends = loop.time() + self.config.body_timeout
+        ends = loop.time() + self.config.limits.body_timeout
         while True:
             left = ends - loop.time()
             if left <= 0:
@@ -127,17 +128,17 @@ class Guard:
             await self._json(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
             return
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.max_body_bytes:
+        if length is not None and length.isdigit() and int(length) > config.limits.max_body_bytes:
             await self._json(
-                send, 413, f"request body of {length} bytes exceeds the limit of {config.max_body_bytes} bytes"
+                send, 413, f"request body of {length} bytes exceeds the limit of {config.limits.max_body_bytes} bytes"
             )
             return
         read = await self._read_body(receive)
         if read == 413:
-            await self._json(send, 413, f"request body exceeds the limit of {config.max_body_bytes} bytes")
+            await self._json(send, 413, f"request body exceeds the limit of {config.limits.max_body_bytes} bytes")
             return
         if read == 408:
-            await self._json(send, 408, f"the request body did not arrive within {config.body_timeout:g} s")
+            await self._json(send, 408, f"the request body did not arrive within {config.limits.body_timeout:g} s")
             return
         assert not isinstance(read, int)
         body, pending = read
@@ -184,8 +185,8 @@ def status_for(exc: PluralignError) -> int:
 def create_app(config: ServerConfig) -> FastAPI:
     service = ServiceState(
         config=config,
-        queue=DecisionQueue(config.max_queue, config.decision_timeout),
-        profile_queue=DecisionQueue(config.max_queue, config.profile_timeout, name="pluralign-profile"),
+        queue=DecisionQueue(config.limits.max_queue, config.limits.decision_timeout),
+        profile_queue=DecisionQueue(config.limits.max_queue, config.limits.profile_timeout, name="pluralign-profile"),
     )
 
     @asynccontextmanager
@@ -215,11 +216,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-        return JSONResponse({"detail": one_line(f"{where}: {message}" if where else message)}, status_code=422)
+        return JSONResponse({"detail": validation_message(exc)}, status_code=422)
 
     for module in (decisions, profile, catalog, runs, page):
         app.include_router(module.router)
+    app.include_router(profile.saved)
     return app

@@ -1,38 +1,128 @@
-"""What a running service was started with."""
+"""What a running service was started with: its limits (options that ``pluralign serve``
+offers as flags, declared here once) and what it serves."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.methods import Method
+from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.options import Options, cli
 from pluralign.settings import Settings
+
+
+def _service(flag: str | None = None, old: tuple[str, ...] = ()) -> dict[str, Any]:
+    return cli(flag, group="service", old=old)
+
+
+class ServiceOptions(Options):
+    """The service's own key and its size, work and time limits."""
+
+    service_key_env: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Require the key in this environment variable on every request.",
+        json_schema_extra=_service(old=("--api-key-env",)),
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Largest request body.", json_schema_extra=_service()
+    )
+    max_responses: int = Field(
+        default=10, ge=2, description="Most responses per request (a choice needs two).", json_schema_extra=_service()
+    )
+    max_text_chars: int = Field(
+        default=20_000, ge=1, description="Longest question or response.", json_schema_extra=_service()
+    )
+    max_samples: int = Field(
+        default=10, ge=1, le=100, description="Most samples a request may ask for.", json_schema_extra=_service()
+    )
+    max_queue: int = Field(
+        default=32,
+        ge=1,
+        description="Decisions that may wait; more get 503 with Retry-After.",
+        json_schema_extra=_service(),
+    )
+    decision_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Seconds one decision may take, queueing included.",
+        json_schema_extra=_service(),
+    )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Seconds a client may take to send its request body.",
+        json_schema_extra=_service(),
+    )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="Host name the service answers to; repeatable (default: loopback names when bound to loopback, "
+        "else any).",
+        json_schema_extra=_service("--allowed-host"),
+    )
+    max_profile_choices: int = Field(
+        default=1000,
+        ge=1,
+        description="Most choices (and pool items) per profile request.",
+        json_schema_extra=_service(),
+    )
+    max_profile_work: int = Field(
+        default=50_000_000,
+        ge=1,
+        description="Most profiles x responses one profile request may look at (measured 11-18 million a second "
+        "on 2 cores: a few seconds at most).",
+        json_schema_extra=_service(),
+    )
+    max_profile_grid: int = Field(
+        default=250_000,
+        ge=1,
+        description="Candidate profiles (the grid over the named attributes) one request may build: MIC's 6 "
+        "attributes make 117,649; 8 attributes make about a million, which is refused.",
+    )
+    profile_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="Seconds one profile fit or next question may take.",
+        json_schema_extra=_service(),
+    )
+    runs_dir: Path | None = Field(
+        default=None, description="Folder of evaluation runs for the run browser.", json_schema_extra=_service("--runs")
+    )
+    profiles_dir: Path | None = Field(
+        default=None, description="Folder of saved target profiles (JSON).", json_schema_extra=_service("--profiles")
+    )
+
+    @field_validator("runs_dir", "profiles_dir")
+    @classmethod
+    def _existing_folder(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not an existing folder")
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str] | None) -> list[str] | None:
+        return [h.strip().lower() for h in value] if value else None
 
 
 @dataclass
 class ServerConfig:
-    method: str = "spm"
+    """The service's limits, what it serves and the key it requires (None: none)."""
+
+    method: str = DEFAULT_METHOD
     settings: Settings = field(default_factory=lambda: Settings())
+    limits: ServiceOptions = field(default_factory=ServiceOptions)
     api_key: str | None = None
-    max_body_bytes: int = 1_000_000
-    max_responses: int = 10
-    max_text_chars: int = 20_000
-    max_queue: int = 32
-    decision_timeout: float = 300.0
-    body_timeout: float = 30.0
-    allowed_hosts: tuple[str, ...] | None = None
-    """Host names the service answers to (``None``: any). Bound to a loopback address it
-    answers only to loopback names, so a web page cannot reach it by DNS rebinding."""
-    max_profile_choices: int = 1000
-    max_profile_work: int = 50_000_000
-    """Profiles x responses one fit or next question may look at (measured 11-18 million a
-    second on 2 cores: a few seconds at most)."""
-    max_profile_grid: int = 250_000
-    """Candidate profiles (the grid over the named attributes) one request may build: MIC's
-    6 attributes make 117,649; 8 attributes make about a million, which is refused."""
-    profile_timeout: float = 60.0
-    runs_dir: Path | None = None
-    profiles_dir: Path | None = None
     registry: AttributeRegistry = field(default_factory=lambda: DEFAULT_REGISTRY)
     preloaded: Method | None = None

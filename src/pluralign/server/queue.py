@@ -3,7 +3,7 @@ re-entrant), behind a bounded queue with a deadline per decision.
 
 * A full queue answers at once (:class:`QueueFull`, a 503 with Retry-After estimated from
   recent decision times) instead of piling up work.
-* Each decision carries a :class:`~pluralign.judges.deadline.Deadline`: it counts from
+* Each decision carries a :class:`~pluralign.deadline.Deadline`: it counts from
   when the request arrived, so time spent waiting counts too. When it passes, or the client
   disconnects, the request is answered (504) or dropped at once, and the judge stops at its
   next check (llama.cpp: the next token).
@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from pluralign.deadline import Deadline, deadline
 from pluralign.errors import DeadlineExceeded, PluralignError
-from pluralign.judges.deadline import Deadline, deadline
 
 T = TypeVar("T")
 POLL_SECONDS = 0.2

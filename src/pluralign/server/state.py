@@ -33,8 +33,8 @@ def chooser(request: Request) -> Chooser:
 
 
 def check_probe(config: ServerConfig, question: str, responses: list[str]) -> None:
-    if len(responses) > config.max_responses:
-        raise HTTPException(422, f"{len(responses)} responses exceed the limit of {config.max_responses}")
+    if len(responses) > config.limits.max_responses:
+        raise HTTPException(422, f"{len(responses)} responses exceed the limit of {config.limits.max_responses}")
     longest = max([len(question), *map(len, responses)])
-    if longest > config.max_text_chars:
-        raise HTTPException(422, f"a text of {longest} characters exceeds the limit of {config.max_text_chars}")
+    if longest > config.limits.max_text_chars:
+        raise HTTPException(422, f"a text of {longest} characters exceeds the limit of {config.limits.max_text_chars}")

@@ -1,10 +1,11 @@
-"""``POST /v1/choose`` and ``POST /v1/score``: decisions go through the bounded queue."""
+"""``POST /v1/choose`` and ``POST /v1/predict`` (``/v1/score``, its old name, still answers,
+marked deprecated): decisions go through the bounded queue."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
 from pluralign.api import Chooser, ChooseResult
@@ -19,7 +20,7 @@ class _Probe(BaseModel):
     question: StrictStr = Field(min_length=1)
     responses: list[StrictStr]
     seed: Count = 0
-    samples: Count | None = Field(default=None, ge=1, le=10)
+    samples: Count | None = Field(default=None, ge=1)
 
     @field_validator("responses", mode="before")
     @classmethod
@@ -33,19 +34,24 @@ class ChooseRequest(_Probe):
     target: dict[str, Any]
 
 
-class ScoreRequest(_Probe):
+class PredictRequest(_Probe):
     attributes: list[StrictStr] = Field(min_length=1)
 
 
-class ScoreResponse(BaseModel):
+class PredictResponse(BaseModel):
     predictions: list[dict[str, float]] | None
     reasonings: list[dict[str, str]] | None
     samples: dict[str, list[dict[str, Any]]]
     method: str
 
 
-def _overrides(samples: int | None) -> dict[str, Any] | None:
-    return {"samples": samples} if samples is not None else None
+def _overrides(s: ServiceState, samples: int | None) -> dict[str, Any] | None:
+    """The request's samples, within the service's --max-samples."""
+    if samples is None:
+        return None
+    if samples > s.config.limits.max_samples:
+        raise HTTPException(422, f"samples: at most {s.config.limits.max_samples} on this service, got {samples}")
+    return {"samples": samples}
 
 
 @router.post("/choose", response_model=ChooseResult)
@@ -55,32 +61,46 @@ async def choose(
     """Choose the response closest to the target, with predictions, explanation and confidence."""
     check_probe(s.config, body.question, body.responses)
     target = target_from_data(body.target, "target", s.config.registry)
+    overrides = _overrides(s, body.samples)
     return await s.queue.run(
-        lambda: c.choose(body.question, body.responses, target, seed=body.seed, overrides=_overrides(body.samples)),
+        lambda: c.choose(body.question, body.responses, target, seed=body.seed, overrides=overrides),
         request.is_disconnected,
     )
 
 
-@router.post("/score", response_model=ScoreResponse)
-async def score(
-    body: ScoreRequest, request: Request, s: ServiceState = Depends(state), c: Chooser = Depends(chooser)
-) -> ScoreResponse:
+@router.post("/predict", response_model=PredictResponse)
+async def predict(
+    body: PredictRequest, request: Request, s: ServiceState = Depends(state), c: Chooser = Depends(chooser)
+) -> PredictResponse:
     """Predicted attribute values per response (no target: scores do not depend on it)."""
     check_probe(s.config, body.question, body.responses)
     if c.method.target_dependent:
         raise HTTPException(422, f"method {c.method.name} needs a target; use /v1/choose")
     s.config.registry.require(body.attributes)
+    overrides = _overrides(s, body.samples)
     judgement = await s.queue.run(
-        lambda: c.score(
-            body.question, body.responses, body.attributes, seed=body.seed, overrides=_overrides(body.samples)
-        ),
+        lambda: c.predict(body.question, body.responses, body.attributes, seed=body.seed, overrides=overrides),
         request.is_disconnected,
     )
     if judgement.predictions is None:
         raise HTTPException(422, f"method {c.method.name} picks a response but predicts no attribute values")
-    return ScoreResponse(
+    return PredictResponse(
         predictions=judgement.predictions,
         reasonings=judgement.reasonings,
         samples=judgement.samples,
         method=c.method.name,
     )
+
+
+@router.post("/score", response_model=PredictResponse, deprecated=True)
+async def score(
+    body: PredictRequest,
+    request: Request,
+    response: Response,
+    s: ServiceState = Depends(state),
+    c: Chooser = Depends(chooser),
+) -> PredictResponse:
+    """The old name of ``/v1/predict``."""
+    response.headers["Deprecation"] = "true"
+    response.headers["Link"] = '</v1/predict>; rel="successor-version"'
+    return await predict(body, request, s, c)

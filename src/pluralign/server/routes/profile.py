@@ -1,4 +1,5 @@
-"""``/v1/profile/*``: learn a profile from picks and ask the next question.
+"""``/v1/profile/*``: learn a profile from picks and ask the next question; ``/v1/profiles``:
+the saved profiles (targets) of the ``--profiles`` folder.
 
 The fit and the choice of question are numpy work that grows with profiles x responses:
 it never runs on the event loop. Each request is checked against the service's limits
@@ -7,12 +8,15 @@ then runs on the profile worker under ``profile_timeout``."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import fill_predictions
+from pluralign.errors import InputError
+from pluralign.files import read_json, write_json_atomic
 from pluralign.profile import (
     MAX_PROFILES,
     ChoiceRecord,
@@ -25,8 +29,11 @@ from pluralign.profile import (
     work_units,
 )
 from pluralign.server.state import ServiceState, check_probe, state
+from pluralign.targets import target_from_data
 
 router = APIRouter(prefix="/v1/profile", tags=["profile"])
+saved = APIRouter(prefix="/v1/profiles", tags=["profile"])
+PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_RECORDS = 10_000
 """The body's own bound; the service's --max-profile-choices (default 1000) is the real one."""
 
@@ -43,7 +50,7 @@ class NextRequest(BaseModel):
 
 
 def _checked(s: ServiceState, records: list[ChoiceRecord], what: str) -> list[ChoiceRecord]:
-    limit = s.config.max_profile_choices
+    limit = s.config.limits.max_profile_choices
     if len(records) > limit:
         raise HTTPException(422, f"{what}: {len(records)} records exceed the limit of {limit}")
     out = []
@@ -61,18 +68,18 @@ def _checked(s: ServiceState, records: list[ChoiceRecord], what: str) -> list[Ch
 
 def _bounded(s: ServiceState, attrs: list[Any], records: list[ChoiceRecord]) -> None:
     size = grid_size(attrs)
-    if size > min(MAX_PROFILES, s.config.max_profile_grid):
+    if size > min(MAX_PROFILES, s.config.limits.max_profile_grid):
         raise HTTPException(
             422,
             f"{len(attrs)} attributes make {size:,} candidate profiles (the limit is "
-            f"{s.config.max_profile_grid:,}); name fewer attributes",
+            f"{s.config.limits.max_profile_grid:,}); name fewer attributes",
         )
     work = work_units(attrs, records)
-    if work > s.config.max_profile_work:
+    if work > s.config.limits.max_profile_work:
         raise HTTPException(
             422,
             f"this request needs {work:,} units of work (profiles x responses), more than the limit of "
-            f"{s.config.max_profile_work:,}; send fewer choices or attributes",
+            f"{s.config.limits.max_profile_work:,}; send fewer choices or attributes",
         )
 
 
@@ -132,3 +139,41 @@ async def next_(body: NextRequest, request: Request, s: ServiceState = Depends(s
         "question": item.question,
         "responses": item.responses,
     }
+
+
+@saved.get("")
+async def profiles(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
+    folder = s.config.limits.profiles_dir
+    if folder is None or not folder.is_dir():
+        return []
+    out = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            target = target_from_data(read_json(f, "profile"), f.stem, s.config.registry)
+        except InputError:
+            continue
+        entry: dict[str, Any] = {"name": f.stem, "values": target.values}
+        if target.weights:
+            entry["weights"] = target.weights
+        out.append(entry)
+    return out
+
+
+class SaveProfile(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    values: dict[str, float]
+    weights: dict[str, float] | None = None
+
+
+@saved.post("")
+async def save_profile(body: SaveProfile, s: ServiceState = Depends(state)) -> dict[str, Any]:
+    """Save a profile (a target) into the server's --profiles folder."""
+    folder = s.config.limits.profiles_dir
+    if folder is None:
+        raise HTTPException(404, "this server was started without --profiles; the page keeps profiles in the browser")
+    if not PROFILE_NAME.fullmatch(body.name):  # match() would let "ok\n" through
+        raise HTTPException(422, "name: use 1-64 letters, digits, _ or -")
+    raw: dict[str, Any] = {"values": body.values, "weights": body.weights} if body.weights else dict(body.values)
+    target = target_from_data(raw, body.name, s.config.registry)
+    write_json_atomic(folder / f"{body.name}.json", target.to_file_dict() if body.weights else dict(target.values))
+    return {"name": body.name, "values": target.values, "weights": target.weights}

@@ -30,7 +30,7 @@ def _inside(root: Path, path: Path) -> bool:
 def _run_path(s: ServiceState, name: str) -> Path:
     """A run is a folder directly under --runs whose name is a plain file name; anything
     else (a NUL, a slash, "..", a name too long for the file system) is simply not a run."""
-    root = s.config.runs_dir
+    root = s.config.limits.runs_dir
     if root is None:
         raise HTTPException(404, "this server was started without --runs")
     shown = name if len(name) <= 80 else name[:80] + "..."
@@ -53,7 +53,7 @@ async def list_runs(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
 
 
 def _list_runs(s: ServiceState) -> list[dict[str, Any]]:
-    root = s.config.runs_dir
+    root = s.config.limits.runs_dir
     if root is None or not root.is_dir():
         return []
     out: list[dict[str, Any]] = []
@@ -90,7 +90,9 @@ def _run_items(s: ServiceState, name: str, offset: int, limit: int) -> dict[str,
         first = results.targets[0].name if results.targets else None
         probes = run.probes(first) if first else {}
     except InputError as exc:  # the run's own files are broken: say which, without server paths
-        raise HTTPException(500, f"run {name}: {one_line(exc).replace(str(s.config.runs_dir), '<runs>')}") from None
+        raise HTTPException(
+            500, f"run {name}: {one_line(exc).replace(str(s.config.limits.runs_dir), '<runs>')}"
+        ) from None
     by_item: dict[int, list[dict[str, Any]]] = {}
     for d in decisions:
         by_item.setdefault(d.item, []).append(d.model_dump())

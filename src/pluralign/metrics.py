@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from pluralign.errors import InputError
-from pluralign.selection import Metric, TieRule, closest, distance, profile
+from pluralign.selection import Metric, TieRule, closest, distance, target_vector
 from pluralign.strict import Count, Number
 from pluralign.targets import AlignmentTarget
 
@@ -65,12 +65,12 @@ def label_distances(
     labels: Sequence[Mapping[str, float]], target: AlignmentTarget, metric: Metric | str, item: int
 ) -> list[float]:
     try:
-        return [distance(profile(lab, target, f"item {item} label"), target, metric) for lab in labels]
+        return [distance(target_vector(lab, target, f"item {item} label"), target, metric) for lab in labels]
     except InputError as exc:
         raise InputError(f"missing label: {exc}") from None
 
 
-def judge_item(
+def grade_item(
     item: int,
     labels: Sequence[Mapping[str, float]],
     target: AlignmentTarget,

@@ -18,9 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from pluralign.errors import CacheError, CacheLockedError, NotACacheError
 from pluralign.home import home
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
+from pluralign.options import Options, cli
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x706C7561  # "plua" in the SQLite header: this file is a pluralign cache
@@ -46,6 +49,23 @@ def proven_own(path: Path) -> bool:
     proof that lets ``cache clear`` remove a cache that is too damaged to open."""
     head = _header(path)
     return head is not None and head.startswith(_SQLITE_MAGIC) and head[68:72] == APPLICATION_ID.to_bytes(4, "big")
+
+
+class CacheOptions(Options):
+    """Whether judgements are kept, and where."""
+
+    cache: bool = Field(
+        default=True,
+        description="Do not read or write the judgement cache.",
+        json_schema_extra=cli("--no-cache", invert=True, group="cache"),
+    )
+    cache_path: Path | None = Field(
+        default=None, description="Judgement cache file (SQLite).", json_schema_extra=cli("--cache", group="cache")
+    )
+
+    def open(self) -> JudgementCache | None:
+        """The cache these options name (None when switched off)."""
+        return JudgementCache(self.cache_path or default_cache_path()) if self.cache else None
 
 
 def default_cache_path() -> Path:

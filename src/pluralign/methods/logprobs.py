@@ -51,14 +51,3 @@ def level_distributions(
             return None
         out.append({int(v): p / total for v, p in mass.items()})
     return out
-
-
-def expected_scores(
-    tokens: Sequence[str], logprobs: Sequence[dict[str, float]], n_scores: int, allowed: Sequence[int]
-) -> list[float] | None:
-    """Expected value of each of the first ``n_scores`` scores in a JSON answer, or None
-    when the answer does not expose them (the caller then keeps the generated value)."""
-    dists = level_distributions(tokens, logprobs, n_scores, allowed)
-    if dists is None:
-        return None
-    return [sum(v * p for v, p in d.items()) for d in dists]

@@ -14,17 +14,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field
+
 from pluralign import prompts as prompt_module
 from pluralign.attributes import AttributeRegistry
 from pluralign.data.benchmark import load_probes, save_probes
 from pluralign.errors import InputError
 from pluralign.files import append_jsonl, read_jsonl, repair_torn_tail
 from pluralign.judges.base import Backend, GenerationSettings, JudgeRequest
+from pluralign.options import Options, cli
 from pluralign.probes import Probe
 from pluralign.prompts import PromptSet
 
 PROGRESS = "train.reasonings.jsonl"
 SAVE_EVERY = 10
+
+
+class ReasoningOptions(Options):
+    """How the judge writes reasonings: greedy, one sentence (200 tokens is ample)."""
+
+    temperature: float = Field(
+        default=0.0, ge=0.0, le=2.0, description="Sampling temperature.", json_schema_extra=cli(group="generation")
+    )
+    max_tokens: int = Field(
+        default=200, ge=16, le=4096, description="Most tokens per reasoning.", json_schema_extra=cli(group="generation")
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries per answer before giving up on valid JSON.",
+        json_schema_extra=cli(group="generation"),
+    )
+    prompts: Path | None = Field(
+        default=None,
+        description="Folder of prompt templates that replace pluralign's (same file names).",
+        json_schema_extra=cli(group="generation"),
+    )
 
 
 @dataclass
@@ -39,9 +65,7 @@ def add_reasonings(
     benchmark_dir: Path,
     backend: Backend,
     registry: AttributeRegistry,
-    prompt_set: PromptSet | None = None,
-    temperature: float = 0.0,
-    max_tokens: int = 200,
+    options: ReasoningOptions | None = None,
     seed: int = 0,
     overwrite: bool = False,
     limit: int | None = None,
@@ -54,7 +78,8 @@ def add_reasonings(
     probes = load_probes(train_file)
     if not probes:
         raise InputError(f"{train_file} holds no items")
-    prompt_set = prompt_set or PromptSet()
+    options = options or ReasoningOptions()
+    prompt_set = PromptSet(options.prompts)
     progress_file = benchmark_dir / PROGRESS
     repair_torn_tail(progress_file)
     done: dict[int, list[dict[str, str]]] = {}
@@ -79,7 +104,7 @@ def add_reasonings(
             stats.resumed += 1
         else:
             reasons = _reasonings_for(
-                probe, index, backend, registry, prompt_set, schema, temperature, max_tokens, seed, overwrite, stats
+                probe, index, backend, registry, prompt_set, schema, options, seed, overwrite, stats
             )
             append_jsonl(progress_file, {"item": index, "reasonings": reasons})
             updated[index] = _with(probe, reasons)
@@ -102,8 +127,7 @@ def _reasonings_for(
     registry: AttributeRegistry,
     prompt_set: PromptSet,
     schema: dict[str, object],
-    temperature: float,
-    max_tokens: int,
+    options: ReasoningOptions,
     seed: int,
     overwrite: bool,
     stats: ReasoningStats,
@@ -124,7 +148,12 @@ def _reasonings_for(
                 [],
                 prompt_set.reasoning_user(attribute, probe.prompt, response, value),
             )
-            settings = GenerationSettings(temperature=temperature, max_tokens=max_tokens, seed=seed + index)
+            settings = GenerationSettings(
+                temperature=options.temperature,
+                max_tokens=options.max_tokens,
+                seed=seed + index,
+                max_attempts=options.max_attempts,
+            )
             batch.append((j, name, JudgeRequest(messages=messages, json_schema=schema, settings=settings)))
     results = backend.generate([r for _, _, r in batch])
     for (j, name, _), result in zip(batch, results, strict=True):

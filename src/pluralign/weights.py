@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -169,12 +168,3 @@ def resolve_gguf(model: str) -> Path:
 def _looks_like_hub_id(model: str) -> bool:
     parts = model.split("/")
     return len(parts) == 2 and all(parts) and not model.startswith((".", "/", "~"))
-
-
-def clear_cache() -> int:
-    root = cache_dir()
-    if not root.exists():
-        return 0
-    count = sum(1 for _ in root.glob("*.gguf"))
-    shutil.rmtree(root)
-    return count

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from pluralign.errors import InputError, validation_message
 from pluralign.files import read_json, write_json_atomic
+from pluralign.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.probes import Probe
-from pluralign.scoring import Decision, TargetResult, judge_item, summarize
 from pluralign.selection import Metric, TieRule, select
 from pluralign.targets import AlignmentTarget
 
@@ -88,5 +88,5 @@ def score_input_output(
             if isinstance(raw, bool) or not isinstance(raw, int):
                 raise InputError(f"{path}: record {i}: selected_response_index {raw!r} is not an index")
             chosen = raw
-        decisions.append(judge_item(i, probe.labels, target, chosen, metric, predictions=preds, tied=tied, ties=ties))
+        decisions.append(grade_item(i, probe.labels, target, chosen, metric, predictions=preds, tied=tied, ties=ties))
     return summarize(decisions, target, metric)

@@ -1,0 +1,195 @@
+"""What the tests share besides fixtures: paths, the CLI in a subprocess, servers started on
+127.0.0.1 (``pluralign serve`` and a scripted OpenAI-compatible server that misbehaves on
+purpose), and the assertion that an error is one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("PLURALIGN_SHARED", ROOT.parent / "shared"))
+HELPSTEER2 = Path(os.environ.get("PLURALIGN_BENCHMARK", SHARED / "data" / "helpsteer2"))
+TARGETS = SHARED / "data" / "targets"
+
+CHOOSE_ARGS = ["choose", "--target", '{"care": 1}', "--question", "q", "--response", "a", "--response", "b"]
+"""The smallest valid `pluralign choose` arguments, for tests about one more option."""
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point in a subprocess."""
+    full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "pluralign", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Exit 2, no traceback, an ``error:`` line that names the problem."""
+    assert res.returncode == 2, (res.returncode, res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout, res.stderr
+    assert "error:" in res.stderr, res.stderr
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(proc: subprocess.Popen, url: str, seconds: float) -> None:
+    """Poll a freshly started server until url answers at all (a 401 from a server that wants
+    a key counts); fail fast if the process dies."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+            raise RuntimeError(f"the server exited with {proc.returncode}: {err}")
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
+
+
+def start_server(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``pluralign serve`` on a free port of 127.0.0.1, once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pluralign", "serve", "--port", str(port), *args],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(proc, f"{url}/openapi.json", 180)
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# ---- a scripted OpenAI-compatible server, to force faults ----------------------------------
+
+
+class Script:
+    """Responses to serve in order; the last one repeats."""
+
+    def __init__(self, steps: list[tuple]) -> None:
+        self.steps = steps
+        self.hits = 0
+        self.bodies: list[dict] = []
+        self.arrivals: list[float] = []
+        self.lock = threading.Lock()
+
+    def next(self) -> tuple:
+        with self.lock:
+            step = self.steps[min(self.hits, len(self.steps) - 1)]
+            self.hits += 1
+            self.arrivals.append(time.monotonic())
+            return step
+
+
+def completion(content: str) -> bytes:
+    return json.dumps(
+        {
+            "choices": [{"message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7},
+        }
+    ).encode()
+
+
+def start_scripted(steps: list[tuple]) -> tuple[str, Script, ThreadingHTTPServer]:
+    """A server that answers chat completions with ``steps`` in order (see each kind below)."""
+    script = Script(steps)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # keep test output quiet
+            pass
+
+        def do_POST(self):
+            script.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
+            kind, *rest = script.next()
+            if kind == "hang":
+                time.sleep(rest[0])
+                return
+            if kind == "drip":  # a 200 whose body never ends: one byte every rest[0] seconds
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", "100000")
+                self.end_headers()
+                ends = time.monotonic() + rest[1]
+                try:
+                    while time.monotonic() < ends:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                        time.sleep(rest[0])
+                except OSError:
+                    pass
+                return
+            if kind == "raw":  # status, headers and body bytes exactly as given
+                status, headers, body = rest
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if kind == "echo":  # an upstream that repeats the request's headers in its error
+                body = json.dumps({"error": f"bad key; you sent {dict(self.headers)}"}).encode()
+                status, headers = rest[0], {}
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            if kind == "slow":  # answer well, after a while
+                time.sleep(rest[0])
+                kind, rest = "ok", rest[1:]
+            if kind == "ok":
+                body, status, headers = completion(rest[0]), 200, {}
+            elif kind == "payload":  # any JSON body, e.g. a completion with a broken usage
+                body, status, headers = json.dumps(rest[0]).encode(), 200, {}
+            else:
+                status, headers, text = rest
+                body = text.encode()
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/v1", script, server
