@@ -49,6 +49,15 @@ def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None
         assert needle in res.stderr, res.stderr
 
 
+def openai_choose(
+    url: str, *extra: str, env: dict[str, str] | None = None, cache: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``pluralign choose`` with spm-zeroshot against an OpenAI-compatible server at ``url``."""
+    args = [*CHOOSE_ARGS, "--backend", "openai", "--base-url", url, "--model", "m", "--method", "spm-zeroshot"]
+    args += ["--samples", "1", "--max-retries", "0"] + ([] if cache else ["--no-cache"])
+    return run_cli(*args, *extra, env=env, timeout=120)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

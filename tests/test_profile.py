@@ -1,4 +1,4 @@
-"""Issue 11: learn a profile from choices, ask the next question, explain every decision."""
+"""Profiles: learn a profile from choices, ask the next question, explain every decision."""
 
 from __future__ import annotations
 

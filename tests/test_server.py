@@ -57,7 +57,7 @@ def server(tmp_path_factory, helpsteer2_dir):
     shutil.copytree(runs / "oracle-demo", torn)
     lines = (torn / "decisions.jsonl").read_bytes().splitlines(keepends=True)
     (torn / "decisions.jsonl").write_bytes(b"".join(lines[:3]) + b"{garbage\n" + b"".join(lines[3:]))
-    # a run whose target names are markup: the page must show them as text (issue 17)
+    # a run whose target names are markup: the page must show them as text
     markup = runs / "markup"
     shutil.copytree(runs / "oracle-demo", markup)
     for name in ("results.json", "decisions.jsonl"):

@@ -1,3 +1,5 @@
+"""Attributes and targets: descriptions, files, sampling as the paper did."""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The embedding scorer (real MiniLM) and the reward-model method (a tiny model made here)."""
+"""The embedding method (real MiniLM) and the reward-model method (a tiny model made here)."""
 
 from pathlib import Path
 

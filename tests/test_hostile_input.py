@@ -1,4 +1,4 @@
-"""The second hostile sweep (issue 17): every class of finding, with variants beyond the
+"""Hostile input at every entry point: every class of the sweeps' findings, with variants beyond the
 examples the sweep named. Nothing here needs a model: the judge, where one is needed, is a
 scripted OpenAI-compatible server on 127.0.0.1 forced to misbehave."""
 
@@ -6,103 +6,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from support import CHOOSE_ARGS, one_line_error, run_cli, start_server, stop
+from support import one_line_error, openai_choose, run_cli, start_server, stop
 
 VALID = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
 
 
-def _openai_choose(
-    url: str, *extra: str, env: dict[str, str] | None = None, cache: bool = False
-) -> subprocess.CompletedProcess[str]:
-    args = [*CHOOSE_ARGS, "--backend", "openai", "--base-url", url, "--model", "m", "--method", "spm-zeroshot"]
-    args += ["--samples", "1", "--max-retries", "0"] + ([] if cache else ["--no-cache"])
-    return run_cli(*args, *extra, env=env, timeout=120)
-
-
 # ---- 1. never delete or overwrite what is not ours ------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "content",
-    [b'{"my": "data"}\n', b"plain notes\n", b"SQLite format 3\x00" + b"\x00" * 200, b"\x00\x01\x02"],
-    ids=["json", "text", "sqlite-header-garbage", "binary"],
-)
-def test_cache_clear_never_deletes_a_file_that_is_not_a_cache(tmp_path: Path, cli, content: bytes):
-    victim = tmp_path / "mydata.json"
-    victim.write_bytes(content)
-    res = cli("cache", "clear", "--cache", str(victim))
-    one_line_error(res, str(victim))
-    assert victim.read_bytes() == content
-    res = cli("cache", "stats", "--cache", str(victim))
-    one_line_error(res)
-    assert victim.read_bytes() == content
-
-
-def test_another_programs_database_is_refused_and_untouched(tmp_path: Path, cli):
-    db = tmp_path / "app.sqlite"
-    with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE users (name TEXT)")
-        con.execute("INSERT INTO users VALUES ('ada')")
-    before = db.read_bytes()
-    for args in (("cache", "clear", "--cache", str(db)), ("cache", "stats", "--cache", str(db))):
-        one_line_error(cli(*args), "another program")
-    res = _openai_choose("http://127.0.0.1:9/v1", "--cache", str(db), cache=True)
-    one_line_error(res, "not a pluralign cache")
-    assert db.read_bytes() == before
-    assert not Path(str(db) + "-wal").exists()
-
-
-def test_a_cache_is_cleared_and_a_damaged_one_of_ours_removed(tmp_path: Path, cli):
-    from pluralign.judges.cache import APPLICATION_ID, JudgementCache, proven_own
-
-    path = tmp_path / "c.sqlite"
-    JudgementCache(path).close()
-    assert proven_own(path)
-    res = cli("cache", "clear", "--cache", str(path))
-    assert res.returncode == 0 and "cleared 0 judgements" in res.stdout
-    # our header, damaged pages: proven ours, so clear may remove it
-    head = bytearray(path.read_bytes()[:100])
-    assert head[68:72] == APPLICATION_ID.to_bytes(4, "big")
-    path.write_bytes(bytes(head) + b"\xff" * 4000)
-    res = cli("cache", "clear", "--cache", str(path))
-    assert res.returncode == 0 and "removed the damaged cache" in res.stdout, res.stderr
-    assert not path.exists()
-
-
-@pytest.mark.slow  # waits out SQLite's busy timeout
-def test_a_locked_cache_is_reported_not_deleted(tmp_path: Path):
-    from pluralign.judges.cache import JudgementCache
-
-    path = tmp_path / "c.sqlite"
-    JudgementCache(path).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys, time\n"
-            f"con = sqlite3.connect({str(path)!r}, isolation_level=None)\n"
-            "con.execute('PRAGMA locking_mode=EXCLUSIVE'); con.execute('BEGIN EXCLUSIVE')\n"
-            "con.execute('INSERT INTO judgements VALUES (1, 1, 1, 1, 1, 1)')\n"
-            "print('locked', flush=True); time.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        res = run_cli("cache", "clear", "--cache", str(path), timeout=60)
-        one_line_error(res, "locked")
-        assert path.exists()
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def _targets(folder: Path, named: dict[str, str]) -> Path:
@@ -163,7 +76,7 @@ def test_two_labels_never_share_a_file():
 
 
 def test_a_password_in_the_base_url_never_appears(tmp_path: Path):
-    res = _openai_choose("http://user:hunter2pass@127.0.0.1:9/v1", "--timeout", "2")
+    res = openai_choose("http://user:hunter2pass@127.0.0.1:9/v1", "--timeout", "2")
     one_line_error(res, "unreachable")
     assert "hunter2pass" not in res.stderr + res.stdout and "***@127.0.0.1" in res.stderr
 
@@ -171,11 +84,11 @@ def test_a_password_in_the_base_url_never_appears(tmp_path: Path):
 def test_an_upstream_that_echoes_the_key_is_redacted(scripted):
     upstream, _ = scripted([("echo", 401)])
     secret = "sk-live-0123456789abcdefSECRET"
-    res = _openai_choose(upstream, env={"OPENAI_API_KEY": secret})
+    res = openai_choose(upstream, env={"OPENAI_API_KEY": secret})
     one_line_error(res, "refused the API key")
     assert secret not in res.stderr + res.stdout and "0123456789abcdef" not in res.stderr
     upstream, _ = scripted([("echo", 400)])
-    res = _openai_choose(upstream, env={"OPENAI_API_KEY": "plainkeywithoutprefix42"})
+    res = openai_choose(upstream, env={"OPENAI_API_KEY": "plainkeywithoutprefix42"})
     one_line_error(res, "answered 400")
     assert "plainkeywithoutprefix42" not in res.stderr
 
@@ -214,13 +127,13 @@ def test_redaction_covers_the_shapes_of_a_secret():
 )
 def test_upstream_faults_are_one_line(scripted, step, message):
     upstream, _ = scripted([step])
-    res = _openai_choose(upstream, "--timeout", "5")
+    res = openai_choose(upstream, "--timeout", "5")
     one_line_error(res, message)
 
 
 @pytest.mark.parametrize("url", ["http://[::1", "ftp://127.0.0.1/v1", "127.0.0.1:8000", "http://", "http://a b/v1"])
 def test_a_base_url_that_is_not_one_is_one_line(url: str):
-    one_line_error(_openai_choose(url), "--base-url")
+    one_line_error(openai_choose(url), "--base-url")
 
 
 @pytest.mark.slow  # waits out a dripping answer
@@ -229,7 +142,7 @@ def test_the_timeout_bounds_an_answer_that_drips(scripted):
 
     upstream, _ = scripted([("drip", 0.2, 60)])
     started = time.monotonic()
-    res = _openai_choose(upstream, "--timeout", "3")
+    res = openai_choose(upstream, "--timeout", "3")
     assert time.monotonic() - started < 30
     one_line_error(res, "no complete answer within 3 s")
 
@@ -365,7 +278,7 @@ def test_paths_under_a_file_or_of_the_wrong_kind_are_one_line(helpsteer2_dir: Pa
     under = a_file / "sub"
     one_line_error(_oracle(cli, helpsteer2_dir, under, "high"))
     one_line_error(cli("targets", "sample", "--attributes", "1", "--out", str(under)), str(a_file))
-    one_line_error(_openai_choose("http://127.0.0.1:9/v1", "--cache", str(under / "c.sqlite"), cache=True), str(a_file))
+    one_line_error(openai_choose("http://127.0.0.1:9/v1", "--cache", str(under / "c.sqlite"), cache=True), str(a_file))
     one_line_error(cli("report", str(helpsteer2_dir), "--out", str(under)))
     one_line_error(cli("data", "mic", str(a_file), "--out", str(under)))
     # a .lock that is a folder

@@ -1,4 +1,4 @@
-"""Issue 13: the paper's tie rule, its few-shot baseline, reasonings, scale and prompts on demand."""
+"""Fidelity to the paper: its tie rule, its few-shot baseline, reasonings, scale and prompts on demand."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 12: OpenAI Batch files, executed against a real llama_cpp.server as `vllm run-batch`
+"""The batch backend: OpenAI Batch files, executed against a real llama_cpp.server as `vllm run-batch`
 would, imported, and completed from the cache: the same decisions as the online run."""
 
 from __future__ import annotations

@@ -1,3 +1,5 @@
+"""Benchmark builders: MIC from CSVs written here, HelpSteer2 pairing, the stratified split."""
+
 import csv
 import json
 from pathlib import Path

@@ -1,11 +1,10 @@
-"""Cache, target-independent scoring, resumable runs, reports, single-pass scoring."""
+"""Evaluation runs: target-independent scoring, resumable and interruptible runs, reports, single-pass scoring."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from pluralign.data import load_benchmark
-from pluralign.errors import CacheError
 from pluralign.evaluate import evaluate
-from pluralign.judges.cache import JudgementCache
 from pluralign.methods import build_method
 from pluralign.methods.logprobs import level_distributions
 from pluralign.settings import Settings
@@ -65,43 +62,6 @@ def test_second_run_makes_no_calls_and_targets_are_independent(helpsteer2_dir: P
     assert only_a.stats.calls == 0 and only_b.stats.calls == 0  # separate runs are answered by the cache
     # union of attributes scored once: 2 attributes, not 2 + 1
     assert first.calls_saved_by_sharing == 2 * 2 * 1
-
-
-def test_corrupted_and_locked_cache(tmp_path: Path):
-    bad = tmp_path / "bad.sqlite"
-    bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(CacheError, match="not a pluralign judgement cache"):
-        JudgementCache(bad)
-    assert bad.read_bytes() == b"this is not a database" * 100  # refused, never rewritten
-    locked = tmp_path / "locked.sqlite"
-    JudgementCache(locked).close()
-    holder = sqlite3.connect(locked)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
-        from pluralign.judges.base import JudgeResult
-
-        with pytest.raises(CacheError, match="locked"):
-            cache = JudgementCache(locked, timeout=0.3)
-            cache.put("k", "b", "m", "x", JudgeResult(outputs=[{}], raw=["{}"]))
-    finally:
-        holder.rollback()
-        holder.close()
-
-
-def test_cache_cli_on_corrupted_file(tmp_path: Path, cli):
-    """A file that is not provably a pluralign cache is reported and kept (issue 17: `cache
-    clear` used to delete any file it could not open); one whose header is ours is removed."""
-    bad = tmp_path / "c.sqlite"
-    bad.write_text("garbage" * 50)
-    res = cli("cache", "stats", "--cache", str(bad))
-    assert res.returncode == 2 and "not a pluralign judgement cache" in res.stderr and "Traceback" not in res.stderr
-    res = cli("cache", "clear", "--cache", str(bad))
-    assert res.returncode == 2 and bad.read_text() == "garbage" * 50
-    ours = tmp_path / "ours.sqlite"
-    JudgementCache(ours).close()
-    ours.write_bytes(ours.read_bytes()[:100] + b"garbage" * 50)
-    res = cli("cache", "clear", "--cache", str(ours))
-    assert res.returncode == 0 and not ours.exists()
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Issue 9: deadlines, a bounded queue, cancellation and clear upstream errors in the real
+"""The service under faults: deadlines, a bounded queue, cancellation and clear upstream errors in the real
 service (`pluralign serve` in a subprocess); the judge server behind it is scripted to fail."""
 
 from __future__ import annotations

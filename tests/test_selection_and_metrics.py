@@ -1,3 +1,5 @@
+"""Selection (distances, ties) and the metrics that grade a run."""
+
 import json
 import math
 from pathlib import Path

@@ -1,3 +1,5 @@
+"""`pluralign eval`, `metrics` and `targets` on the real benchmark, without a model."""
+
 import json
 from pathlib import Path
 
