@@ -38,7 +38,7 @@ def test_oracle_high_low(helpsteer2_dir: Path, tmp_path: Path, cli):
     io_file = out / "input_output" / "high.json"
     records = json.loads(io_file.read_text())
     assert records[0]["output"]["choice_info"]["predictions"] == first["predictions"]
-    res = cli("score", str(io_file), "--target", "high", "--json")
+    res = cli("metrics", str(io_file), "--target", "high", "--json")
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)[0]["n_scored"] == 436
 
@@ -72,7 +72,7 @@ def test_sampled_targets_in_one_call_and_rescore(helpsteer2_dir: Path, targets_d
     assert res.returncode == 0, res.stderr
     saved = _results(out)["targets"]
     assert len(saved) == 50 and all(t["accuracy"] == 100.0 for t in saved)
-    res = cli("score", str(out), "--json")
+    res = cli("metrics", str(out), "--json")
     assert res.returncode == 0, res.stderr
     rescored = json.loads(res.stdout)
     assert [r["n_scored"] for r in rescored] == [t["n_scored"] for t in saved]
@@ -187,3 +187,16 @@ def test_errors_raised_inside_commands_exit_nonzero(helpsteer2_dir: Path, tmp_pa
         str(tmp_path / "r"),
     )
     assert res.returncode == 2 and "unknown metric 'cosine'" in res.stderr
+
+
+def test_the_old_name_of_metrics_still_works_and_says_so(helpsteer2_dir: Path, tmp_path: Path, cli):
+    out = tmp_path / "r"
+    assert (
+        cli(
+            "eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--limit", "3", "--out", str(out)
+        ).returncode
+        == 0
+    )
+    new, old = cli("metrics", str(out), "--json"), cli("score", str(out), "--json")
+    assert old.returncode == 0 and old.stdout == new.stdout
+    assert old.stderr.strip() == "warning: `pluralign score` is now `pluralign metrics`" and new.stderr == ""

@@ -58,7 +58,7 @@ def test_score_reads_a_corrupt_run_without_changing_it(helpsteer2_dir: Path, tmp
     lines[1] = b'{"item": 1, "target": "high", "cho\n'  # a corrupt middle line
     decisions.write_bytes(b"".join(lines))
     before = _bytes(decisions)
-    res = cli("score", str(out), "--json")
+    res = cli("metrics", str(out), "--json")
     assert res.returncode == 0, res.stderr
     assert _bytes(decisions) == before
     assert "skipped 1 unreadable line(s) (line 2)" in res.stderr and "decisions.jsonl" in res.stderr
@@ -180,14 +180,14 @@ def test_results_of_the_wrong_shape_and_out_of_range_choices(helpsteer2_dir: Pat
     assert _oracle_run(cli, helpsteer2_dir, out, "--limit", "3").returncode == 0
     results = (out / "results.json").read_text()
     (out / "results.json").write_text("[1, 2]")
-    res = cli("score", str(out))
+    res = cli("metrics", str(out))
     assert res.returncode == 2 and "expected a JSON object, found a list" in res.stderr
     (out / "results.json").write_text(results)
     lines = (out / "decisions.jsonl").read_text().splitlines()
     first = json.loads(lines[0])
     first["chosen"] = 7
     (out / "decisions.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
-    res = cli("score", str(out))
+    res = cli("metrics", str(out))
     assert res.returncode == 2 and "chosen index 7 is out of range 0..1" in res.stderr and "Traceback" not in res.stderr
 
 

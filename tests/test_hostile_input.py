@@ -48,7 +48,7 @@ def test_a_target_name_is_a_label_never_a_path(helpsteer2_dir: Path, tmp_path: P
     results = json.loads((out / "results.json").read_text())
     assert [t["name"] for t in results["targets"]] == [name]
     # the run is scored again by its label
-    again = cli("score", str(out), "--json")
+    again = cli("metrics", str(out), "--json")
     assert again.returncode == 0 and json.loads(again.stdout)[0]["name"] == name
 
 
@@ -211,7 +211,7 @@ def test_huge_numbers_in_run_files_are_skipped_lines_not_tracebacks(helpsteer2_d
         with open(out / name, "a") as handle:
             handle.write('{"item": ' + "9" * 5000 + "}\n")
             handle.write("[" * 100_000 + "\n")
-    res = cli("score", str(out))
+    res = cli("metrics", str(out))
     assert res.returncode == 0 and "Traceback" not in res.stderr and "skipped 2 unreadable" in res.stderr
     res = _oracle(cli, helpsteer2_dir, out, "high")
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow  # real models
 
 TARGET = AlignmentTarget(name="t", values={"verbosity": 1.0, "helpfulness": 0.0})
 OTHER = AlignmentTarget(name="u", values={"verbosity": 0.0})
+FEW_SHOT = {"n_examples": 2, "example_max_chars": 200}
 
 
 def _settings(bench_dir: Path, cache: Path, **kw) -> Settings:
@@ -25,8 +26,6 @@ def _settings(bench_dir: Path, cache: Path, **kw) -> Settings:
         benchmark_dir=bench_dir,
         model="smollm2-135m",
         samples=2,
-        n_examples=2,
-        example_max_chars=200,
         max_tokens=1024,
         cache_path=cache,
         n_ctx=4096,
@@ -38,11 +37,11 @@ def _settings(bench_dir: Path, cache: Path, **kw) -> Settings:
 @pytest.mark.parametrize(
     ("name", "extra"),
     [
-        ("spm", {"similarity": "embedding"}),
+        ("spm", {"similarity": "embedding", **FEW_SHOT}),
         ("spm-zeroshot", {}),
         ("regression", {}),
         ("unaligned", {"samples": 1}),
-        ("prompt-aligned", {"samples": 1}),
+        ("prompt-aligned", {"samples": 1, **FEW_SHOT}),
     ],
 )
 def test_llm_method_on_three_items(helpsteer2_dir: Path, tmp_path: Path, name: str, extra: dict):

@@ -10,6 +10,7 @@ import pytest
 
 from pluralign.attributes import DEFAULT_REGISTRY as R
 from pluralign.errors import InputError
+from pluralign.methods.spm import ZeroShotOptions
 from pluralign.probes import Probe
 from pluralign.reference import score_input_output
 from pluralign.targets import AlignmentTarget
@@ -87,7 +88,7 @@ def test_paper_tie_rule_on_hand_made_input_output(tmp_path: Path, cli):
     assert both.tolerant is not None and (both.tolerant.accuracy, both.tolerant.n_scored) == (75.0, 4)
     target_file = tmp_path / "care-half.json"
     target_file.write_text(json.dumps(CARE.values))
-    res = cli("score", str(path), "--target", str(target_file), "--ties", "tolerant", "--json")
+    res = cli("metrics", str(path), "--target", str(target_file), "--ties", "tolerant", "--json")
     assert res.returncode == 0, res.stderr
     row = json.loads(res.stdout)[0]
     assert row["accuracy"] == 60.0 and row["n_choice_ties"] == 1 and row["tolerant"]["accuracy"] == 75.0
@@ -131,7 +132,7 @@ def test_eval_reports_both_rules_on_mic_like_levels(tmp_path: Path, cli):
     # the tolerant rule also selects tolerantly: on item 4 the oracle takes response 2, which ties
     # with 3 mathematically but is 6e-17 further by the exact rule
     assert row["accuracy"] == 80.0 and row["tolerant"]["accuracy"] == 100.0
-    exact = cli("score", str(tmp_path / "run"), "--ties", "exact", "--json")
+    exact = cli("metrics", str(tmp_path / "run"), "--ties", "exact", "--json")
     assert json.loads(exact.stdout)[0]["accuracy"] == 80.0  # rescoring keeps the saved choices
 
 
@@ -173,7 +174,7 @@ def test_scale_factor_reaches_the_schema_and_the_predictions(smollm2_path: Path)
     from pluralign.api import Chooser
     from pluralign.settings import Settings
 
-    method = _comparative(Settings(scale=10, samples=1))
+    method = _comparative(ZeroShotOptions(scale=10, samples=1))
     probe = Probe(prompt="Q?", responses=["a", "b"])
     requests, _ = method.requests_for(probe, R["care"], 0)
     assert requests[0].json_schema["properties"]["A"]["properties"]["score"]["enum"] == list(range(11))
@@ -191,14 +192,13 @@ def test_scale_factor_reaches_the_schema_and_the_predictions(smollm2_path: Path)
 @pytest.mark.slow
 def test_prompts_folder_replaces_templates(tmp_path: Path, cli):
     from pluralign.prompts import PromptSet
-    from pluralign.settings import Settings
 
     folder = tmp_path / "paper_prompts"
     folder.mkdir()
     (folder / "comparative_user.j2").write_text(
         "PAPER WORDING\nQuestion:\n{{ question }}\n{% for l, t in choices.items() %}- {{ l }}: {{ t }}\n{% endfor %}"
     )
-    method = _comparative(Settings(prompts=folder, samples=1))
+    method = _comparative(ZeroShotOptions(prompts=folder, samples=1))
     requests, _ = method.requests_for(Probe(prompt="Why?", responses=["x", "y"]), R["care"], 0)
     user = requests[0].messages[-1].content
     assert user.startswith("PAPER WORDING") and "- A: x" in user

@@ -207,7 +207,7 @@ def test_expected_scores_from_token_logprobs():
 def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
     # single-pass scoring decodes greedily: a sampling temperature with it is rejected, not changed
-    with pytest.raises(Exception, match="--scoring logprobs decodes greedily"):
+    with pytest.raises(Exception, match="--estimator logprobs decodes greedily"):
         _spm(bench.path, tmp_path / "c.sqlite", estimator="logprobs", samples=None, temperature=0.7)
     method = _spm(bench.path, tmp_path / "c.sqlite", estimator="logprobs", samples=None)
     try:

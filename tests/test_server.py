@@ -80,19 +80,20 @@ BODY = {
 }
 
 
-def test_choose_score_attributes_health(server):
+def test_choose_predict_attributes_health(server):
     res = httpx.post(f"{server}/v1/choose", json=BODY, timeout=300)
     assert res.status_code == 200, res.text
     data = res.json()
     assert data["selected_index"] in (0, 1) and data["reasoning"] and len(data["predictions"]) == 2
     assert data["target"] == {"fairness": 1.0} and data["method"] == "spm-zeroshot"
-    res = httpx.post(
-        f"{server}/v1/score",
-        json={"question": BODY["question"], "responses": BODY["responses"], "attributes": ["fairness", "care"]},
-        timeout=300,
-    )
+    body = {"question": BODY["question"], "responses": BODY["responses"], "attributes": ["fairness", "care"]}
+    res = httpx.post(f"{server}/v1/predict", json=body, timeout=300)
     assert res.status_code == 200, res.text
     assert set(res.json()["predictions"][0]) == {"fairness", "care"}
+    old = httpx.post(f"{server}/v1/score", json=body, timeout=300)  # the old name still answers
+    assert old.status_code == 200 and old.headers["deprecation"] == "true"
+    assert set(old.json()["predictions"][0]) == {"fairness", "care"}
+    assert httpx.get(f"{server}/openapi.json").json()["paths"]["/v1/score"]["post"]["deprecated"] is True
     attrs = httpx.get(f"{server}/v1/attributes").json()
     assert len(attrs) == 11 and {"name", "description", "levels"} <= attrs[0].keys()
     health = httpx.get(f"{server}/healthz").json()
@@ -110,6 +111,8 @@ def test_choose_score_attributes_health(server):
         ({"responses": [f"r{i}" for i in range(11)]}, 422, "exceed the limit of 10"),
         ({"question": "x" * 20_001}, 422, "exceeds the limit of 20000"),
         ({"responses": ["y" * 600_000, "z" * 600_000]}, 413, "exceeds the limit of 1000000 bytes"),
+        ({"samples": 11}, 422, "samples: at most 10 on this service, got 11"),
+        ({"samples": "2"}, 422, "samples: Input should be a valid integer"),
     ],
 )
 def test_invalid_requests(server, change, status, message):

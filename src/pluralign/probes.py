@@ -7,9 +7,9 @@ strings, labels on [0, 1]); every entry point (files, CLI, API, service) goes th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, StrictStr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictStr, ValidationError, model_validator
 
 from pluralign.errors import InputError, validation_message
 from pluralign.strict import Number, check_text
@@ -17,29 +17,29 @@ from pluralign.strict import Number, check_text
 MIN_RESPONSES = 2
 
 
+def _responses_are_a_list(value: Any) -> Any:
+    if not isinstance(value, list):
+        raise ValueError(f"must be a list of strings, not {type(value).__name__}")
+    if len(value) < MIN_RESPONSES:
+        raise ValueError(f"need at least {MIN_RESPONSES} responses to choose between, got {len(value)}")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(check_text)]
+"""A string that can be sent to a model (no lone surrogates)."""
+Responses = Annotated[list[StrictStr], BeforeValidator(_responses_are_a_list), AfterValidator(check_text)]
+"""Two or more candidate responses, each text: what every entry point accepts."""
+
+
 class Probe(BaseModel):
     """Question, responses and, for benchmarks, per-response labels and reasonings."""
 
     model_config = ConfigDict(frozen=True)
 
-    prompt: StrictStr
-    responses: list[StrictStr]
+    prompt: Text
+    responses: Responses
     labels: list[dict[str, Number]] | None = None
     reasonings: list[dict[str, str]] | None = None
-
-    @field_validator("responses", mode="before")
-    @classmethod
-    def _responses_are_a_list(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            raise ValueError(f"must be a list of strings, not {type(value).__name__}")
-        if len(value) < MIN_RESPONSES:
-            raise ValueError(f"need at least {MIN_RESPONSES} responses to choose between, got {len(value)}")
-        return value
-
-    @field_validator("prompt", "responses")
-    @classmethod
-    def _is_text(cls, value: Any) -> Any:
-        return check_text(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Probe:

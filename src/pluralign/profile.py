@@ -35,14 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, StrictStr, ValidationError
 
 from pluralign import deadline
 from pluralign.attributes import Attribute
 from pluralign.errors import InputError, validation_message
 from pluralign.files import scan_jsonl
+from pluralign.probes import Responses, Text
 from pluralign.selection import select
-from pluralign.strict import Count, Number, check_text
+from pluralign.strict import Count, Number
 from pluralign.targets import AlignmentTarget
 
 EPSILON = 0.05
@@ -58,24 +59,10 @@ class ChoiceRecord(BaseModel):
     """One line of a choices file (``chosen`` absent in a pool)."""
 
     id: StrictStr
-    question: StrictStr
-    responses: list[StrictStr] = Field(min_length=2)
+    question: Text
+    responses: Responses
     chosen: Count | None = None
     predictions: list[dict[str, Number]] | None = None
-
-    @field_validator("responses", mode="before")
-    @classmethod
-    def _list(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            raise ValueError("must be a list of strings")
-        if len(value) < 2:
-            raise ValueError(f"need at least 2 responses, got {len(value)}")
-        return value
-
-    @field_validator("question", "responses")
-    @classmethod
-    def _is_text(cls, value: Any) -> Any:
-        return check_text(value)
 
     def check(self) -> ChoiceRecord:
         if self.chosen is not None and not 0 <= self.chosen < len(self.responses):

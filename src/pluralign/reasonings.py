@@ -21,16 +21,16 @@ from pluralign.attributes import AttributeRegistry
 from pluralign.data.benchmark import load_probes, save_probes
 from pluralign.errors import InputError
 from pluralign.files import append_jsonl, read_jsonl, repair_torn_tail
-from pluralign.judges.base import Backend, GenerationSettings, JudgeRequest
-from pluralign.options import Options, cli
+from pluralign.judges.base import AnswerOptions, Backend, GenerationSettings, JudgeRequest
+from pluralign.options import cli
 from pluralign.probes import Probe
-from pluralign.prompts import PromptSet
+from pluralign.prompts import PromptOptions, PromptSet
 
 PROGRESS = "train.reasonings.jsonl"
 SAVE_EVERY = 10
 
 
-class ReasoningOptions(Options):
+class ReasoningOptions(PromptOptions, AnswerOptions):
     """How the judge writes reasonings: greedy, one sentence (200 tokens is ample)."""
 
     temperature: float = Field(
@@ -38,18 +38,6 @@ class ReasoningOptions(Options):
     )
     max_tokens: int = Field(
         default=200, ge=16, le=4096, description="Most tokens per reasoning.", json_schema_extra=cli(group="generation")
-    )
-    max_attempts: int = Field(
-        default=3,
-        ge=1,
-        le=20,
-        description="Tries per answer before giving up on valid JSON.",
-        json_schema_extra=cli(group="generation"),
-    )
-    prompts: Path | None = Field(
-        default=None,
-        description="Folder of prompt templates that replace pluralign's (same file names).",
-        json_schema_extra=cli(group="generation"),
     )
 
 

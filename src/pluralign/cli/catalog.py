@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -86,6 +86,7 @@ def methods_cmd() -> None:
         needs = "LLM judge" if spec.needs_llm else "no LLM"
         extra = f", {spec.default_samples} sample(s) by default" if spec.needs_llm else ""
         print(f"{name:16} {spec.summary} ({needs}{extra})")
+        print(f"{'':16} options: {_flags(spec.options)}")
 
 
 def backends_cmd() -> None:
@@ -94,6 +95,14 @@ def backends_cmd() -> None:
 
     for name, spec in backends().items():
         print(f"{name:14} {spec.summary}")
+        print(f"{'':14} options: {_flags(spec.options)}")
+
+
+def _flags(model: Any) -> str:
+    """A component's own CLI flags, as `pluralign methods` and `backends` list them."""
+    from pluralign.options import fields_of, flag_of
+
+    return ", ".join(flag_of(name, info) for name, info in fields_of([model]).items()) or "none"
 
 
 @models_app.command("list")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,10 +30,23 @@ EXIT_PENDING = 3
 """``eval --backend batch``: requests were written; nothing is scored until they are imported."""
 
 
+def renamed(command: Callable[..., Any], old: str, new: str) -> Callable[..., Any]:
+    """``command`` under its old name: the same options, and a warning that names the new one."""
+
+    @functools.wraps(command)
+    def old_name(*args: Any, **kwargs: Any) -> Any:
+        say(f"warning: `pluralign {old}` is now `pluralign {new}`", style="yellow", err=True)
+        return command(*args, **kwargs)
+
+    return old_name
+
+
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
     app.command("metrics")(metrics_cmd)
-    app.command("score", hidden=True, deprecated=True)(score_cmd)
+    app.command("score", hidden=True, help="The old name of `pluralign metrics`.")(
+        renamed(metrics_cmd, "score", "metrics")
+    )
     app.command("report")(report_cmd)
 
 
@@ -167,18 +182,6 @@ def metrics_cmd(
         print(json.dumps([r.model_dump() for r in results], indent=2))
     else:
         console.print(results_table(results, f"scores of {path}"))
-
-
-def score_cmd(
-    path: Annotated[Path, typer.Argument(help="A run directory, or a reference input_output.json.")],
-    target: Annotated[list[str] | None, typer.Option(help="Target SPEC (for an input_output.json).")] = None,
-    metric: Annotated[str | None, typer.Option(help="auto, euclidean, weighted or l1 (default: the run's).")] = None,
-    ties: Annotated[str | None, typer.Option(help="exact (the paper's) or tolerant (reports both).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Deprecated name of `pluralign metrics`."""
-    say("warning: `pluralign score` is now `pluralign metrics`", style="yellow", err=True)
-    metrics_cmd(path, target, metric, ties, as_json)
 
 
 def report_cmd(

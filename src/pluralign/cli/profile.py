@@ -38,8 +38,24 @@ def _attributes(names: str | None, records: list[Any], registry: Any) -> list[An
     return list(registry.require(wanted))
 
 
-def _complete(records: list[Any], attributes: list[Any], method: str, options: dict[str, Any]) -> list[Any]:
-    """Score the records that lack predictions, loading the method only if one does."""
+AttributeNamesOpt = Annotated[str | None, typer.Option("--attributes", help="Comma-separated attributes.")]
+PredictingMethodOpt = Annotated[
+    str, typer.Option(help="Method that predicts attribute values for lines without predictions.")
+]
+
+
+def _predictor(method: str, options: dict[str, Any]) -> Any:
+    """The method's settings, checked now: an option it would not read is refused even when
+    every line already has predictions."""
+    from pluralign.methods.registry import check_applicable, method_spec
+
+    settings = settings_from_options(options)
+    check_applicable(method_spec(method), settings)
+    return settings
+
+
+def _complete(records: list[Any], attributes: list[Any], method: str, settings: Any) -> list[Any]:
+    """Predict for the records that lack predictions, loading the method only if one does."""
     from pluralign.api import Chooser, fill_predictions
     from pluralign.profile import check_predictions
 
@@ -47,7 +63,7 @@ def _complete(records: list[Any], attributes: list[Any], method: str, options: d
     check_predictions([r for r in records if r.predictions is not None], names)
     if all(r.predictions is not None for r in records):
         return records
-    chooser = Chooser(method, settings_from_options(options))
+    chooser = Chooser(method, settings)
     try:
         return fill_predictions(records, chooser, names)
     finally:
@@ -59,9 +75,9 @@ def _complete(records: list[Any], attributes: list[Any], method: str, options: d
 def fit_cmd(
     choices: Annotated[Path, typer.Option(help="JSON Lines: id, question, responses, chosen [, predictions].")],
     out: Annotated[Path, typer.Option(help="Target file to write (accepted by --target everywhere).")],
-    attributes: Annotated[str | None, typer.Option("--attributes", help="Comma-separated attributes to fit.")] = None,
+    attributes: AttributeNamesOpt = None,
     plain: Annotated[bool, typer.Option(help="Write the plain {attribute: value} form, without weights.")] = False,
-    method: Annotated[str, typer.Option(help="Method that scores lines without predictions.")] = DEFAULT_METHOD,
+    method: PredictingMethodOpt = DEFAULT_METHOD,
     as_json: Annotated[bool, typer.Option("--json", help="Print the fit as JSON.")] = False,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
@@ -70,12 +86,13 @@ def fit_cmd(
     from pluralign.files import write_json_atomic
     from pluralign.profile import fit_profile, read_choices
 
+    settings = _predictor(method, options or {})
     registry = registry_from(attributes_file)
     records = read_choices(choices)
     if not records:
         raise InputError(f"{choices} holds no choices")
     attrs = _attributes(attributes, records, registry)
-    records = _complete(records, attrs, method, options or {})
+    records = _complete(records, attrs, method, settings)
     started = time.perf_counter()
     fitted = fit_profile(attrs, records)
     seconds = time.perf_counter() - started
@@ -96,23 +113,24 @@ def fit_cmd(
 def next_cmd(
     choices: Annotated[Path, typer.Option(help="The choices so far (JSON Lines; may be empty).")],
     pool: Annotated[Path, typer.Option(help="Candidate questions (JSON Lines, same format without chosen).")],
-    attributes: Annotated[str | None, typer.Option("--attributes", help="Comma-separated attributes.")] = None,
-    method: Annotated[str, typer.Option(help="Method that scores items without predictions.")] = DEFAULT_METHOD,
+    attributes: AttributeNamesOpt = None,
+    method: PredictingMethodOpt = DEFAULT_METHOD,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Print {"id", "index"} of the pool item whose answer would tell the most."""
     from pluralign.profile import next_question, read_choices
 
+    settings = _predictor(method, options or {})
     registry = registry_from(attributes_file)
     answered = read_choices(choices)
     candidates = read_choices(pool, need_chosen=False, what="pool file")
     if not candidates:
         raise InputError(f"{pool} holds no questions")
     attrs = _attributes(attributes, answered + candidates, registry)
-    answered = _complete(answered, attrs, method, options or {})
+    answered = _complete(answered, attrs, method, settings)
     asked = {r.id for r in answered}
-    unasked = _complete([r for r in candidates if r.id not in asked], attrs, method, options or {})
+    unasked = _complete([r for r in candidates if r.id not in asked], attrs, method, settings)
     best = next_question(attrs, answered, unasked)
     index = next(i for i, r in enumerate(candidates) if r.id == best.id)
     print(json.dumps({"id": best.id, "index": index}))

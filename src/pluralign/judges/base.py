@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pluralign import deadline
 from pluralign.errors import InvalidOutputError
 from pluralign.judges import calllog
+from pluralign.options import Options, cli
 
 log = logging.getLogger("pluralign.judges")
 
@@ -48,6 +49,18 @@ class GenerationSettings(BaseModel):
     def answer_key(self) -> dict[str, Any]:
         """The settings that can change an answer (for cache keys)."""
         return self.model_dump(exclude={"max_attempts"})
+
+
+class AnswerOptions(Options):
+    """How hard the judge is pressed for a valid answer."""
+
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries per answer before giving up on valid JSON.",
+        json_schema_extra=cli(group="generation"),
+    )
 
 
 class JudgeRequest(BaseModel):

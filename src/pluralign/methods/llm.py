@@ -6,23 +6,22 @@ import copy
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from pluralign.attributes import Attribute
 from pluralign.errors import JudgeError
-from pluralign.judges.base import Backend, GenerationSettings, JudgeResult
+from pluralign.judges.base import AnswerOptions, Backend, GenerationSettings, JudgeResult
 from pluralign.methods.base import CallStats, Judgement, Method
 from pluralign.options import Options, cli
-from pluralign.prompts import REASONING_MAX, SCALE, PromptSet
+from pluralign.prompts import REASONING_MAX, SCALE, PromptOptions, PromptSet
 
 DEFAULT_TEMPERATURE = 0.7
 Estimator = Literal["sample", "logprobs"]
 
 
-class LLMOptions(Options):
+class LLMOptions(PromptOptions, AnswerOptions):
     """What every method that asks the judge reads."""
 
     default_samples: ClassVar[int] = 1
@@ -45,18 +44,6 @@ class LLMOptions(Options):
     )
     max_tokens: int = Field(
         default=1024, ge=16, le=32_768, description="Most tokens per answer.", json_schema_extra=cli(group="generation")
-    )
-    max_attempts: int = Field(
-        default=3,
-        ge=1,
-        le=20,
-        description="Tries per answer before giving up on valid JSON.",
-        json_schema_extra=cli(group="generation"),
-    )
-    prompts: Path | None = Field(
-        default=None,
-        description="Folder of prompt templates that replace pluralign's (same file names).",
-        json_schema_extra=cli(group="generation"),
     )
 
     def mode(self, backend_default: Estimator) -> Estimator:
@@ -123,7 +110,7 @@ def rotations(n_responses: int, n_passes: int, seed: int, attribute: str) -> lis
 
 
 @dataclass
-class Scores:
+class JudgementParts:
     """What a scoring method gathers for one probe, attribute by attribute, before it
     becomes a :class:`Judgement`."""
 

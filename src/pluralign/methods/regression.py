@@ -8,7 +8,7 @@ from pluralign import prompts
 from pluralign.attributes import Attribute
 from pluralign.judges.base import JudgeRequest, JudgeResult
 from pluralign.methods.base import Judgement
-from pluralign.methods.llm import EstimatorOptions, LLMMethod, Scores
+from pluralign.methods.llm import EstimatorOptions, JudgementParts, LLMMethod
 from pluralign.methods.logprobs import level_distributions
 from pluralign.methods.registry import MethodSpec, register_method
 from pluralign.methods.spm import TOP_LOGPROBS
@@ -46,7 +46,7 @@ class PerResponseRegression(LLMMethod):
                 )
                 batch.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         results = self.backend.generate(batch)
-        out = Scores(n)
+        out = JudgementParts(n)
         pos = 0
         for attribute in attributes:
             rows = []

@@ -16,7 +16,15 @@ from pluralign.attributes import Attribute
 from pluralign.icl import ExampleSelector, FewShotOptions
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.methods.base import Judgement
-from pluralign.methods.llm import Estimator, EstimatorOptions, LLMMethod, Scores, ShuffleOptions, rotations, shuffles
+from pluralign.methods.llm import (
+    Estimator,
+    EstimatorOptions,
+    JudgementParts,
+    LLMMethod,
+    ShuffleOptions,
+    rotations,
+    shuffles,
+)
 from pluralign.methods.logprobs import level_distributions
 from pluralign.methods.registry import MethodSpec, Resources, register_method
 from pluralign.probes import Probe
@@ -115,7 +123,7 @@ class ComparativeRegression(LLMMethod):
             batch.extend(requests)  # samples of one attribute stay adjacent: prefix reuse
             plan.append((attribute, orders))
         results = self.backend.generate(batch)
-        out = Scores(n)
+        out = JudgementParts(n)
         pos = 0
         for attribute, orders in plan:
             per_sample = []

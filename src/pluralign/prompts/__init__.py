@@ -34,14 +34,27 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from pydantic import Field
 
 from pluralign.attributes import Attribute
 from pluralign.errors import InputError
 from pluralign.judges.base import ChatMessage
+from pluralign.options import Options, cli
 from pluralign.targets import AlignmentTarget
 
 SCALE = 100
 """Scores are asked on 0..SCALE and divided by it (the paper: 100)."""
+
+
+class PromptOptions(Options):
+    """Which wording the judge is asked in."""
+
+    prompts: Path | None = Field(
+        default=None,
+        description="Folder of prompt templates that replace pluralign's (same file names).",
+        json_schema_extra=cli(group="generation"),
+    )
+
 
 LETTERS = string.ascii_uppercase
 REASONING_MAX = 512

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from pydantic import BaseModel, Field, StrictStr, field_validator
+from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import Chooser, ChooseResult
+from pluralign.probes import Responses, Text
 from pluralign.server.state import ServiceState, check_probe, chooser, state
 from pluralign.strict import Count
 from pluralign.targets import target_from_data
@@ -17,17 +18,10 @@ router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
 class _Probe(BaseModel):
-    question: StrictStr = Field(min_length=1)
-    responses: list[StrictStr]
+    question: Text = Field(min_length=1)
+    responses: Responses
     seed: Count = 0
     samples: Count | None = Field(default=None, ge=1)
-
-    @field_validator("responses", mode="before")
-    @classmethod
-    def _at_least_two(cls, value: Any) -> Any:
-        if isinstance(value, list) and len(value) < 2:
-            raise ValueError(f"need at least 2 responses to choose between, got {len(value)}")
-        return value
 
 
 class ChooseRequest(_Probe):
