@@ -6,7 +6,6 @@ line start fast and a Ctrl-C during start-up is handled before heavy libraries l
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,13 +45,22 @@ __all__ = [
     "select",
 ]
 
-try:
-    __version__ = version("pluralign")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pluralign")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0"
 
 
 def __getattr__(name: str) -> Any:
+    """Public names and ``__version__`` load on first use (a CLI start needs neither)."""
+    if name == "__version__":
+        value: Any = _version()
+        globals()[name] = value
+        return value
     if name in _PUBLIC:
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
         globals()[name] = value

@@ -13,12 +13,13 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from pluralign.errors import ModelNotFoundError
 from pluralign.home import home
+
+if TYPE_CHECKING:  # numpy loads when used, not by every CLI start
+    import numpy as np
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 _lock = threading.Lock()
@@ -68,6 +69,8 @@ def _cache_file(name: str, texts: Sequence[str]) -> Path:
 
 def embed(texts: Sequence[str], name: str = DEFAULT_EMBEDDER, cache: bool = True) -> np.ndarray:
     """Unit-normalised embeddings; a set of texts seen before is read from disk."""
+    import numpy as np
+
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
     path = _cache_file(name, texts)

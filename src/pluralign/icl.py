@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import numpy as np
 from pydantic import Field
 
 from pluralign import prompts
@@ -108,6 +107,8 @@ class EmbeddingIndex:
         self._vectors = embed(texts, model)
 
     def rank(self, query: str) -> list[int]:
+        import numpy as np
+
         from pluralign.embeddings import embed
 
         q = embed([query], self._model, cache=False)[0]
@@ -127,6 +128,8 @@ class BM25Index:
         self._bm25 = BM25Okapi([_TOKEN.findall(t.lower()) or ["_"] for t in texts])
 
     def rank(self, query: str) -> list[int]:
+        import numpy as np
+
         scores = self._bm25.get_scores(_TOKEN.findall(query.lower()) or ["_"])
         return [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
 

@@ -15,8 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import numpy as np
-
 from pluralign.errors import InputError
 from pluralign.targets import AlignmentTarget
 
@@ -83,6 +81,8 @@ def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | 
         raise InputError(
             f"a vector of {len(values)} values is compared with a target of {len(target.values)} attributes"
         )
+    import numpy as np  # loaded on the first distance, not by every CLI start
+
     goal = np.array(list(target.values.values()), dtype=np.float64)
     diff = goal - np.array(values, dtype=np.float64)
     if metric == Metric.auto:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field
 
 from pluralign import deadline
@@ -132,6 +131,8 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
     except (ValueError, RecursionError) as exc:  # a number of thousands of digits, nesting too deep
         raise ValueError(f"not usable JSON ({' '.join(str(exc).split())[:100]})") from None
+    import jsonschema  # loaded on the first answer, not by every CLI start
+
     try:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as exc:

@@ -8,7 +8,6 @@ are not valid JSON for the schema are re-asked.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import itertools
 import json
@@ -19,9 +18,8 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import Field
 
 from pluralign import deadline
@@ -39,6 +37,11 @@ from pluralign.options import Options, cli
 from pluralign.redact import redact, register_secret, shorten
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+
+if TYPE_CHECKING:  # httpx and asyncio load when the backend sends, not when the CLI reads its options
+    import asyncio
+
+    import httpx
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 _CTX_PATTERNS = (
@@ -71,6 +74,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 def check_base_url(url: str) -> str:
     """A base URL httpx can use (http or https with a host), or a one-line error; the URL is
     shown without its user and password."""
+    import httpx
+
     try:
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
@@ -177,6 +182,8 @@ def _text(response: httpx.Response) -> str:
 
 async def _post_bounded(client: httpx.AsyncClient, url: str, body: dict[str, Any], timeout: float) -> httpx.Response:
     """POST with the answer read in chunks, refused past MAX_RESPONSE_BYTES."""
+    import httpx
+
     async with client.stream("POST", url, json=body, timeout=timeout) as response:
         chunks: list[bytes] = []
         size = 0
@@ -264,6 +271,10 @@ class OpenAIBackend:
         return chat_body(self.model, request, seed, mode)
 
     async def _post(self, client: httpx.AsyncClient, request: JudgeRequest, seed: int) -> RawAnswer:
+        import asyncio
+
+        import httpx
+
         last = ""
         for attempt in range(self.max_retries + 1):
             deadline.check()
@@ -323,6 +334,8 @@ class OpenAIBackend:
         """POST and read the whole answer within ``timeout`` seconds overall (httpx's own
         timeout is per read, which a server that drips bytes never trips), abandoned as soon
         as the current deadline passes or its request is cancelled."""
+        import asyncio
+
         # httpx's own per-read timeout a little earlier than the overall bound, so a server that
         # sends nothing is reported as httpx's ReadTimeout and one that drips as the overall bound
         per_read = max(0.05, timeout * 0.9) if timeout >= self.timeout else timeout
@@ -359,6 +372,10 @@ class OpenAIBackend:
     async def _run(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """All requests of a batch (every sample of every attribute of an item) go out
         together, bounded by ``concurrency`` per server."""
+        import asyncio
+
+        import httpx
+
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         limits = httpx.Limits(max_connections=self.concurrency * len(self.base_urls))
         sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
@@ -366,6 +383,8 @@ class OpenAIBackend:
             return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        import asyncio
+
         if not requests:
             return []
         return asyncio.run(self._run(requests))

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 from pydantic import Field
 
 from pluralign.attributes import Attribute
@@ -24,12 +23,17 @@ from pluralign.options import cli
 from pluralign.probes import Probe
 from pluralign.targets import AlignmentTarget
 
+if TYPE_CHECKING:  # numpy loads when used, not by every CLI start
+    import numpy as np
+
 
 def _text(prompt: str, response: str) -> str:
     return f"Question: {prompt}\nResponse: {response}"
 
 
 def _features(vectors: np.ndarray, responses: Sequence[str]) -> np.ndarray:
+    import numpy as np
+
     # Length matters (it predicts HelpSteer2 verbosity well); the embedding alone hides it.
     lengths = np.array([[math.log1p(len(r)) / 10.0] for r in responses], dtype=np.float32)
     return np.hstack([vectors, lengths, np.ones((len(responses), 1), dtype=np.float32)])
@@ -80,6 +84,8 @@ class EmbeddingRegressor(Method):
         }
 
     def _fit(self, attribute: str) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
         mask = np.array([attribute in lab for lab in self._labels])
         if not mask.any():
             raise InputError(f"the train set has no labels for {attribute}")
@@ -88,6 +94,8 @@ class EmbeddingRegressor(Method):
         return x, y
 
     def _predict(self, attribute: str, feats: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         x, y = self._fit(attribute)
         if self.kind == "knn":
             sims = feats[:, :-2] @ x[:, :-2].T
@@ -102,6 +110,8 @@ class EmbeddingRegressor(Method):
     def judge(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
     ) -> Judgement:
+        import numpy as np
+
         feats = _features(
             embed([_text(probe.prompt, r) for r in probe.responses], self.embedder, cache=False), probe.responses
         )
