@@ -258,9 +258,9 @@ def test_a_new_backend_with_its_own_option_is_one_file(tmp_path: Path, monkeypat
     try:
         assert "echo" in BACKENDS.all()
         assert any("echo_letter" in model.model_fields for model in components())
-        settings = make_settings({"backend": "echo", "echo_letter": "B", "cache": False})
-        chooser = Chooser("unaligned", settings)
-        assert chooser.choose("q", ["x", "y"], {"care": 1.0}).selected_index == 1
+        namespace: dict = {}
+        exec(compile(_readme_block("tests/test_judges_echo.py"), "README test", "exec"), namespace)
+        namespace["test_echo_picks_its_letter"]()  # the README's own test of the example
         with pytest.raises(
             InputError, match="--echo-letter does not apply to --method unaligned with --backend llamacpp"
         ):
