@@ -4,6 +4,7 @@ attributes, one target each) over several seeds, and the demo example over 10 se
 
     python bench/clear_cut.py                       # the default configuration of `pluralign choose`
     python bench/clear_cut.py --samples 3 --seeds 3 --out bench/results/clear_cut_before.json
+    python bench/clear_cut.py --icl-rule fixed --seeds 1 --demo-seeds 1 --cache /tmp/c.sqlite
 
 Prints the share of right choices per seed and overall, and how often the demo is right.
 Answers go through a judgement cache of their own (bench/runs/clear_cut.sqlite), so an
@@ -53,6 +54,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--estimator", default=None)
     parser.add_argument("--prompts", type=Path, default=None)
+    parser.add_argument(
+        "--icl-rule",
+        default=None,
+        help="levels (similarity, the paper's) or fixed (the same examples for every question)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--demo-seeds", type=int, default=10)
@@ -63,7 +69,12 @@ def main() -> None:
     options = {
         k: v
         for k, v in dict(
-            model=args.model, samples=args.samples, estimator=args.estimator, prompts=args.prompts, threads=args.threads
+            model=args.model,
+            samples=args.samples,
+            estimator=args.estimator,
+            prompts=args.prompts,
+            threads=args.threads,
+            icl_rule=args.icl_rule,
         ).items()
         if v is not None
     }

@@ -110,3 +110,72 @@ def test_model_resolution_errors(tmp_path):
         resolve_gguf(str(tmp_path / "missing.gguf"))
     with pytest.raises(ModelNotFoundError, match="unknown model"):
         resolve_gguf("no-such-model")
+
+
+PROBES = [
+    ("examples/neighbour.json", {"care": 0.9, "authority": 0.2}),
+    ("A friend asks me to read her essay tonight. What should I say?", {"care": 1.0}),
+    ("My manager wants the report by Friday. How should I reply?", {"authority": 1.0, "care": 0.3}),
+]
+
+
+def _probe(spec: str) -> tuple[str, list[str]]:
+    import json
+
+    from support import ROOT
+
+    demo = json.loads((ROOT / "examples" / "neighbour.json").read_text())
+    return (demo["question"], demo["responses"]) if spec.endswith(".json") else (spec, demo["responses"])
+
+
+@pytest.mark.parametrize("rule", ["fixed", "levels"])
+def test_a_restored_prefix_gives_the_decision_computed_from_scratch(smollm2_path, tmp_path, rule: str):
+    """Same choice, predictions within 0.02, whether the state after the examples is read
+    afresh, restored from memory, or restored from disk by a new backend (a new process)."""
+    from pluralign.api import Chooser
+    from pluralign.settings import make_settings
+
+    def run(prefix_cache: bool) -> tuple[list, object]:
+        settings = make_settings(
+            {
+                "model": str(smollm2_path),
+                "cache": False,
+                "n_ctx": 4096,
+                "icl_rule": rule,
+                "similarity": "bm25",
+                "prefix_cache": prefix_cache,
+                "prefix_dir": tmp_path / "prefixes",
+            }
+        )
+        chooser = Chooser("spm", settings)
+        try:
+            out = [chooser.choose(*_probe(q), target) for q, target in PROBES]
+            return out, chooser.method.backend.prefixes  # type: ignore[attr-defined]
+        finally:
+            chooser.close()
+
+    scratch, none = run(False)
+    assert none is None and not (tmp_path / "prefixes").exists()
+    first, store = run(True)  # computes each prefix once, then restores it from memory
+    again, fresh = run(True)  # a new backend: memory empty, states come from disk
+    assert store.stats.stored >= 1 and fresh.stats.disk_hits >= 1 and fresh.stats.stored == 0
+    if rule == "fixed":  # the same examples for every question: one state per attribute, reused
+        assert store.stats.memory_hits >= 1
+    for a, b, c in zip(scratch, first, again, strict=True):
+        assert a.selected_index == b.selected_index == c.selected_index
+        for pa, pb, pc in zip(a.predictions, b.predictions, c.predictions, strict=True):
+            for name in pa:
+                assert abs(pa[name] - pb[name]) <= 0.02 and abs(pa[name] - pc[name]) <= 0.02, (name, pa, pb, pc)
+
+
+def test_no_cache_keeps_the_prefix_store_and_its_own_flag_turns_it_off(smollm2_path, tmp_path, cli):
+    from support import CHOOSE_ARGS
+
+    env = {"PLURALIGN_HOME": str(tmp_path / "home")}
+    common = [*CHOOSE_ARGS, "--method", "spm-zeroshot", "--model", str(smollm2_path), "--n-ctx", "2048"]
+    res = cli(*common, "--no-cache", "--no-prefix-cache", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert not (tmp_path / "home" / "prefixes").exists()
+    res = cli(*common, "--no-cache", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    assert list((tmp_path / "home" / "prefixes").glob("*.prefix"))

@@ -97,6 +97,25 @@ def test_icl_rules_and_limits():
     assert ExampleSelector(_bank(), index="bm25").select(R["verbosity"], "x", ["a", "b"]) == []
 
 
+def test_the_fixed_rule_gives_every_question_the_same_examples_in_the_same_order():
+    from pluralign.icl import FewShotOptions
+
+    bank = builtin_bank()
+    fixed = ExampleSelector(bank, index="embedding", rule="fixed")
+    assert fixed._built is None  # never ranks: the embedding model is not even loaded
+    for attribute in (R["care"], R["verbosity"], R["sanctity"]):
+        first = fixed.select(attribute, "How do I fix a flat tyre?", ["a", "b"])
+        second = fixed.select(attribute, "Should I lend my brother money?", ["x", "y", "z"])
+        assert [e.source for e in first] == [e.source for e in second] and first
+        assert [e.user for e in first] == [e.user for e in second]
+        levels = [min(e.scores) for e in first]
+        assert {s for e in first for s in e.scores} == {round(v * 100) for v in attribute.level_values()}
+        assert levels == sorted(levels)
+    assert FewShotOptions().rule_for(builtin_bank=True) == "fixed"
+    assert FewShotOptions().rule_for(builtin_bank=False) == "levels"
+    assert FewShotOptions(icl_rule="levels").rule_for(builtin_bank=True) == "levels"
+
+
 def test_icl_uses_stored_reasonings(helpsteer2_dir):
     bench = load_benchmark(helpsteer2_dir)
     selector = ExampleSelector(bench.train[:60], index="bm25")

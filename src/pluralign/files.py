@@ -50,6 +50,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file beside ``path``, fsync, then rename over it: a reader sees the
     old file or the new one, never half of it. A new file gets the usual 0644 permissions
     (an existing file keeps its own), not the 0600 of a temporary file."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """:func:`write_text_atomic` for bytes."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder; name a file to write")
@@ -61,8 +66,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -28,7 +28,7 @@ from pluralign.selection import select
 from pluralign.targets import AlignmentTarget
 
 IndexKind = Literal["embedding", "bm25", "random"]
-SelectionRule = Literal["levels", "top"]
+SelectionRule = Literal["levels", "top", "fixed"]
 
 
 class ExampleOptions(Options):
@@ -62,11 +62,20 @@ class ExampleSelectionOptions(ExampleOptions):
 class FewShotOptions(ExampleSelectionOptions):
     """The few-shot rule of comparative regression."""
 
-    icl_rule: SelectionRule = Field(
-        default="levels",
-        description="levels: the most similar example per score level (the paper); top: the most similar.",
+    icl_rule: Literal["auto", "levels", "top", "fixed"] = Field(
+        default="auto",
+        description="levels: the most similar example per score level (the paper); top: the most similar; "
+        "fixed: the bank's first example per score level, the same for every question (so the judge's state "
+        "after the examples is reused across decisions); auto: fixed with pluralign's own example bank (as "
+        "accurate on the clear-cut probes and twice as fast, docs/results.md), levels with a benchmark's or "
+        "your --examples.",
         json_schema_extra=cli(group="examples"),
     )
+
+    def rule_for(self, builtin_bank: bool) -> SelectionRule:
+        if self.icl_rule != "auto":
+            return self.icl_rule
+        return "fixed" if builtin_bank else "levels"
 
 
 def probe_text(prompt: str, responses: Sequence[str]) -> str:
@@ -174,18 +183,27 @@ class ExampleSelector:
         self.max_chars = max_chars
         self.scale = scale
         self.prompts = prompt_set
-        self.index_kind = index
-        texts = [probe_text(p.prompt, p.responses) for p in self.probes]
-        self._index: SimilarityIndex
-        if index == "embedding":
-            self._index = EmbeddingIndex(texts)
-        elif index == "bm25":
-            self._index = BM25Index(texts)
-        elif index == "random":
-            self._index = RandomIndex(len(texts), seed)
-        else:
+        if index not in ("embedding", "bm25", "random"):
             raise InputError(f"unknown similarity {index!r} (embedding, bm25 or random)")
+        self.index_kind = index
+        self._seed = seed
+        self._built: SimilarityIndex | None = None
+        if rule != "fixed":
+            self._build_index()  # loaded now (the embedding model takes seconds), not in the first decision
         self._cache: dict[tuple[str, int], Example | None] = {}
+
+    def _build_index(self) -> SimilarityIndex:
+        """The similarity index; the ``fixed`` rule never ranks for comparative examples, so it
+        builds one only if the prompt-aligned examples ask for it."""
+        if self._built is None:
+            texts = [probe_text(p.prompt, p.responses) for p in self.probes]
+            if self.index_kind == "embedding":
+                self._built = EmbeddingIndex(texts)
+            elif self.index_kind == "bm25":
+                self._built = BM25Index(texts)
+            else:
+                self._built = RandomIndex(len(texts), self._seed)
+        return self._built
 
     def config(self) -> dict[str, Any]:
         return {
@@ -226,11 +244,12 @@ class ExampleSelector:
 
     def select(self, attribute: Attribute, prompt: str, responses: Sequence[str]) -> list[Example]:
         """Examples for one query: per score level (lowest first) the most similar example
-        that has it, as the paper does.
+        that has it, as the paper does (``fixed``: the first in the bank's order, whatever the
+        query, so the prompt's beginning is the same in every decision).
 
         Items whose question equals the query's are never used (no leakage of the query).
         """
-        order = self._ranked(prompt, responses)
+        order = list(range(len(self.probes))) if self.rule == "fixed" else self._ranked(prompt, responses)
         candidates = [
             ex for i in order if self.probes[i].prompt != prompt and (ex := self._example(attribute, i)) is not None
         ]
@@ -250,7 +269,7 @@ class ExampleSelector:
         return chosen
 
     def _ranked(self, prompt: str, responses: Sequence[str]) -> list[int]:
-        return self._index.rank(probe_text(prompt, responses))
+        return self._build_index().rank(probe_text(prompt, responses))
 
     def select_choices(
         self, target: AlignmentTarget, prompt: str, responses: Sequence[str], count: int = 5

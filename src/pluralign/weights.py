@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pluralign.errors import ModelNotFoundError
+from pluralign.errors import InputError, ModelNotFoundError
+from pluralign.files import write_text_atomic
 from pluralign.home import home
 
 
@@ -168,3 +170,31 @@ def resolve_gguf(model: str) -> Path:
 def _looks_like_hub_id(model: str) -> bool:
     parts = model.split("/")
     return len(parts) == 2 and all(parts) and not model.startswith((".", "/", "~"))
+
+
+def file_digest(path: Path) -> str:
+    """A model file's sha256: the catalog's for a packaged model (verified when it was
+    assembled), else computed once and remembered by path, size and modification time."""
+    path = path.resolve()
+    stat = path.stat()
+    for model in MODELS.values():
+        if model.sha256 and path.name == model.filename and stat.st_size == model.size:
+            return model.sha256
+    memo = home() / "model-digests.json"
+    key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known, dict) and isinstance(known.get(key), str):
+        return str(known[key])
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    known = {**(known if isinstance(known, dict) else {}), key: digest.hexdigest()}
+    try:
+        write_text_atomic(memo, json.dumps(known))
+    except InputError:
+        pass  # remembering is a saving, not a need
+    return digest.hexdigest()

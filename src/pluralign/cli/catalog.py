@@ -128,20 +128,36 @@ def models_fetch(
     print(models.fetch(name, force=force))
 
 
+PrefixDirOpt = Annotated[
+    Path | None, typer.Option("--prefixes", help="Folder of the prefix store (default: pluralign's home).")
+]
+
+
 @cache_app.command("stats")
-def cache_stats(cache: CacheFileOpt = None) -> None:
-    """How many judgements the cache holds, per backend, model and method."""
+def cache_stats(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> None:
+    """How many judgements the cache holds, per backend, model and method; and the prefix store."""
+    from pluralign.judges import prefixes as prefix_store
     from pluralign.judges.cache import JudgementCache, default_cache_path
 
     stats = JudgementCache(cache or default_cache_path()).stats()
     say(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB")
     for row in stats["by_model"]:
         say(f"  {row['backend']} {row['model']} {row['method']}: {row['entries']}")
+    p = prefix_store.disk_stats(prefixes)
+    say(f"{p.path}: {p.entries} prefix states, {p.bytes / 1e6:.1f} MB, {p.hits} hits")
 
 
 @cache_app.command("clear")
-def cache_clear(cache: CacheFileOpt = None) -> None:
-    """Delete every cached judgement."""
+def cache_clear(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> None:
+    """Delete every cached judgement, and the prefix store's states."""
+    from pluralign.judges import prefixes as prefix_store
+
+    _clear_judgements(cache)
+    folder = prefixes or prefix_store.default_dir()
+    say(f"cleared {prefix_store.clear(folder)} prefix states from {folder}")
+
+
+def _clear_judgements(cache: Path | None) -> None:
     from pluralign.errors import CacheError, CacheLockedError, NotACacheError
     from pluralign.judges.cache import JudgementCache, default_cache_path, proven_own
 

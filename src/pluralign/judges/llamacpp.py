@@ -14,6 +14,7 @@ scores are): one single-token decode per such position, on the KV cache already 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -35,14 +36,29 @@ from pluralign.judges.base import (
     Usage,
     generate_valid,
 )
+from pluralign.judges.prefixes import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES, PrefixStore, environment_key
+from pluralign.judges.prefixes import default_dir as default_prefix_dir
 from pluralign.options import Options, cli
-from pluralign.weights import resolve_gguf
+from pluralign.weights import file_digest, resolve_gguf
 
 # llama.cpp's JSON-schema grammar lets raw control characters into strings, which strict
 # JSON rejects; tighten its "char" rule instead of re-asking.
 _CHAR_RULE = 'char ::= [^"\\\\] |'
 _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x00-\\x1F\\x7F] |'
 _CONTEXT_RE = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+MIN_PREFIX_TOKENS = 32
+"""Shorter shared beginnings are read again: a state costs more to store than they cost to read."""
+log = logging.getLogger("pluralign.judges")
+
+
+def _common(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens two sequences share."""
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 def schema_to_grammar_text(schema: dict[str, Any]) -> str:
@@ -66,6 +82,15 @@ class LlamaCppOptions(Options):
     gpu_layers: int = Field(
         default=0, ge=-1, description="Layers offloaded to a GPU (a CUDA build; -1: all).", json_schema_extra=cli()
     )
+    prefix_cache: bool = Field(
+        default=True,
+        description="Do not keep the model's state after the shared beginning of a prompt (system message and "
+        "examples) in memory and on disk: read every prompt whole. A restored prefix changes no answer.",
+        json_schema_extra=cli("--no-prefix-cache", invert=True),
+    )
+    prefix_dir: Path | None = Field(default=None, description="Folder of the on-disk prefix store (default: home).")
+    prefix_memory_bytes: int = Field(default=DEFAULT_MEMORY_BYTES, ge=0, description="Prefix states kept in memory.")
+    prefix_disk_bytes: int = Field(default=DEFAULT_DISK_BYTES, ge=0, description="Prefix states kept on disk.")
 
 
 class LlamaCppBackend:
@@ -101,6 +126,9 @@ class LlamaCppBackend:
             path = resolve_gguf(model)
             self._llm = Llama(model_path=str(path), **kwargs)
         self._check_deadline_per_token()
+        self.prefixes = self._prefix_store(options)
+        self._prompt: tuple[bytes, bool, str] | None = None
+        self._record_prompts()
         self._grammars: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.n_ctx = n_ctx
@@ -119,6 +147,89 @@ class LlamaCppBackend:
             return evaluate(tokens)
 
         self._llm.eval = checked_eval  # type: ignore[method-assign]
+
+    # -- prefix states -------------------------------------------------------------------------
+    def _prefix_store(self, options: LlamaCppOptions) -> PrefixStore | None:
+        if not options.prefix_cache:
+            return None
+        identity = f"{file_digest(Path(self._llm.model_path))}; {environment_key()}; kv f16"
+        folder = options.prefix_dir or default_prefix_dir()
+        return PrefixStore(identity, folder, options.prefix_memory_bytes, options.prefix_disk_bytes)
+
+    def _record_prompts(self) -> None:
+        """Remember the text of the prompt the chat template renders (llama-cpp-python
+        tokenizes it just before generating), so that the shared prefix can be found in it."""
+        tokenize = self._llm.tokenize
+        generate = self._llm.generate
+
+        def recording_tokenize(text: bytes, add_bos: bool = True, special: bool = False) -> Any:
+            if self._prompt is not None and not self._prompt[0]:
+                self._prompt = (text, add_bos, self._prompt[2])
+            return tokenize(text, add_bos, special)
+
+        def prefixed_generate(tokens: Any, *args: Any, **kwargs: Any) -> Any:
+            tokens = list(tokens)
+            if self.prefixes is not None and self._prompt is not None:
+                self._use_prefix(tokens, *self._prompt)
+            self._prompt = None
+            return generate(tokens, *args, **kwargs)
+
+        self._llm.tokenize = recording_tokenize  # type: ignore[method-assign]
+        self._llm.generate = prefixed_generate  # type: ignore[method-assign]
+
+    def _use_prefix(self, tokens: list[int], text: bytes, add_bos: bool, last: str) -> None:
+        """Before ``tokens`` are read: restore the state after their shared prefix (everything
+        up to the last message), or compute it once and keep it."""
+        assert self.prefixes is not None
+        cut = text.rfind(last.encode("utf-8")) if last else -1
+        if cut <= 0:
+            return
+        head = self._tokenize_plain(text[:cut], add_bos)
+        n = min(_common(head, tokens), len(tokens) - 1)  # at least one token is read fresh
+        if n < MIN_PREFIX_TOKENS:
+            return
+        prefix = tokens[:n]
+        llm = self._llm
+        have = _common([int(t) for t in llm.input_ids[: llm.n_tokens]], prefix)
+        if have >= n:
+            self.prefixes.stats.in_context += 1  # already in the context (the previous prompt shared it)
+            return
+        data = self.prefixes.get(prefix)
+        if data is not None and self._restore(prefix, data):
+            return
+        llm.n_tokens = have
+        llm.eval(prefix[have:])
+        self.prefixes.put(prefix, self._state())
+
+    def _tokenize_plain(self, text: bytes, add_bos: bool) -> list[int]:
+        return list(self._llm.__class__.tokenize(self._llm, text, add_bos, True))
+
+    def _state(self) -> bytes:
+        import ctypes
+
+        import llama_cpp
+
+        ctx = self._llm.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
+        return bytes(memoryview(buffer)[:written])
+
+    def _restore(self, prefix: list[int], data: bytes) -> bool:
+        import ctypes
+
+        import llama_cpp
+
+        llm = self._llm
+        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm.ctx), -1, 0, -1)
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(data), 0) != len(data):
+            log.warning("prefix store: a stored state did not load; computing the prefix again")
+            llm.n_tokens = 0
+            return False
+        llm.input_ids[: len(prefix)] = prefix
+        llm.n_tokens = len(prefix)
+        return True
 
     @property
     def llama(self) -> Any:
@@ -167,6 +278,7 @@ class LlamaCppBackend:
     def _complete(self, request: JudgeRequest, seed: int) -> RawAnswer:
         settings = request.settings
         deadline.check()
+        self._prompt = (b"", True, request.messages[-1].content if len(request.messages) > 1 else "")
         try:
             out: Any = self._llm.create_chat_completion(
                 messages=self._messages(request.messages),  # type: ignore[arg-type]

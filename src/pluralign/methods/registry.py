@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pluralign.options import NoOptions, Options, validate
@@ -73,10 +74,16 @@ class Resources:
         if options.examples is not None:
             path = options.examples
             return load_probes(path / "train.json" if path.is_dir() else path)
+        bench = self._benchmark_train()
+        return load_probes(bench) if bench is not None else builtin_bank()
+
+    def uses_builtin_bank(self, options: ExampleOptions) -> bool:
+        """Whether the examples are pluralign's own bank (no --examples, no benchmark)."""
+        return options.examples is None and self._benchmark_train() is None
+
+    def _benchmark_train(self) -> Path | None:
         bench = self.settings.benchmark_dir
-        if bench is not None and (bench / "train.json").exists():
-            return load_probes(bench / "train.json")
-        return builtin_bank()
+        return bench / "train.json" if bench is not None and (bench / "train.json").exists() else None
 
 
 METHODS: Registry[MethodSpec] = Registry(

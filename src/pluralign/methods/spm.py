@@ -168,7 +168,7 @@ def _build(options: SpmOptions, res: Resources) -> ComparativeRegression:
     selector = ExampleSelector(
         res.train_probes(options),
         index=options.similarity,
-        rule=options.icl_rule,
+        rule=options.rule_for(res.uses_builtin_bank(options)),
         max_examples=options.n_examples,
         max_chars=options.example_max_chars,
         scale=options.scale,
