@@ -93,6 +93,10 @@ def test_env_var_benchmark(helpsteer2_dir: Path, tmp_path: Path, cli):
     assert _results(tmp_path / "e")["n_items"] == 20
 
 
+def _oracle_eval(cli, bench: Path, target: Path, out: Path):
+    return cli("eval", "--benchmark", str(bench), "--method", "oracle", "--target", str(target), "--out", str(out))
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -105,17 +109,7 @@ def test_env_var_benchmark(helpsteer2_dir: Path, tmp_path: Path, cli):
 def test_bad_targets_one_line(helpsteer2_dir: Path, tmp_path: Path, cli, content: str, message: str):
     target = tmp_path / "t.json"
     target.write_text(content)
-    res = cli(
-        "eval",
-        "--benchmark",
-        str(helpsteer2_dir),
-        "--method",
-        "oracle",
-        "--target",
-        str(target),
-        "--out",
-        str(tmp_path / "o"),
-    )
+    res = _oracle_eval(cli, helpsteer2_dir, target, tmp_path / "o")
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -124,17 +118,7 @@ def test_bad_targets_one_line(helpsteer2_dir: Path, tmp_path: Path, cli, content
 def test_target_attribute_missing_from_labels_is_error(helpsteer2_dir: Path, tmp_path: Path, cli):
     target = tmp_path / "care.json"
     target.write_text('{"care": 1.0}')
-    res = cli(
-        "eval",
-        "--benchmark",
-        str(helpsteer2_dir),
-        "--method",
-        "oracle",
-        "--target",
-        str(target),
-        "--out",
-        str(tmp_path / "o"),
-    )
+    res = _oracle_eval(cli, helpsteer2_dir, target, tmp_path / "o")
     assert res.returncode == 2 and "no label for care" in res.stderr
 
 
