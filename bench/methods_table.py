@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import settings_for
 
 from pluralign.data import load_benchmark
 from pluralign.data.benchmark import Benchmark
 from pluralign.evaluate import evaluate
-from pluralign.methods import build_method, method_spec
-from pluralign.methods.registry import read_options
+from pluralign.methods import build_method
 from pluralign.metrics import bootstrap_ci
 from pluralign.runs import RunDir
 from pluralign.settings import Settings
@@ -141,9 +141,7 @@ def main() -> None:
             "cache": False,
             "n_ctx": args.n_ctx,
         }
-        read = {f for model in read_options(method_spec(name), args.backend) for f in model.model_fields}
-        given = {k: v for k, v in wanted.items() if k in read and v not in (None, [])}
-        settings = Settings(benchmark_dir=bench.path, **given)
+        settings = settings_for(name, wanted, benchmark_dir=bench.path)
         method = build_method(name, settings)
         label = spec.replace("/", " ")
         t0 = time.time()

@@ -10,6 +10,10 @@ def _results(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+def _oracle_eval(cli, bench: Path, target: Path, out: Path):
+    return cli("eval", "--benchmark", str(bench), "--method", "oracle", "--target", str(target), "--out", str(out))
+
+
 def test_oracle_high_low(helpsteer2_dir: Path, tmp_path: Path, cli):
     out = tmp_path / "oracle"
     res = cli(
@@ -58,17 +62,7 @@ def test_random_is_near_half_and_seeded(helpsteer2_dir: Path, tmp_path: Path, cl
 
 def test_sampled_targets_in_one_call_and_rescore(helpsteer2_dir: Path, targets_dir: Path, tmp_path: Path, cli):
     out = tmp_path / "s"
-    res = cli(
-        "eval",
-        "--benchmark",
-        str(helpsteer2_dir),
-        "--method",
-        "oracle",
-        "--target",
-        str(targets_dir / "sampled_helpsteer2"),
-        "--out",
-        str(out),
-    )
+    res = _oracle_eval(cli, helpsteer2_dir, targets_dir / "sampled_helpsteer2", out)
     assert res.returncode == 0, res.stderr
     saved = _results(out)["targets"]
     assert len(saved) == 50 and all(t["accuracy"] == 100.0 for t in saved)
@@ -91,10 +85,6 @@ def test_env_var_benchmark(helpsteer2_dir: Path, tmp_path: Path, cli):
     )
     assert res.returncode == 0, res.stderr
     assert _results(tmp_path / "e")["n_items"] == 20
-
-
-def _oracle_eval(cli, bench: Path, target: Path, out: Path):
-    return cli("eval", "--benchmark", str(bench), "--method", "oracle", "--target", str(target), "--out", str(out))
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,12 @@ def input_error(exc: ValidationError, fields: Mapping[str, FieldInfo] | None = N
     return InputError(validation_message(exc, name=lambda field: flag_of(field, known.get(field))))
 
 
+def take(model: type[OptionsT], given: dict[str, Any]) -> OptionsT:
+    """``model`` from the options in ``given`` that it declares, removed from ``given`` (a
+    command that runs a component of its own beside a method: the rest are the method's)."""
+    return validate(model, {name: given.pop(name) for name in list(given) if name in model.model_fields})
+
+
 def validate(model: type[OptionsT], values: Mapping[str, Any]) -> OptionsT:
     """``model`` from plain values, or an InputError naming the option at fault."""
     try:

@@ -81,7 +81,7 @@ class Settings(JudgeOptions, CacheOptions):
     @model_validator(mode="after")
     def _each_component_accepts_its_values(self) -> Settings:
         declared: set[str] = set()
-        for model in self.components():
+        for model in components():
             declared |= set(model.model_fields)
             given = self.values_for(model)
             if given:
@@ -90,10 +90,6 @@ class Settings(JudgeOptions, CacheOptions):
         if unknown:
             raise InputError(f"unknown option {unknown[0]!r}")
         return self
-
-    @staticmethod
-    def components() -> list[type[Options]]:
-        return components()
 
     def values_for(self, model: type[Options]) -> dict[str, Any]:
         return {k: v for k, v in self.values.items() if k in model.model_fields}

@@ -17,12 +17,12 @@ from pluralign.cli.common import (
     console,
     registry_from,
     say,
-    settings_from_options,
     with_settings_options,
 )
 from pluralign.errors import InputError
 from pluralign.files import read_json
 from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.settings import make_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -66,7 +66,7 @@ def choose_cmd(
     probe = _read_probe(question, response, input_file)
     goal = read_target(target, registry)
     method_spec(method)
-    settings = settings_from_options(options or {})
+    settings = make_settings(options or {})
     chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties))
     try:
         result = chooser.choose(probe.prompt, probe.responses, goal, seed=seed)

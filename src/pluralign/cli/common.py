@@ -22,7 +22,6 @@ from rich.text import Text
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import one_line
 from pluralign.options import cli_meta, fields_of, flag_of, literal_choices
-from pluralign.settings import Settings, make_settings
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -137,7 +136,7 @@ def _given(ctx: typer.Context, param: str) -> bool:
 def with_options(models: Callable[[], Sequence[type[BaseModel]]], exclude: Sequence[str] = ()) -> Callable[[F], F]:
     """Give a command the CLI options of some options models (defaults, bounds and help are
     declared there once). The command receives the options that were *given* on its command
-    line as one ``options`` dict (by option name), for :func:`settings_from_options` or an
+    line as one ``options`` dict (by option name), for :func:`pluralign.settings.make_settings` or an
     options model; an old flag still works and says what replaced it."""
 
     def decorate(func: F) -> F:
@@ -173,10 +172,6 @@ def with_settings_options(exclude: Sequence[str] = ()) -> Callable[[F], F]:
     from pluralign.settings import components
 
     return with_options(components, exclude)
-
-
-def settings_from_options(values: dict[str, Any], **more: Any) -> Settings:
-    return make_settings(values, **more)
 
 
 def results_table(results: Sequence[Any], title: str) -> Table:

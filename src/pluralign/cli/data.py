@@ -13,9 +13,9 @@ from pluralign.cli.common import (
     err_console,
     registry_from,
     say,
-    settings_from_options,
     with_options,
 )
+from pluralign.settings import make_settings
 
 data_app = typer.Typer(no_args_is_help=True, help="Build benchmarks.")
 
@@ -72,15 +72,15 @@ def data_reasonings(
     from pluralign.cli.interrupt import farewell, is_interrupt
     from pluralign.errors import DeadlineExceeded, InputError
     from pluralign.methods.registry import Resources
-    from pluralign.options import validate
+    from pluralign.options import take
     from pluralign.reasonings import PROGRESS, ReasoningOptions, add_reasonings
     from pluralign.settings import judge_components
 
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     given = dict(options or {})
-    writing = validate(ReasoningOptions, {k: given.pop(k) for k in list(given) if k in ReasoningOptions.model_fields})
-    settings = settings_from_options(given)
+    writing = take(ReasoningOptions, given)
+    settings = make_settings(given)
     settings.refuse_unused(judge_components(settings.backend), f"--backend {settings.backend}")
     backend = Resources(settings, "reasonings").judge()
     try:

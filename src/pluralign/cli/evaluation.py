@@ -22,9 +22,9 @@ from pluralign.cli.common import (
     registry_from,
     results_table,
     say,
-    settings_from_options,
     with_settings_options,
 )
+from pluralign.settings import make_settings
 
 EXIT_PENDING = 3
 """``eval --backend batch``: requests were written; nothing is scored until they are imported."""
@@ -93,7 +93,7 @@ def eval_cmd(
     RunDir(out).check_writable(overwrite)
     bench = load_benchmark(benchmark)
     targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
-    settings = settings_from_options(options or {}, benchmark_dir=bench.path)
+    settings = make_settings(options or {}, benchmark_dir=bench.path)
     meth = build_method(method, settings)
     run = dict(
         limit=limit,

@@ -13,11 +13,11 @@ from pluralign.cli.common import (
     AttributesOpt,
     registry_from,
     say,
-    settings_from_options,
     with_settings_options,
 )
 from pluralign.errors import InputError
 from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.settings import make_settings
 
 profile_app = typer.Typer(no_args_is_help=True, help="Learn a person's profile from their choices.")
 
@@ -49,7 +49,7 @@ def _predictor(method: str, options: dict[str, Any]) -> Any:
     every line already has predictions."""
     from pluralign.methods.registry import check_applicable, method_spec
 
-    settings = settings_from_options(options)
+    settings = make_settings(options)
     check_applicable(method_spec(method), settings)
     return settings
 

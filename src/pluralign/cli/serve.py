@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from pluralign.cli.common import AttributesOpt, registry_from, say, settings_from_options, with_options
+from pluralign.cli.common import AttributesOpt, registry_from, say, with_options
 from pluralign.errors import InputError
 from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.settings import make_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +38,7 @@ def serve_cmd(
     import uvicorn
 
     from pluralign.methods import build_method, method_spec
-    from pluralign.options import validate
+    from pluralign.options import take
     from pluralign.server.app import LOOPBACK_NAMES, create_app
     from pluralign.server.config import ServerConfig, ServiceOptions
 
@@ -45,7 +46,7 @@ def serve_cmd(
     if not 1 <= port <= 65535:
         raise InputError(f"--port must be between 1 and 65535, got {port}")
     given = dict(options or {})
-    limits = validate(ServiceOptions, {k: given.pop(k) for k in list(given) if k in ServiceOptions.model_fields})
+    limits = take(ServiceOptions, given)
     key = None
     if limits.service_key_env:
         key = os.environ.get(limits.service_key_env)
@@ -53,7 +54,7 @@ def serve_cmd(
             raise InputError(f"--service-key-env {limits.service_key_env}: that environment variable is not set")
     if limits.allowed_hosts is None and host.lower() in LOOPBACK_NAMES:
         limits = limits.model_copy(update={"allowed_hosts": list(LOOPBACK_NAMES)})
-    settings = settings_from_options(given)
+    settings = make_settings(given)
     preloaded = build_method(method, settings)  # bad settings fail here, in one line, before the server starts
     config = ServerConfig(
         method=method,

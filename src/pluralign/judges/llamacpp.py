@@ -159,7 +159,7 @@ class LlamaCppBackend:
     def _record_prompts(self) -> None:
         """Remember the text of the prompt the chat template renders (llama-cpp-python
         tokenizes it just before generating), so that the shared prefix can be found in it."""
-        tokenize = self._llm.tokenize
+        tokenize = self._tokenize = self._llm.tokenize
         generate = self._llm.generate
 
         def recording_tokenize(text: bytes, add_bos: bool = True, special: bool = False) -> Any:
@@ -184,7 +184,7 @@ class LlamaCppBackend:
         cut = text.rfind(last.encode("utf-8")) if last else -1
         if cut <= 0:
             return
-        head = self._tokenize_plain(text[:cut], add_bos)
+        head = list(self._tokenize(text[:cut], add_bos, True))
         n = min(_common(head, tokens), len(tokens) - 1)  # at least one token is read fresh
         if n < MIN_PREFIX_TOKENS:
             return
@@ -200,9 +200,6 @@ class LlamaCppBackend:
         llm.n_tokens = have
         llm.eval(prefix[have:])
         self.prefixes.put(prefix, self._state())
-
-    def _tokenize_plain(self, text: bytes, add_bos: bool) -> list[int]:
-        return list(self._llm.__class__.tokenize(self._llm, text, add_bos, True))
 
     def _state(self) -> bytes:
         import ctypes

@@ -181,14 +181,13 @@ def entries(folder: Path) -> list[Path]:
 
 def _evict(folder: Path, budget: int) -> None:
     """Oldest first until the folder's entries fit ``budget`` bytes."""
-    found = sorted(entries(folder), key=lambda p: p.stat().st_mtime)
-    total = sum(p.stat().st_size for p in found)
-    for path in found:
+    found = sorted(((p.stat(), p) for p in entries(folder)), key=lambda sp: sp[0].st_mtime)
+    total = sum(stat.st_size for stat, _ in found)
+    for stat, path in found:
         if total <= budget:
             break
-        size = path.stat().st_size
         path.unlink(missing_ok=True)
-        total -= size
+        total -= stat.st_size
 
 
 def _count_hit(folder: Path | None) -> None:
