@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from common import raw_library
 
 from pluralign import prompts
 from pluralign.attributes import DEFAULT_REGISTRY
@@ -125,7 +126,7 @@ def main() -> None:
     from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
 
     backend = LlamaCppBackend(str(path), LlamaCppOptions(n_ctx=4096, threads=args.threads))
-    llm = backend.llama
+    llm = raw_library(backend, n_ctx=4096)
     grammars = {id(r): LlamaGrammar.from_string(schema_to_grammar_text(r.json_schema), verbose=False) for r in reqs}
 
     def raw_llama(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int]:
@@ -142,7 +143,7 @@ def main() -> None:
 
     def via_backend(r: JudgeRequest, max_tokens: int, cold: bool) -> tuple[int, int] | None:
         if cold:
-            llm.reset()
+            backend.reset()
         try:
             res = backend.generate([with_max_tokens(r, max_tokens)])[0]
         except PluralignError:  # a 1-token answer is never valid JSON

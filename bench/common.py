@@ -61,3 +61,17 @@ def settings_for(method: str, values: dict, **fixed):  # type: ignore[no-untyped
     backend = values.get("backend", "llamacpp")
     read = {f for model in read_options(method_spec(method), backend) for f in model.model_fields}
     return make_settings({k: v for k, v in values.items() if k in read and v not in (None, [])}, **fixed)
+
+
+def raw_library(backend: Any, n_ctx: int = 8192) -> Any:
+    """llama-cpp-python's own ``Llama`` on the backend's weights and threads (the file is mapped
+    once, so this costs little memory), to time the raw library beside pluralign."""
+    from llama_cpp import Llama
+
+    return Llama(
+        model_path=str(backend.model_path),
+        n_ctx=n_ctx,
+        n_threads=backend.n_threads,
+        n_threads_batch=backend.n_threads,
+        verbose=False,
+    )

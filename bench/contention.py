@@ -60,7 +60,7 @@ def main() -> None:
         for n, chooser in [*choosers.items(), (f"default ({picked})", default)]:
             times = []
             for r in range(args.rounds):
-                chooser.method.backend.llama.reset()  # type: ignore[attr-defined]
+                chooser.method.backend.reset()  # type: ignore[attr-defined]
                 t0 = time.perf_counter()
                 chooser.choose(demo["question"], demo["responses"], {"fairness": 1.0}, seed=r)
                 times.append(time.perf_counter() - t0)

@@ -12,8 +12,13 @@ items) with McNemar's exact test on the pooled item x target decisions, MSE per 
 and judge time. Every method's run folder is resumable: stop it any time and run the same
 command again.
 
-    python bench/evidence.py --out bench/results/evidence            # writes evidence.{md,json}
-    python bench/evidence.py --methods random,embedding --items 100  # a part
+    python bench/evidence.py --threads 1                     # runs and writes bench/results/evidence.{md,json,png}
+    python bench/evidence.py --report-only                   # tabulate what the run folders hold now
+    python bench/evidence.py --methods random,embedding      # a part
+
+The run folders live in bench/runs/evidence/ and are committed as they grow (their
+judgements, decisions and results; not the call logs or the cache), so the study resumes on
+any machine.
 """
 
 from __future__ import annotations
@@ -75,10 +80,189 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
     return only_a, only_b, p
 
 
+def group_of(target) -> str:  # type: ignore[no-untyped-def]
+    """high, low, or the number of attributes of a sampled target."""
+    return target.name if target.name in ("high", "low") else f"{len(target.values)} attr"
+
+
+def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: ignore[no-untyped-def]
+    """Every method on the first ``step`` items, then the next ``step``, ...: the methods grow
+    together, so a stop at any time leaves comparable partial results. Items already judged
+    in a run folder are never judged again (each round resumes the folder)."""
+    from common import settings_for, uptime
+
+    from pluralign.evaluate import evaluate
+    from pluralign.methods import build_method
+
+    built = {}
+    try:
+        for limit in range(args.step, len(bench.eval) + args.step, args.step):
+            limit = min(limit, len(bench.eval))
+            for method in methods:
+                targets = all_targets
+                if method == "prompt-aligned" and not attributes:
+                    targets = [t for t in all_targets if t.name in ("high", "low")]
+                if method not in built:
+                    values = {"example_max_chars": args.example_max_chars, "threads": args.threads,
+                              "cache_path": args.runs / "cache.sqlite"}  # fmt: skip
+                    built[method] = build_method(method, settings_for(method, values, benchmark_dir=bench.path))
+                t0 = time.perf_counter()
+                evaluate(
+                    bench,
+                    built[method],
+                    targets,
+                    args.runs / method,
+                    limit=limit,
+                    on_progress=lambda d, t, m=method, t0=t0, n=limit: print(
+                        f"{m}: item {d}/{t} of the first {n}, {time.perf_counter() - t0:.0f} s ({uptime()})",
+                        flush=True,
+                    ),
+                )
+    finally:
+        for meth in built.values():
+            meth.close()
+
+
+def paired(a: np.ndarray, b: np.ndarray, resamples: np.ndarray) -> dict:
+    """Reference minus method on the items and targets both have."""
+    both = ~np.isnan(a) & ~np.isnan(b)
+    a, b = np.where(both, a, np.nan), np.where(both, b, np.nan)
+    diffs = [mean_over_targets(a[idx]) - mean_over_targets(b[idx]) for idx in resamples]
+    only_ref, only_other, p = mcnemar(a.ravel(), b.ravel())
+    return {
+        "difference": round(mean_over_targets(a) - mean_over_targets(b), 2),
+        "ci95": [round(float(np.nanpercentile(diffs, 2.5)), 2), round(float(np.nanpercentile(diffs, 97.5)), 2)],
+        "only_spm_right": only_ref,
+        "only_this_right": only_other,
+        "mcnemar_p": round(p, 4),
+    }
+
+
+def summarise(args, bench, all_targets, methods) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def]
+    """One row per method from what its run folder holds now (partial runs included, with the
+    number of items they cover)."""
+    from pluralign.runs import RunDir
+
+    names = [t.name for t in all_targets]
+    groups = {
+        g: [j for j, t in enumerate(all_targets) if group_of(t) == g] for g in dict.fromkeys(map(group_of, all_targets))
+    }
+    mats = {}
+    for method in methods:
+        run = RunDir(args.runs / method)
+        if run.finished():
+            mats[method] = matrix(args.runs / method, names, len(bench.eval))
+    items = {m: int((~np.isnan(x)).any(axis=1).sum()) for m, x in mats.items()}
+    covered = {m: np.flatnonzero((~np.isnan(x)).any(axis=1)) for m, x in mats.items()}
+    rng = np.random.default_rng(0)
+    rows = []
+    for method, m in mats.items():
+        results = RunDir(args.runs / method).results()
+        extra = results.model_extra or {}
+        own = m[covered[method]]
+        resamples = rng.integers(0, len(own), size=(BOOT, len(own)))
+        boots = [mean_over_targets(own[idx]) for idx in resamples]
+        mse: dict[str, list[float]] = {}
+        for t in results.targets:
+            for a, v in (t.mse or {}).items():
+                mse.setdefault(a, []).append(v)
+        row = {
+            "method": method,
+            "items": items[method],
+            "targets": int((~np.isnan(m)).any(axis=0).sum()),
+            "decisions": int((~np.isnan(m)).sum()),
+            "accuracy": round(mean_over_targets(m), 2),
+            "ci95": [round(float(np.percentile(boots, 2.5)), 2), round(float(np.percentile(boots, 97.5)), 2)],
+            "by_group": {
+                g: round(mean_over_targets(m[:, cols]), 2)
+                for g, cols in groups.items()
+                if not np.isnan(m[:, cols]).all()
+            },
+            "mse": {a: round(float(np.mean(v)), 4) for a, v in mse.items()} or None,
+            "llm_calls": extra.get("llm_calls"),
+            "llm_seconds": extra.get("llm_seconds"),
+            "n_failed": results.n_failed,
+        }
+        if args.reference in mats and method != args.reference:
+            shared = np.intersect1d(covered[args.reference], covered[method])
+            idx = rng.integers(0, len(shared), size=(BOOT, len(shared)))
+            row["spm_minus_this"] = paired(mats[args.reference][shared], m[shared], idx)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows, groups
+
+
+def table(rows: list[dict], reference: str, scope: str, n_items: int) -> str:
+    lines = [
+        f"The {n_items} shortest HelpSteer2 eval items whose labels differ; {scope}. "
+        "Items: how many of them the method's run holds so far (partial runs are partial, never extrapolated).",
+        "",
+        f"| method | items | accuracy % | 95% CI (items) | decisions | {reference} minus method | 95% CI "
+        f"| only {reference} / only method right | McNemar p | mean MSE | judge s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d = r.get("spm_minus_this")
+        mse = f"{np.mean(list(r['mse'].values())):.4f}" if r["mse"] else "-"
+        secs = f"{r['llm_seconds']:.0f}" if r.get("llm_seconds") is not None else "-"
+        lines.append(
+            f"| {r['method']} | {r['items']} | {r['accuracy']:.1f} | {r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | "
+            f"{r['decisions']} | "
+            + (
+                f"{d['difference']:+.1f} | {d['ci95'][0]:+.1f} to {d['ci95'][1]:+.1f} | "
+                f"{d['only_spm_right']} / {d['only_this_right']} | {d['mcnemar_p']:.3g} | "
+                if d
+                else "- | - | - | - | "
+            )
+            + f"{mse} | {secs} |"
+        )
+    group_names = list(dict.fromkeys(g for r in rows for g in r["by_group"]))
+    lines += ["", "| method | " + " | ".join(group_names) + " |", "|---" * (len(group_names) + 1) + "|"]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | " + " | ".join(f"{r['by_group'].get(g, float('nan')):.1f}" for g in group_names) + " |"
+        )
+    mse_rows = [r for r in rows if r["mse"]]
+    if mse_rows:
+        attrs = list(mse_rows[0]["mse"])
+        lines += ["", "| method | " + " | ".join(f"MSE {a}" for a in attrs) + " |", "|---" * (len(attrs) + 1) + "|"]
+        for r in mse_rows:
+            lines.append(
+                f"| {r['method']} | " + " | ".join(f"{r['mse'].get(a, float('nan')):.4f}" for a in attrs) + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Accuracy by number of target attributes, one line per method (integer ticks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        points = sorted((int(g.split()[0]), v) for g, v in r["by_group"].items() if g.endswith("attr"))
+        if points:
+            ax.plot(
+                [k for k, _ in points], [v for _, v in points], marker="o", label=f"{r['method']} ({r['items']} items)"
+            )
+    ax.axhline(50, color="grey", lw=0.5, ls=":")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("attributes in the target")
+    ax.set_ylabel("alignment accuracy %")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
     parser.add_argument("--items", type=int, default=100)
+    parser.add_argument("--step", type=int, default=5, help="items added to every method per round")
     parser.add_argument("--methods", default=METHODS)
     parser.add_argument("--runs", type=Path, default=ROOT / "bench" / "runs" / "evidence")
     parser.add_argument("--example-max-chars", type=int, default=600)
@@ -93,13 +277,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "evidence")
     args = parser.parse_args()
 
-    from common import header, machine, settings_for, uptime, write_json
+    from common import header, machine, uptime, write_json
 
     from pluralign.attributes import DEFAULT_REGISTRY as R
     from pluralign.data.benchmark import load_benchmark
-    from pluralign.evaluate import evaluate
-    from pluralign.methods import build_method
-    from pluralign.runs import RunDir
     from pluralign.targets import all_target_combinations, resolve_target_specs, target_from_data
 
     print(header(), flush=True)
@@ -113,112 +294,16 @@ def main() -> None:
         specs = ["high", "low", str(SHARED / "targets" / "sampled_helpsteer2")]
         all_targets = resolve_target_specs(specs, bench.attributes)
         scope = f"{len(all_targets)} targets (prompt-aligned: high and low only)"
-    names = [t.name for t in all_targets]
     methods = [m for m in args.methods.split(",") if m]
-    for method in methods if not args.report_only else []:
-        targets = all_targets
-        if method == "prompt-aligned" and not attributes:
-            targets = [t for t in all_targets if t.name in ("high", "low")]
-        settings = settings_for(
-            method,
-            {
-                "example_max_chars": args.example_max_chars,
-                "threads": args.threads,
-                "cache_path": args.runs / "cache.sqlite",
-            },
-            benchmark_dir=bench.path,
-        )
-        meth = build_method(method, settings)
-        t0 = time.perf_counter()
-        try:
-            evaluate(
-                bench,
-                meth,
-                targets,
-                args.runs / method,
-                on_progress=lambda d, t, m=method, t0=t0: print(
-                    f"{m}: {d}/{t} items, {time.perf_counter() - t0:.0f} s ({uptime()})", flush=True
-                ),
-            )
-        finally:
-            meth.close()
-
-    rng = np.random.default_rng(0)
-    resamples = rng.integers(0, len(bench.eval), size=(BOOT, len(bench.eval)))
-    rows, mats = [], {}
-    for method in methods:
-        run = args.runs / method
-        if not RunDir(run).finished():
-            continue
-        mats[method] = matrix(run, names, len(bench.eval))
-    for method, m in mats.items():
-        results = RunDir(args.runs / method).results()
-        extra = results.model_extra or {}
-        boots = [mean_over_targets(m[idx]) for idx in resamples]
-        mse: dict[str, list[float]] = {}
-        for t in results.targets:
-            for a, v in (t.mse or {}).items():
-                mse.setdefault(a, []).append(v)
-        row = {
-            "method": method,
-            "targets": int((~np.isnan(m)).any(axis=0).sum()),
-            "decisions": int((~np.isnan(m)).sum()),
-            "accuracy": round(mean_over_targets(m), 2),
-            "ci95": [round(float(np.percentile(boots, 2.5)), 2), round(float(np.percentile(boots, 97.5)), 2)],
-            "mse": {a: round(float(np.mean(v)), 4) for a, v in mse.items()} or None,
-            "llm_calls": extra.get("llm_calls"),
-            "llm_seconds": extra.get("llm_seconds"),
-            "n_failed": results.n_failed,
-        }
-        if args.reference in mats and method != args.reference:
-            spm = mats[args.reference]
-            cover = ~np.isnan(m).all(axis=0)
-            a, b = spm[:, cover], m[:, cover]
-            diffs = [mean_over_targets(a[idx]) - mean_over_targets(b[idx]) for idx in resamples]
-            only_spm, only_other, p = mcnemar(a.ravel(), b.ravel())
-            row["spm_minus_this"] = {
-                "difference": round(mean_over_targets(a) - mean_over_targets(b), 2),
-                "ci95": [round(float(np.percentile(diffs, 2.5)), 2), round(float(np.percentile(diffs, 97.5)), 2)],
-                "only_spm_right": only_spm,
-                "only_this_right": only_other,
-                "mcnemar_p": round(p, 4),
-            }
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-
-    lines = [
-        f"{len(bench.eval)} shortest HelpSteer2 eval items whose labels differ; {scope}",
-        "",
-        f"| method | accuracy % | 95% CI (items) | decisions | {args.reference} minus method | 95% CI "
-        f"| only {args.reference} / only method right | McNemar p | mean MSE | judge s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        d = r.get("spm_minus_this")
-        mse = f"{np.mean(list(r['mse'].values())):.4f}" if r["mse"] else "-"
-        secs = f"{r['llm_seconds']:.0f}" if r.get("llm_seconds") is not None else "-"
-        lines.append(
-            f"| {r['method']} | {r['accuracy']:.1f} | {r['ci95'][0]:.1f}-{r['ci95'][1]:.1f} | {r['decisions']} | "
-            + (
-                f"{d['difference']:+.1f} | {d['ci95'][0]:+.1f} to {d['ci95'][1]:+.1f} | "
-                f"{d['only_spm_right']} / {d['only_this_right']} | {d['mcnemar_p']:.3g} | "
-                if d
-                else "- | - | - | - | "
-            )
-            + f"{mse} | {secs} |"
-        )
-    mse_rows = [r for r in rows if r["mse"]]
-    if mse_rows:
-        attrs = list(mse_rows[0]["mse"])
-        lines += ["", "| method | " + " | ".join(f"MSE {a}" for a in attrs) + " |", "|---" * (len(attrs) + 1) + "|"]
-        for r in mse_rows:
-            cells = " | ".join(f"{r['mse'].get(a, float('nan')):.4f}" for a in attrs)
-            lines.append(f"| {r['method']} | {cells} |")
-    text = "\n".join(lines) + "\n"
+    if not args.report_only:
+        run_rounds(args, bench, all_targets, methods, attributes)
+    rows, _ = summarise(args, bench, all_targets, methods)
+    text = table(rows, args.reference, scope, len(bench.eval))
     print(text, flush=True)
     print(uptime(), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(text)
+    plot(rows, args.out.with_suffix(".png"))
     write_json(args.out.with_suffix(".json"), {"machine": machine(), "items": len(bench.eval), "rows": rows})
 
 

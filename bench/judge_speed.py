@@ -42,11 +42,12 @@ def main() -> None:
         sys.path.insert(0, str(args.llama_path))
 
     import llama_cpp
-    from common import header, machine, uptime, write_json
+    from common import header, machine, raw_library, uptime, write_json
+    from llama_cpp.llama_grammar import LlamaGrammar
 
     from pluralign.api import Chooser
     from pluralign.attributes import DEFAULT_REGISTRY as R
-    from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions
+    from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
     from pluralign.methods.spm import ComparativeRegression, SpmOptions
     from pluralign.probes import Probe
     from pluralign.settings import make_settings
@@ -68,9 +69,9 @@ def main() -> None:
         options = SpmOptions(samples=1)
         method = ComparativeRegression(backend, options, examples=selector, backend_estimator="logprobs")
         request = method.requests_for(probe, R["care"], 0)[0][0]
-        llm = backend.llama
+        llm = raw_library(backend)
         messages = [m.model_dump() for m in request.messages]
-        grammar = backend._grammar(request.json_schema)
+        grammar = LlamaGrammar.from_string(schema_to_grammar_text(request.json_schema), verbose=False)
         prompt_rates, gen_rates = [], []
         for _ in range(args.rounds):
             llm.reset()
@@ -103,7 +104,7 @@ def main() -> None:
         ):
             times = []
             for r in range(args.rounds):
-                llm.reset()
+                backend.reset()
                 m = method.with_options(SpmOptions(**overrides))
                 t0 = time.perf_counter()
                 m.judge(probe, [R["care"]], seed=100 + r)
@@ -112,6 +113,7 @@ def main() -> None:
             print(f"  {model} {label}: {walls[label]} s per attribute ({uptime()})", flush=True)
         row["wall_seconds_one_attribute"] = walls
         out["models"][model] = row
+        llm.close()
         backend.close()
 
     if not args.skip_choose:
@@ -126,7 +128,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in configs}
         for r in range(args.rounds):
             for name, chooser in choosers.items():  # alternate, so load affects both alike
-                chooser.method.backend.llama.reset()  # type: ignore[attr-defined]
+                chooser.method.backend.reset()  # type: ignore[attr-defined]
                 t0 = time.perf_counter()
                 chooser.choose(demo["question"], demo["responses"], target, seed=r)
                 times[name].append(time.perf_counter() - t0)

@@ -6,7 +6,12 @@
 # then dies with "Illegal instruction" (tileloadd) although the CPU advertises AMX. So the
 # instruction sets are chosen here from /proc/cpuinfo and passed explicitly with
 # GGML_NATIVE=OFF: AVX-512 (and its VNNI/BF16/VBMI parts) where the CPU has them, AVX2 and
-# friends otherwise, and AMX never (PLURALIGN_LLAMA_AMX=1 opts in, at your own risk).
+# friends otherwise. AMX: ggml's kernels load their tile configuration from a stack object the
+# compiler may optimise away, and die on `tilezero`; the `amx` variant is built from the
+# sdist with scripts/patches/ggml-amx-tile-config.patch applied (static configuration, tile
+# permission requested per thread), chosen by `auto` where the CPU exposes amx_tile and
+# amx_int8 (PLURALIGN_LLAMA_AMX=0 opts out), and kept only if its smoke check passes; the
+# other variants are built from the unpatched sdist.
 # The wheel is cached per flag set, so a wheel built for one CPU is never reused on a CPU
 # that lacks its instructions. A smoke check decodes one token in a child process; if the
 # tuned build cannot run here it falls back to the portable AVX2 build, and if that fails
@@ -14,6 +19,7 @@
 #
 # Usage: install_llama_cpp.sh PYTHON [variant]   variant: auto (default), avx512, avx2, generic, amx
 #        install_llama_cpp.sh --print [variant]    only say which variant and flags would be built
+#        install_llama_cpp.sh --patches [variant]  only list the patches that variant's build applies
 set -euo pipefail
 PY="$1"
 VARIANT="${2:-${PLURALIGN_LLAMA_VARIANT:-auto}}"
@@ -55,7 +61,7 @@ flags_for() {  # variant -> CMAKE_ARGS
 
 auto_variant() {
     case "$(uname -m)" in x86_64|amd64) ;; *) echo native; return ;; esac
-    if [ "${PLURALIGN_LLAMA_AMX:-0}" = "1" ] && has amx_int8 && has amx_tile; then echo amx; return; fi
+    if [ "${PLURALIGN_LLAMA_AMX:-1}" = "1" ] && has amx_int8 && has amx_tile; then echo amx; return; fi
     if has avx512f && has avx512cd && has avx512vl && has avx512dq && has avx512bw; then echo avx512; return; fi
     if has avx2 && has fma && has f16c; then echo avx2; return; fi
     echo generic
@@ -77,10 +83,37 @@ smoke() {  # decode one token in a child process; a crash must not take the call
     "$PY" -m pluralign.doctor --smoke ${SMOKE_MODEL:+--model "$SMOKE_MODEL"}
 }
 
+PATCHES="$(cd "$(dirname "$0")" && pwd)/patches"
+
+patches_for() {  # variant -> the patch files applied to the sdist before building
+    if [ "$1" = "amx" ]; then ls "$PATCHES"/ggml-amx-*.patch; fi
+}
+
+build_from_sdist() {  # variant args out: build the wheel, patched for the variant
+    local v="$1" args="$2" out="$3" src patch
+    if [ -z "$(patches_for "$v")" ]; then
+        CMAKE_ARGS="$args" "$PY" -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
+            "llama-cpp-python==$VERSION" -w "$out"
+        return
+    fi
+    src="$(mktemp -d)"
+    "$PY" -m pip download -q --no-deps --no-binary :all: "llama-cpp-python==$VERSION" -d "$src"
+    tar xzf "$src"/llama_cpp_python-"$VERSION".tar.gz -C "$src"
+    for patch in $(patches_for "$v"); do
+        if command -v patch >/dev/null; then
+            patch -s -p1 -d "$src/llama_cpp_python-$VERSION" < "$patch"
+        else
+            (cd "$src/llama_cpp_python-$VERSION" && git apply "$patch")
+        fi
+    done
+    CMAKE_ARGS="$args" "$PY" -m pip wheel -q --no-deps --no-cache-dir "$src/llama_cpp_python-$VERSION" -w "$out"
+    rm -rf "$src"
+}
+
 build_and_install() {
     local v="$1" args key dir
     args="$(flags_for "$v")"
-    key="llama_cpp_python-$VERSION-$v-$(echo "$args" | sha256sum | cut -c1-12)"
+    key="llama_cpp_python-$VERSION-$v-$( (echo "$args"; cat $(patches_for "$v") /dev/null) | sha256sum | cut -c1-12)"
     dir="$WHEELS/$key"
     if [ "$(installed_variant)" = "$key" ]; then
         return 0
@@ -88,8 +121,7 @@ build_and_install() {
     if ! ls "$dir"/*.whl >/dev/null 2>&1; then
         echo "building llama-cpp-python $VERSION for this CPU ($v: $args); about 11 minutes on 2 cores" >&2
         mkdir -p "$dir.tmp"
-        CMAKE_ARGS="$args" "$PY" -m pip wheel -q --no-deps --no-cache-dir --no-binary llama-cpp-python \
-            "llama-cpp-python==$VERSION" -w "$dir.tmp"
+        build_from_sdist "$v" "$args" "$dir.tmp"
         rm -rf "$dir" && mv "$dir.tmp" "$dir"
     fi
     "$PY" -m pip install -q --force-reinstall --no-deps "$dir"/*.whl
@@ -111,9 +143,19 @@ if [ "$PY" = "--print" ]; then
     echo "$VARIANT $(flags_for "$VARIANT")"
     exit 0
 fi
+if [ "$PY" = "--patches" ]; then
+    patches_for "$VARIANT"
+    exit 0
+fi
 build_and_install "$VARIANT"
 if [ -z "${PLURALIGN_SKIP_SMOKE:-}" ]; then
     if ! smoke; then
+        if [ "$VARIANT" = "amx" ]; then
+            echo "the amx build of llama.cpp cannot run on this CPU; falling back to the AVX-512 build" >&2
+            build_and_install avx512
+            if smoke; then exit 0; fi
+            VARIANT=avx512
+        fi
         if [ "$VARIANT" != "avx2" ] && [ "$VARIANT" != "generic" ] && has avx2; then
             echo "the $VARIANT build of llama.cpp cannot run on this CPU; falling back to the portable AVX2 build" >&2
             build_and_install avx2

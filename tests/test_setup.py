@@ -61,12 +61,6 @@ def test_threads_option_reaches_llama_cpp(smollm2_path: Path):
             ["GGML_AVX512=ON", "GGML_AVX512_VNNI=ON"],
             ["GGML_AMX_INT8=OFF", "GGML_NATIVE=OFF"],
         ),
-        (  # a Sapphire Rapids Xeon: AVX-512 kept, AMX (which trapped) left out
-            "avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw avx512_bf16 amx_tile amx_int8 amx_bf16",
-            "avx512",
-            ["GGML_AVX512=ON", "GGML_AVX512_BF16=ON"],
-            ["GGML_AMX_TILE=OFF", "GGML_AMX_INT8=OFF", "GGML_AMX_BF16=OFF"],
-        ),
         ("fpu sse4_2", "generic", ["GGML_AVX=OFF", "GGML_AVX2=OFF"], ["GGML_AVX512=ON"]),
     ],
 )
@@ -88,6 +82,52 @@ def test_setup_builds_for_the_cpu_without_amx(tmp_path: Path, flags, variant, on
     for flag in off:  # never switched on
         assert f"-D{flag.split('=')[0]}=ON" not in args
     assert "-DGGML_NATIVE=OFF" in args and not any(a.startswith("-DGGML_AMX") and a.endswith("=ON") for a in args)
+
+
+SAPPHIRE_RAPIDS = "avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16"
+
+
+def _install_script(tmp_path: Path, flags: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "install_llama_cpp.sh"
+    return subprocess.run(
+        ["bash", str(script), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PLURALIGN_CPUINFO": str(cpuinfo), **env},
+    )
+
+
+def test_setup_builds_the_patched_amx_variant_where_the_cpu_exposes_amx(tmp_path: Path):
+    """AMX on, from the sdist with the tile-configuration patch; PLURALIGN_LLAMA_AMX=0 keeps AVX-512."""
+    res = _install_script(tmp_path, SAPPHIRE_RAPIDS, "--print")
+    chosen, *args = res.stdout.split()
+    assert res.returncode == 0 and chosen == "amx"
+    assert {"-DGGML_AMX_TILE=ON", "-DGGML_AMX_INT8=ON", "-DGGML_AMX_BF16=ON", "-DGGML_AVX512=ON"} <= set(args)
+    patches = _install_script(tmp_path, SAPPHIRE_RAPIDS, "--patches").stdout.split()
+    assert [Path(p).name for p in patches] == ["ggml-amx-tile-config.patch"]
+    res = _install_script(tmp_path, SAPPHIRE_RAPIDS, "--print", PLURALIGN_LLAMA_AMX="0")
+    chosen, *args = res.stdout.split()
+    assert chosen == "avx512" and not any(a.startswith("-DGGML_AMX") and a.endswith("=ON") for a in args)
+
+
+@pytest.mark.parametrize("variant", ["avx512", "avx2", "generic"])
+def test_the_amx_patch_never_reaches_the_other_builds(tmp_path: Path, variant: str):
+    res = _install_script(tmp_path, SAPPHIRE_RAPIDS, "--patches", variant)
+    assert res.returncode == 0 and res.stdout.strip() == ""
+
+
+def test_the_amx_patch_touches_only_ggml_amx_kernels():
+    """Every hunk is in ggml-cpu/amx/ (compiled only with __AMX_INT8__), so AVX2 and AVX-512
+    builds compile the same code with or without it; the configuration is static storage."""
+    patch = Path(__file__).resolve().parent.parent / "scripts" / "patches" / "ggml-amx-tile-config.patch"
+    text = patch.read_text()
+    files = [line.split()[1] for line in text.splitlines() if line.startswith(("--- ", "+++ "))]
+    assert files and all(f.endswith("vendor/llama.cpp/ggml/src/ggml-cpu/amx/mmq.cpp") for f in files)
+    added = [line[1:] for line in text.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    assert any("static const tile_config_t tc" in line for line in added)
+    assert any("ARCH_REQ_XCOMP_PERM" in line for line in added)
 
 
 def test_setup_refuses_an_unknown_build_variant(tmp_path: Path):

@@ -43,6 +43,9 @@ import sys, time
 from llama_cpp import Llama
 t0 = time.perf_counter()
 llm = Llama(model_path=sys.argv[1], n_ctx=256, n_threads=int(sys.argv[2]), verbose=False)
+# a prompt long enough for the batched matrix kernels (AMX tiles among them), then one token
+llm.eval(llm.tokenize(b"Question: which city is the capital of France, and why did it become the capital? " * 3))
+llm.reset()
 tokens = llm.tokenize(b"The capital of France is")
 llm.eval(tokens)
 token = llm.sample(temp=0.0)

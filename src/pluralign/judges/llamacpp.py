@@ -1,22 +1,21 @@
 """In-process llama.cpp (GGUF on CPU or GPU) with grammar-constrained JSON.
 
-Prefix reuse: llama.cpp keeps the KV cache of the previous prompt and only evaluates the
-tokens after the longest common prefix, so calls that share a system prompt and examples
-are cheap when they run back to back (the methods order them so).
+A judgement pays only for what the judge has not read before:
+- the model's state after a prompt's shared beginning (system message and examples) is kept
+  in memory and on disk (:mod:`pluralign.judges.prefixes`) and restored instead of read again,
+  by later decisions and by later processes;
+- the passes of one attribute (response orders, samples) share that prefix and the question,
+  and are decoded together as parallel sequences of one context
+  (:mod:`pluralign.judges.llamacpp_decoder`): one forward pass a step serves them all.
 
-Log-probabilities: llama-cpp-python's own path needs ``logits_all`` (logits for every
-prompt token) and sorts the whole vocabulary in Python for every generated token, which
-made single-pass scoring slower than five samples. So the answer is generated as usual
-and the distribution is recomputed afterwards only where the answer has digits (where
-scores are): one single-token decode per such position, on the KV cache already there.
+Log-probabilities come from the raw logits of the step that drew each digit token, so
+single-pass scoring costs no extra decode and no ``logits_all``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +23,8 @@ from typing import Any
 
 from pydantic import Field
 
-from pluralign import deadline
 from pluralign.cpu import default_threads
-from pluralign.errors import ContextLengthError, JudgeError, ModelNotFoundError
+from pluralign.errors import ContextLengthError, ModelNotFoundError
 from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import (
     ChatMessage,
@@ -36,6 +34,8 @@ from pluralign.judges.base import (
     Usage,
     generate_valid,
 )
+from pluralign.judges.llamacpp_decoder import Decoder, Pass
+from pluralign.judges.llamacpp_decoder import common_prefix as _common
 from pluralign.judges.prefixes import DEFAULT_DISK_BYTES, DEFAULT_MEMORY_BYTES, PrefixStore, environment_key
 from pluralign.judges.prefixes import default_dir as default_prefix_dir
 from pluralign.options import Options, cli
@@ -45,20 +45,13 @@ from pluralign.weights import file_digest, resolve_gguf
 # JSON rejects; tighten its "char" rule instead of re-asking.
 _CHAR_RULE = 'char ::= [^"\\\\] |'
 _STRICT_CHAR_RULE = 'char ::= [^"\\\\\\x00-\\x1F\\x7F] |'
-_CONTEXT_RE = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
 MIN_PREFIX_TOKENS = 32
 """Shorter shared beginnings are read again: a state costs more to store than they cost to read."""
 log = logging.getLogger("pluralign.judges")
 
 
-def _common(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading tokens two sequences share."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
+MODEL_CONTEXT = 64
+"""Tokens of llama-cpp-python's own context, which pluralign uses only to tokenize."""
 
 
 def schema_to_grammar_text(schema: dict[str, Any]) -> str:
@@ -88,13 +81,22 @@ class LlamaCppOptions(Options):
         "examples) in memory and on disk: read every prompt whole. A restored prefix changes no answer.",
         json_schema_extra=cli("--no-prefix-cache", invert=True),
     )
+    parallel: int = Field(
+        default=8,
+        ge=1,
+        le=32,
+        description="Passes of one attribute (response orders, samples) decoded together as sequences of one "
+        "context (1: one after another). Answers are the same either way, up to rounding in the kernels.",
+        json_schema_extra=cli(),
+    )
     prefix_dir: Path | None = Field(default=None, description="Folder of the on-disk prefix store (default: home).")
     prefix_memory_bytes: int = Field(default=DEFAULT_MEMORY_BYTES, ge=0, description="Prefix states kept in memory.")
     prefix_disk_bytes: int = Field(default=DEFAULT_DISK_BYTES, ge=0, description="Prefix states kept on disk.")
 
 
 class LlamaCppBackend:
-    """A GGUF model loaded once; requests run one at a time (llama.cpp is not re-entrant)."""
+    """A GGUF model loaded once; requests run one at a time (llama.cpp is not re-entrant),
+    the passes of one attribute decoded together (:mod:`pluralign.judges.llamacpp_decoder`)."""
 
     name = "llamacpp"
 
@@ -107,10 +109,9 @@ class LlamaCppBackend:
                 "the llamacpp backend needs llama-cpp-python: pip install 'pluralign[llamacpp]'"
             ) from None
         self.model = model
-        n_ctx = options.n_ctx
         self.n_threads = options.threads or default_threads()
         kwargs: dict[str, Any] = dict(
-            n_ctx=n_ctx,
+            n_ctx=MODEL_CONTEXT,  # the library's own context only tokenizes; the decoder's holds the prompts
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
             n_gpu_layers=options.gpu_layers,
@@ -125,191 +126,200 @@ class LlamaCppBackend:
         else:
             path = resolve_gguf(model)
             self._llm = Llama(model_path=str(path), **kwargs)
-        self._check_deadline_per_token()
+        self.n_ctx = options.n_ctx
+        self.parallel = options.parallel
+        self._decoder = Decoder(self._llm, options.n_ctx, options.parallel)
+        self._template = _chat_template(self._llm)
         self.prefixes = self._prefix_store(options)
-        self._prompt: tuple[bytes, bool, str] | None = None
-        self._record_prompts()
-        self._grammars: dict[str, Any] = {}
+        self._grammars: dict[str, str] = {}
         self._lock = threading.Lock()
-        self.n_ctx = n_ctx
+        self.last_ids: list[int] = []
+        """Prompt and answer tokens of the last pass decoded (for tests and benchmarks)."""
 
-    def _check_deadline_per_token(self) -> None:
-        """Check the current deadline before every decode (prompt batch or token), so a
-        deadline, a cancelled request or Ctrl-C stops generation within a token.
+    @property
+    def llama(self) -> Any:
+        """The loaded ``llama_cpp.Llama`` (model, tokenizer, chat template)."""
+        return self._llm
 
-        ``Llama.generate`` calls ``self.eval`` from Python for every step, so a check there
-        raises normally. (A logits processor would not do: llama.cpp runs it as a ctypes
-        callback, where a raised exception is printed and swallowed.)"""
-        evaluate = self._llm.eval
+    @property
+    def model_path(self) -> Path:
+        return Path(self._llm.model_path)
 
-        def checked_eval(tokens: Any) -> Any:
-            deadline.check()
-            return evaluate(tokens)
+    def reset(self) -> None:
+        """Forget what the context holds: the next prompt is read from the prefix store or from
+        the start (benchmarks of a cold judge)."""
+        with self._lock:
+            self._decoder.extend([])
 
-        self._llm.eval = checked_eval  # type: ignore[method-assign]
+    # -- prompts -------------------------------------------------------------------------------
+    def _prompt(self, messages: Sequence[ChatMessage]) -> tuple[list[int], int]:
+        """The chat template's tokens for ``messages``, and how many of them come before the
+        last message (the prefix that passes and later decisions share)."""
+        response = self._template(messages=[m.model_dump() for m in messages])
+        text: str = response.prompt
+        add_bos = not response.added_special
+        tokens = [int(t) for t in self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)]
+        last = messages[-1].content if len(messages) > 1 else ""
+        cut = text.rfind(last) if last else -1
+        if cut <= 0:
+            return tokens, 0
+        head = self._llm.tokenize(text[:cut].encode("utf-8"), add_bos=add_bos, special=True)
+        return tokens, _common(head, tokens)
+
+    def _grammar(self, schema: dict[str, Any]) -> str:
+        key = json.dumps(schema, sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = schema_to_grammar_text(schema)
+        return self._grammars[key]
 
     # -- prefix states -------------------------------------------------------------------------
     def _prefix_store(self, options: LlamaCppOptions) -> PrefixStore | None:
         if not options.prefix_cache:
             return None
-        identity = f"{file_digest(Path(self._llm.model_path))}; {environment_key()}; kv f16"
+        identity = f"{file_digest(self.model_path)}; {environment_key()}; kv f16 unified"
         folder = options.prefix_dir or default_prefix_dir()
         return PrefixStore(identity, folder, options.prefix_memory_bytes, options.prefix_disk_bytes)
 
-    def _record_prompts(self) -> None:
-        """Remember the text of the prompt the chat template renders (llama-cpp-python
-        tokenizes it just before generating), so that the shared prefix can be found in it."""
-        tokenize = self._tokenize = self._llm.tokenize
-        generate = self._llm.generate
+    def _ready(self, shared: list[int], head: int) -> None:
+        """Make the decoder's sequence 0 hold ``shared``: what the context holds already stays,
+        the first ``head`` tokens (everything before the last message) come from the prefix
+        store when it has them, and are stored when it does not."""
+        decoder = self._decoder
+        if self.prefixes is not None and head >= MIN_PREFIX_TOKENS:
+            prefix = shared[:head]
+            if _common(decoder.tokens, prefix) >= head:
+                self.prefixes.stats.in_context += 1  # the previous prompt shared it
+            else:
+                data = self.prefixes.get(prefix)
+                if data is None or not decoder.restore(prefix, data):
+                    if data is not None:
+                        log.warning("prefix store: a stored state did not load; computing the prefix again")
+                    decoder.extend(prefix)
+                    self.prefixes.put(prefix, decoder.state())
+        decoder.extend(shared)
 
-        def recording_tokenize(text: bytes, add_bos: bool = True, special: bool = False) -> Any:
-            if self._prompt is not None and not self._prompt[0]:
-                self._prompt = (text, add_bos, self._prompt[2])
-            return tokenize(text, add_bos, special)
+    # -- answers -------------------------------------------------------------------------------
+    def _passes(self, requests: Sequence[JudgeRequest]) -> list[tuple[int, int, Pass, int]]:
+        """Every request's first attempts as passes: (request index, seed, pass, head)."""
+        out = []
+        for i, request in enumerate(requests):
+            tokens, head = self._prompt(request.messages)
+            if len(tokens) >= self.n_ctx:
+                need = len(tokens) + 1
+                raise ContextLengthError(
+                    f"prompt needs {need} tokens but the context holds {self.n_ctx} ({need - self.n_ctx} too many); "
+                    "use fewer examples or a larger --n-ctx"
+                )
+            s = request.settings
+            for k in range(s.n):
+                spec = Pass(
+                    tokens=tokens,
+                    grammar=self._grammar(request.json_schema),
+                    temperature=s.temperature,
+                    seed=s.seed + k,
+                    max_tokens=min(s.max_tokens, self.n_ctx - len(tokens)),
+                    top_logprobs=s.top_logprobs,
+                )
+                out.append((i, s.seed + k, spec, head))
+        return out
 
-        def prefixed_generate(tokens: Any, *args: Any, **kwargs: Any) -> Any:
-            tokens = list(tokens)
-            if self.prefixes is not None and self._prompt is not None:
-                self._use_prefix(tokens, *self._prompt)
-            self._prompt = None
-            return generate(tokens, *args, **kwargs)
+    def _groups(self, passes: list[tuple[int, int, Pass, int]]) -> list[list[tuple[int, int, Pass, int]]]:
+        """Consecutive passes of the same conversation head, as many as the decoder runs at once
+        and the context has cells for (the shared prefix once, each pass's tail and answer)."""
+        groups: list[list[tuple[int, int, Pass, int]]] = []
+        cells = 0
+        for item in passes:
+            spec, head = item[2], item[3]
+            current = groups[-1] if groups else None
+            if current is not None:
+                first = current[0][2].tokens
+                own = len(spec.tokens) - _common(first, spec.tokens) + spec.max_tokens
+                same_head = head == current[0][3] and spec.tokens[:head] == first[:head]
+                if same_head and len(current) < self.parallel and cells + own <= self.n_ctx:
+                    current.append(item)
+                    cells += own
+                    continue
+            groups.append([item])
+            cells = len(spec.tokens) + spec.max_tokens
+        return groups
 
-        self._llm.tokenize = recording_tokenize  # type: ignore[method-assign]
-        self._llm.generate = prefixed_generate  # type: ignore[method-assign]
+    def _decode_group(self, group: list[tuple[int, int, Pass, int]]) -> list[RawAnswer]:
+        specs = [item[2] for item in group]
+        shared = specs[0].tokens
+        for spec in specs[1:]:
+            shared = shared[: _common(shared, spec.tokens)]
+        shared = shared[: min(len(s.tokens) for s in specs) - 1]  # every pass reads a token of its own
+        self._ready(shared, min(group[0][3], len(shared)))
+        decoded = self._decoder.run(specs)
+        self.last_ids = specs[-1].tokens + decoded[-1].ids
+        answers = []
+        for spec, d in zip(specs, decoded, strict=True):
+            text = self._llm.detokenize(d.ids).decode("utf-8", errors="ignore")
+            usage = Usage(prompt_tokens=len(spec.tokens), completion_tokens=len(d.ids))
+            if spec.top_logprobs > 0:
+                answers.append(RawAnswer(text=text, usage=usage, tokens=d.pieces, logprobs=d.logprobs))
+            else:
+                answers.append(RawAnswer(text=text, usage=usage))
+        return answers
 
-    def _use_prefix(self, tokens: list[int], text: bytes, add_bos: bool, last: str) -> None:
-        """Before ``tokens`` are read: restore the state after their shared prefix (everything
-        up to the last message), or compute it once and keep it."""
-        assert self.prefixes is not None
-        cut = text.rfind(last.encode("utf-8")) if last else -1
-        if cut <= 0:
-            return
-        head = list(self._tokenize(text[:cut], add_bos, True))
-        n = min(_common(head, tokens), len(tokens) - 1)  # at least one token is read fresh
-        if n < MIN_PREFIX_TOKENS:
-            return
-        prefix = tokens[:n]
-        llm = self._llm
-        have = _common([int(t) for t in llm.input_ids[: llm.n_tokens]], prefix)
-        if have >= n:
-            self.prefixes.stats.in_context += 1  # already in the context (the previous prompt shared it)
-            return
-        data = self.prefixes.get(prefix)
-        if data is not None and self._restore(prefix, data):
-            return
-        llm.n_tokens = have
-        llm.eval(prefix[have:])
-        self.prefixes.put(prefix, self._state())
-
-    def _state(self) -> bytes:
-        import ctypes
-
-        import llama_cpp
-
-        ctx = self._llm.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        buffer = (ctypes.c_uint8 * size)()
-        written = llama_cpp.llama_state_seq_get_data(ctx, buffer, size, 0)
-        return bytes(memoryview(buffer)[:written])
-
-    def _restore(self, prefix: list[int], data: bytes) -> bool:
-        import ctypes
-
-        import llama_cpp
-
-        llm = self._llm
-        llama_cpp.llama_memory_seq_rm(llama_cpp.llama_get_memory(llm.ctx), -1, 0, -1)
-        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
-        if llama_cpp.llama_state_seq_set_data(llm.ctx, buffer, len(data), 0) != len(data):
-            log.warning("prefix store: a stored state did not load; computing the prefix again")
-            llm.n_tokens = 0
-            return False
-        llm.input_ids[: len(prefix)] = prefix
-        llm.n_tokens = len(prefix)
-        return True
-
-    @property
-    def llama(self) -> Any:
-        """The loaded ``llama_cpp.Llama``, so a benchmark can time the raw library on the same weights."""
-        return self._llm
-
-    def _grammar(self, schema: dict[str, Any]) -> Any:
-        from llama_cpp.llama_grammar import LlamaGrammar
-
-        key = json.dumps(schema, sort_keys=True)
-        if key not in self._grammars:
-            self._grammars[key] = LlamaGrammar.from_string(schema_to_grammar_text(schema), verbose=False)
-        return self._grammars[key]
-
-    def _messages(self, messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-        return [m.model_dump() for m in messages]
-
-    def _digit_logprobs(self, n_prompt: int, top: int) -> tuple[list[str], list[dict[str, float]]]:
-        """The answer just generated, token by token, with the ``top`` most likely next tokens
-        (log-probabilities, before the grammar) at every position whose token has a digit."""
-        import llama_cpp
-        import numpy as np
-
-        llm = self._llm
-        ids = [int(t) for t in llm.input_ids[: llm.n_tokens]]
-        pieces = [llm.detokenize([t]).decode("utf-8", errors="replace") for t in ids[n_prompt:]]
-        logprobs: list[dict[str, float]] = [{} for _ in pieces]
-        wanted = [k for k, piece in enumerate(pieces) if any(ch.isdigit() for ch in piece)]
-        # last first: each decode drops the KV cache after its position, which later
-        # (earlier-positioned) decodes do not need
-        for k in reversed(wanted):
-            position = n_prompt + k  # the distribution of this token given everything before it
-            llm.n_tokens = position - 1
-            llm.eval([ids[position - 1]])
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
-            shifted = logits - logits.max()
-            log_probs = shifted - math.log(float(np.exp(shifted).sum()))
-            best = np.argpartition(-log_probs, top)[:top]
-            for t in best:
-                text = llm.detokenize([int(t)]).decode("utf-8", errors="replace")
-                lp = float(log_probs[t])
-                previous = logprobs[k].get(text)
-                logprobs[k][text] = lp if previous is None else float(np.logaddexp(previous, lp))
-        return pieces, logprobs
+    def _first_answers(self, requests: Sequence[JudgeRequest]) -> dict[tuple[int, int], RawAnswer]:
+        answers: dict[tuple[int, int], RawAnswer] = {}
+        for group in self._groups(self._passes(requests)):
+            for (i, seed, _, _), answer in zip(group, self._decode_group(group), strict=True):
+                answers[(i, seed)] = answer
+        return answers
 
     def _complete(self, request: JudgeRequest, seed: int) -> RawAnswer:
-        settings = request.settings
-        deadline.check()
-        self._prompt = (b"", True, request.messages[-1].content if len(request.messages) > 1 else "")
-        try:
-            out: Any = self._llm.create_chat_completion(
-                messages=self._messages(request.messages),  # type: ignore[arg-type]
-                grammar=self._grammar(request.json_schema),
-                temperature=settings.temperature,
-                max_tokens=settings.max_tokens,
-                seed=seed,
-            )
-        except ValueError as exc:
-            match = _CONTEXT_RE.search(str(exc))
-            if match:
-                need, have = int(match.group(1)), int(match.group(2))
-                raise ContextLengthError(
-                    f"prompt needs {need} tokens but the context holds {have} ({need - have} too many); "
-                    "use fewer examples or a larger --n-ctx"
-                ) from None
-            raise JudgeError(f"llama.cpp could not answer: {' '.join(str(exc).split())[:300]}") from None
-        deadline.check()
-        choice = out["choices"][0]
-        usage = Usage(prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"])
-        tokens = logprobs = None
-        if settings.top_logprobs > 0:
-            tokens, logprobs = self._digit_logprobs(usage.prompt_tokens, settings.top_logprobs)
-        return RawAnswer(text=choice["message"]["content"] or "", usage=usage, tokens=tokens, logprobs=logprobs)
+        """One pass on its own (a re-ask)."""
+        one = request.model_copy(update={"settings": request.settings.model_copy(update={"seed": seed, "n": 1})})
+        return self._decode_group(self._groups(self._passes([one]))[0])[0]
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
+        """First attempts decoded together; a re-ask (an invalid answer) runs on its own."""
+        name = f"llamacpp:{self.model_path.name}"
         with self._lock:
-            return [generate_valid(r, self._complete, f"llamacpp:{Path(self.model).name}") for r in requests]
+            first = self._first_answers(requests)
+            results = []
+            for i, request in enumerate(requests):
+
+                def complete(req: JudgeRequest, seed: int, i: int = i) -> RawAnswer:
+                    found = first.pop((i, seed), None) if req is requests[i] else None
+                    return found if found is not None else self._complete(req, seed)
+
+                results.append(generate_valid(request, complete, name))
+            return results
 
     def close(self) -> None:
+        decoder: Any = getattr(self, "_decoder", None)
+        if decoder is not None:
+            decoder.close()
+            self._decoder = None  # type: ignore[assignment]
         llm: Any = getattr(self, "_llm", None)
         if llm is not None:
             llm.close()
             self._llm = None  # type: ignore[assignment]
+
+
+def _chat_template(llm: Any) -> Any:
+    """The GGUF's chat template as llama-cpp-python renders it (``chat_template.default``), or
+    ChatML, with a warning, for a model file without one."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        log.warning("the model file has no chat template; using ChatML")
+        template = CHATML
+
+    def text(token: int) -> str:
+        return llm.detokenize([token], special=True).decode("utf-8", errors="replace") if token != -1 else ""
+
+    return Jinja2ChatFormatter(template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos()))
+
+
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 register_backend(
