@@ -4,6 +4,8 @@ each tree in its own process, one after the other).
 
   python bench/eval_speed.py --old /path/to/v0.2/src [--items 20] [--out bench/results/eval_speed.json]
 
+The items are the shortest ones whose two responses' labels differ (the evidence study's
+first items): the first eval items are long, and v0.2 took 5 minutes on the first one alone.
 spm's examples are chosen per item (the paper's similarity rule), so an item's prefix is
 new to the judge; what the new tree saves there is reading it once for both response orders,
 decoding the passes together and not applying the grammar to the whole vocabulary.
@@ -26,8 +28,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARK = ROOT.parent / "shared" / "data" / "helpsteer2"
 
 
-def run(src: Path, items: int, home: str, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "pluralign", "eval", "--method", "spm", "--benchmark", str(BENCHMARK)]
+def shortest(items: int, folder: Path) -> Path:
+    """A benchmark folder with the ``items`` shortest eval items whose labels differ."""
+    rows = json.loads((BENCHMARK / "eval.json").read_text())
+    differ = [r for r in rows if r["labels"][0] != r["labels"][1]]
+    differ.sort(key=lambda r: len(r["prompt"]) + sum(len(x) for x in r["responses"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "eval.json").write_text(json.dumps(differ[:items]))
+    (folder / "train.json").write_text((BENCHMARK / "train.json").read_text())
+    return folder
+
+
+def run(src: Path, items: int, home: str, out: Path, bench: Path) -> dict:
+    cmd = [sys.executable, "-m", "pluralign", "eval", "--method", "spm", "--benchmark", str(bench)]
     cmd += ["--target", "high", "--limit", str(items), "--no-cache", "--out", str(out)]
     started = time.perf_counter()
     res = subprocess.run(
@@ -62,8 +75,9 @@ def main() -> None:
         real_models = Path(os.environ.get("PLURALIGN_HOME", Path.home() / ".cache" / "pluralign")) / "models"
         if real_models.is_dir():
             os.symlink(real_models, Path(home) / "models")
+        bench = shortest(args.items, Path(home) / "bench")
         for label, src in (("old", args.old), ("new", ROOT / "src")):
-            results[label] = run(src, args.items, home, Path(home) / f"run-{label}")
+            results[label] = run(src, args.items, home, Path(home) / f"run-{label}", bench)
             print(f"{label}: {json.dumps(results[label])}", flush=True)
     old, new = results["old"]["seconds_per_item"], results["new"]["seconds_per_item"]
     print(f"eval spm, {args.items} items: old {old:.1f} s an item, new {new:.1f} s an item ({old / new:.2f}x)")

@@ -205,8 +205,15 @@ def test_passes_decoded_together_give_the_decision_of_passes_decoded_one_at_a_ti
 
     def run(parallel: int) -> list:
         settings = make_settings(
-            {"model": str(smollm2_path), "cache": False, "n_ctx": 4096, "similarity": "bm25", "threads": 1,
-             "parallel": parallel, "prefix_dir": tmp_path / "prefixes"}  # fmt: skip
+            {
+                "model": str(smollm2_path),
+                "cache": False,
+                "n_ctx": 4096,
+                "similarity": "bm25",
+                "threads": 1,
+                "parallel": parallel,
+                "prefix_dir": tmp_path / "prefixes",
+            }
         )
         chooser = Chooser("spm", settings)
         try:

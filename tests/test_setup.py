@@ -84,7 +84,12 @@ def test_setup_builds_for_the_cpu_without_amx(tmp_path: Path, flags, variant, on
     assert "-DGGML_NATIVE=OFF" in args and not any(a.startswith("-DGGML_AMX") and a.endswith("=ON") for a in args)
 
 
-SAPPHIRE_RAPIDS = "avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16"
+SAPPHIRE_RAPIDS = " ".join(
+    [
+        "avx avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw",
+        "avx512_vnni avx512_bf16 amx_tile amx_int8 amx_bf16",
+    ]
+)
 
 
 def _install_script(tmp_path: Path, flags: str, *args: str, **env: str) -> subprocess.CompletedProcess:

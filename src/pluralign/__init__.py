@@ -9,7 +9,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pluralign.api import Chooser, ChooseResult, choose
+    from pluralign.api import Chooser, ChooseResult, choose, respond
     from pluralign.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
     from pluralign.errors import PluralignError
     from pluralign.probes import Probe
@@ -20,6 +20,7 @@ _PUBLIC = {
     "Chooser": "pluralign.api",
     "ChooseResult": "pluralign.api",
     "choose": "pluralign.api",
+    "respond": "pluralign.api",
     "BUILTIN_ATTRIBUTES": "pluralign.attributes",
     "Attribute": "pluralign.attributes",
     "AttributeRegistry": "pluralign.attributes",
@@ -42,6 +43,7 @@ __all__ = [
     "PluralignError",
     "Probe",
     "choose",
+    "respond",
     "select",
 ]
 

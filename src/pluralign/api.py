@@ -37,6 +37,8 @@ class ChooseResult(BaseModel):
     samples: dict[str, list[dict[str, Any]]] = {}
     llm_calls: int = 0
     cached_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 def as_target(
@@ -123,6 +125,8 @@ class Chooser:
             samples=judgement.samples,
             llm_calls=judgement.stats.calls,
             cached_calls=judgement.stats.cached,
+            prompt_tokens=judgement.stats.prompt_tokens,
+            completion_tokens=judgement.stats.completion_tokens,
         )
 
     def close(self) -> None:
@@ -164,3 +168,52 @@ def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes
             raise InputError(f"method {chooser.method.name} predicts no attribute values; use spm or embedding")
         out.append(record.model_copy(update={"predictions": judgement.predictions}))
     return out
+
+
+class RespondResult(BaseModel):
+    """A steered answer: the candidate closest to the target, and how it was chosen."""
+
+    response: str
+    selected_index: int
+    candidates: list[str]
+    choice: ChooseResult
+    generator_model: str
+    generation_tokens: int
+
+
+def respond(
+    question: str,
+    target: AlignmentTarget | Mapping[str, Any] | str | Path,
+    method: str = DEFAULT_METHOD,
+    seed: int = 0,
+    generator: Any = None,
+    **settings: Any,
+) -> RespondResult:
+    """Generate candidates (``generator``: :class:`pluralign.generators.GeneratorOptions`; the
+    local model by default), then choose the one that fits ``target``."""
+    from pluralign.generators import Draw, GeneratorOptions, make_generator
+    from pluralign.judges.base import ChatMessage
+
+    options = generator or GeneratorOptions()
+    chosen_settings = make_settings(settings)
+    maker = make_generator(options, chosen_settings.model, chosen_settings.values.get("threads"))
+    draw = Draw(
+        k=options.candidates,
+        temperature=options.generator_temperature,
+        max_tokens=options.generator_max_tokens,
+        seed=seed,
+    )
+    made = maker.generate_sync([ChatMessage(role="user", content=question)], draw)
+    chooser = Chooser(method, chosen_settings)
+    try:
+        result = chooser.choose(question, made.texts, target, seed=seed)
+    finally:
+        chooser.close()
+    return RespondResult(
+        response=made.texts[result.selected_index],
+        selected_index=result.selected_index,
+        candidates=made.texts,
+        choice=result,
+        generator_model=made.model,
+        generation_tokens=made.usage.prompt_tokens + made.usage.completion_tokens,
+    )

@@ -20,10 +20,11 @@ def register(app: typer.Typer) -> None:
 def _serve_components() -> list[Any]:
     """The options of any method and judge, then the service's own (which keep ``--api-key-env``,
     the flag that named the service's key before ``--service-key-env``)."""
+    from pluralign.generators import GeneratorOptions
     from pluralign.server.config import ServiceOptions
     from pluralign.settings import components
 
-    return [*components(), ServiceOptions]
+    return [*components(), ServiceOptions, GeneratorOptions]
 
 
 @with_options(_serve_components)
@@ -34,9 +35,11 @@ def serve_cmd(
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Serve /v1/choose, /v1/predict, /v1/profile/*, /v1/attributes, /healthz and the page at /."""
+    """Serve /v1/choose, /v1/predict, /v1/chat/completions, /v1/rerank, /v1/feedback, /v1/profile/*,
+    /v1/attributes, /healthz and the page at /."""
     import uvicorn
 
+    from pluralign.generators import GeneratorOptions
     from pluralign.methods import build_method, method_spec
     from pluralign.options import take
     from pluralign.server.app import LOOPBACK_NAMES, create_app
@@ -47,6 +50,7 @@ def serve_cmd(
         raise InputError(f"--port must be between 1 and 65535, got {port}")
     given = dict(options or {})
     limits = take(ServiceOptions, given)
+    generator = take(GeneratorOptions, given)
     key = None
     if limits.service_key_env:
         key = os.environ.get(limits.service_key_env)
@@ -63,6 +67,7 @@ def serve_cmd(
         limits=limits,
         api_key=key,
         registry=registry_from(attributes_file),
+        generator=generator,
     )
     if key is None and limits.allowed_hosts is None:
         say(

@@ -22,23 +22,20 @@ from fastapi.responses import JSONResponse
 from pluralign import __version__
 from pluralign.api import Chooser
 from pluralign.errors import (
-    BackendUnavailableError,
-    ContextLengthError,
-    DeadlineExceeded,
-    InputError,
-    InvalidOutputError,
     PluralignError,
-    UpstreamError,
     one_line,
     validation_message,
 )
+from pluralign.generators import make_generator
 from pluralign.methods import build_method
 from pluralign.server.config import ServerConfig
 from pluralign.server.queue import DecisionQueue, QueueFull
-from pluralign.server.routes import catalog, decisions, page, profile, runs
-from pluralign.server.state import ServiceState
+from pluralign.server.routes import catalog, decisions, feedback, page, profile, runs, steer
+from pluralign.server.state import ServiceState, status_for
+from pluralign.userstore import UserStore
 
 PUBLIC_PATHS = {"/", "/favicon.ico"}
+OPENAI_PATHS = {"/v1/chat/completions", "/v1/rerank"}
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -70,8 +67,14 @@ class Guard:
         self.app = app
         self.config = config
 
-    async def _json(self, send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps({"detail": one_line(detail)}).encode()
+    async def _json(
+        self, send: Send, status: int, detail: str, headers: dict[str, str] | None = None, openai: bool = False
+    ) -> None:
+        if openai:  # the OpenAI-compatible routes answer in the OpenAI error shape
+            kind = "invalid_request_error" if status < 500 else "server_error"
+            body = json.dumps({"error": {"message": one_line(detail), "type": kind, "code": str(status)}}).encode()
+        else:
+            body = json.dumps({"detail": one_line(detail)}).encode()
         head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         await send({"type": "http.response.start", "status": status, "headers": head})
@@ -120,25 +123,39 @@ class Guard:
             await self.app(scope, receive, send)
             return
         config = self.config
+        oa = scope["path"] in OPENAI_PATHS  # answer in the OpenAI error shape
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if not self._host_allowed(headers):
-            await self._json(send, 400, "this Host header is not served here (see --allowed-host)")
+            await self._json(send, 400, "this Host header is not served here (see --allowed-host)", openai=oa)
             return
         if config.api_key and scope["path"] not in PUBLIC_PATHS and not self._key_ok(headers):
-            await self._json(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)")
+            await self._json(send, 401, "missing or wrong API key (send X-API-Key or Authorization: Bearer)", openai=oa)
             return
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > config.limits.max_body_bytes:
             await self._json(
-                send, 413, f"request body of {length} bytes exceeds the limit of {config.limits.max_body_bytes} bytes"
+                send,
+                413,
+                f"request body of {length} bytes exceeds the limit of {config.limits.max_body_bytes} bytes",
+                openai=oa,
             )
             return
         read = await self._read_body(receive)
         if read == 413:
-            await self._json(send, 413, f"request body exceeds the limit of {config.limits.max_body_bytes} bytes")
+            await self._json(
+                send,
+                413,
+                f"request body exceeds the limit of {config.limits.max_body_bytes} bytes",
+                openai=oa,
+            )
             return
         if read == 408:
-            await self._json(send, 408, f"the request body did not arrive within {config.limits.body_timeout:g} s")
+            await self._json(
+                send,
+                408,
+                f"the request body did not arrive within {config.limits.body_timeout:g} s",
+                openai=oa,
+            )
             return
         assert not isinstance(read, int)
         body, pending = read
@@ -165,26 +182,13 @@ class Guard:
             await self.app(scope, replay, watched)
         except Exception as exc:  # never a bare 500: say what broke (secrets and paths removed)
             if not started:
-                await self._json(send, 500, f"internal error: {one_line(exc)[:300]}")
-
-
-def status_for(exc: PluralignError) -> int:
-    if isinstance(exc, QueueFull):
-        return 503
-    if isinstance(exc, (InputError, ContextLengthError)):
-        return 422
-    if isinstance(exc, DeadlineExceeded):
-        return 504
-    if isinstance(exc, (UpstreamError, InvalidOutputError)):
-        return 502
-    if isinstance(exc, BackendUnavailableError):
-        return 503
-    return 500
+                await self._json(send, 500, f"internal error: {one_line(exc)[:300]}", openai=oa)
 
 
 def create_app(config: ServerConfig) -> FastAPI:
     service = ServiceState(
         config=config,
+        users=UserStore(config.limits.db),
         queue=DecisionQueue(config.limits.max_queue, config.limits.decision_timeout),
         profile_queue=DecisionQueue(config.limits.max_queue, config.limits.profile_timeout, name="pluralign-profile"),
     )
@@ -194,10 +198,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         method = config.preloaded or build_method(config.method, config.settings)  # once, before the first request
         service.chooser = Chooser(method, registry=config.registry)
         service.method_config = method.config()
+        service.generator = make_generator(
+            config.generator, config.settings.model, config.settings.values.get("threads")
+        )
         yield
         service.queue.close()
         service.profile_queue.close()
         service.chooser.close()
+        await service.generator.aclose()
 
     app = FastAPI(
         title="pluralign",
@@ -218,7 +226,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_message(exc)}, status_code=422)
 
-    for module in (decisions, profile, catalog, runs, page):
+    for module in (decisions, steer, feedback, profile, catalog, runs, page):
         app.include_router(module.router)
     app.include_router(profile.saved)
     return app

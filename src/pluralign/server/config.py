@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
+from pluralign.generators import GeneratorOptions
 from pluralign.methods import Method
 from pluralign.methods.registry import DEFAULT_METHOD
 from pluralign.options import Options, cli
@@ -102,6 +103,11 @@ class ServiceOptions(Options):
     profiles_dir: Path | None = Field(
         default=None, description="Folder of saved target profiles (JSON).", json_schema_extra=_service("--profiles")
     )
+    db: Path | None = Field(
+        default=None,
+        description="SQLite database of people's choices, profiles and steered completions (default: home).",
+        json_schema_extra=_service(),
+    )
 
     @field_validator("runs_dir", "profiles_dir")
     @classmethod
@@ -126,3 +132,4 @@ class ServerConfig:
     api_key: str | None = None
     registry: AttributeRegistry = field(default_factory=lambda: DEFAULT_REGISTRY)
     preloaded: Method | None = None
+    generator: GeneratorOptions = field(default_factory=GeneratorOptions)

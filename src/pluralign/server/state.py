@@ -8,8 +8,19 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from pluralign.api import Chooser
+from pluralign.errors import (
+    BackendUnavailableError,
+    ContextLengthError,
+    DeadlineExceeded,
+    InputError,
+    InvalidOutputError,
+    PluralignError,
+    UpstreamError,
+)
+from pluralign.generators import Generator
 from pluralign.server.config import ServerConfig
-from pluralign.server.queue import DecisionQueue
+from pluralign.server.queue import DecisionQueue, QueueFull
+from pluralign.userstore import UserStore
 
 
 @dataclass
@@ -17,7 +28,9 @@ class ServiceState:
     config: ServerConfig
     queue: DecisionQueue
     profile_queue: DecisionQueue
+    users: UserStore
     chooser: Chooser | None = None
+    generator: Generator | None = None
     method_config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -38,3 +51,17 @@ def check_probe(config: ServerConfig, question: str, responses: list[str]) -> No
     longest = max([len(question), *map(len, responses)])
     if longest > config.limits.max_text_chars:
         raise HTTPException(422, f"a text of {longest} characters exceeds the limit of {config.limits.max_text_chars}")
+
+
+def status_for(exc: PluralignError) -> int:
+    if isinstance(exc, QueueFull):
+        return 503
+    if isinstance(exc, (InputError, ContextLengthError)):
+        return 422
+    if isinstance(exc, DeadlineExceeded):
+        return 504
+    if isinstance(exc, (UpstreamError, InvalidOutputError)):
+        return 502
+    if isinstance(exc, BackendUnavailableError):
+        return 503
+    return 500

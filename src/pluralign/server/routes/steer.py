@@ -1,0 +1,314 @@
+"""``POST /v1/chat/completions`` (OpenAI-compatible) and ``POST /v1/rerank`` (the vLLM /
+llama.cpp / Jina / Cohere shape), steered to a person: the target comes from the request's
+``pluralign`` object (``target`` or a saved ``profile``) or from the profile stored for
+``user`` (learned from ``/v1/feedback``).
+
+A completion asks the generator for ``--candidates`` answers, judges them with the served
+method and returns them closest first. Errors use the OpenAI shape
+``{"error": {"message", "type", "code"}}``, with the service's usual statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from pluralign.api import ChooseResult
+from pluralign.errors import DeadlineExceeded, PluralignError, one_line, validation_message
+from pluralign.generators import Candidates, Draw
+from pluralign.judges.base import ChatMessage
+from pluralign.profile import ChoiceRecord
+from pluralign.server.queue import QueueFull
+from pluralign.server.state import ServiceState, check_probe, chooser, state, status_for
+from pluralign.strict import Count
+from pluralign.targets import AlignmentTarget, target_from_data
+
+router = APIRouter(prefix="/v1", tags=["steer"])
+MAX_MESSAGES = 256
+USER_NAME_CHARS = 256
+
+
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: StrictStr
+
+
+class Message(BaseModel):
+    role: Literal["system", "developer", "user", "assistant"]
+    content: StrictStr | list[TextPart]
+
+    def text(self) -> str:
+        return self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+
+
+class Steering(BaseModel):
+    """Whom to steer to: a target, or a saved profile's name (else the request's user)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: dict[str, Any] | None = None
+    profile: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # other OpenAI fields (top_p, stream_options, ...) are not used
+
+    model: StrictStr = ""
+    messages: list[Message] = Field(min_length=1, max_length=MAX_MESSAGES)
+    n: int = Field(default=1, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, ge=1, le=32_768)
+    seed: Count | None = None
+    user: StrictStr | None = Field(default=None, min_length=1, max_length=USER_NAME_CHARS)
+    stream: bool = False
+    pluralign: Steering | None = None
+
+
+class Document(BaseModel):
+    text: StrictStr
+
+
+class RerankRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: StrictStr = ""
+    query: StrictStr = Field(min_length=1)
+    documents: list[StrictStr | Document] = Field(min_length=2)
+    top_n: int | None = Field(default=None, ge=1)
+    return_documents: bool = True
+    target: dict[str, Any] | None = None
+    profile: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+    user: StrictStr | None = Field(default=None, min_length=1, max_length=USER_NAME_CHARS)
+    pluralign: Steering | None = None
+
+
+def openai_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    kind = "invalid_request_error" if status < 500 else ("server_error" if status == 500 else "upstream_error")
+    body = {"error": {"message": one_line(message), "type": kind, "code": str(status)}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _openai_shaped(work: Callable[[], Any]) -> Response:
+    """Run a route's body; every failure comes back in the OpenAI error shape."""
+    try:
+        result = await work()
+    except HTTPException as exc:
+        return openai_error(exc.status_code, str(exc.detail))
+    except QueueFull as exc:
+        return openai_error(503, str(exc), {"Retry-After": str(exc.retry_after)})
+    except PluralignError as exc:
+        return openai_error(status_for(exc), str(exc))
+    return result if isinstance(result, Response) else JSONResponse(result)
+
+
+def _parse(model: type[BaseModel], raw: bytes) -> Any:
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise HTTPException(422, "the body is not JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise HTTPException(422, validation_message(exc)) from None
+
+
+async def steering_target(s: ServiceState, steering: Steering | None, user: str | None) -> AlignmentTarget:
+    """The request's target, its saved profile, or the profile stored for its user."""
+    from pluralign.server.routes.profile import PROFILE_NAME
+
+    registry = s.config.registry
+    if steering is not None and steering.target is not None:
+        return target_from_data(steering.target, "target", registry)
+    if steering is not None and steering.profile is not None:
+        folder = s.config.limits.profiles_dir
+        if not PROFILE_NAME.fullmatch(steering.profile):
+            raise HTTPException(422, "pluralign.profile: use 1-64 letters, digits, _ or -")
+        path = folder / f"{steering.profile}.json" if folder is not None else None
+        if path is None or not path.is_file():
+            raise HTTPException(422, f"pluralign.profile: no saved profile named {steering.profile!r}")
+        from pluralign.files import read_json
+
+        return target_from_data(read_json(path, "profile"), steering.profile, registry)
+    if user is not None:
+        stored = await asyncio.to_thread(s.users.profile, user)
+        if stored is None:
+            raise HTTPException(422, "user: no profile is stored for this user yet; send pluralign.target or feedback")
+        return target_from_data(stored[0]["target_file"], "profile", registry)
+    raise HTTPException(422, "no target: send pluralign.target, pluralign.profile, or a user with a stored profile")
+
+
+def transcript(messages: list[ChatMessage]) -> str:
+    """What the judge reads as the question: the user's message, or the conversation so far."""
+    turns = [m for m in messages if m.role != "system"]
+    if len(turns) == 1:
+        return turns[0].content
+    return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in turns)
+
+
+async def _candidates(s: ServiceState, request: Request, messages: list[ChatMessage], draw: Draw) -> Candidates:
+    generator = s.generator
+    if generator is None:
+        raise HTTPException(503, "this service has no generator")
+    if generator.in_process:  # on the judge's worker: one at a time, under the deadline
+        return await s.queue.run(lambda: generator.generate_sync(messages, draw), request.is_disconnected)
+    try:
+        return await asyncio.wait_for(generator.generate(messages, draw), s.config.limits.decision_timeout)
+    except TimeoutError:
+        raise DeadlineExceeded(
+            f"the generator ran past the deadline of {s.config.limits.decision_timeout:g} s"
+        ) from None
+
+
+def _ranked(result: ChooseResult) -> list[int]:
+    """Indexes closest first, the selected response (the tie rule's pick) at the top."""
+    rest = sorted(
+        (i for i in range(len(result.distances)) if i != result.selected_index), key=result.distances.__getitem__
+    )
+    return [result.selected_index, *rest]
+
+
+def _steer_field(result: ChooseResult, texts: list[str], order: list[int]) -> dict[str, Any]:
+    explanation = result.explanation.sentence if result.explanation is not None else result.reasoning
+    return {
+        "selected_index": result.selected_index,
+        "explanation": explanation,
+        "confidence": result.confidence,
+        "target": result.target,
+        "method": result.method,
+        "candidates": [
+            {
+                "index": i,
+                "rank": order.index(i),
+                "content": t,
+                "distance": result.distances[i],
+                "predictions": result.predictions[i] if result.predictions else None,
+            }
+            for i, t in enumerate(texts)
+        ],
+    }
+
+
+async def _complete(body: ChatRequest, request: Request, s: ServiceState) -> Response | dict[str, Any]:
+    c = chooser(request)
+    options = s.config.generator
+    if body.n > options.candidates:
+        raise HTTPException(422, f"n: at most {options.candidates} (the candidates this service draws), got {body.n}")
+    messages = [
+        ChatMessage(role="system" if m.role == "developer" else m.role, content=m.text()) for m in body.messages
+    ]
+    if not any(m.role == "user" and m.content.strip() for m in messages):
+        raise HTTPException(422, "messages: no user message with text")
+    question = transcript(messages)
+    check_probe(s.config, question, ["", ""])
+    target = await steering_target(s, body.pluralign, body.user)
+    draw = Draw(
+        k=options.candidates,
+        temperature=body.temperature if body.temperature is not None else options.generator_temperature,
+        max_tokens=body.max_tokens or options.generator_max_tokens,
+        seed=body.seed or 0,
+    )
+    made = await _candidates(s, request, messages, draw)
+    texts = made.texts
+    check_probe(s.config, question, texts)
+    result = await s.queue.run(lambda: c.choose(question, texts, target, seed=draw.seed), request.is_disconnected)
+    order = _ranked(result)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    record = ChoiceRecord(id=completion_id, question=question, responses=texts, predictions=result.predictions)
+    await asyncio.to_thread(s.users.add_completion, completion_id, body.user, record)
+    prompt_tokens = made.usage.prompt_tokens + result.prompt_tokens
+    completion_tokens = made.usage.completion_tokens + result.completion_tokens
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    head = {"id": completion_id, "created": int(time.time()), "model": body.model or made.model}
+    steer = _steer_field(result, texts, order)
+    if body.stream:
+        return StreamingResponse(
+            _chunks(head, [texts[i] for i in order[: body.n]], usage, steer), media_type="text/event-stream"
+        )
+    choices = [
+        {
+            "index": rank,
+            "message": {"role": "assistant", "content": texts[i]},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+        for rank, i in enumerate(order[: body.n])
+    ]
+    return {**head, "object": "chat.completion", "choices": choices, "usage": usage, "pluralign": steer}
+
+
+async def _chunks(
+    head: dict[str, Any], texts: list[str], usage: dict[str, int], steer: dict[str, Any]
+) -> AsyncIterator[str]:
+    """The chosen responses as server-sent events in the OpenAI chunk format, after selection."""
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return f"data: {json.dumps({**head, 'object': 'chat.completion.chunk', 'choices': choices, **extra})}\n\n"
+
+    for rank, text in enumerate(texts):
+        yield event([{"index": rank, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+        yield event([{"index": rank, "delta": {"content": text}, "finish_reason": None}])
+        yield event([{"index": rank, "delta": {}, "finish_reason": "stop"}])
+    yield event([], usage=usage, pluralign=steer)
+    yield "data: [DONE]\n\n"
+
+
+@router.post("/chat/completions")
+async def chat_completions(request: Request, s: ServiceState = Depends(state)) -> Response:
+    """An OpenAI chat completion whose choices are candidates closest to the person's target first."""
+
+    async def work() -> Any:
+        return await _complete(_parse(ChatRequest, await request.body()), request, s)
+
+    return await _openai_shaped(work)
+
+
+def relevance(distance: float, n_attributes: int) -> float:
+    """1 at the target, 0 at the farthest point of the unit cube (higher is better)."""
+    return max(0.0, 1.0 - distance / math.sqrt(max(1, n_attributes)))
+
+
+async def _rerank(body: RerankRequest, request: Request, s: ServiceState) -> dict[str, Any]:
+    c = chooser(request)
+    steering = body.pluralign or Steering(target=body.target, profile=body.profile)
+    texts = [d if isinstance(d, str) else d.text for d in body.documents]
+    check_probe(s.config, body.query, texts)
+    target = await steering_target(s, steering, body.user)
+    result = await s.queue.run(lambda: c.choose(body.query, texts, target), request.is_disconnected)
+    order = _ranked(result)[: body.top_n or len(texts)]
+    results = []
+    for i in order:
+        row: dict[str, Any] = {"index": i, "relevance_score": relevance(result.distances[i], len(target.values))}
+        if body.return_documents:
+            row["document"] = {"text": texts[i]}
+        results.append(row)
+    tokens = result.prompt_tokens + result.completion_tokens
+    return {
+        "id": f"rerank-{uuid.uuid4().hex}",
+        "model": body.model or result.method,
+        "results": results,
+        "usage": {"total_tokens": tokens},
+        "pluralign": {"target": result.target, "method": result.method},
+    }
+
+
+@router.post("/rerank")
+async def rerank(request: Request, s: ServiceState = Depends(state)) -> Response:
+    """Documents best first for the person; relevance_score = 1 - distance / sqrt(attributes)."""
+
+    async def work() -> Any:
+        return await _rerank(_parse(RerankRequest, await request.body()), request, s)
+
+    return await _openai_shaped(work)
