@@ -1,6 +1,8 @@
 """Is the default judge right where any person would be? The clear-cut probe set
 (bench/data/clear_cut.jsonl: 24 probes written for pluralign, MIC- and HelpSteer2-style
-attributes, one target each) over several seeds, and the demo example over 10 seeds.
+attributes, one target each) over several seeds; the demo (scripts/demo.sh: two people,
+two targets) in both response orders over --demo-seeds seeds; and the old demo, kept as a
+known failure of the small judge.
 
     python bench/clear_cut.py                       # the default configuration of `pluralign choose`
     python bench/clear_cut.py --samples 3 --seeds 3 --out bench/results/clear_cut_before.json
@@ -27,9 +29,12 @@ from common import header, machine, uptime, write_json  # noqa: E402
 from pluralign.api import Chooser  # noqa: E402
 from pluralign.settings import make_settings  # noqa: E402
 
-DEMO_INPUT = ROOT / "examples" / "neighbour.json"
-DEMO_TARGET = ROOT / "examples" / "target_care.json"
-DEMO_RIGHT = 1  # the offer to help
+DEMO_INPUT = ROOT / "examples" / "job_loss.json"
+DEMO_PEOPLE = {"alex": (ROOT / "examples" / "target_alex.json", 1), "sam": (ROOT / "examples" / "target_sam.json", 0)}
+"""scripts/demo.sh: each person's target and the response any person would pick for them."""
+KNOWN_FAILURE_INPUT = ROOT / "examples" / "neighbour.json"
+KNOWN_FAILURE_TARGET = ROOT / "examples" / "target_care.json"
+KNOWN_FAILURE_RIGHT = 1  # the offer to help; the small judge picks the brush-off (care and authority nearly tie)
 
 
 def decide(chooser: Chooser, question: str, responses: list[str], target: dict, seed: int, right: int):
@@ -97,16 +102,26 @@ def main() -> None:
                 print(f"  seed {seed} {p['id']:18} {'right' if ok else 'WRONG'} {res.predictions}", flush=True)
             print(f"seed {seed}: {right}/{len(probes)} right", flush=True)
         demo = json.loads(DEMO_INPUT.read_text())
-        target = json.loads(DEMO_TARGET.read_text())
-        demo_right = 0
+        demo_right = demo_total = 0
         for seed in range(args.demo_seeds):
-            res, record = decide(chooser, demo["question"], demo["responses"], target, seed, DEMO_RIGHT)
-            ok = record["right"]
-            demo_right += ok
-            records.append({"set": "demo", **record})
-            print(
-                f"  demo seed {seed}: {'right' if ok else 'WRONG'} {res.predictions} conf {res.confidence}", flush=True
-            )
+            for flipped in (False, True):  # both response orders
+                responses = demo["responses"][::-1] if flipped else demo["responses"]
+                for person, (path, right) in DEMO_PEOPLE.items():
+                    target = json.loads(path.read_text())
+                    want = 1 - right if flipped else right
+                    res, record = decide(chooser, demo["question"], responses, target, seed, want)
+                    demo_right += record["right"]
+                    demo_total += 1
+                    records.append({"set": "demo", "person": person, "flipped": flipped, **record})
+                    print(f"  demo {person} seed {seed} flipped {flipped}: {'right' if record['right'] else 'WRONG'} "
+                          f"{res.predictions} conf {res.confidence}", flush=True)  # fmt: skip
+        known = json.loads(KNOWN_FAILURE_INPUT.read_text())
+        target = json.loads(KNOWN_FAILURE_TARGET.read_text())
+        res, record = decide(chooser, known["question"], known["responses"], target, 0, KNOWN_FAILURE_RIGHT)
+        records.append({"set": "known_failure", **record})
+        print(
+            f"  known failure (the old demo): {'right' if record['right'] else 'WRONG'} {res.predictions}", flush=True
+        )
     finally:
         chooser.close()
     clear = [r for r in records if r["set"] == "clear_cut"]
@@ -118,7 +133,8 @@ def main() -> None:
         "clear_cut_total": len(clear),
         "clear_cut_share": round(share, 4),
         "demo_right": demo_right,
-        "demo_total": args.demo_seeds,
+        "demo_total": demo_total,
+        "known_failure_right": next(r["right"] for r in records if r["set"] == "known_failure"),
         "mean_seconds_per_fresh_decision": round(sum(fresh) / len(fresh), 2) if fresh else None,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "machine": machine(),
@@ -127,7 +143,7 @@ def main() -> None:
     }
     print(
         f"clear-cut: {summary['clear_cut_right']}/{len(clear)} right ({100 * share:.1f}%); "
-        f"demo right in {demo_right}/{args.demo_seeds} seeds; "
+        f"demo right in {demo_right}/{demo_total} (people x seeds x orders); "
         f"{summary['mean_seconds_per_fresh_decision']} s per fresh decision",
         flush=True,
     )

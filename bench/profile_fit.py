@@ -12,6 +12,15 @@ items it predicts) in place of the labels for the items the person picks.
 
     python bench/profile_fit.py --out bench/results/profile_fit.json
     python bench/profile_fit.py --tune      # pick beta and eps on 20 other targets (not the 50)
+    python bench/profile_fit.py --middle --seeds 3 --no-embedding   # targets with middle values
+    python bench/profile_fit.py --middle --seeds 3 --no-embedding --no-preference
+
+--middle hides 50 targets of pluralign's own, drawn like the paper's (10 each with 1-5
+attributes) but from every level, 0.5 included (bench/data/middle_targets.json, seed 11): the
+paper's set has no 0.5, so a fit that cannot recover the middle looks fine on it. --seeds
+repeats every configuration with other draws of the picks (and flips) and reports the mean
+and spread over seeds. --no-preference: the simulated person says "no preference" on the
+items their hidden target ties on, and the fit is compared with one that never sees them.
 """
 
 from __future__ import annotations
@@ -57,7 +66,10 @@ def agreement(fitted: AlignmentTarget, evals, scored) -> float:
     return right / len(scored)
 
 
-def person_choice(probe, target, rng, flip):
+def person_choice(probe, target, rng, flip, no_preference=False):
+    """The response closest to ``target`` (or None for "no preference" on a tie, if asked)."""
+    if no_preference and len(closest(label_distances(probe.labels, target, "euclidean", 0))) > 1:
+        return None
     chosen = select(probe.labels, target, "euclidean").index
     if flip and rng.random() < flip:
         chosen = rng.choice([j for j in range(len(probe.responses)) if j != chosen])
@@ -70,13 +82,16 @@ def record(i, probe, predictions, chosen):
     )
 
 
-def run(targets, train, evals, preds, k, mode, flip, beta, eps, seed, attrs, plain=False):
+def run(targets, train, evals, preds, k, mode, flip, beta, eps, seed, attrs, plain=False, no_pref=None):
+    """Agreement per hidden target. ``no_pref``: None (ties answered with the first closest), "say"
+    (the person says no preference on ties) or "drop" (those lines are left out of the fit)."""
     scores = []
     for t_index, target in enumerate(targets):
         rng = random.Random(f"{seed}:{t_index}:{k}:{mode}:{flip}")
         if mode == "random":
             picks = rng.sample(range(len(train)), k)
-            choices = [record(i, train[i], preds[i], person_choice(train[i], target, rng, flip)) for i in picks]
+            said = [(i, person_choice(train[i], target, rng, flip, no_pref is not None)) for i in picks]
+            choices = [record(i, train[i], preds[i], c) for i, c in said if c is not None or no_pref == "say"]
         else:
             pool = [record(i, train[i], preds[i], None) for i in range(len(train))]
             choices = []
@@ -84,6 +99,9 @@ def run(targets, train, evals, preds, k, mode, flip, beta, eps, seed, attrs, pla
                 ask = next_question(attrs, choices, pool, beta=beta, eps=eps)
                 i = int(ask.id)
                 choices.append(record(i, train[i], preds[i], person_choice(train[i], target, rng, flip)))
+        if not choices:
+            scores.append(0.5)  # nothing to learn from: a coin
+            continue
         fit = fit_profile(attrs, choices, beta=beta, eps=eps)
         fitted = target_from_data(fit.file_dict(plain), "fitted")
         scores.append(agreement(fitted, evals, eval_sets(evals, target)))
@@ -128,12 +146,41 @@ def tune_targets(exclude, per_k=4, seed=7):
     return [AlignmentTarget(name=f"tune{i}", values=c) for i, c in enumerate(out)]
 
 
+def middle_targets(seed: int = 11, per_k: int = 10) -> list[AlignmentTarget]:
+    """Targets drawn like the paper's (every combination of levels with k attributes, k = 1..5,
+    ``per_k`` each) but keeping 0.5; the set is written to bench/data/middle_targets.json."""
+    levels = [0.0, 0.25, 0.5, 0.75, 1.0]
+    rng = random.Random(seed)
+    out = []
+    for k in range(1, 6):
+        combos = [
+            dict(zip(names, values, strict=True))
+            for names in itertools.combinations(HELPSTEER2, k)
+            for values in itertools.product(levels, repeat=k)
+        ]
+        out.extend(rng.sample(combos, per_k))
+    path = ROOT / "bench" / "data" / "middle_targets.json"
+    path.write_text(json.dumps(out, indent=0) + "\n")
+    return [AlignmentTarget(name=f"middle{i:02d}", values=c) for i, c in enumerate(out)]
+
+
+def over_seeds(seeds: int, one) -> dict:  # type: ignore[no-untyped-def]
+    """Mean over seeds of the mean agreement over targets, and the spread of those means."""
+    means = [summary(one(seed))["mean"] for seed in range(seeds)]
+    return {"mean": round(float(np.mean(means)), 2), "min_over_seeds": min(means), "max_over_seeds": max(means),
+            "per_seed": means}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
     parser.add_argument("--targets", type=Path, default=SHARED / "targets" / "sampled_helpsteer2")
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--no-embedding", action="store_true")
+    parser.add_argument("--middle", action="store_true", help="hide pluralign's own targets with middle values")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--no-preference", action="store_true")
+    parser.add_argument("--modes", default="", help="only these configurations, e.g. random20,asked10,flip20")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     print(header(), flush=True)
@@ -143,6 +190,11 @@ def main() -> None:
     labels = [p.labels for p in train]
     files = sorted(args.targets.glob("*.json"))
     hidden = [target_from_data(json.loads(f.read_text()), f.stem) for f in files]
+    if args.middle:
+        hidden = middle_targets()
+    if args.seeds > 1 or args.no_preference:
+        seeded(args, hidden, train, evals, labels, attrs)
+        return
     if args.tune:
         tune = tune_targets([t.values for t in hidden])
         for beta, eps in itertools.product([30.0, 100.0, 300.0], [0.05, 0.1, 0.2]):
@@ -188,6 +240,32 @@ def main() -> None:
                 }
                 results.append(row)
                 print(json.dumps(row), flush=True)
+    if args.out:
+        write_json(args.out, {"beta": BETA, "eps": EPSILON, "machine": machine(), "results": results})
+
+
+def seeded(args, hidden, train, evals, labels, attrs) -> None:  # type: ignore[no-untyped-def]
+    """The configurations of the profile issue over several seeds (labels as predictions)."""
+    configs = {"random5": ("random", 5, 0.0), "random10": ("random", 10, 0.0), "random20": ("random", 20, 0.0),
+               "asked5": ("asked", 5, 0.0), "asked10": ("asked", 10, 0.0), "flip20": ("random", 20, 0.1)}  # fmt: skip
+    wanted = [m for m in args.modes.split(",") if m] or list(configs)
+    results = []
+    for name in wanted:
+        mode, k, flip = configs[name]
+        variants = (
+            [("say", "no preference said"), ("drop", "tied picks left out")] if args.no_preference else [(None, "")]
+        )
+        for no_pref, label in variants:
+            if no_pref is not None and mode != "random":
+                continue
+            t0 = time.perf_counter()
+            row = {"config": name, "no_preference": label or "ties answered with the first closest",
+                   "targets": "middle" if args.middle else "sampled", "seeds": args.seeds,
+                   **over_seeds(args.seeds, lambda seed, m=mode, k=k, f=flip, n=no_pref: run(
+                       hidden, train, evals, labels, k, m, f, BETA, EPSILON, seed, attrs, no_pref=n)),
+                   "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            results.append(row)
+            print(json.dumps(row), flush=True)
     if args.out:
         write_json(args.out, {"beta": BETA, "eps": EPSILON, "machine": machine(), "results": results})
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Set up (if needed), then make one real decision offline with the default judge
-# (Qwen2.5-Coder-1.5B via llama.cpp, few-shot comparative regression with the default
-# scoring: one greedy pass per response order, scores read from the judge's probabilities).
+# Set up (if needed), then show steering offline with the default judge (Qwen2.5-Coder-1.5B via
+# llama.cpp, few-shot comparative regression, one greedy pass per response order): one question,
+# two people with different values, two different choices, each with its reason and confidence.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 VENV="${PLURALIGN_VENV:-.venv}"
 "$VENV/bin/pluralign" models fetch qwen2.5-coder-1.5b >/dev/null
-exec "$VENV/bin/pluralign" choose --input examples/neighbour.json --target examples/target_care.json "$@"
+echo "== Alex wants advice that cares for the friend (target examples/target_alex.json: care 1.0)"
+"$VENV/bin/pluralign" choose --input examples/job_loss.json --target examples/target_alex.json "$@"
+echo
+echo "== Sam wants it blunt, without comforting (target examples/target_sam.json: care 0.0)"
+exec "$VENV/bin/pluralign" choose --input examples/job_loss.json --target examples/target_sam.json "$@"

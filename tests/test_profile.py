@@ -83,12 +83,50 @@ def test_next_question_is_informative_new_and_fast_enough(helpsteer2_dir: Path):
         next_question(R.require(HS2), [r.model_copy(update={"chosen": 0}) for r in pool[:2]], pool[:2])
 
 
-def test_grid_covers_levels_and_absence():
+def test_grid_covers_every_level_the_middle_included_and_absence():
+    import numpy as np
+
+    from pluralign.profile import MIDDLE_PRIOR
+
     grid = Grid.build(R.require(["care", "verbosity"]))
-    assert grid.present.shape == (7 * 5 - 1, 2)  # 6 MIC levels (no midpoint) or absent; 4 HelpSteer2 levels or absent
-    assert sorted(set(grid.values[grid.present[:, 0] == 1, 0].round(2))) == [
-        v for v in R["care"].level_values() if v != 0.5
-    ]
+    assert grid.present.shape == (8 * 6 - 1, 2)  # 7 MIC levels or absent; 5 HelpSteer2 levels or absent
+    assert sorted(set(grid.values[grid.present[:, 0] == 1, 0].round(2))) == R["care"].level_values()
+    prior = np.exp(grid.log_prior)
+    n = grid.present.sum(axis=1)
+    assert np.allclose([prior[n == k].sum() for k in (1, 2)], 0.5)  # uniform over the number of attributes
+    only_verbosity = (grid.present[:, 0] == 0) & (grid.present[:, 1] == 1)
+    levels, masses = grid.values[only_verbosity, 1], prior[only_verbosity]
+    at = {round(float(v), 2): float(p) for v, p in zip(levels, masses, strict=True)}
+    assert at[0.5] == pytest.approx(MIDDLE_PRIOR * at[0.25]) and at[0.25] == pytest.approx(at[1.0])
+
+
+def test_fit_recovers_a_person_who_wants_the_middle(helpsteer2_dir: Path):
+    """Medium complexity: the old grid (no 0.5) could not express it."""
+    train = load_probes(helpsteer2_dir / "train.json")
+    evals = load_probes(helpsteer2_dir / "eval.json")
+    hidden = AlignmentTarget(name="h", values={"complexity": 0.5})
+    fit = fit_profile(R.require(HS2), _records(train, hidden, list(range(0, 500, 10))))
+    assert abs(fit.target["complexity"] - 0.5) < 0.15
+    assert _agreement(fit.as_target(), hidden, evals) > 0.9
+
+
+def test_no_preference_is_evidence_of_a_near_tie(tmp_path: Path):
+    """A person who shrugs between a caring and an uncaring answer does not care much either
+    way: the fit moves care towards the middle or out, where a missing line would change nothing."""
+    predictions = [{"care": 0.0, "verbosity": 0.2}, {"care": 1.0, "verbosity": 0.8}]
+    pair = {"question": "q", "responses": ["x", "y"], "predictions": predictions}
+    leaning = [ChoiceRecord(id=f"a{k}", **pair, chosen=1) for k in range(2)]
+    shrugs = [ChoiceRecord(id=f"n{k}", **pair, chosen=None) for k in range(6)]
+    assert all(r.no_preference for r in shrugs) and not any(r.no_preference for r in leaning)
+    attrs = R.require(["care", "verbosity"])
+    before = fit_profile(attrs, leaning)
+    after = fit_profile(attrs, leaning + shrugs)
+    assert after.n_choices == 8 and before.n_explained == 2
+    assert before.target["care"] > 0.7  # two picks of the caring answer
+    assert abs(after.target.get("care", 0.5) - 0.5) < 0.1  # many shrugs: the two are about equally close
+    path = _write(tmp_path / "c.jsonl", [{"id": "x", **pair, "chosen": None}, {"id": "y", **pair, "chosen": 1}])
+    read = read_choices(path)
+    assert read[0].no_preference and read[1].chosen == 1
 
 
 def test_shipped_pool_reads_and_has_every_attribute():
@@ -199,7 +237,7 @@ def test_profile_next_cli_skips_answered_ids(helpsteer2_dir: Path, tmp_path: Pat
             ("--attributes", "kindness"),
             "unknown attribute 'kindness'",
         ),
-        ([{"id": "a", "question": "q", "responses": ["x", "y"]}], (), "line 1: no 'chosen' index"),
+        ([{"id": "a", "question": "q", "responses": ["x", "y"]}], (), "line 1: no 'chosen' (an index, or null"),
     ],
 )
 def test_profile_fit_bad_input_is_one_line(tmp_path: Path, cli, rows, extra, message):

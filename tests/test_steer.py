@@ -206,8 +206,19 @@ def test_bad_feedback_gets_a_clear_422(steer, body, needle):
     assert res.status_code == 422 and needle in res.json()["detail"], res.text
 
 
-def test_a_generator_that_returns_no_usable_candidates_is_a_502(scripted, tmp_path):
-    url, _ = scripted([("ok", "")])
+@pytest.mark.parametrize(
+    ("step", "needle"),
+    [
+        (("ok", ""), "usable candidates"),  # empty choices
+        (("payload", {"choices": []}), "usable candidates"),
+        (("raw", 200, {"content-type": "application/json"}, b"not json"), "not a chat completion"),
+        (("payload", {"choices": None}), "not a chat completion"),
+        (("payload", {"choices": [{"message": {"content": ["not", "text"]}}]}), "generator"),
+        (("raw", 500, {"content-type": "application/json"}, b'{"error": "boom"}'), "generator answered 500"),
+    ],
+)
+def test_a_generator_that_returns_no_usable_candidates_is_a_502(scripted, tmp_path, step, needle):
+    url, _ = scripted([step])
     proc, base = _serve(tmp_path, "--generator-base-url", f"{url}/v1", "--candidates", "2")
     try:
         res = httpx.post(
@@ -217,7 +228,41 @@ def test_a_generator_that_returns_no_usable_candidates_is_a_502(scripted, tmp_pa
         )
     finally:
         stop(proc)
-    assert res.status_code == 502 and "usable candidates" in res.json()["error"]["message"]
+    assert res.status_code == 502, res.text
+    assert needle in res.json()["error"]["message"] and res.json()["error"]["type"] == "upstream_error"
+
+
+def test_the_openai_client_retries_a_full_queue_on_its_own(llama_server, tmp_path):
+    """--max-queue 1: of four requests at once (candidates written fast, judged slowly), some are
+    refused with 503 and Retry-After; the official client waits and retries them, and every one
+    is answered."""
+    from openai import OpenAI
+
+    proc, url = _serve(
+        tmp_path, "--generator-base-url", llama_server, "--generator-model", "smollm2", "--candidates", "2",
+        "--generator-max-tokens", "4", "--max-queue", "1", "--estimator", "sample", "--samples", "4",
+    )  # fmt: skip
+    refused = []
+
+    def count(response: httpx.Response) -> None:
+        if response.status_code == 503:
+            refused.append(response.headers.get("retry-after"))
+
+    http = httpx.Client(event_hooks={"response": [count]}, timeout=300)
+    client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=8, http_client=http)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            outs = list(pool.map(
+                lambda k: client.chat.completions.create(
+                    model="x", messages=ASK, seed=k, extra_body={"pluralign": {"target": TARGET}}
+                ),
+                range(4),
+            ))  # fmt: skip
+    finally:
+        http.close()
+        stop(proc)
+    assert all(o.choices[0].message.content for o in outs)
+    assert refused and all(r is not None and r.isdigit() for r in refused)
 
 
 def test_kill_9_mid_way_loses_no_committed_feedback(tmp_path):

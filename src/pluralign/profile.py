@@ -10,10 +10,19 @@ the responses like a noisy version of the paper's selection rule:
 where ``d_r`` is the distance of response ``r``'s predicted values to the profile over the
 attributes it contains. ``eps`` absorbs plain mistakes (a flipped choice), ``beta`` makes
 near-ties nearly uninformative. Every profile of the grid gets a posterior from a prior that
-is uniform over the number of attributes and then over the profiles with that number, times
-the likelihood of the choices. The grid offers, per attribute, "absent" or one of its label
-levels except the midpoint: as in the paper's targets, "neutral about X" is expressed by
-leaving X out (a fitted value can still land near 0.5, as a posterior mean).
+is uniform over the number of attributes and then, within each number, over the profiles
+with that number, except that every attribute set to the middle of its scale (0.5) weighs
+``MIDDLE_PRIOR`` against 1 for the other levels. The grid offers, per attribute, "absent" or
+any of its label levels: a person who wants medium complexity is a profile of the grid (the
+paper's sampled targets leave 0.5 out, and an earlier grid did too, so such people could not
+be recovered). The lower weight keeps the extra level from taking mass off the others: with
+2 responses a middle value is often the closest only by a little, and at full weight "wants
+the middle" would explain away many clear picks (bench/profile_fit.py, docs/results.md).
+
+"No preference" (``"chosen": null`` in a choices line) is evidence that the responses are
+about equally close to the person's target: its likelihood under a profile is
+``eps + (1 - eps) * exp(-beta * gap)``, where ``gap`` is the difference of the two smallest
+squared distances, so it favours profiles under which they tie or nearly tie.
 
 ``BETA`` and ``EPSILON`` were chosen on 20 HelpSteer2 targets that are not among the 50 the
 benchmark reports (bench/profile_fit.py --tune; docs/results.md).
@@ -48,6 +57,9 @@ from pluralign.targets import AlignmentTarget
 
 EPSILON = 0.05
 BETA = 300.0
+MIDDLE_PRIOR = 0.5
+"""Prior weight of an attribute at 0.5 against 1 for its other levels (normalised within each
+number of attributes)."""
 MIN_WEIGHT = 0.05
 MAX_PROFILES = 2_000_000
 ASK_TOP_PROFILES = 20_000
@@ -56,13 +68,22 @@ CHUNK_CELLS = 2_000_000
 
 
 class ChoiceRecord(BaseModel):
-    """One line of a choices file (``chosen`` absent in a pool)."""
+    """One line of a choices file (``chosen`` absent in a pool; ``"chosen": null``: no preference)."""
 
     id: StrictStr
     question: Text
     responses: Responses
     chosen: Count | None = None
     predictions: list[dict[str, Number]] | None = None
+
+    @property
+    def no_preference(self) -> bool:
+        """The person said neither response is better (``chosen`` given as null)."""
+        return self.chosen is None and "chosen" in self.model_fields_set
+
+    @property
+    def answered(self) -> bool:
+        return self.chosen is not None or self.no_preference
 
     def check(self) -> ChoiceRecord:
         if self.chosen is not None and not 0 <= self.chosen < len(self.responses):
@@ -91,8 +112,8 @@ def read_choices(path: str | Path, need_chosen: bool = True, what: str = "choice
             raise InputError(f"{path}: line {number}: {validation_message(exc)}") from None
         except ValueError as exc:
             raise InputError(f"{path}: line {number}: {exc}") from None
-        if need_chosen and record.chosen is None:
-            raise InputError(f"{path}: line {number}: no 'chosen' index")
+        if need_chosen and not record.answered:
+            raise InputError(f"{path}: line {number}: no 'chosen' (an index, or null for no preference)")
         if record.id in seen:
             raise InputError(f"{path}: line {number}: id {record.id!r} appears twice")
         seen.add(record.id)
@@ -123,7 +144,7 @@ def check_predictions(records: Sequence[ChoiceRecord], attributes: Sequence[str]
 
 def grid_size(attributes: Sequence[Attribute]) -> int:
     """How many candidate profiles :class:`Grid` would hold (known before building it)."""
-    return math.prod(len([v for v in a.level_values() if v != 0.5]) + 1 for a in attributes) - 1
+    return math.prod(len(a.level_values()) + 1 for a in attributes) - 1
 
 
 def work_units(attributes: Sequence[Attribute], records: Sequence[ChoiceRecord]) -> int:
@@ -143,7 +164,7 @@ class Grid:
 
     @classmethod
     def build(cls, attributes: Sequence[Attribute]) -> Grid:
-        levels = [np.array([v for v in a.level_values() if v != 0.5], dtype=np.float64) for a in attributes]
+        levels = [np.array(a.level_values(), dtype=np.float64) for a in attributes]
         sizes = [len(lv) + 1 for lv in levels]  # option 0 = absent
         size = math.prod(sizes)
         if size > MAX_PROFILES:
@@ -157,8 +178,10 @@ class Grid:
         for k, lv in enumerate(levels):
             values[:, k] = np.where(codes[:, k] > 0, lv[np.maximum(codes[:, k] - 1, 0)], 0.0)
         n_present = present.sum(axis=1).astype(int)
-        counts = np.bincount(n_present)
-        log_prior = -np.log(counts[n_present]) - math.log(len(attributes))
+        middles = ((present > 0) & np.isclose(values, 0.5)).sum(axis=1)
+        weight = MIDDLE_PRIOR**middles
+        mass = np.bincount(n_present, weights=weight)  # per number of attributes
+        log_prior = np.log(weight) - np.log(mass[n_present]) - math.log(len(attributes))
         return cls([a.name for a in attributes], present, values, log_prior)
 
 
@@ -190,9 +213,12 @@ def posterior(grid: Grid, choices: Sequence[ChoiceRecord], beta: float = BETA, e
     log_post = grid.log_prior.copy()
     for record in choices:
         deadline.check()  # a service deadline or a cancelled request stops a long fit
-        assert record.chosen is not None
-        lp = _choice_log_probs(_sq_distances(grid.present, grid.values, _matrix(record, grid.attributes)), beta, eps)
-        log_post += lp[:, record.chosen]
+        d2 = _sq_distances(grid.present, grid.values, _matrix(record, grid.attributes))
+        if record.chosen is None:  # no preference: the closest two nearly tie
+            two = np.partition(d2, 1, axis=1)[:, :2]
+            log_post += np.log(eps + (1 - eps) * np.exp(-beta * (two[:, 1] - two[:, 0])))
+            continue
+        log_post += _choice_log_probs(d2, beta, eps)[:, record.chosen]
     log_post -= log_post.max()
     post = np.exp(log_post)
     return np.asarray(post / post.sum())
@@ -250,7 +276,7 @@ def fit_profile(
         weights[best.attribute] = max(best.weight, MIN_WEIGHT)
     fitted = ProfileFit(target=values, weights=weights, attributes=fits, n_choices=len(choices), n_explained=0)
     goal = fitted.as_target()
-    explained = sum(select(r.predictions or [], goal).index == r.chosen for r in choices)
+    explained = sum(select(r.predictions or [], goal).index == r.chosen for r in choices if r.chosen is not None)
     return fitted.model_copy(update={"n_explained": int(explained)})
 
 

@@ -51,10 +51,16 @@ class OpenAIGenerator:
             raise UpstreamError(f"the generator answered {exc.status_code}: {one_line(exc.message)[:200]}") from None
         except openai.APIError as exc:
             raise UpstreamError(f"the generator could not be reached: {one_line(exc)[:200]}") from None
-        texts = [c.message.content for c in out.choices if c.message is not None and c.message.content]
-        usage = Usage()
-        if out.usage is not None:
-            usage = Usage(prompt_tokens=out.usage.prompt_tokens, completion_tokens=out.usage.completion_tokens)
+        except ValueError:  # a body that is not JSON
+            raise UpstreamError("the generator answered something that is not a chat completion") from None
+        try:
+            messages = [c.message for c in out.choices if c.message is not None]
+            texts = [m.content for m in messages if isinstance(m.content, str)]
+            usage = Usage()
+            if out.usage is not None:
+                usage = Usage(prompt_tokens=out.usage.prompt_tokens, completion_tokens=out.usage.completion_tokens)
+        except (TypeError, AttributeError, ValueError):  # choices or usage of the wrong shape
+            raise UpstreamError("the generator answered something that is not a chat completion") from None
         return texts, usage
 
     async def generate(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
@@ -71,7 +77,7 @@ class OpenAIGenerator:
             for more, u in await asyncio.gather(*asks):
                 texts += more
                 usage = usage + u
-        texts = [t for t in texts if t.strip()]
+        texts = [t for t in texts if isinstance(t, str) and t.strip()]
         if len(texts) < 2:
             raise UpstreamError(f"the generator returned {len(texts)} usable candidates; at least 2 are needed")
         return Candidates(texts=texts[: draw.k], usage=usage, model=self.model)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -275,10 +276,14 @@ class LlamaCppBackend:
         return self._decode_group(self._groups(self._passes([one]))[0])[0]
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
-        """First attempts decoded together; a re-ask (an invalid answer) runs on its own."""
+        """First attempts decoded together; a re-ask (an invalid answer) runs on its own. The
+        time of the decoding together is shared among the requests by their passes."""
         name = f"llamacpp:{self.model_path.name}"
         with self._lock:
+            started = time.perf_counter()
             first = self._first_answers(requests)
+            together = time.perf_counter() - started
+            passes = sum(r.settings.n for r in requests) or 1
             results = []
             for i, request in enumerate(requests):
 
@@ -286,7 +291,9 @@ class LlamaCppBackend:
                     found = first.pop((i, seed), None) if req is requests[i] else None
                     return found if found is not None else self._complete(req, seed)
 
-                results.append(generate_valid(request, complete, name))
+                result = generate_valid(request, complete, name)
+                result.seconds += together * request.settings.n / passes
+                results.append(result)
             return results
 
     def close(self) -> None:

@@ -40,7 +40,7 @@ class FeedbackRequest(BaseModel):
     completion_id: StrictStr | None = Field(default=None, max_length=100)
     question: Text | None = None
     responses: Responses | None = None
-    chosen: Count
+    chosen: Count | None = Field(description="The preferred response's index; null: no preference.")
     predictions: list[dict[str, Number]] | None = None
     attributes: list[StrictStr] | None = Field(default=None, min_length=1, max_length=64)
 
@@ -61,7 +61,13 @@ async def _record(body: FeedbackRequest, s: ServiceState) -> ChoiceRecord:
         owner, record = found
         if owner is not None and owner != body.user:
             raise HTTPException(422, "completion_id: that completion was made for another user")
-        record = record.model_copy(update={"chosen": body.chosen})
+        record = ChoiceRecord(
+            id=record.id,
+            question=record.question,
+            responses=record.responses,
+            chosen=body.chosen,
+            predictions=record.predictions,
+        )
     else:
         if body.question is None or body.responses is None:
             raise HTTPException(422, "send completion_id, or question and responses")

@@ -103,8 +103,8 @@ async def pool() -> list[dict[str, Any]]:
 async def fit(body: FitRequest, request: Request, s: ServiceState = Depends(state)) -> dict[str, Any]:
     choices = _checked(s, body.choices, "choices")
     for i, r in enumerate(choices):
-        if r.chosen is None:
-            raise HTTPException(422, f"choices[{i}]: no 'chosen' index")
+        if not r.answered:
+            raise HTTPException(422, f"choices[{i}]: no 'chosen' (an index, or null for no preference)")
     names = body.attributes or attributes_of(choices)
     if not names:
         raise HTTPException(422, "no choice has predictions: name the attributes")

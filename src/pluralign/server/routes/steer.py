@@ -216,10 +216,13 @@ async def _complete(body: ChatRequest, request: Request, s: ServiceState) -> Res
         max_tokens=body.max_tokens or options.generator_max_tokens,
         seed=body.seed or 0,
     )
+    started = time.perf_counter()
     made = await _candidates(s, request, messages, draw)
+    generated = time.perf_counter()
     texts = made.texts
     check_probe(s.config, question, texts)
     result = await s.queue.run(lambda: c.choose(question, texts, target, seed=draw.seed), request.is_disconnected)
+    seconds = {"generation": round(generated - started, 3), "judging": round(time.perf_counter() - generated, 3)}
     order = _ranked(result)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     record = ChoiceRecord(id=completion_id, question=question, responses=texts, predictions=result.predictions)
@@ -232,7 +235,7 @@ async def _complete(body: ChatRequest, request: Request, s: ServiceState) -> Res
         "total_tokens": prompt_tokens + completion_tokens,
     }
     head = {"id": completion_id, "created": int(time.time()), "model": body.model or made.model}
-    steer = _steer_field(result, texts, order)
+    steer = {**_steer_field(result, texts, order), "seconds": seconds}
     if body.stream:
         return StreamingResponse(
             _chunks(head, [texts[i] for i in order[: body.n]], usage, steer), media_type="text/event-stream"
