@@ -54,8 +54,8 @@ class OpenAIGenerator:
         except ValueError:  # a body that is not JSON
             raise UpstreamError("the generator answered something that is not a chat completion") from None
         try:
-            messages = [c.message for c in out.choices if c.message is not None]
-            texts = [m.content for m in messages if isinstance(m.content, str)]
+            answers = [c.message for c in out.choices if c.message is not None]
+            texts = [m.content for m in answers if isinstance(m.content, str)]
             usage = Usage()
             if out.usage is not None:
                 usage = Usage(prompt_tokens=out.usage.prompt_tokens, completion_tokens=out.usage.completion_tokens)
