@@ -146,7 +146,7 @@ def tune_targets(exclude, per_k=4, seed=7):
     return [AlignmentTarget(name=f"tune{i}", values=c) for i, c in enumerate(out)]
 
 
-def middle_targets(seed: int = 11, per_k: int = 10) -> list[AlignmentTarget]:
+def middle_targets(seed: int = 11, per_k: int = 10, write: bool = True) -> list[AlignmentTarget]:
     """Targets drawn like the paper's (every combination of levels with k attributes, k = 1..5,
     ``per_k`` each) but keeping 0.5; the set is written to bench/data/middle_targets.json."""
     levels = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -159,8 +159,8 @@ def middle_targets(seed: int = 11, per_k: int = 10) -> list[AlignmentTarget]:
             for values in itertools.product(levels, repeat=k)
         ]
         out.extend(rng.sample(combos, per_k))
-    path = ROOT / "bench" / "data" / "middle_targets.json"
-    path.write_text(json.dumps(out, indent=0) + "\n")
+    if write:
+        (ROOT / "bench" / "data" / "middle_targets.json").write_text(json.dumps(out, indent=0) + "\n")
     return [AlignmentTarget(name=f"middle{i:02d}", values=c) for i, c in enumerate(out)]
 
 
@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--middle", action="store_true", help="hide pluralign's own targets with middle values")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--no-preference", action="store_true")
+    parser.add_argument("--tune-middle", action="store_true", help="choose MIDDLE_PRIOR on other middle targets")
     parser.add_argument("--modes", default="", help="only these configurations, e.g. random20,asked10,flip20")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -190,6 +191,17 @@ def main() -> None:
     labels = [p.labels for p in train]
     files = sorted(args.targets.glob("*.json"))
     hidden = [target_from_data(json.loads(f.read_text()), f.stem) for f in files]
+    if args.tune_middle:  # targets drawn with another seed, so the reported set is not tuned on
+        import pluralign.profile as profile
+
+        tune = middle_targets(seed=12, per_k=4, write=False)
+        for weight in (0.0, 0.25, 0.5, 1.0):  # 0: the old grid, without the middle
+            profile.MIDDLE_PRIOR = weight
+            for mode, k, flip in (("random", 20, 0.0), ("random", 20, 0.1)):
+                m = over_seeds(2, lambda seed, k=k, f=flip, m=mode: run(
+                    tune, train, evals, labels, k, m, f, BETA, EPSILON, seed, attrs))  # fmt: skip
+                print(f"middle prior {weight}: {mode} k={k} flipped {flip}: {m['mean']} {m['per_seed']}", flush=True)
+        return
     if args.middle:
         hidden = middle_targets()
     if args.seeds > 1 or args.no_preference:
