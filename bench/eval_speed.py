@@ -53,7 +53,9 @@ def run(src: Path, items: int, home: str, out: Path, bench: Path) -> dict:
     seconds = time.perf_counter() - started
     if res.returncode != 0:
         raise SystemExit(f"the eval from {src} failed: {res.stderr[-2000:]}")
-    results = json.loads((out / "results.json").read_text())
+    from pluralign.runs import RESULTS  # the run folder's format has one owner
+
+    results = json.loads((out / RESULTS).read_text())
     return {
         "seconds": round(seconds, 1),
         "seconds_per_item": round(seconds / items, 1),
