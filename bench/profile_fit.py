@@ -264,9 +264,9 @@ def seeded(args, hidden, train, evals, labels, attrs) -> None:  # type: ignore[n
     results = []
     for name in wanted:
         mode, k, flip = configs[name]
-        variants = (
-            [("say", "no preference said"), ("drop", "tied picks left out")] if args.no_preference else [(None, "")]
-        )
+        variants = [(None, "")]
+        if args.no_preference:
+            variants += [("say", "no preference said on ties"), ("drop", "tied picks left out")]
         for no_pref, label in variants:
             if no_pref is not None and mode != "random":
                 continue
