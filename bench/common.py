@@ -75,3 +75,13 @@ def raw_library(backend: Any, n_ctx: int = 8192) -> Any:
         n_threads_batch=backend.n_threads,
         verbose=False,
     )
+
+
+def link_models(home: str | Path) -> None:
+    """Give a throwaway pluralign home the real model cache, so a benchmark's fresh home does not
+    fetch the weights again."""
+    import os
+
+    real = Path(os.environ.get("PLURALIGN_HOME", Path.home() / ".cache" / "pluralign")) / "models"
+    if real.is_dir():
+        os.symlink(real, Path(home) / "models")

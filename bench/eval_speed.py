@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import header, machine, uptime, write_json
+from common import header, link_models, machine, uptime, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARK = ROOT.parent / "shared" / "data" / "helpsteer2"
@@ -74,9 +74,7 @@ def main() -> None:
     print(header(), flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as home:
-        real_models = Path(os.environ.get("PLURALIGN_HOME", Path.home() / ".cache" / "pluralign")) / "models"
-        if real_models.is_dir():
-            os.symlink(real_models, Path(home) / "models")
+        link_models(home)
         bench = shortest(args.items, Path(home) / "bench")
         for label, src in (("old", args.old), ("new", ROOT / "src")):
             results[label] = run(src, args.items, home, Path(home) / f"run-{label}", bench)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import header, machine, uptime, write_json
+from common import header, link_models, machine, uptime, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SECOND = {
@@ -93,10 +93,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as home:
         env = {"PLURALIGN_HOME": home}
-        # the model files are found through the normal home unless it is redirected: point at the real cache
-        real_models = Path(os.environ.get("PLURALIGN_HOME", Path.home() / ".cache" / "pluralign")) / "models"
-        if real_models.is_dir():
-            os.symlink(real_models, Path(home) / "models")
+        link_models(home)
         results["old"] = run(args.old, base, probes, target, env)
         show("old: first and second decision, one process", results["old"])
         new = {**base, **json.loads(args.new_options)}

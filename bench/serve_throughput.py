@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import header, machine, uptime, write_json
+from common import header, link_models, machine, uptime, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 WHO = ["neighbour", "colleague", "brother", "friend", "landlord"]
@@ -89,11 +89,9 @@ def main() -> None:
     questions = [f"My {w} asks me {a}. What should I say?" for a in ASKS for w in WHO][: args.requests]
     print(header(), flush=True)
     results = {}
-    real_models = Path(os.environ.get("PLURALIGN_HOME", Path.home() / ".cache" / "pluralign")) / "models"
     for label, src in (("old", args.old), ("new", ROOT / "src")):
         with tempfile.TemporaryDirectory() as home:  # an empty prefix store: the service starts cold
-            if real_models.is_dir():
-                os.symlink(real_models, Path(home) / "models")
+            link_models(home)
             results[label] = measure(src, questions, target, home)
         r = results[label]
         print(

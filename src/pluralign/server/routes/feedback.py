@@ -118,13 +118,17 @@ async def feedback(body: FeedbackRequest, request: Request, s: ServiceState = De
     return {"user": body.user, "n_choices": n, "profile": profile}
 
 
-@router.get("/users/{user}/profile")
-async def user_profile(user: str, s: ServiceState = Depends(state)) -> dict[str, Any]:
-    """The user's current profile and how many choices it rests on."""
+def path_user(user: str) -> str:
+    """A user name from the path, checked as a body's is (a label, never a path)."""
     try:
-        check_user(user)
+        return check_user(user)
     except ValueError as exc:
         raise HTTPException(422, f"user: {exc}") from None
+
+
+@router.get("/users/{user}/profile")
+async def user_profile(user: str = Depends(path_user), s: ServiceState = Depends(state)) -> dict[str, Any]:
+    """The user's current profile and how many choices it rests on."""
     stored = await asyncio.to_thread(s.users.profile, user)
     if stored is None:
         raise HTTPException(404, "no profile is stored for this user")
@@ -133,11 +137,7 @@ async def user_profile(user: str, s: ServiceState = Depends(state)) -> dict[str,
 
 
 @router.delete("/users/{user}")
-async def forget_user(user: str, s: ServiceState = Depends(state)) -> dict[str, Any]:
+async def forget_user(user: str = Depends(path_user), s: ServiceState = Depends(state)) -> dict[str, Any]:
     """Forget a user: their history, profile and steered completions."""
-    try:
-        check_user(user)
-    except ValueError as exc:
-        raise HTTPException(422, f"user: {exc}") from None
     removed = await asyncio.to_thread(s.users.forget, user)
     return {"user": user, "forgotten": removed > 0, "rows_removed": removed}
