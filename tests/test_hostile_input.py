@@ -510,7 +510,7 @@ def test_a_heavy_profile_request_is_bounded_and_health_keeps_answering(hostile_s
     assert res.status_code == 422 and "limit of 1000" in res.text
     # the largest request the limits allow runs on a worker: /healthz answers within 1 s meanwhile
     six = ["care", "fairness", "liberty", "loyalty", "authority", "sanctity"]
-    heavy = {"choices": _profile_records(80, six)}
+    heavy = {"choices": _profile_records(35, six)}  # 262,143 profiles x 70 responses: just under the work limit
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         pending = pool.submit(_post, url, "/v1/profile/fit", heavy)
         slowest = 0.0
@@ -522,7 +522,7 @@ def test_a_heavy_profile_request_is_bounded_and_health_keeps_answering(hostile_s
         fitted = pending.result()
     assert fitted.status_code == 200, fitted.text
     assert slowest < 1.0
-    over = {"choices": _profile_records(200, six)}  # 117,649 profiles x 400 responses > the work limit
+    over = {"choices": _profile_records(200, six)}  # 262,143 profiles x 400 responses > the work limit
     res = _post(url, "/v1/profile/fit", over)
     assert res.status_code == 422 and "units of work" in res.json()["detail"]
 

@@ -84,10 +84,10 @@ class ServiceOptions(Options):
         json_schema_extra=_service(),
     )
     max_profile_grid: int = Field(
-        default=250_000,
+        default=300_000,
         ge=1,
         description="Candidate profiles (the grid over the named attributes) one request may build: MIC's 6 "
-        "attributes make 117,649; 8 attributes make about a million, which is refused.",
+        "attributes make 262,143 (7 levels or absent each); 8 attributes make millions, which is refused.",
     )
     profile_timeout: float = Field(
         default=60.0,
