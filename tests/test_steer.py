@@ -302,3 +302,38 @@ def test_respond_prints_the_chosen_response(llama_server, tmp_path):
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)
     assert out["response"] == out["candidates"][out["selected_index"]] and len(out["candidates"]) == 2
+
+
+def test_a_generator_that_refuses_n_gets_one_request_per_candidate(scripted, tmp_path):
+    url, script = scripted([("raw", 400, {"content-type": "application/json"}, b'{"error": "n > 1 unsupported"}'),
+                            ("ok", "Say yes, kindly."), ("ok", "Say no.")])  # fmt: skip
+    proc, base = _serve(tmp_path, "--generator-base-url", f"{url}/v1", "--candidates", "2")
+    try:
+        body = {"messages": ASK, "seed": 5, "pluralign": {"target": TARGET}}
+        res = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=300)
+    finally:
+        stop(proc)
+    assert res.status_code == 200, res.text
+    assert sorted(c["content"] for c in res.json()["pluralign"]["candidates"]) == ["Say no.", "Say yes, kindly."]
+    assert script.bodies[0]["n"] == 2 and all("n" not in b for b in script.bodies[1:3])
+    assert sorted(b["seed"] for b in script.bodies[1:3]) == [5, 6]  # a seed each
+
+
+def test_every_steering_route_needs_the_service_key(tmp_path):
+    env = {"PLURALIGN_HOME": str(tmp_path / "home"), "PL_KEY_FOR_TEST": "s3cret"}
+    proc, url = start_server(
+        "--method", "spm-zeroshot", "--model", "smollm2-135m", "--n-ctx", "4096", "--threads", "1", "--no-cache",
+        "--db", str(tmp_path / "users.sqlite"), "--service-key-env", "PL_KEY_FOR_TEST", env=env,
+    )  # fmt: skip
+    try:
+        for method, path in [("post", "/v1/chat/completions"), ("post", "/v1/rerank"), ("post", "/v1/feedback"),
+                             ("get", "/v1/users/ann/profile"), ("delete", "/v1/users/ann")]:  # fmt: skip
+            res = httpx.request(method, f"{url}{path}", json={}, timeout=30)
+            assert res.status_code == 401, (path, res.text)
+            body = res.json()
+            assert ("error" in body) == (path in ("/v1/chat/completions", "/v1/rerank")), body
+            assert "s3cret" not in res.text
+        ok = httpx.get(f"{url}/v1/users/ann/profile", headers={"Authorization": "Bearer s3cret"}, timeout=30)
+        assert ok.status_code == 404  # past the key: no such user yet
+    finally:
+        stop(proc)
