@@ -28,13 +28,13 @@ from pluralign.generators import Candidates, Draw
 from pluralign.judges.base import ChatMessage
 from pluralign.profile import ChoiceRecord
 from pluralign.server.queue import QueueFull
+from pluralign.server.routes.feedback import USER_NAME_CHARS
 from pluralign.server.state import ServiceState, check_probe, chooser, state, status_for
 from pluralign.strict import Count
 from pluralign.targets import AlignmentTarget, target_from_data
 
 router = APIRouter(prefix="/v1", tags=["steer"])
 MAX_MESSAGES = 256
-USER_NAME_CHARS = 256
 
 
 class TextPart(BaseModel):
