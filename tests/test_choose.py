@@ -109,3 +109,32 @@ def test_python_api_zeroshot():
     assert len(result.samples["care"]) == 2
     with pytest.raises(InputError, match="at least 2"):
         pluralign.choose(Q, RESPONSES[:1], {"care": 1.0}, method="random")
+
+
+def test_choose_for_a_group(cli, tmp_path):
+    """A group's shares are the members' own choices from the same predictions, weighted."""
+    members = [
+        {"name": "carer", "values": {"care": 1.0}, "weight": 3},
+        {"name": "fair", "values": {"fairness": 1.0, "care": 0.0}, "weight": 1},
+    ]
+    (tmp_path / "team.jsonl").write_text("".join(json.dumps(m) + "\n" for m in members))
+    args = ["choose", "--question", Q, "--response", RESPONSES[0], "--response", RESPONSES[1], *FAST]
+    res = cli(*args, "--target", str(tmp_path / "team.jsonl"), "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["group"] == "team" and out["members"] == 2 and sum(out["shares"]) == pytest.approx(1.0)
+    shares = [0.0, 0.0]
+    for m in members:
+        dist = [sum((p[a] - v) ** 2 for a, v in m["values"].items()) ** 0.5 for p in out["predictions"]]
+        best = [i for i, d in enumerate(dist) if d == min(dist)]
+        for i in best:
+            shares[i] += m["weight"] / 4 / len(best)
+    assert out["shares"] == pytest.approx(shares)
+    assert out["selected_index"] == max(range(2), key=lambda i: (shares[i], -i))
+    assert "of the group" in out["explanation"]["sentence"] and set(out["predictions"][0]) == {"care", "fairness"}
+    table = cli(*args, "--target", str(tmp_path / "team.jsonl"))
+    assert table.returncode == 0 and "share of the group" in table.stdout and "The group:" in table.stdout
+    bad = cli(*args, "--target", '[{"values": {"care": 1}, "weight": -2}]')
+    assert bad.returncode == 2 and "weight must be a positive number" in bad.stderr and "Traceback" not in bad.stderr
+    unaligned = cli(*args, "--target", str(tmp_path / "team.jsonl"), "--method", "unaligned")
+    assert unaligned.returncode == 2 and "predicts no attribute values" in unaligned.stderr

@@ -170,6 +170,22 @@ def test_choose_explains_and_qualifies_the_decision(server):
     assert len(again["samples"]["fairness"]) == 1
 
 
+def test_choose_for_a_group(server):
+    group = [{"values": {"fairness": 1.0}, "weight": 2}, {"fairness": 0.0}, {"care": 1.0}]
+    res = httpx.post(f"{server}/v1/choose", json={**BODY, "target": group}, timeout=300)
+    assert res.status_code == 200, res.text
+    data = res.json()
+    assert data["group"] == "group" and data["members"] == 3 and sum(data["shares"]) == pytest.approx(1.0)
+    assert data["shares"][data["selected_index"]] == max(data["shares"])
+    assert set(data["target"]) == {"fairness", "care"} and "group" in data["explanation"]["sentence"]
+    samples = {"samples": [{"fairness": 1.0}, {"fairness": 0.9}]}
+    assert httpx.post(f"{server}/v1/choose", json={**BODY, "target": samples}, timeout=300).status_code == 200
+    big = httpx.post(f"{server}/v1/choose", json={**BODY, "target": [{"care": 1}] * 1001}, timeout=60)
+    assert big.status_code == 422 and "exceeds the limit of 1000" in big.text
+    neg = httpx.post(f"{server}/v1/choose", json={**BODY, "target": [{"values": {"care": 1}, "weight": -1}]})
+    assert neg.status_code == 422 and "weight must be a positive number" in neg.text
+
+
 def test_profile_fit_and_next(server):
     pool = httpx.get(f"{server}/v1/profile/pool").json()
     assert len(pool) >= 30 and all(len(p["predictions"]) == len(p["responses"]) for p in pool)

@@ -11,13 +11,14 @@ from pydantic import BaseModel
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import InputError
 from pluralign.explain import Explanation, explain_choice
+from pluralign.groups import GroupTarget, explain_group, goal_from_data, is_group_data, load_goal_file, select_group
 from pluralign.methods import Judgement, Method, build_method
 from pluralign.methods.llm import LLMMethod
 from pluralign.methods.registry import DEFAULT_METHOD
 from pluralign.probes import make_probe
 from pluralign.selection import Metric, TieRule
 from pluralign.settings import Settings, make_settings
-from pluralign.targets import AlignmentTarget, load_target_file, target_from_data
+from pluralign.targets import AlignmentTarget
 
 
 class ChooseResult(BaseModel):
@@ -39,16 +40,22 @@ class ChooseResult(BaseModel):
     cached_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    shares: list[float] | None = None
+    """For a group target: the weighted share of the group that would choose each response."""
+    group: str | None = None
+    members: int | None = None
 
 
-def as_target(
-    target: AlignmentTarget | Mapping[str, Any] | str | Path, registry: AttributeRegistry = DEFAULT_REGISTRY
-) -> AlignmentTarget:
-    if isinstance(target, AlignmentTarget):
-        return target.check_known(registry)
-    if isinstance(target, (str, Path)):
-        return load_target_file(target, registry)
-    return target_from_data(target, "target", registry)
+GoalLike = AlignmentTarget | GroupTarget | Mapping[str, Any] | Sequence[Any] | str | Path
+
+
+def as_goal(goal: GoalLike, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget | GroupTarget:
+    """A target or a group: a model, a file (``.json`` or ``.jsonl``), or its JSON data."""
+    if isinstance(goal, (AlignmentTarget, GroupTarget)):
+        return goal.check_known(registry)
+    if isinstance(goal, (str, Path)):
+        return load_goal_file(goal, registry)
+    return goal_from_data(goal, "group" if is_group_data(goal) else "target", registry)
 
 
 class Chooser:
@@ -92,13 +99,16 @@ class Chooser:
         self,
         question: Any,
         responses: Any,
-        target: AlignmentTarget | Mapping[str, Any] | str | Path,
+        target: GoalLike,
         seed: int = 0,
         overrides: Mapping[str, Any] | None = None,
     ) -> ChooseResult:
+        """``target`` is one person's target, or a group (:mod:`pluralign.groups`)."""
         probe = make_probe(question, responses)
-        goal = as_target(target, self.registry)
+        goal = as_goal(target, self.registry)
         method = self._method(overrides)
+        if isinstance(goal, GroupTarget):
+            return self._choose_group(probe, goal, method, seed)
         judgement = method.judge(
             probe, self.registry.require(goal.attributes), goal if method.target_dependent else None, seed=seed
         )
@@ -129,14 +139,60 @@ class Chooser:
             completion_tokens=judgement.stats.completion_tokens,
         )
 
+    def _choose_group(self, probe: Any, group: GroupTarget, method: Method, seed: int) -> ChooseResult:
+        """Score once over every member's attributes, then let each member choose."""
+        if method.target_dependent:
+            raise InputError(
+                f"method {method.name} judges for one target at a time; a group needs a method that "
+                "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
+            )
+        judgement = method.judge(probe, self.registry.require(group.attributes), None, seed=seed)
+        if judgement.predictions is None:
+            raise InputError(
+                f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
+                "would choose; use spm, spm-zeroshot, regression or embedding"
+            )
+        choice = select_group(judgement.predictions, group, self.metric, self.ties)
+        explanation = explain_group(
+            judgement.predictions, group, choice, judgement.draws, judgement.level_probs, self.metric
+        )
+        return ChooseResult(
+            selected_index=choice.index,
+            selected_response=probe.responses[choice.index],
+            reasoning=_group_reasoning(judgement.reasonings, group, choice.index),
+            predictions=judgement.predictions,
+            reasonings=judgement.reasonings,
+            distances=choice.distances,
+            tied=choice.tied,
+            target=group.mean_values(),
+            method=method.name,
+            explanation=explanation,
+            confidence=explanation.confidence,
+            near_tie=explanation.near_tie,
+            samples=judgement.samples,
+            llm_calls=judgement.stats.calls,
+            cached_calls=judgement.stats.cached,
+            prompt_tokens=judgement.stats.prompt_tokens,
+            completion_tokens=judgement.stats.completion_tokens,
+            shares=choice.shares,
+            group=group.name,
+            members=len(group.members),
+        )
+
     def close(self) -> None:
         self.method.close()
+
+
+def _group_reasoning(reasonings: list[dict[str, str]] | None, group: GroupTarget, index: int) -> str:
+    if not reasonings:
+        return ""
+    return " ".join(reasonings[index][a] for a in group.attributes if reasonings[index].get(a))
 
 
 def choose(
     question: str,
     responses: Sequence[str],
-    target: AlignmentTarget | Mapping[str, Any] | str | Path,
+    target: GoalLike,
     method: str = DEFAULT_METHOD,
     seed: int = 0,
     **settings: Any,
@@ -183,7 +239,7 @@ class RespondResult(BaseModel):
 
 def respond(
     question: str,
-    target: AlignmentTarget | Mapping[str, Any] | str | Path,
+    target: GoalLike,
     method: str = DEFAULT_METHOD,
     seed: int = 0,
     generator: Any = None,

@@ -12,7 +12,7 @@ Knows nothing of LLMs: it reads predictions, draws and a target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -128,8 +128,25 @@ def confidence(
     seed: int = 0,
 ) -> tuple[float | None, str]:
     """Share of plausible re-judgements that choose ``chosen``, and a note on how it was found."""
+
+    def pick(values: np.ndarray) -> int:
+        return _pick(values, target, metric, ties)
+
+    return agreement(draws, level_probs, list(target.values), pick, chosen, resamples, seed)
+
+
+def agreement(
+    draws: Mapping[str, Sequence[Sequence[float]]] | None,
+    level_probs: Mapping[str, Sequence[Mapping[str, float]]] | None,
+    attrs: Sequence[str],
+    pick: Callable[[np.ndarray], int],
+    chosen: int,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> tuple[float | None, str]:
+    """How often ``pick`` (values: responses x ``attrs`` -> index) lands on ``chosen`` over
+    re-judgements: one person's selection, or a group's."""
     rng = np.random.default_rng(seed)
-    attrs = list(target.values)
     if level_probs and all(a in level_probs for a in attrs):
         n = len(level_probs[attrs[0]])
         sampled = np.zeros((resamples, n, len(attrs)))
@@ -138,7 +155,7 @@ def confidence(
                 levels = np.array([float(v) for v in dist])
                 probs = np.array(list(dist.values()), dtype=float)
                 sampled[:, i, k] = rng.choice(levels, size=resamples, p=probs / probs.sum())
-        same = sum(_pick(sampled[b], target, metric, ties) == chosen for b in range(resamples))
+        same = sum(pick(sampled[b]) == chosen for b in range(resamples))
         return same / resamples, "scores drawn from the judge's token probabilities"
     if not draws or not all(a in draws for a in attrs):
         return None, "no samples to measure agreement"
@@ -153,7 +170,7 @@ def confidence(
         for k, a in enumerate(attrs):
             rows = rng.integers(0, arrays[a].shape[0], size=arrays[a].shape[0])
             values[:, k] = arrays[a][rows].mean(axis=0)
-        same += _pick(values, target, metric, ties) == chosen
+        same += pick(values) == chosen
     return same / resamples, f"the {max(counts)} samples resampled {resamples} times"
 
 

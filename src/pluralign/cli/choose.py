@@ -30,20 +30,21 @@ def register(app: typer.Typer) -> None:
 
 
 def read_target(spec: str, registry: Any) -> Any:
-    """A target from a file, or inline JSON like ``{"care": 1}``."""
-    from pluralign.targets import load_target_file, target_from_data
+    """A target or a group from a file (``.json``, ``.jsonl``), or inline JSON."""
+    from pluralign.groups import read_goal
 
-    if spec.lstrip().startswith("{"):
-        try:
-            return target_from_data(json.loads(spec), "target", registry)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"--target is not valid JSON: {exc}") from None
-    return load_target_file(spec, registry)
+    return read_goal(spec, registry)
 
 
 @with_settings_options()
 def choose_cmd(
-    target: Annotated[str, typer.Option(help="Target JSON file, or inline JSON like '{\"care\": 1}'.")],
+    target: Annotated[
+        str,
+        typer.Option(
+            help="Target JSON file, or inline JSON like '{\"care\": 1}'; or a group: a .jsonl file of weighted "
+            'profiles, a JSON list of them, or {"samples": [...]}.'
+        ),
+    ],
     question: Annotated[str | None, typer.Option(help="The question.")] = None,
     response: Annotated[list[str] | None, typer.Option(help="A candidate response; repeat.")] = None,
     input_file: Annotated[
@@ -91,6 +92,9 @@ JSON_FIELDS = {
     "explanation",
     "confidence",
     "near_tie",
+    "shares",
+    "group",
+    "members",
 }
 
 
@@ -113,11 +117,13 @@ def _read_probe(question: str | None, response: list[str] | None, input_file: Pa
 
 
 def _print_result(result: Any, goal: Any, method: str) -> None:
-    console.print(Text.assemble(("Chosen: ", "bold"), f"response {result.selected_index} ({method})"))
+    whom = f" for the group {result.group} ({result.members} profiles)" if result.shares is not None else ""
+    console.print(Text.assemble(("Chosen: ", "bold"), f"response {result.selected_index}{whom} ({method})"))
     say(result.selected_response)
     console.print(Text.assemble(("Why: ", "bold"), result.reasoning))
     if result.explanation is not None and result.explanation.sentence:
-        console.print(Text.assemble(("Over the runner-up: ", "bold"), result.explanation.sentence))
+        head = "The group: " if result.shares is not None else "Over the runner-up: "
+        console.print(Text.assemble((head, "bold"), result.explanation.sentence))
     if result.confidence is not None:
         note = result.explanation.confidence_note if result.explanation else ""
         console.print(
@@ -132,17 +138,22 @@ def _print_result(result: Any, goal: Any, method: str) -> None:
 
 
 def _predictions_table(result: Any, goal: Any) -> Table:
+    grouped = result.shares is not None
     table = Table(title="predicted attribute values")
     table.add_column("")
-    for name in goal.values:
+    for name in result.target:
         table.add_column(Text(name), justify="right")
-    table.add_column("distance", justify="right")
-    table.add_row("target", *[f"{v:.2f}" for v in goal.values.values()], "", style="bold")
+    table.add_column("mean distance" if grouped else "distance", justify="right")
+    if grouped:
+        table.add_column("share of the group", justify="right")
+    first = "group mean" if grouped else "target"
+    table.add_row(first, *[f"{v:.2f}" for v in result.target.values()], "", *([""] if grouped else []), style="bold")
     for i, pred in enumerate(result.predictions):
         mark = " *" if i == result.selected_index else ""
         table.add_row(
             f"response {i}{mark}",
-            *[f"{pred[a]:.2f}" for a in goal.values],
+            *[f"{pred[a]:.2f}" for a in result.target],
             f"{result.distances[i]:.3f}" if result.distances else "",
+            *([f"{result.shares[i]:.0%}"] if grouped else []),
         )
     return table

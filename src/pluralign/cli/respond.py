@@ -24,7 +24,7 @@ def _components() -> list[Any]:
 
 @with_options(_components)
 def respond_cmd(
-    target: Annotated[str, typer.Option(help="Target JSON file, or inline JSON like '{\"care\": 1}'.")],
+    target: Annotated[str, typer.Option(help="Target JSON file or inline JSON, or a group (see `choose --help`).")],
     question: Annotated[str, typer.Option(help="What to answer.")],
     method: Annotated[str, typer.Option(help="Method that judges the candidates.")] = DEFAULT_METHOD,
     seed: Annotated[int, typer.Option(help="Seed of the candidates and of the judge.")] = 0,

@@ -89,6 +89,14 @@ class ServiceOptions(Options):
         description="Candidate profiles (the grid over the named attributes) one request may build: MIC's 6 "
         "attributes make 262,143 (7 levels or absent each); 8 attributes make millions, which is refused.",
     )
+    max_group_members: int = Field(
+        default=1000,
+        ge=1,
+        le=10_000,
+        description="Most profiles in a group target (each is compared with every response, and again for the "
+        "confidence's re-judgements).",
+        json_schema_extra=_service(),
+    )
     profile_timeout: float = Field(
         default=60.0,
         gt=0,

@@ -18,8 +18,10 @@ from pluralign.errors import (
     UpstreamError,
 )
 from pluralign.generators import Generator
+from pluralign.groups import GroupTarget
 from pluralign.server.config import ServerConfig
 from pluralign.server.queue import DecisionQueue, QueueFull
+from pluralign.targets import AlignmentTarget
 from pluralign.userstore import UserStore
 
 
@@ -51,6 +53,20 @@ def check_probe(config: ServerConfig, question: str, responses: list[str]) -> No
     longest = max([len(question), *map(len, responses)])
     if longest > config.limits.max_text_chars:
         raise HTTPException(422, f"a text of {longest} characters exceeds the limit of {config.limits.max_text_chars}")
+
+
+def request_goal(config: ServerConfig, raw: Any, name: str = "target") -> AlignmentTarget | GroupTarget:
+    """A request's target or group, within the service's --max-group-members."""
+    from pluralign.groups import goal_from_data, is_group_data
+
+    if is_group_data(raw):
+        members = raw if isinstance(raw, list) else raw.get("group", raw.get("samples"))
+        if len(members) > config.limits.max_group_members:
+            raise HTTPException(
+                422, f"a group of {len(members)} profiles exceeds the limit of {config.limits.max_group_members}"
+            )
+        return goal_from_data(raw, "group", config.registry)
+    return goal_from_data(raw, name, config.registry)
 
 
 def status_for(exc: PluralignError) -> int:

@@ -10,9 +10,8 @@ from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import Chooser, ChooseResult
 from pluralign.probes import Responses, Text
-from pluralign.server.state import ServiceState, check_probe, chooser, state
+from pluralign.server.state import ServiceState, check_probe, chooser, request_goal, state
 from pluralign.strict import Count
-from pluralign.targets import target_from_data
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -25,7 +24,10 @@ class _Probe(BaseModel):
 
 
 class ChooseRequest(_Probe):
-    target: dict[str, Any]
+    target: dict[str, Any] | list[Any] = Field(
+        description='A target ({"care": 1}), or a group: a list of weighted profiles, {"group": [...]} or '
+        '{"samples": [...]}; a group\'s answer carries shares, one per response.'
+    )
 
 
 class PredictRequest(_Probe):
@@ -54,7 +56,7 @@ async def choose(
 ) -> ChooseResult:
     """Choose the response closest to the target, with predictions, explanation and confidence."""
     check_probe(s.config, body.question, body.responses)
-    target = target_from_data(body.target, "target", s.config.registry)
+    target = request_goal(s.config, body.target)
     overrides = _overrides(s, body.samples)
     return await s.queue.run(
         lambda: c.choose(body.question, body.responses, target, seed=body.seed, overrides=overrides),

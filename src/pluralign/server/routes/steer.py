@@ -1,7 +1,8 @@
 """``POST /v1/chat/completions`` (OpenAI-compatible) and ``POST /v1/rerank`` (the vLLM /
 llama.cpp / Jina / Cohere shape), steered to a person: the target comes from the request's
 ``pluralign`` object (``target`` or a saved ``profile``) or from the profile stored for
-``user`` (learned from ``/v1/feedback``).
+``user`` (learned from ``/v1/feedback``). A target may be a group (:mod:`pluralign.groups`):
+candidates then come largest share first, and the ``pluralign`` field carries the shares.
 
 A completion asks the generator for ``--candidates`` answers, judges them with the served
 method and returns them closest first. Errors use the OpenAI shape
@@ -25,13 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 from pluralign.api import ChooseResult
 from pluralign.errors import DeadlineExceeded, PluralignError, one_line, validation_message
 from pluralign.generators import Candidates, Draw
+from pluralign.groups import Goal
 from pluralign.judges.base import ChatMessage
 from pluralign.profile import ChoiceRecord
 from pluralign.server.queue import QueueFull
 from pluralign.server.routes.feedback import USER_NAME_CHARS
-from pluralign.server.state import ServiceState, check_probe, chooser, state, status_for
+from pluralign.server.state import ServiceState, check_probe, chooser, request_goal, state, status_for
 from pluralign.strict import Count
-from pluralign.targets import AlignmentTarget, target_from_data
+from pluralign.targets import target_from_data
 
 router = APIRouter(prefix="/v1", tags=["steer"])
 MAX_MESSAGES = 256
@@ -55,7 +57,7 @@ class Steering(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    target: dict[str, Any] | None = None
+    target: dict[str, Any] | list[Any] | None = None
     profile: StrictStr | None = Field(default=None, min_length=1, max_length=64)
 
 
@@ -85,7 +87,7 @@ class RerankRequest(BaseModel):
     documents: list[StrictStr | Document] = Field(min_length=2)
     top_n: int | None = Field(default=None, ge=1)
     return_documents: bool = True
-    target: dict[str, Any] | None = None
+    target: dict[str, Any] | list[Any] | None = None
     profile: StrictStr | None = Field(default=None, min_length=1, max_length=64)
     user: StrictStr | None = Field(default=None, min_length=1, max_length=USER_NAME_CHARS)
     pluralign: Steering | None = None
@@ -121,13 +123,13 @@ def _parse(model: type[BaseModel], raw: bytes) -> Any:
         raise HTTPException(422, validation_message(exc)) from None
 
 
-async def steering_target(s: ServiceState, steering: Steering | None, user: str | None) -> AlignmentTarget:
-    """The request's target, its saved profile, or the profile stored for its user."""
+async def steering_target(s: ServiceState, steering: Steering | None, user: str | None) -> Goal:
+    """The request's target (or group), its saved profile (or group), or the profile stored for its user."""
     from pluralign.server.routes.profile import PROFILE_NAME
 
     registry = s.config.registry
     if steering is not None and steering.target is not None:
-        return target_from_data(steering.target, "target", registry)
+        return request_goal(s.config, steering.target)
     if steering is not None and steering.profile is not None:
         folder = s.config.limits.profiles_dir
         if not PROFILE_NAME.fullmatch(steering.profile):
@@ -137,7 +139,7 @@ async def steering_target(s: ServiceState, steering: Steering | None, user: str 
             raise HTTPException(422, f"pluralign.profile: no saved profile named {steering.profile!r}")
         from pluralign.files import read_json
 
-        return target_from_data(read_json(path, "profile"), steering.profile, registry)
+        return request_goal(s.config, read_json(path, "profile"), steering.profile)
     if user is not None:
         stored = await asyncio.to_thread(s.users.profile, user)
         if stored is None:
@@ -169,10 +171,14 @@ async def _candidates(s: ServiceState, request: Request, messages: list[ChatMess
 
 
 def _ranked(result: ChooseResult) -> list[int]:
-    """Indexes closest first, the selected response (the tie rule's pick) at the top."""
-    rest = sorted(
-        (i for i in range(len(result.distances)) if i != result.selected_index), key=result.distances.__getitem__
-    )
+    """Indexes closest first (for a group: the largest share first, then the closest on
+    average), the selected response (the tie rule's pick) at the top."""
+    shares = result.shares
+
+    def key(i: int) -> tuple[float, float]:
+        return (-shares[i] if shares is not None else 0.0, result.distances[i])
+
+    rest = sorted((i for i in range(len(result.distances)) if i != result.selected_index), key=key)
     return [result.selected_index, *rest]
 
 
@@ -184,6 +190,7 @@ def _steer_field(result: ChooseResult, texts: list[str], order: list[int]) -> di
         "confidence": result.confidence,
         "target": result.target,
         "method": result.method,
+        **({"group": result.group, "members": result.members, "shares": result.shares} if result.shares else {}),
         "candidates": [
             {
                 "index": i,
@@ -293,7 +300,8 @@ async def _rerank(body: RerankRequest, request: Request, s: ServiceState) -> dic
     order = _ranked(result)[: body.top_n or len(texts)]
     results = []
     for i in order:
-        row: dict[str, Any] = {"index": i, "relevance_score": relevance(result.distances[i], len(target.values))}
+        score = result.shares[i] if result.shares is not None else relevance(result.distances[i], len(result.target))
+        row: dict[str, Any] = {"index": i, "relevance_score": score}
         if body.return_documents:
             row["document"] = {"text": texts[i]}
         results.append(row)
@@ -303,13 +311,18 @@ async def _rerank(body: RerankRequest, request: Request, s: ServiceState) -> dic
         "model": body.model or result.method,
         "results": results,
         "usage": {"total_tokens": tokens},
-        "pluralign": {"target": result.target, "method": result.method},
+        "pluralign": {
+            "target": result.target,
+            "method": result.method,
+            **({"group": result.group, "members": result.members, "shares": result.shares} if result.shares else {}),
+        },
     }
 
 
 @router.post("/rerank")
 async def rerank(request: Request, s: ServiceState = Depends(state)) -> Response:
-    """Documents best first for the person; relevance_score = 1 - distance / sqrt(attributes)."""
+    """Documents best first for the person; relevance_score = 1 - distance / sqrt(attributes)
+    (for a group: the share of the group that would choose the document)."""
 
     async def work() -> Any:
         return await _rerank(_parse(RerankRequest, await request.body()), request, s)
