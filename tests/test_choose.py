@@ -136,5 +136,6 @@ def test_choose_for_a_group(cli, tmp_path):
     assert table.returncode == 0 and "share of the group" in table.stdout and "The group:" in table.stdout
     bad = cli(*args, "--target", '[{"values": {"care": 1}, "weight": -2}]')
     assert bad.returncode == 2 and "weight must be a positive number" in bad.stderr and "Traceback" not in bad.stderr
-    unaligned = cli(*args, "--target", str(tmp_path / "team.jsonl"), "--method", "unaligned")
-    assert unaligned.returncode == 2 and "predicts no attribute values" in unaligned.stderr
+    plain = ["choose", "--question", Q, "--response", RESPONSES[0], "--response", RESPONSES[1]]
+    direct = cli(*plain, "--target", str(tmp_path / "team.jsonl"), "--method", "random")
+    assert direct.returncode == 2 and "predicts no attribute values" in direct.stderr

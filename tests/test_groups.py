@@ -111,10 +111,13 @@ def test_the_explanation_says_how_divided_the_group_is():
 
 
 def test_group_files_jsonl_list_object_and_samples(tmp_path):
-    (tmp_path / "team.jsonl").write_text('{"name": "alex", "values": {"care": 1}, "weight": 2}\n\n{"care": 0}\n')
+    (tmp_path / "team.jsonl").write_text(
+        '{"name": "alex", "values": {"care": 1}, "weight": 2}\n\n{"care": 0}\n{"name": "sam", "care": 0.5}\n'
+    )
     team = load_goal_file(tmp_path / "team.jsonl")
-    assert isinstance(team, GroupTarget) and team.name == "team" and [m.weight for m in team.members] == [2, 1]
-    assert team.members[0].target.name == "alex" and team.total_weight == 3
+    assert isinstance(team, GroupTarget) and team.name == "team" and [m.weight for m in team.members] == [2, 1, 1]
+    assert team.members[0].target.name == "alex" and team.total_weight == 4
+    assert team.members[2].target.name == "sam" and team.members[2].target.values == {"care": 0.5}
     (tmp_path / "listed.json").write_text(json.dumps([{"care": 1}, {"values": {"care": 0.5}, "weight": 0.5}]))
     assert load_goal_file(tmp_path / "listed.json").name == "listed"
     (tmp_path / "kde.json").write_text(json.dumps({"name": "kde", "samples": [{"care": 0.8}, {"care": 0.9}]}))

@@ -123,8 +123,10 @@ def _member(raw: Any, where: str, default_name: str, registry: AttributeRegistry
         raise InputError(
             f'{where}: a member\'s weight goes with the full form, e.g. {{"values": {{"care": 1}}, "weight": 2}}'
         )
-    else:
-        body = dict(raw)
+    else:  # the plain form, with an optional name
+        body = {k: v for k, v in raw.items() if k != "name" or "name" in list(registry)}
+        if isinstance(raw.get("name"), str):
+            body = {"name": raw["name"], "values": body}
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
         raise InputError(f"{where}: weight must be a positive number, got {weight!r}")
     label = body.get("name")
