@@ -127,6 +127,9 @@ class AttributeRegistry(Mapping[str, Attribute]):
             known = ", ".join(sorted(self._by_name))
             raise UnknownAttributeError(f"unknown attribute {name!r} (known: {known})") from None
 
+    def __contains__(self, name: object) -> bool:  # Mapping's would raise for an unknown name
+        return name in self._by_name
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_name)
 

@@ -33,7 +33,7 @@ from pluralign.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.probes import Probe
 from pluralign.runs import RunDir, RunResults
 from pluralign.selection import Metric, TieRule
-from pluralign.targets import AlignmentTarget
+from pluralign.targets import AlignmentTarget, union_attributes
 
 ALL_TARGETS = "*"
 ProgressHook = Callable[[int, int], None]
@@ -50,13 +50,6 @@ class OnInvalid(StrEnum):
 def item_seed(seed: int, index: int) -> int:
     """A stable per-item seed, independent of which other items or targets are run."""
     return zlib.crc32(f"{seed}:{index}".encode())
-
-
-def union_attributes(targets: Sequence[AlignmentTarget]) -> list[str]:
-    names: list[str] = []
-    for target in targets:
-        names.extend(a for a in target.values if a not in names)
-    return names
 
 
 @dataclass(frozen=True)

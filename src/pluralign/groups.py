@@ -27,15 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.errors import InputError
+from pluralign.errors import InputError, validation_message
 from pluralign.explain import NEAR_TIE_CONFIDENCE, Explanation, agreement, attribute_shares
 from pluralign.files import read_json, read_text
-from pluralign.names import label_problem
+from pluralign.names import checked_label
 from pluralign.selection import Metric, TieRule, closest, distance, parse_metric, target_vector
-from pluralign.targets import AlignmentTarget, target_from_data
+from pluralign.targets import AlignmentTarget, target_from_data, union_attributes
 
 MAX_GROUP_MEMBERS = 10_000
 SHARE_TOLERANCE = 1e-9
@@ -63,18 +63,12 @@ class GroupTarget(BaseModel):
     @field_validator("name")
     @classmethod
     def _label(cls, value: str) -> str:
-        problem = label_problem(value)
-        if problem:
-            raise ValueError(f"group name {problem}")
-        return value
+        return checked_label(value, "group name")
 
     @property
     def attributes(self) -> list[str]:
         """Every attribute any member names, in first-seen order (what the judge scores)."""
-        names: list[str] = []
-        for member in self.members:
-            names.extend(a for a in member.target.values if a not in names)
-        return names
+        return union_attributes([m.target for m in self.members])
 
     @property
     def total_weight(self) -> float:
@@ -119,12 +113,12 @@ def _member(raw: Any, where: str, default_name: str, registry: AttributeRegistry
     if "values" in raw and isinstance(raw["values"], Mapping):
         weight = raw.get("weight", 1.0)
         body = {k: v for k, v in raw.items() if k != "weight"}
-    elif "weight" in raw and "weight" not in list(registry):
+    elif "weight" in raw and "weight" not in registry:
         raise InputError(
             f'{where}: a member\'s weight goes with the full form, e.g. {{"values": {{"care": 1}}, "weight": 2}}'
         )
     else:  # the plain form, with an optional name
-        body = {k: v for k, v in raw.items() if k != "name" or "name" in list(registry)}
+        body = {k: v for k, v in raw.items() if k != "name" or "name" in registry}
         if isinstance(raw.get("name"), str):
             body = {"name": raw["name"], "values": body}
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
@@ -143,10 +137,10 @@ def group_from_members(raw: Sequence[Any], name: str, registry: AttributeRegistr
     if len(raw) > MAX_GROUP_MEMBERS:
         raise InputError(f"group {name}: {len(raw):,} members, at most {MAX_GROUP_MEMBERS:,}")
     members = [_member(m, f"group {name}, {what} {i + 1}", f"{what}-{i + 1}", registry) for i, m in enumerate(raw)]
-    problem = label_problem(name)
-    if problem:
-        raise InputError(f"group name {problem}")
-    return GroupTarget(name=name, members=members)
+    try:
+        return GroupTarget(name=name, members=members)
+    except ValidationError as exc:
+        raise InputError(validation_message(exc)) from None
 
 
 def is_group_data(raw: Any) -> bool:

@@ -27,6 +27,14 @@ def label_problem(label: object) -> str | None:
     return None
 
 
+def checked_label(value: str, what: str) -> str:
+    """``value`` if it is a usable label, else a ValueError naming ``what`` (for validators)."""
+    problem = label_problem(value)
+    if problem:
+        raise ValueError(f"{what} {problem}")
+    return value
+
+
 def is_safe_stem(name: str) -> bool:
     """A label that is already a plain file name of letters, digits, '.', '_' and '-'."""
     return _SAFE.fullmatch(name) is not None and not name.endswith(".")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import InputError, validation_message
 from pluralign.files import read_json
-from pluralign.names import label_problem
+from pluralign.names import checked_label
 from pluralign.strict import Number
 
 
@@ -30,10 +30,7 @@ class AlignmentTarget(BaseModel):
     @field_validator("name")
     @classmethod
     def _label(cls, value: str) -> str:
-        problem = label_problem(value)
-        if problem:
-            raise ValueError(f"target name {problem}")
-        return value
+        return checked_label(value, "target name")
 
     @model_validator(mode="after")
     def _check(self) -> AlignmentTarget:
@@ -73,6 +70,14 @@ class AlignmentTarget(BaseModel):
         if self.weights is None:
             return dict(self.values)
         return {"name": self.name, "values": self.values, "weights": self.weights}
+
+
+def union_attributes(targets: Sequence[AlignmentTarget]) -> list[str]:
+    """Every attribute the targets name, in first-seen order (what the judge scores once)."""
+    names: list[str] = []
+    for target in targets:
+        names.extend(a for a in target.values if a not in names)
+    return names
 
 
 def target_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
