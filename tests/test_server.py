@@ -268,6 +268,27 @@ def test_page_in_headless_chromium(server, tmp_path):
         )
         assert drawn > 2000  # the radar chart has been drawn
         page.screenshot(path=str(shot), full_page=True)
+        # choose for a group: one member from the sliders, two pasted (one named in markup)
+        page.click("#group-box summary")
+        page.fill("#member-weight", "3")
+        page.click("#add-member")
+        page.fill(
+            "#group-paste",
+            '{"name": "<b>bold</b>", "values": {"care": 0.0}, "weight": 1}\n{"authority": 1.0}',
+        )
+        page.click("#paste-members")
+        assert "3 members" in page.inner_text("#group-status")
+        assert "<b>bold</b>" in page.inner_text("#group-table")
+        page.click("#choose")
+        page.wait_for_selector("#group-shares", timeout=300_000)
+        decision = page.evaluate("() => window.LAST_DECISION")
+        assert decision["members"] == 3 and abs(sum(decision["shares"]) - 1) < 1e-9
+        assert decision["shares"][decision["selected_index"]] == max(decision["shares"])
+        assert "group" in page.inner_text("#explanation").split(":", 1)[1]
+        shown = page.inner_text("#result")
+        assert f"{100 * max(decision['shares']):.0f}%" in shown and "mean distance" in shown
+        page.click("#clear-group")
+        assert page.inner_text("#group-status") == ""
         # learn a profile by picking, save it, and decide with it
         page.click("#tab-profile")
         for n in range(1, 5):
@@ -298,5 +319,6 @@ def test_page_in_headless_chromium(server, tmp_path):
         assert page.evaluate("() => document.querySelectorAll('#run-items img').length") == 0
         bold = "() => [...document.querySelectorAll('#run-items b')].filter(b => b.textContent === 'bold').length"
         assert page.evaluate(bold) == 0
+        assert page.evaluate("() => [...document.querySelectorAll('#group-table b')].length") == 0
         browser.close()
     assert shot.stat().st_size > 20_000

@@ -6,7 +6,8 @@ Two steps that read top to bottom:
    or once per target for target-dependent methods), appending each judgement to the run
    folder as it finishes, so a crash loses at most the items in flight and a rerun resumes.
 2. :func:`select_and_score` selects a response per item and target from those judgements
-   and scores the choices against the labels.
+   and scores the choices against the labels; :func:`select_and_score_groups` does the same
+   for group targets (:mod:`pluralign.group_metrics`: the share of the group matched).
 
 :func:`evaluate` wires them to a run folder (:mod:`pluralign.runs`).
 """
@@ -27,11 +28,13 @@ from typing import Any
 from pluralign.attributes import DEFAULT_REGISTRY, Attribute, AttributeRegistry
 from pluralign.data.benchmark import Benchmark
 from pluralign.errors import BatchPending, ContextLengthError, InputError, InvalidOutputError, one_line
+from pluralign.group_metrics import GroupDecision, GroupResult, grade_group_item, summarize_group
+from pluralign.groups import Goal, GroupTarget, select_group
 from pluralign.judges.calllog import record_calls
 from pluralign.methods.base import CallStats, Judgement, Method
 from pluralign.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.probes import Probe
-from pluralign.runs import RunDir, RunResults
+from pluralign.runs import GroupOutputs, RunDir, RunResults
 from pluralign.selection import Metric, TieRule
 from pluralign.targets import AlignmentTarget, union_attributes
 
@@ -60,6 +63,7 @@ class EvalPlan:
     targets: list[AlignmentTarget]
     attributes: list[Attribute]
     target_dependent: bool
+    groups: list[GroupTarget] = field(default_factory=list)
 
     @property
     def keys(self) -> list[str]:
@@ -78,18 +82,25 @@ class EvalPlan:
 def make_plan(
     benchmark: Benchmark,
     method: Method,
-    targets: Sequence[AlignmentTarget],
+    goals: Sequence[Goal],
     limit: int | None = None,
     registry: AttributeRegistry = DEFAULT_REGISTRY,
 ) -> EvalPlan:
-    if not targets:
+    if not goals:
         raise InputError("no targets given")
+    targets = [g for g in goals if isinstance(g, AlignmentTarget)]
+    groups = [g for g in goals if isinstance(g, GroupTarget)]
+    if groups and method.target_dependent:
+        raise InputError(
+            f"method {method.name} judges for one target at a time; a group target ({groups[0].name}) needs "
+            "a method that judges once for everyone (spm, spm-zeroshot, regression, embedding, unaligned, random)"
+        )
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")
     probes = benchmark.eval[:limit] if limit is not None else list(benchmark.eval)
     if not probes:
         raise InputError(f"the benchmark {benchmark.path} has no eval items")
-    names = union_attributes(targets)
+    names = union_attributes([*targets, *(m.target for g in groups for m in g.members)])
     for i, probe in enumerate(probes):
         if probe.labels is None:
             raise InputError(f"eval item {i} has no labels; evaluation needs labelled items")
@@ -99,9 +110,10 @@ def make_plan(
                 raise InputError(f"eval item {i}, response {j}: no label for {', '.join(missing)}")
     return EvalPlan(
         probes=probes,
-        targets=list(targets),
+        targets=targets,
         attributes=registry.require(names),
         target_dependent=method.target_dependent,
+        groups=groups,
     )
 
 
@@ -221,6 +233,45 @@ def select_and_score(
     return decisions, results
 
 
+def select_and_score_groups(
+    plan: EvalPlan,
+    outcome: JudgingOutcome,
+    metric: Metric | str = Metric.auto,
+    ties: TieRule | str = TieRule.exact,
+) -> tuple[dict[str, list[GroupDecision]], list[GroupResult]]:
+    """Per item and group, the group's pick (the largest predicted share, or a choice-style
+    method's one choice) and the share of the group whose own choice, by labels, it matches."""
+    decisions: dict[str, list[GroupDecision]] = {g.name: [] for g in plan.groups}
+    for group in plan.groups:
+        for index, probe in enumerate(plan.probes):
+            assert probe.labels is not None
+            judgement = outcome.judgements.get((index, ALL_TARGETS))
+            chosen, shares, tied, failed = None, None, [], None
+            if judgement is None:
+                failed = outcome.failures.get((index, ALL_TARGETS), "not judged")
+            elif judgement.predictions is not None:
+                pick = select_group(judgement.predictions, group, metric, ties)
+                chosen, shares, tied = pick.index, pick.shares, pick.tied
+            elif judgement.choice is not None:
+                chosen = judgement.choice
+            else:
+                failed = "the method gave neither predictions nor a choice"
+            decisions[group.name].append(
+                grade_group_item(
+                    index,
+                    probe.labels,
+                    group,
+                    chosen,
+                    metric,
+                    predictions=judgement.predictions if judgement is not None else None,
+                    shares=shares,
+                    tied=tied,
+                    failed=failed,
+                )
+            )
+    return decisions, [summarize_group(decisions[g.name], g) for g in plan.groups]
+
+
 @dataclass
 class EvalSummary:
     out_dir: Path
@@ -235,12 +286,27 @@ class EvalSummary:
     seconds: float
     judge_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    group_results: list[GroupResult] = field(default_factory=list)
+
+
+def _costs(plan: EvalPlan, outcome: JudgingOutcome) -> tuple[CallStats, int]:
+    """Every judgement's cost (resumed included), and the requests saved by sharing scores."""
+    totals = CallStats()
+    for judgement in outcome.judgements.values():
+        totals.add(judgement.stats)
+    saved = 0
+    if not plan.target_dependent and plan.attributes and totals.requests:
+        # one run per target would send each target's attributes' requests again
+        per_attribute = totals.requests / len(plan.attributes)
+        per_goal = [len(t.values) for t in plan.targets] + [len(g.attributes) for g in plan.groups]
+        saved = round(per_attribute * sum(per_goal)) - totals.requests
+    return totals, saved
 
 
 def evaluate(
     benchmark: Benchmark,
     method: Method,
-    targets: Sequence[AlignmentTarget],
+    targets: Sequence[Goal],
     out_dir: str | Path,
     limit: int | None = None,
     seed: int = 0,
@@ -252,7 +318,8 @@ def evaluate(
     on_invalid: OnInvalid | str = OnInvalid.skip,
     ties: TieRule | str = TieRule.exact,
 ) -> EvalSummary:
-    """Judge, then select and score; everything lands in ``out_dir`` (resumable)."""
+    """Judge, then select and score; everything lands in ``out_dir`` (resumable). ``targets``
+    may hold groups (:class:`~pluralign.groups.GroupTarget`), scored by the share matched."""
     started = time.perf_counter()
     plan = make_plan(benchmark, method, targets, limit, registry)
     if workers < 1:
@@ -281,14 +348,8 @@ def evaluate(
             summary.seconds = time.perf_counter() - started
             return summary
         decisions, results = select_and_score(plan, method, outcome, metric, ties)
-        totals = CallStats()
-        for judgement in outcome.judgements.values():
-            totals.add(judgement.stats)
-        saved = 0
-        if not plan.target_dependent and plan.attributes and totals.requests:
-            # one run per target would send each target's attributes' requests again
-            per_attribute = totals.requests / len(plan.attributes)
-            saved = round(per_attribute * sum(len(t.values) for t in plan.targets)) - totals.requests
+        group_decisions, group_results = select_and_score_groups(plan, outcome, metric, ties)
+        totals, saved = _costs(plan, outcome)
         seconds = time.perf_counter() - started
         extra = {
             "method": method.config(),
@@ -308,8 +369,16 @@ def evaluate(
             "llm_seconds": round(totals.llm_seconds, 3),  # resumed items included, unlike wall_seconds
             "wall_seconds": round(seconds, 3),
         }
-        run.write_outputs(plan.probes, plan.targets, decisions, results, extra)
+        run.write_outputs(
+            plan.probes,
+            plan.targets,
+            decisions,
+            results,
+            extra,
+            GroupOutputs(groups=plan.groups, decisions=group_decisions, results=group_results),
+        )
     summary.results = results
+    summary.group_results = group_results
     summary.calls_saved_by_sharing = saved
     summary.seconds = seconds
     summary.extra = extra
@@ -349,3 +418,36 @@ def rescore(
             )
         )
     return [summarize(grouped[name], t, metric) for name, t in targets.items()]
+
+
+def rescore_groups(run_dir: str | Path, metric: Metric | str | None = None) -> list[GroupResult]:
+    """Recompute a run's group figures from its saved group decisions and labels."""
+    from pluralign.groups import goal_from_data
+
+    run = RunDir(run_dir)
+    saved: RunResults = run.results()
+    metric = metric or saved.metric
+    groups = {}
+    for name, value in saved.group_values.items():
+        goal = goal_from_data(value, name)
+        if isinstance(goal, GroupTarget):
+            groups[name] = goal
+    grouped: dict[str, list[GroupDecision]] = {name: [] for name in groups}
+    for decision in run.group_decisions():
+        group = groups.get(decision.group)
+        if group is None:
+            continue
+        grouped[decision.group].append(
+            grade_group_item(
+                decision.item,
+                decision.labels,
+                group,
+                decision.chosen,
+                metric,
+                predictions=decision.predictions,
+                shares=decision.shares,
+                tied=decision.tied,
+                failed=decision.failed,
+            )
+        )
+    return [summarize_group(grouped[name], g) for name, g in groups.items()]

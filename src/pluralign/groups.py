@@ -35,7 +35,7 @@ from pluralign.explain import NEAR_TIE_CONFIDENCE, Explanation, agreement, attri
 from pluralign.files import read_json, read_text
 from pluralign.names import checked_label
 from pluralign.selection import Metric, TieRule, closest, distance, parse_metric, target_vector
-from pluralign.targets import AlignmentTarget, target_from_data, union_attributes
+from pluralign.targets import AlignmentTarget, resolve_target_specs, target_from_data, union_attributes
 
 MAX_GROUP_MEMBERS = 10_000
 SHARE_TOLERANCE = 1e-9
@@ -377,3 +377,33 @@ def explain_group(
         near_tie=near,
         confidence_note=note,
     )
+
+
+def resolve_goal_specs(
+    specs: Sequence[str],
+    benchmark_attributes: Sequence[str] | None = None,
+    registry: AttributeRegistry = DEFAULT_REGISTRY,
+) -> list[Goal]:
+    """``pluralign eval``'s SPECs: ``high``/``low``, inline JSON, a target or group file
+    (``.json``, ``.jsonl``), or a directory of them; names must differ (they label results)."""
+    goals: list[Goal] = []
+    for spec in specs:
+        path = Path(spec)
+        if spec in {"high", "low"}:
+            goals.extend(resolve_target_specs([spec], benchmark_attributes, registry))
+        elif spec.lstrip()[:1] in {"{", "["}:
+            goals.append(read_goal(spec, registry))
+        elif path.is_dir():
+            files = sorted([*path.glob("*.json"), *path.glob("*.jsonl")])
+            if not files:
+                raise InputError(f"target directory {path} has no .json or .jsonl files")
+            goals.extend(load_goal_file(f, registry) for f in files)
+        elif path.is_file():
+            goals.append(load_goal_file(path, registry))
+        else:
+            raise InputError(f"target {spec!r} is not a file, a directory, inline JSON, 'high' or 'low'")
+    names = [g.name for g in goals]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"several targets share the name(s) {dupes}; rename the files")
+    return goals

@@ -109,8 +109,11 @@ def grade_item(
     return decision
 
 
-def bootstrap_ci(flags: Sequence[bool], n_boot: int = 2000, seed: int = 0) -> tuple[float, float] | None:
-    """95% percentile bootstrap interval of the accuracy, in percent."""
+def bootstrap_ci(
+    flags: Sequence[bool] | Sequence[float], n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
+    """95% percentile bootstrap interval of the mean of per-item values on [0, 1] (correct
+    or not; a group's matched share), in percent."""
     if not flags:
         return None
     arr = np.asarray(flags, dtype=float)

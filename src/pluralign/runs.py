@@ -7,6 +7,7 @@ report, the service, benchmarks).
     judgements.jsonl    one line per judged item (or failed item), appended and fsynced
     calls.jsonl         every raw model answer, when calls are logged
     decisions.jsonl     derived: one line per item and target
+    group_decisions.jsonl  derived: one line per item and group target
     results.json        derived: metrics per target and the run's cost
     input_output/       derived: the reference implementation's format, one file per target
     .lock               held while a process writes the run
@@ -22,6 +23,7 @@ import os
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pluralign.errors import InputError, RunLockedError, validation_message
 from pluralign.files import append_jsonl, read_json, read_jsonl, repair_torn_tail, write_json_atomic, write_text_atomic
+from pluralign.group_metrics import GroupDecision, GroupResult
+from pluralign.groups import GroupTarget
 from pluralign.methods.base import Judgement
 from pluralign.metrics import Decision, TargetResult, results_payload
 from pluralign.names import file_stem
@@ -40,6 +44,7 @@ from pluralign.targets import AlignmentTarget
 RUN_FILE = "run.json"
 JUDGEMENTS = "judgements.jsonl"
 DECISIONS = "decisions.jsonl"
+GROUP_DECISIONS = "group_decisions.jsonl"
 RESULTS = "results.json"
 CALLS = "calls.jsonl"
 INPUT_OUTPUT = "input_output"
@@ -69,6 +74,17 @@ class RunResults(BaseModel):
     metric: str = "auto"
     ties: str = "exact"
     n_failed: int = 0
+    groups: list[GroupResult] = []
+    group_values: dict[str, Any] = {}
+
+
+@dataclass
+class GroupOutputs:
+    """What a run found for its group targets (written beside the targets' outputs)."""
+
+    groups: Sequence[GroupTarget] = ()
+    decisions: dict[str, list[GroupDecision]] = field(default_factory=dict)
+    results: list[GroupResult] = field(default_factory=list)
 
 
 def is_run(path: Path) -> bool:
@@ -129,7 +145,7 @@ class RunDir:
                     "use another --out or pass --overwrite"
                 )
         if overwrite:  # everything a run writes, so no stale record outlives it
-            for name in (JUDGEMENTS, DECISIONS, RESULTS, CALLS):
+            for name in (JUDGEMENTS, DECISIONS, GROUP_DECISIONS, RESULTS, CALLS):
                 (self.path / name).unlink(missing_ok=True)
             shutil.rmtree(self.path / INPUT_OUTPUT, ignore_errors=True)
         write_json_atomic(run_file, {"identity": identity})
@@ -148,11 +164,19 @@ class RunDir:
         decisions: dict[str, list[Decision]],
         results: list[TargetResult],
         extra: dict[str, Any],
+        groups: GroupOutputs | None = None,
     ) -> None:
+        groups = groups or GroupOutputs()
         lines = [d.model_dump_json() for t in targets for d in decisions[t.name]]
         write_text_atomic(self.path / DECISIONS, "".join(line + "\n" for line in lines))
+        if groups.groups or (self.path / GROUP_DECISIONS).exists():  # a rerun without groups leaves none stale
+            lines = [d.model_dump_json() for g in groups.groups for d in groups.decisions[g.name]]
+            write_text_atomic(self.path / GROUP_DECISIONS, "".join(line + "\n" for line in lines))
         payload = results_payload(results, extra)
         payload["target_values"] = {t.name: t.to_file_dict() for t in targets}
+        if groups.groups:
+            payload["groups"] = [r.model_dump() for r in groups.results]
+            payload["group_values"] = {g.name: g.to_file_dict() for g in groups.groups}
         write_json_atomic(self.path / RESULTS, payload)
         for target in targets:
             write_input_output(self.input_output_path(target.name), probes, decisions[target.name])
@@ -226,6 +250,13 @@ class RunDir:
         if not path.exists():
             raise InputError(f"{self.path} has no {DECISIONS}; is it a finished run?")
         return validate_each(Decision, read_jsonl(path, "decisions"), lambda i: f"{path}: record {i + 1}: ")
+
+    def group_decisions(self) -> list[GroupDecision]:
+        """The run's group decisions (none for a run without group targets)."""
+        path = self.path / GROUP_DECISIONS
+        if not path.exists():
+            return []
+        return validate_each(GroupDecision, read_jsonl(path, "group decisions"), lambda i: f"{path}: record {i + 1}: ")
 
     def probes(self, target: str) -> dict[int, Any]:
         """Eval item -> its input, as written in the reference format for one target."""

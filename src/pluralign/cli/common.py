@@ -195,3 +195,25 @@ def results_table(results: Sequence[Any], title: str) -> Table:
             mse,
         )
     return table
+
+
+def group_results_table(results: Sequence[Any], title: str) -> Table:
+    """A group target's figures: the share of the group whose own choice was matched, beside
+    the most any one response could match (a divided group caps it below 100)."""
+    table = Table(title=Text(title))
+    columns = ("group", "members", "matched share %", "95% CI", "best possible %", "n_scored", "n_skipped", "n_failed")
+    for col in columns:
+        table.add_column(col, justify="right" if col != "group" else "left")
+    for r in results:
+        ci = f"{r.matched_share_ci95[0]:.1f}-{r.matched_share_ci95[1]:.1f}" if r.matched_share_ci95 else "-"
+        table.add_row(
+            Text(r.name),
+            str(r.members),
+            f"{r.matched_share:.2f}" if r.matched_share is not None else "-",
+            ci,
+            f"{r.best_share:.2f}" if r.best_share is not None else "-",
+            str(r.n_scored),
+            str(r.n_skipped),
+            str(r.n_failed),
+        )
+    return table

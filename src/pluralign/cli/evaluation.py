@@ -19,6 +19,7 @@ from pluralign.cli.common import (
     console,
     err_console,
     fail,
+    group_results_table,
     registry_from,
     results_table,
     say,
@@ -54,7 +55,11 @@ def register(app: typer.Typer) -> None:
 def eval_cmd(
     method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = "random",
     target: Annotated[
-        list[str] | None, typer.Option(help="JSON file, directory of JSON files, high or low; repeatable.")
+        list[str] | None,
+        typer.Option(
+            help="JSON file, a group (.jsonl, or a JSON list of weighted profiles), a directory of them, "
+            "inline JSON, high or low; repeatable."
+        ),
     ] = None,
     benchmark: Annotated[
         Path | None, typer.Option(help="Benchmark dir (train.json/eval.json); or $PLURALIGN_BENCHMARK.")
@@ -75,10 +80,10 @@ def eval_cmd(
     """Evaluate a method on a benchmark against one or more targets."""
     from pluralign.data.benchmark import load_benchmark
     from pluralign.evaluate import OnInvalid
+    from pluralign.groups import resolve_goal_specs
     from pluralign.methods import build_method, method_spec
     from pluralign.runs import RunDir
     from pluralign.selection import parse_metric, parse_ties
-    from pluralign.targets import resolve_target_specs
 
     metric_ = parse_metric(metric)
     ties_ = parse_ties(ties)
@@ -92,7 +97,7 @@ def eval_cmd(
     registry = registry_from(attributes_file)
     RunDir(out).check_writable(overwrite)
     bench = load_benchmark(benchmark)
-    targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
+    targets = resolve_goal_specs(target or ["high", "low"], bench.attributes, registry)
     settings = make_settings(options or {}, benchmark_dir=bench.path)
     meth = build_method(method, settings)
     run = dict(
@@ -110,7 +115,11 @@ def eval_cmd(
         message = getattr(getattr(meth, "backend", None), "pending_message", None)
         say(message() if callable(message) else f"{summary.n_pending} items wait for batch answers")
         raise typer.Exit(EXIT_PENDING)
-    console.print(results_table(summary.results, f"{method} on {bench.name} ({summary.n_items} items)"))
+    title = f"{method} on {bench.name} ({summary.n_items} items)"
+    if summary.results:
+        console.print(results_table(summary.results, title))
+    if summary.group_results:
+        console.print(group_results_table(summary.group_results, f"{title}: groups"))
     failed = f"; {summary.n_failed} items failed (retried by the next run)" if summary.n_failed else ""
     say(
         f"LLM calls made now {summary.stats.calls} (answered by the cache {summary.stats.cached}, "
@@ -164,24 +173,30 @@ def metrics_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recompute metrics from saved decisions (or the reference's input_output.json)."""
-    from pluralign.evaluate import rescore
+    from pluralign.evaluate import rescore, rescore_groups
     from pluralign.reference import input_output_attributes, score_input_output
     from pluralign.selection import parse_metric, parse_ties
     from pluralign.targets import resolve_target_specs
 
     metric_ = parse_metric(metric) if metric else None
     ties_ = parse_ties(ties) if ties else None
+    groups = []
     if path.is_dir():
         results = rescore(path, metric_, ties_)
+        groups = rescore_groups(path, metric_)
     else:
         if not target:
             fail("scoring an input_output.json needs --target")
         targets = resolve_target_specs(target, input_output_attributes(path))
         results = [score_input_output(path, t, metric_ or "auto", ties_ or "exact") for t in targets]
     if as_json:
-        print(json.dumps([r.model_dump() for r in results], indent=2))
+        rows = [r.model_dump() for r in results] + [{"group": True, **g.model_dump()} for g in groups]
+        print(json.dumps(rows, indent=2))
     else:
-        console.print(results_table(results, f"scores of {path}"))
+        if results or not groups:
+            console.print(results_table(results, f"scores of {path}"))
+        if groups:
+            console.print(group_results_table(groups, f"groups of {path}"))
 
 
 def report_cmd(
