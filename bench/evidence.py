@@ -63,9 +63,16 @@ def matrix(run: Path, targets: list[str], n_items: int) -> np.ndarray:
 
 
 def mean_over_targets(m: np.ndarray) -> float:
-    with np.errstate(invalid="ignore"):
-        per_target = np.nanmean(m, axis=0)
-    return float(np.nanmean(per_target) * 100)
+    """Mean over the targets that have a scored decision (a target with none is left out)."""
+    scored = ~np.isnan(m).all(axis=0)
+    if not scored.any():
+        return float("nan")
+    return float(np.nanmean(np.nanmean(m[:, scored], axis=0)) * 100)
+
+
+def cell(value: float | None, fmt: str) -> str:
+    """A table cell: '-' where there is nothing to show."""
+    return "-" if value is None or np.isnan(value) else format(value, fmt)
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
@@ -219,17 +226,13 @@ def table(rows: list[dict], reference: str, scope: str, n_items: int) -> str:
     group_names = list(dict.fromkeys(g for r in rows for g in r["by_group"]))
     lines += ["", "| method | " + " | ".join(group_names) + " |", "|---" * (len(group_names) + 1) + "|"]
     for r in rows:
-        lines.append(
-            f"| {r['method']} | " + " | ".join(f"{r['by_group'].get(g, float('nan')):.1f}" for g in group_names) + " |"
-        )
+        lines.append(f"| {r['method']} | " + " | ".join(cell(r["by_group"].get(g), ".1f") for g in group_names) + " |")
     mse_rows = [r for r in rows if r["mse"]]
     if mse_rows:
         attrs = list(mse_rows[0]["mse"])
         lines += ["", "| method | " + " | ".join(f"MSE {a}" for a in attrs) + " |", "|---" * (len(attrs) + 1) + "|"]
         for r in mse_rows:
-            lines.append(
-                f"| {r['method']} | " + " | ".join(f"{r['mse'].get(a, float('nan')):.4f}" for a in attrs) + " |"
-            )
+            lines.append(f"| {r['method']} | " + " | ".join(cell(r["mse"].get(a), ".4f") for a in attrs) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ items it predicts) in place of the labels for the items the person picks.
     python bench/profile_fit.py --tune      # pick beta and eps on 20 other targets (not the 50)
     python bench/profile_fit.py --middle --seeds 3 --no-embedding   # targets with middle values
     python bench/profile_fit.py --middle --seeds 3 --no-embedding --no-preference
+    python bench/profile_fit.py --middle --seeds 3 --bound   # the most any fit could reach
 
 --middle hides 50 targets of pluralign's own, drawn like the paper's (10 each with 1-5
 attributes) but from every level, 0.5 included (bench/data/middle_targets.json, seed 11): the
@@ -21,6 +22,10 @@ paper's set has no 0.5, so a fit that cannot recover the middle looks fine on it
 repeats every configuration with other draws of the picks (and flips) and reports the mean
 and spread over seeds. --no-preference: the simulated person says "no preference" on the
 items their hidden target ties on, and the fit is compared with one that never sees them.
+--bound: for the same picks, the Bayes-optimal choice on each eval item under the model that
+generated the targets and the picks (the targets' own prior over the grid, the simulated
+person's exact rule: first closest response, flipped with the given probability): no fit of
+any form, written as a target or not, can agree more in expectation.
 """
 
 from __future__ import annotations
@@ -164,6 +169,49 @@ def middle_targets(seed: int = 11, per_k: int = 10, write: bool = True) -> list[
     return [AlignmentTarget(name=f"middle{i:02d}", values=c) for i, c in enumerate(out)]
 
 
+def bound_run(targets, train, evals, labels, k, flip, seed, attrs, middle_weight):  # type: ignore[no-untyped-def]
+    """Per hidden target, the Bayes-optimal agreement from the same random picks as :func:`run`."""
+    from pluralign.profile import Grid, _sq_distances
+
+    grid = Grid.build(attrs)
+    middles = ((grid.present > 0) & np.isclose(grid.values, 0.5)).sum(axis=1)
+    n_present = grid.present.sum(axis=1).astype(int)
+    weight = np.where(middles > 0, middle_weight**middles, 1.0) if middle_weight > 0 else (middles == 0) * 1.0
+    mass = np.bincount(n_present, weights=weight)
+    prior = weight / mass[n_present]
+    names = grid.attributes
+
+    def closest_sets(probes):  # profiles x items x responses: the truly closest (exact ties)
+        out = []
+        for p in probes:
+            d2 = _sq_distances(grid.present, grid.values, np.array([[lab[a] for a in names] for lab in p.labels]))
+            out.append(np.isclose(d2, d2.min(axis=1, keepdims=True), rtol=0, atol=1e-12))
+        return np.stack(out, axis=1)
+
+    ev = closest_sets(evals)
+    scored = ~ev.all(axis=2)  # profiles x items: the items a profile does not tie on
+    per_item = (ev & scored[:, :, None]) / np.maximum(scored.sum(axis=1), 1)[:, None, None]
+    scores = []
+    for t_index, target in enumerate(targets):
+        rng = random.Random(f"{seed}:{t_index}:{k}:random:{flip}")
+        picks = rng.sample(range(len(train)), k)
+        said = [(i, person_choice(train[i], target, rng, flip)) for i in picks]
+        tr = closest_sets([train[i] for i, _ in said])
+        first = tr.argmax(axis=2)  # the person's rule: the first closest response
+        chosen = np.array([c for _, c in said])
+        r = np.array([len(train[i].responses) for i, _ in said])
+        like = np.where(first == chosen[None, :], 1 - flip, flip / (r - 1)[None, :]).prod(axis=1)
+        post = prior * like
+        post /= post.sum()
+        best = np.einsum("k,kir->ir", post, per_item).argmax(axis=1)
+        scores.append(agreement_of_picks(best, eval_sets(evals, target)))
+    return scores
+
+
+def agreement_of_picks(picks, scored) -> float:  # type: ignore[no-untyped-def]
+    return sum(int(picks[i]) in best for i, best in scored) / len(scored)
+
+
 def over_seeds(seeds: int, one) -> dict:  # type: ignore[no-untyped-def]
     """Mean over seeds of the mean agreement over targets, and the spread of those means."""
     means = [summary(one(seed))["mean"] for seed in range(seeds)]
@@ -182,6 +230,7 @@ def main() -> None:
     parser.add_argument("--no-preference", action="store_true")
     parser.add_argument("--tune-middle", action="store_true", help="choose MIDDLE_PRIOR on other middle targets")
     parser.add_argument("--modes", default="", help="only these configurations, e.g. random20,asked10,flip20")
+    parser.add_argument("--bound", action="store_true", help="the Bayes-optimal agreement for the same picks")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     print(header(), flush=True)
@@ -204,7 +253,19 @@ def main() -> None:
         return
     if args.middle:
         hidden = middle_targets()
-    if args.seeds > 1 or args.no_preference:
+    if args.bound:
+        rows = []
+        for name, k, flip in (("random5", 5, 0.0), ("random10", 10, 0.0), ("random20", 20, 0.0), ("flip20", 20, 0.1)):
+            weight = 1.0 if args.middle else 0.0  # the prior the hidden targets were drawn from
+            row = {"config": name, "targets": "middle" if args.middle else "sampled", "bound": True,
+                   **over_seeds(args.seeds, lambda seed, k=k, f=flip, w=weight: bound_run(
+                       hidden, train, evals, labels, k, f, seed, attrs, w))}  # fmt: skip
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        if args.out:
+            write_json(args.out, {"machine": machine(), "results": rows})
+        return
+    if args.seeds > 1 or args.no_preference or args.modes:
         seeded(args, hidden, train, evals, labels, attrs)
         return
     if args.tune:
