@@ -3,6 +3,7 @@ checked against a count made here from the labels, through the library and the C
 
 import json
 import random
+import re
 
 import numpy as np
 import pytest
@@ -164,3 +165,17 @@ def test_cli_eval_of_a_group_then_metrics(tmp_path):
     one_line_error(bad, "nope.jsonl")
     team.write_text('{"values": {"helpfulness": 1}, "weight": -1}\n')
     one_line_error(run_cli(*base, "--target", str(team)), "weight must be a positive number")
+
+
+def test_report_lists_groups_with_their_names_as_text(tmp_path):
+    from pluralign.report import write_report
+
+    bench = load_benchmark(HELPSTEER2)
+    rows = [{"values": {"helpfulness": 1.0}, "weight": 2}, {"verbosity": 0.0}]
+    evil = goal_from_data({"name": "<img src=x onerror=alert(1)>|*team*", "group": rows}, "g")
+    evaluate(bench, OracleMethod(), [evil], tmp_path / "run", limit=10)
+    text = write_report([tmp_path / "run"], tmp_path / "report").read_text()
+    section = text.split("## Groups", 1)[1]
+    assert "&lt;img src=x onerror=alert(1)&gt;\\|\\*team\\*" in section and "<img" not in text
+    row = next(line for line in section.splitlines() if "team" in line)
+    assert len(re.split(r"(?<!\\)\|", row)) == 9  # 7 columns: the name's '|' broke none

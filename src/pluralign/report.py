@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +26,12 @@ def _load(run: Path) -> dict[str, Any]:
     if isinstance(method, dict) and method.get("model"):
         label += f" ({method['model']})"
     return {"run": run, "label": f"{label} [{run.name}]", "results": results, "decisions": decisions}
+
+
+def escape_cell(text: str) -> str:
+    """A name from data as literal text in a Markdown table cell: no markup, no column break."""
+    text = html.escape(" ".join(str(text).split()), quote=True)
+    return re.sub(r"([\\`*_\[\]|#!~])", r"\\\1", text)
 
 
 def _plt() -> Any:
@@ -51,7 +59,7 @@ def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
-    lines = ["# pluralign report", "", *_summary_table(loaded)]
+    lines = ["# pluralign report", "", *_summary_table(loaded), "", *_group_section(loaded)]
     lines += _accuracy_section(plt, loaded, out)
     lines += _accuracy_by_count_section(plt, loaded, out)
     with_preds = [r for r in loaded if any(d.get("predictions") for d in r["decisions"])]
@@ -71,14 +79,39 @@ def _summary_table(loaded: Sequence[dict[str, Any]]) -> list[str]:
     for r in loaded:
         res = r["results"]
         mean = res.get("mean_accuracy")
+        shown = "-" if mean is None else f"{mean:.2f}"
         lines.append(
-            f"| {r['label']} | {res.get('n_items')} | {len(res['targets'])} | "
-            f"{mean:.2f} | {res.get('llm_calls', 0)} | {res.get('llm_calls_cached', 0)} | "
+            f"| {escape_cell(r['label'])} | {res.get('n_items') or '-'} | {len(res['targets'])} | "
+            f"{shown} | {res.get('llm_calls', 0)} | {res.get('llm_calls_cached', 0)} | "
             f"{res.get('prompt_tokens', 0)} | {res.get('completion_tokens', 0)} | {res.get('wall_seconds', 0):.0f} |"
-            if mean is not None
-            else f"| {r['label']} | - | - | - | - | - | - | - | - |"
         )
     return lines
+
+
+def _group_section(loaded: Sequence[dict[str, Any]]) -> list[str]:
+    """Group targets: the share of the group whose own choice the pick matches."""
+    rows = [(r["label"], g) for r in loaded for g in r["results"].get("groups", [])]
+    if not rows:
+        return []
+    lines = [
+        "## Groups",
+        "",
+        "| run | group | members | matched share % | 95% CI | best possible % | items scored |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, g in rows:
+        share, best, ci = g.get("matched_share"), g.get("best_share"), g.get("matched_share_ci95")
+        cells = [
+            escape_cell(label),
+            escape_cell(g["name"]),
+            str(g["members"]),
+            "-" if share is None else f"{share:.2f}",
+            "-" if not ci else f"{ci[0]:.1f}-{ci[1]:.1f}",
+            "-" if best is None else f"{best:.2f}",
+            str(g["n_scored"]),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _accuracy_section(plt: Any, loaded: Sequence[dict[str, Any]], out: Path) -> list[str]:
@@ -108,7 +141,7 @@ def _accuracy_by_count_section(plt: Any, loaded: Sequence[dict[str, Any]], out: 
         by_k = accuracy_by_attribute_count(r)
         ax.plot(list(by_k), list(by_k.values()), marker="o", label=r["label"])
         cells = " | ".join(f"{by_k[k]:.1f}" if k in by_k else "-" for k in range(1, 7))
-        lines.append(f"| {r['label']} | {cells} |")
+        lines.append(f"| {escape_cell(r['label'])} | {cells} |")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # a number of attributes is whole
     ax.set_xlabel("attributes in target")
     ax.set_ylabel("accuracy (%)")
@@ -142,7 +175,7 @@ def _prediction_error_section(plt: Any, with_preds: Sequence[dict[str, Any]], ou
         for a, pts in sorted(_label_pairs(r).items()):
             true, pred = np.array(pts).T
             lines.append(
-                f"| {r['label']} | {a} | {np.mean((pred - true) ** 2):.4f} | "
+                f"| {escape_cell(r['label'])} | {escape_cell(a)} | {np.mean((pred - true) ** 2):.4f} | "
                 f"{np.mean(np.abs(pred - true)):.4f} | {len(pts)} |"
             )
             jitter = np.random.default_rng(0).uniform(-0.02, 0.02, len(true))
