@@ -19,7 +19,7 @@ from pluralign.methods.registry import METHODS, build_method
 from pluralign.methods.spm import SpmOptions, ZeroShotOptions
 from pluralign.options import Options, fields_of, flag_of
 from pluralign.settings import Settings, components, make_settings
-from support import CHOOSE_ARGS
+from support import CHOOSE_ARGS, one_line_error, run_cli
 
 
 def test_every_option_is_declared_once_with_one_flag():
@@ -151,3 +151,9 @@ def test_the_judges_key_and_the_services_key_have_their_own_names(cli):
     res = cli("serve", "--method", "random", "--api-key-env", "PLURALIGN_SURELY_UNSET_KEY")
     assert "warning: --api-key-env is deprecated; use --service-key-env" in res.stderr
     assert res.returncode == 2 and "--service-key-env PLURALIGN_SURELY_UNSET_KEY" in res.stderr
+
+
+@pytest.mark.parametrize("flag", ["--max-profile-grid", "--max-group-members", "--max-profile-work"])
+def test_profile_and_group_limits_are_serve_flags_checked_before_start(flag):
+    res = run_cli("serve", "--method", "random", flag, "0", timeout=60)
+    one_line_error(res, flag, "greater than or equal to 1")

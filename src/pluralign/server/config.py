@@ -88,6 +88,7 @@ class ServiceOptions(Options):
         ge=1,
         description="Candidate profiles (the grid over the named attributes) one request may build: MIC's 6 "
         "attributes make 262,143 (7 levels or absent each); 8 attributes make millions, which is refused.",
+        json_schema_extra=_service(),
     )
     max_group_members: int = Field(
         default=1000,
