@@ -35,7 +35,13 @@ from pluralign.explain import NEAR_TIE_CONFIDENCE, Explanation, agreement, attri
 from pluralign.files import read_json, read_text
 from pluralign.names import checked_label
 from pluralign.selection import Metric, TieRule, closest, distance, parse_metric, target_vector
-from pluralign.targets import AlignmentTarget, resolve_target_specs, target_from_data, union_attributes
+from pluralign.targets import (
+    AlignmentTarget,
+    check_unique_names,
+    resolve_target_specs,
+    target_from_data,
+    union_attributes,
+)
 
 MAX_GROUP_MEMBERS = 10_000
 SHARE_TOLERANCE = 1e-9
@@ -402,8 +408,5 @@ def resolve_goal_specs(
             goals.append(load_goal_file(path, registry))
         else:
             raise InputError(f"target {spec!r} is not a file, a directory, inline JSON, 'high' or 'low'")
-    names = [g.name for g in goals]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise InputError(f"several targets share the name(s) {dupes}; rename the files")
+    check_unique_names([g.name for g in goals])
     return goals

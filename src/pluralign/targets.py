@@ -131,11 +131,15 @@ def resolve_target_specs(
             targets.append(load_target_file(path, registry))
         else:
             raise InputError(f"target {spec!r} is not a file, a directory, 'high' or 'low'")
-    names = [t.name for t in targets]
-    dupes = {n for n in names if names.count(n) > 1}
-    if dupes:
-        raise InputError(f"several targets share the name(s) {sorted(dupes)}; rename the files")
+    check_unique_names([t.name for t in targets])
     return targets
+
+
+def check_unique_names(names: Sequence[str]) -> None:
+    """Names label results (and the reference files derived from them): two may not be equal."""
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"several targets share the name(s) {dupes}; rename the files")
 
 
 def all_target_combinations(attributes: Sequence[str], levels: int) -> list[dict[str, float]]:
