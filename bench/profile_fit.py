@@ -15,6 +15,7 @@ items it predicts) in place of the labels for the items the person picks.
     python bench/profile_fit.py --middle --seeds 3 --no-embedding   # targets with middle values
     python bench/profile_fit.py --middle --seeds 3 --no-embedding --no-preference
     python bench/profile_fit.py --middle --seeds 3 --bound   # the most any fit could reach
+    python bench/profile_fit.py --middle --bound --modes asked10   # ... from the questions asked
 
 --middle hides 50 targets of pluralign's own, drawn like the paper's (10 each with 1-5
 attributes) but from every level, 0.5 included (bench/data/middle_targets.json, seed 11): the
@@ -92,18 +93,8 @@ def run(targets, train, evals, preds, k, mode, flip, beta, eps, seed, attrs, pla
     (the person says no preference on ties) or "drop" (those lines are left out of the fit)."""
     scores = []
     for t_index, target in enumerate(targets):
-        rng = random.Random(f"{seed}:{t_index}:{k}:{mode}:{flip}")
-        if mode == "random":
-            picks = rng.sample(range(len(train)), k)
-            said = [(i, person_choice(train[i], target, rng, flip, no_pref is not None)) for i in picks]
-            choices = [record(i, train[i], preds[i], c) for i, c in said if c is not None or no_pref == "say"]
-        else:
-            pool = [record(i, train[i], preds[i], None) for i in range(len(train))]
-            choices = []
-            for _ in range(k):
-                ask = next_question(attrs, choices, pool, beta=beta, eps=eps)
-                i = int(ask.id)
-                choices.append(record(i, train[i], preds[i], person_choice(train[i], target, rng, flip)))
+        said = person_picks(target, t_index, train, preds, k, mode, flip, beta, eps, seed, attrs, no_pref)
+        choices = [record(i, train[i], preds[i], c) for i, c in said if c is not None or no_pref == "say"]
         if not choices:
             scores.append(0.5)  # nothing to learn from: a coin
             continue
@@ -111,6 +102,28 @@ def run(targets, train, evals, preds, k, mode, flip, beta, eps, seed, attrs, pla
         fitted = target_from_data(fit.file_dict(plain), "fitted")
         scores.append(agreement(fitted, evals, eval_sets(evals, target)))
     return scores
+
+
+def person_picks(target, t_index, train, preds, k, mode, flip, beta, eps, seed, attrs, no_pref=None):  # type: ignore[no-untyped-def]
+    """The (train item, choice) pairs the simulated person gives: k random items, or k asked one
+    after another by next_question over the whole train set."""
+    key = (target.name, t_index, k, mode, flip, beta, eps, seed, id(preds), no_pref is not None)
+    if key in PICKS:  # the fit and its bound see the same picks; asking is the slow part
+        return PICKS[key]
+    rng = random.Random(f"{seed}:{t_index}:{k}:{mode}:{flip}")
+    if mode == "random":
+        picks = rng.sample(range(len(train)), k)
+        return [(i, person_choice(train[i], target, rng, flip, no_pref is not None)) for i in picks]
+    pool = [record(i, train[i], preds[i], None) for i in range(len(train))]
+    said: list[tuple[int, int | None]] = []
+    for _ in range(k):
+        i = int(next_question(attrs, [record(j, train[j], preds[j], c) for j, c in said], pool, beta, eps).id)
+        said.append((i, person_choice(train[i], target, rng, flip)))
+    PICKS[key] = said
+    return said
+
+
+PICKS: dict[tuple, list[tuple[int, int | None]]] = {}  # type: ignore[type-arg]
 
 
 def summary(scores):
@@ -169,8 +182,9 @@ def middle_targets(seed: int = 11, per_k: int = 10, write: bool = True) -> list[
     return [AlignmentTarget(name=f"middle{i:02d}", values=c) for i, c in enumerate(out)]
 
 
-def bound_run(targets, train, evals, labels, k, flip, seed, attrs, middle_weight):  # type: ignore[no-untyped-def]
-    """Per hidden target, the Bayes-optimal agreement from the same random picks as :func:`run`."""
+def bound_run(targets, train, evals, labels, k, mode, flip, seed, attrs, middle_weight):  # type: ignore[no-untyped-def]
+    """Per hidden target, the Bayes-optimal agreement from the same picks as :func:`run` (random,
+    or the questions next_question asks)."""
     from pluralign.profile import Grid, _sq_distances
 
     grid = Grid.build(attrs)
@@ -193,9 +207,7 @@ def bound_run(targets, train, evals, labels, k, flip, seed, attrs, middle_weight
     per_item = (ev & scored[:, :, None]) / np.maximum(scored.sum(axis=1), 1)[:, None, None]
     scores = []
     for t_index, target in enumerate(targets):
-        rng = random.Random(f"{seed}:{t_index}:{k}:random:{flip}")
-        picks = rng.sample(range(len(train)), k)
-        said = [(i, person_choice(train[i], target, rng, flip)) for i in picks]
+        said = person_picks(target, t_index, train, labels, k, mode, flip, BETA, EPSILON, seed, attrs)
         tr = closest_sets([train[i] for i, _ in said])
         first = tr.argmax(axis=2)  # the person's rule: the first closest response
         chosen = np.array([c for _, c in said])
@@ -233,6 +245,9 @@ def main() -> None:
     parser.add_argument("--bound", action="store_true", help="the Bayes-optimal agreement for the same picks")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    unknown = [m for m in args.modes.split(",") if m and m not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown --modes {','.join(unknown)}; choose from {','.join(CONFIGS)}")
     print(header(), flush=True)
     train = load_probes(args.benchmark / "train.json")
     evals = load_probes(args.benchmark / "eval.json")
@@ -255,11 +270,13 @@ def main() -> None:
         hidden = middle_targets()
     if args.bound:
         rows = []
-        for name, k, flip in (("random5", 5, 0.0), ("random10", 10, 0.0), ("random20", 20, 0.0), ("flip20", 20, 0.1)):
+        wanted = [m for m in args.modes.split(",") if m] or ["random5", "random10", "random20", "flip20"]
+        for name in wanted:
+            mode, k, flip = CONFIGS[name]
             weight = 1.0 if args.middle else 0.0  # the prior the hidden targets were drawn from
             row = {"config": name, "targets": "middle" if args.middle else "sampled", "bound": True,
-                   **over_seeds(args.seeds, lambda seed, k=k, f=flip, w=weight: bound_run(
-                       hidden, train, evals, labels, k, f, seed, attrs, w))}  # fmt: skip
+                   **over_seeds(args.seeds, lambda seed, m=mode, k=k, f=flip, w=weight: bound_run(
+                       hidden, train, evals, labels, k, m, f, seed, attrs, w))}  # fmt: skip
             rows.append(row)
             print(json.dumps(row), flush=True)
         if args.out:
@@ -317,14 +334,16 @@ def main() -> None:
         write_json(args.out, {"beta": BETA, "eps": EPSILON, "machine": machine(), "results": results})
 
 
+CONFIGS = {"random5": ("random", 5, 0.0), "random10": ("random", 10, 0.0), "random20": ("random", 20, 0.0),
+           "asked5": ("asked", 5, 0.0), "asked10": ("asked", 10, 0.0), "flip20": ("random", 20, 0.1)}  # fmt: skip
+
+
 def seeded(args, hidden, train, evals, labels, attrs) -> None:  # type: ignore[no-untyped-def]
     """The configurations of the profile issue over several seeds (labels as predictions)."""
-    configs = {"random5": ("random", 5, 0.0), "random10": ("random", 10, 0.0), "random20": ("random", 20, 0.0),
-               "asked5": ("asked", 5, 0.0), "asked10": ("asked", 10, 0.0), "flip20": ("random", 20, 0.1)}  # fmt: skip
-    wanted = [m for m in args.modes.split(",") if m] or list(configs)
+    wanted = [m for m in args.modes.split(",") if m] or list(CONFIGS)
     results = []
     for name in wanted:
-        mode, k, flip = configs[name]
+        mode, k, flip = CONFIGS[name]
         variants = [(None, "")]
         if args.no_preference:
             variants += [("say", "no preference said on ties"), ("drop", "tied picks left out")]
@@ -337,6 +356,10 @@ def seeded(args, hidden, train, evals, labels, attrs) -> None:  # type: ignore[n
                    **over_seeds(args.seeds, lambda seed, m=mode, k=k, f=flip, n=no_pref: run(
                        hidden, train, evals, labels, k, m, f, BETA, EPSILON, seed, attrs, no_pref=n)),
                    "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            if no_pref is None:  # the most any fit could reach from the same picks
+                prior = 1.0 if args.middle else 0.0  # the middle's weight in the targets' own prior
+                row["bound"] = over_seeds(args.seeds, lambda seed, m=mode, k=k, f=flip, w=prior: bound_run(
+                    hidden, train, evals, labels, k, m, f, seed, attrs, w))["mean"]  # fmt: skip
             results.append(row)
             print(json.dumps(row), flush=True)
     if args.out:

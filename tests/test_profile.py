@@ -75,12 +75,60 @@ def test_next_question_is_informative_new_and_fast_enough(helpsteer2_dir: Path):
     same = [ChoiceRecord(id="same", question="q", responses=["a", "b"], predictions=[dict.fromkeys(HS2, 0.5)] * 2)]
     first = next_question(R.require(HS2), [], same + pool)
     assert first.id != "same" and first.information_bits > 0.3  # two identical responses tell nothing
+    assert 0.5 < first.expected_agreement < 1
     answered = _records(train, AlignmentTarget(name="h", values={"coherence": 1.0}), [int(first.id[1:])])
     answered[0] = answered[0].model_copy(update={"id": first.id})
     second = next_question(R.require(HS2), answered, pool)
     assert second.id != first.id
     with pytest.raises(InputError, match="every pool item has been answered"):
         next_question(R.require(HS2), [r.model_copy(update={"chosen": 0}) for r in pool[:2]], pool[:2])
+
+
+def test_next_question_maximises_expected_agreement_computed_the_long_way(helpsteer2_dir: Path):
+    """Every candidate's expected agreement, from posteriors recomputed per answer and each
+    profile's own closest responses under the selection rule, against the one product of
+    next_question: the question asked is the one the long way rates highest."""
+    import numpy as np
+
+    from pluralign.metrics import label_distances
+    from pluralign.profile import _choice_log_probs, _matrix, _sq_distances, posterior
+    from pluralign.selection import closest
+
+    names = ["helpfulness", "verbosity"]
+    attrs = R.require(names)
+    train = load_probes(helpsteer2_dir / "train.json")
+    pool = [
+        ChoiceRecord(id=f"p{i}", question=p.prompt, responses=p.responses, predictions=p.labels)
+        for i, p in enumerate(train[:14])
+    ]
+    answered = [pool[0].model_copy(update={"chosen": 1})]
+    candidates = pool[1:]
+    grid = Grid.build(attrs)
+    profiles = [
+        AlignmentTarget(name="g", values={a: float(v) for a, on, v in zip(names, row_p, row_v, strict=True) if on})
+        for row_p, row_v in zip(grid.present, grid.values, strict=True)
+    ]
+    sets = [
+        [set(closest(label_distances(c.predictions or [], t, "euclidean", 0))) for c in candidates] for t in profiles
+    ]
+    before = posterior(grid, answered)
+    expected = []
+    for n, c in enumerate(candidates):
+        likely = np.exp(_choice_log_probs(_sq_distances(grid.present, grid.values, _matrix(c, names)), 300.0, 0.05))
+        total = 0.0
+        for answer in range(len(c.responses)):
+            chance = float(before @ likely[:, answer])
+            after = posterior(grid, [*answered, c.model_copy(update={"chosen": answer})])
+            others = [j for j in range(len(candidates)) if j != n]
+            mass = [[sum(after[k] for k in range(len(profiles)) if r in sets[k][j]) for r in (0, 1)] for j in others]
+            agree = [max(m) for m in mass]
+            total += chance * float(np.mean(agree))
+        expected.append(total)
+    asked = next_question(attrs, answered, pool)
+    assert asked.id != "p0"
+    assert asked.expected_agreement == pytest.approx(expected[asked.index - 1], abs=1e-5)
+    assert expected[asked.index - 1] >= max(expected) - 1e-5
+    assert max(expected) - min(expected) > 0.01  # the candidates differ: the choice is not a coin
 
 
 def test_grid_covers_every_level_the_middle_included_and_absence():
@@ -187,7 +235,7 @@ def test_profile_next_cli_skips_answered_ids(helpsteer2_dir: Path, tmp_path: Pat
     res = cli("profile", "next", "--choices", str(empty), "--pool", str(pool))
     assert res.returncode == 0, res.stderr
     first = json.loads(res.stdout)
-    assert pool_rows[first["index"]]["id"] == first["id"]
+    assert pool_rows[first["index"]]["id"] == first["id"] and 0 < first["expected_agreement"] <= 1
     answered = _write(tmp_path / "answered.jsonl", [{**pool_rows[first["index"]], "chosen": 0}])
     res = cli("profile", "next", "--choices", str(answered), "--pool", str(pool))
     assert res.returncode == 0 and json.loads(res.stdout)["id"] != first["id"]

@@ -197,6 +197,7 @@ def test_profile_fit_and_next(server):
         assert ask["id"] in by_id and ask["id"] not in {c["id"] for c in choices}
         item = by_id[ask["id"]]
         assert ask["responses"] == item["responses"] and ask["information_bits"] >= 0
+        assert 0 < ask["expected_agreement"] <= 1
         dists = [sum((p[a] - v) ** 2 for a, v in hidden.items()) for p in item["predictions"]]
         choices.append({**item, "chosen": dists.index(min(dists))})
     fit = httpx.post(f"{server}/v1/profile/fit", json={"choices": choices}, timeout=30).json()
@@ -299,6 +300,10 @@ def test_page_in_headless_chromium(server, tmp_path):
                 f".startsWith('After {n} pick')"
             )
         assert "how sure you care" in page.inner_text("#profile-result")
+        page.wait_for_function(  # the next question says what answering it is expected to buy
+            "/after this answer your profile is expected to choose as you would on [0-9]+% of the questions/"
+            ".test(document.getElementById('pick-status').textContent)"
+        )
         page.fill("#profile-name", "learned")
         page.click("#save-profile")
         page.wait_for_function("document.getElementById('save-status').textContent.includes('learned')")

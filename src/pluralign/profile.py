@@ -31,8 +31,16 @@ Fit. The written target is the centre of the posterior: per attribute, the proba
 that it is present becomes its weight, and its value is the posterior mean given present.
 Attributes present with probability under ``MIN_WEIGHT`` are left out.
 
-Ask. The next question is the pool item with the largest expected information gain
-about the profile (the mutual information between the answer and the profile).
+Ask. The next question is the pool item whose answer is expected to make the posterior's
+choices agree most with the person's own on the rest of the pool (expected agreement, the
+"expected error reduction" of active learning): for every answer, weighted by how likely it
+is, the posterior it would leave and, per pool item, the mass of the profiles whose closest
+responses include the response that posterior would pick. Asking for the most information
+about the profile itself (mutual information, an earlier rule) spends questions telling
+apart profiles that choose alike; on 10 asked questions expected agreement took the fit from
+96.30% to 96.63% on middle-valued targets (96.89% is the most any fit could reach from
+those questions) and from 96.63% to 97.60% on the paper's sampled ones (bench/profile_fit.py,
+docs/results.md, section 12). The information gain of the chosen item is still reported.
 """
 
 from __future__ import annotations
@@ -63,6 +71,11 @@ number of attributes)."""
 MIN_WEIGHT = 0.05
 MAX_PROFILES = 2_000_000
 ASK_TOP_PROFILES = 20_000
+ASK_MIN_MASS = 1e-9
+"""Profiles whose posterior is under this share of the largest are left out of the next question."""
+ASK_EVAL_ITEMS = 500
+"""Pool items the expected agreement is measured on (evenly spaced when the pool is larger): the
+work is profiles x candidates x these, so a larger pool costs linearly, not quadratically."""
 CHUNK_CELLS = 2_000_000
 """Profiles x responses evaluated at once when choosing the next question (bounds memory)."""
 
@@ -283,7 +296,48 @@ def fit_profile(
 class NextQuestion(BaseModel):
     id: str
     index: int
+    expected_agreement: float
+    """The share of the pool on which the posterior after this answer is expected to choose as the person does."""
     information_bits: float
+    """What the answer is expected to tell about the profile (mutual information)."""
+
+
+def _closest_sets(
+    present: np.ndarray, values: np.ndarray, records: Sequence[ChoiceRecord], attributes: Sequence[str]
+) -> np.ndarray:
+    """Per profile, response slot and record, 1 where the response is among the closest (exact
+    ties), 0 else and for padding: (profiles, most responses, records), float32 for the products
+    that follow."""
+    width = max(len(r.responses) for r in records)
+    out = np.zeros((len(present), width, len(records)), dtype=np.float32)
+    for size, positions in _by_size(records, len(present)):
+        deadline.check()
+        d2 = _slot_distances(present, values, [records[n] for n in positions], attributes)
+        out[:, :size, positions] = d2 <= d2.min(axis=1, keepdims=True) + 1e-12
+    return out
+
+
+def _slot_distances(
+    present: np.ndarray, values: np.ndarray, records: Sequence[ChoiceRecord], attributes: Sequence[str]
+) -> np.ndarray:
+    """Squared distances for records with as many responses: (profiles, response slot, record),
+    slot-major so that reductions over the few responses run along contiguous rows."""
+    x = np.stack([_matrix(r, attributes) for r in records], axis=1).astype(present.dtype)  # slots, records, attrs
+    size = x.shape[0]
+    return _sq_distances(present, values, x.reshape(-1, x.shape[2])).reshape(len(present), size, len(records))
+
+
+def _by_size(records: Sequence[ChoiceRecord], profiles: int) -> list[tuple[int, list[int]]]:
+    """Positions of the records with as many responses, in chunks of at most ``CHUNK_CELLS``
+    profile-response cells, so that each chunk is one matrix product."""
+    groups: dict[int, list[int]] = {}
+    for n, r in enumerate(records):
+        groups.setdefault(len(r.responses), []).append(n)
+    chunks: list[tuple[int, list[int]]] = []
+    for size, group in groups.items():
+        step = max(1, CHUNK_CELLS // (profiles * size))
+        chunks.extend((size, group[i : i + step]) for i in range(0, len(group), step))
+    return chunks
 
 
 def next_question(
@@ -293,45 +347,70 @@ def next_question(
     beta: float = BETA,
     eps: float = EPSILON,
 ) -> NextQuestion:
-    """The pool item (not already answered, by id) whose answer is expected to tell the most."""
+    """The pool item (not already answered, by id) whose answer is expected to make the fit
+    choose most like the person on the rest of the pool."""
     asked = {c.id for c in choices}
-    candidates = [(i, r) for i, r in enumerate(pool) if r.id not in asked]
+    candidates = [r for r in pool if r.id not in asked]
+    indices = [i for i, r in enumerate(pool) if r.id not in asked]
     if not candidates:
         raise InputError("every pool item has been answered already")
     grid = Grid.build(attributes)
     check_predictions(choices, grid.attributes)
-    check_predictions([r for _, r in candidates], grid.attributes, "pool")
+    check_predictions(candidates, grid.attributes, "pool")
     post = posterior(grid, choices, beta, eps)
     top = np.argsort(-post)[:ASK_TOP_PROFILES]
+    top = top[post[top] >= post[top[0]] * ASK_MIN_MASS]
     w = post[top] / post[top].sum()
     present, values = grid.present[top], grid.values[top]
-    best: tuple[float, int, str] | None = None
-    by_size: dict[int, list[tuple[int, ChoiceRecord]]] = {}
-    for index, record in candidates:
-        by_size.setdefault(len(record.responses), []).append((index, record))
-    chunks: list[tuple[int, list[tuple[int, ChoiceRecord]]]] = []
-    for size, group in by_size.items():  # items with as many responses at once, in bounded chunks
-        step = max(1, CHUNK_CELLS // (len(w) * size))
-        chunks.extend((size, group[i : i + step]) for i in range(0, len(group), step))
-    for size, group in chunks:
+    every = max(1, math.ceil(len(candidates) / ASK_EVAL_ITEMS))
+    judged = np.arange(0, len(candidates), every)  # positions in candidates the agreement is measured on
+    flat = _closest_sets(present, values, [candidates[j] for j in judged], grid.attributes).reshape(len(w), -1)
+    place = np.full(len(candidates), -1)
+    place[judged] = np.arange(len(judged))  # where a candidate is among the judged items, if it is
+    agreement = np.empty(len(candidates))
+    present32, values32, w32 = present.astype(np.float32), values.astype(np.float32), w.astype(np.float32)
+    for size, group in _by_size(candidates, len(w)):
         deadline.check()
-        x = np.concatenate([_matrix(r, grid.attributes) for _, r in group])  # (items * size) x attributes
-        d2 = _sq_distances(present, values, x).reshape(len(w), len(group), size)
-        logits = -beta * d2
-        logits -= logits.max(axis=2, keepdims=True)
-        soft = np.exp(logits)
-        soft /= soft.sum(axis=2, keepdims=True)
-        p = eps / size + (1 - eps) * soft  # profiles x items x responses
-        lp = np.log(p)
-        marginal = np.einsum("k,kir->ir", w, p)
-        h_marginal = -(marginal * np.log(np.clip(marginal, 1e-300, None))).sum(axis=1)
-        h_conditional = -np.einsum("k,kir->i", w, p * lp)
-        gains = (h_marginal - h_conditional) / math.log(2)
-        for (index, record), gain in zip(group, gains, strict=True):
-            if best is None or gain > best[0] + 1e-12 or (abs(gain - best[0]) <= 1e-12 and index < best[1]):
-                best = (float(gain), index, record.id)
-    assert best is not None
-    return NextQuestion(id=best[2], index=best[1], information_bits=round(best[0], 6))
+        p = _answer_probs(present32, values32, [candidates[c] for c in group], grid.attributes, beta, eps)
+        # per answer: the unnormalised posterior it leaves, and per judged item the mass of its
+        # profiles that would agree with that posterior's pick; summed over answers this is
+        # P(answer) x agreement, i.e. the expected agreement times the number of judged items
+        after = (w32[:, None, None] * p).reshape(len(w), -1)  # profiles x (answer, item)
+        mass = (after.T @ flat).reshape(size, len(group), -1, len(judged))  # answer, item, slot, judged item
+        right = mass.max(axis=2).sum(axis=0)  # items x judged items
+        own = place[group]  # a candidate's own answer is known once asked: not part of its score
+        self_term = np.where(own >= 0, right[np.arange(len(group)), np.maximum(own, 0)], 0.0)
+        agreement[group] = (right.sum(axis=1) - self_term) / max(1, len(judged) - 1)
+    # the highest expected agreement; near ties go to the earliest pool item
+    best = int(np.flatnonzero(agreement >= agreement.max() - 1e-9)[0])
+    p = _answer_probs(present, values, [candidates[best]], grid.attributes, beta, eps)[:, :, 0]  # profiles x answers
+    marginal = w @ p
+    gain = float(-(marginal * np.log(np.clip(marginal, 1e-300, None))).sum() + w @ (p * np.log(p)).sum(axis=1))
+    return NextQuestion(
+        id=candidates[best].id,
+        index=indices[best],
+        expected_agreement=round(float(agreement[best]), 6),
+        information_bits=round(gain / math.log(2), 6),
+    )
+
+
+def _answer_probs(
+    present: np.ndarray,
+    values: np.ndarray,
+    records: Sequence[ChoiceRecord],
+    attributes: Sequence[str],
+    beta: float,
+    eps: float,
+) -> np.ndarray:
+    """P(answer | profile) for records with as many responses: (profiles, answer, record), in
+    the dtype of ``present`` (float32 where speed matters more than the last digits)."""
+    d2 = _slot_distances(present, values, records, attributes)
+    logits = -beta * d2
+    logits -= logits.max(axis=1, keepdims=True)
+    soft = np.exp(logits)
+    soft /= soft.sum(axis=1, keepdims=True)
+    out: np.ndarray = eps / d2.shape[1] + (1 - eps) * soft
+    return out
 
 
 def builtin_pool() -> list[ChoiceRecord]:

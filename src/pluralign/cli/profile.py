@@ -118,7 +118,8 @@ def next_cmd(
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
 ) -> None:
-    """Print {"id", "index"} of the pool item whose answer would tell the most."""
+    """Print {"id", "index", "expected_agreement", "information_bits"} of the pool item whose
+    answer is expected to make the fit choose most like the person."""
     from pluralign.profile import next_question, read_choices
 
     settings = _predictor(method, options or {})
@@ -133,4 +134,4 @@ def next_cmd(
     unasked = _complete([r for r in candidates if r.id not in asked], attrs, method, settings)
     best = next_question(attrs, answered, unasked)
     index = next(i for i, r in enumerate(candidates) if r.id == best.id)
-    print(json.dumps({"id": best.id, "index": index}))
+    print(json.dumps({**best.model_dump(), "index": index}))

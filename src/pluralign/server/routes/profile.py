@@ -135,6 +135,7 @@ async def next_(body: NextRequest, request: Request, s: ServiceState = Depends(s
     return {
         "id": best.id,
         "index": index,
+        "expected_agreement": best.expected_agreement,
         "information_bits": best.information_bits,
         "question": item.question,
         "responses": item.responses,
