@@ -89,6 +89,9 @@ def test_streaming_sends_the_chosen_response_and_the_steering_last(steer):
         ({"messages": ASK, "n": 4, "pluralign": {"target": TARGET}}, "n: at most 3"),
         ({"messages": ASK}, "no target"),
         ({"messages": ASK, "user": "nobody-yet"}, "no profile is stored"),
+        ({"messages": ASK, "user": "a\nb", "pluralign": {"target": TARGET}}, "control characters"),
+        ({"messages": ASK, "user": "\u202eevil", "pluralign": {"target": TARGET}}, "control characters"),
+        ({"messages": ASK, "user": "u" * 300, "pluralign": {"target": TARGET}}, "1 to 256 characters"),
         ({"messages": ASK, "pluralign": {"profile": "ghost"}}, "no saved profile named 'ghost'"),
         ({"messages": ASK, "pluralign": {"profile": "../etc/passwd"}}, "letters, digits"),
         ({"messages": [], "pluralign": {"target": TARGET}}, "messages"),
@@ -130,6 +133,9 @@ def test_rerank_in_the_vllm_and_jina_shape(steer):
     assert all(0 <= r["relevance_score"] <= 1 and documents[r["index"]] == r["document"]["text"] for r in results)
     bad = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["only one"], "target": TARGET}, timeout=30)
     assert bad.status_code == 422 and "documents" in bad.json()["error"]["message"]
+    for user in ("a\x00b", "tab\there", "\u200bhidden"):  # the user is a stored label: one rule with /v1/feedback
+        bad = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": documents, "user": user}, timeout=30)
+        assert bad.status_code == 422 and "control characters" in bad.json()["error"]["message"], bad.text
 
 
 PAIR = {

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import unicodedata
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field, StrictStr, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StrictStr
 
 from pluralign.api import fill_predictions
 from pluralign.probes import Responses, Text
@@ -35,19 +35,19 @@ def check_user(name: str) -> str:
     return name
 
 
+UserName = Annotated[StrictStr, AfterValidator(check_user)]
+"""A user's name wherever a request carries one (feedback, chat, rerank): a label kept in SQLite
+and shown in logs, so one rule for all of them."""
+
+
 class FeedbackRequest(BaseModel):
-    user: StrictStr
+    user: UserName
     completion_id: StrictStr | None = Field(default=None, max_length=100)
     question: Text | None = None
     responses: Responses | None = None
     chosen: Count | None = Field(description="The preferred response's index; null: no preference.")
     predictions: list[dict[str, Number]] | None = None
     attributes: list[StrictStr] | None = Field(default=None, min_length=1, max_length=64)
-
-    @field_validator("user")
-    @classmethod
-    def _user(cls, value: str) -> str:
-        return check_user(value)
 
 
 async def _record(body: FeedbackRequest, s: ServiceState) -> ChoiceRecord:

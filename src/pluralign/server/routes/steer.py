@@ -30,7 +30,7 @@ from pluralign.groups import Goal
 from pluralign.judges.base import ChatMessage
 from pluralign.profile import ChoiceRecord
 from pluralign.server.queue import QueueFull
-from pluralign.server.routes.feedback import USER_NAME_CHARS
+from pluralign.server.routes.feedback import UserName
 from pluralign.server.state import ServiceState, check_probe, chooser, request_goal, state, status_for
 from pluralign.strict import Count
 from pluralign.targets import target_from_data
@@ -70,7 +70,7 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
     seed: Count | None = None
-    user: StrictStr | None = Field(default=None, min_length=1, max_length=USER_NAME_CHARS)
+    user: UserName | None = None
     stream: bool = False
     pluralign: Steering | None = None
 
@@ -89,7 +89,7 @@ class RerankRequest(BaseModel):
     return_documents: bool = True
     target: dict[str, Any] | list[Any] | None = None
     profile: StrictStr | None = Field(default=None, min_length=1, max_length=64)
-    user: StrictStr | None = Field(default=None, min_length=1, max_length=USER_NAME_CHARS)
+    user: UserName | None = None
     pluralign: Steering | None = None
 
 
