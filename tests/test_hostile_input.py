@@ -375,10 +375,16 @@ def hostile_service(tmp_path_factory, helpsteer2_dir):
     (evil / "results.json").write_text(json.dumps(results))
     (evil / "decisions.jsonl").write_text((good / "decisions.jsonl").read_text())
     (root / "secret.json").write_text(json.dumps([{"item": 0, "input": "TOPSECRET"}]))
+    # runs whose files are past --max-run-file-bytes: listed with the reason, never read
+    for name, big in (("huge", "decisions.jsonl"), ("bulky", "results.json"), ("wordy", "input_output/high.json")):
+        (runs / name / "input_output").mkdir(parents=True)
+        for f in ("results.json", "decisions.jsonl", "input_output/high.json"):
+            (runs / name / f).write_bytes((good / f).read_bytes())
+        (runs / name / big).write_bytes((good / big).read_bytes() + b" " * 150_000)
     proc, url = start_server(
         "--method", "random", "--runs", str(runs), "--profiles", str(profiles), "--api-key-env", "PLURALIGN_TEST_KEY",
         "--body-timeout", "2", "--max-body-bytes", "200000", "--max-profile-work", "20000000",
-        env={"PLURALIGN_TEST_KEY": KEY},
+        "--max-run-file-bytes", "100000", env={"PLURALIGN_TEST_KEY": KEY},
     )  # fmt: skip
     yield url, root
     stop(proc)
@@ -400,7 +406,14 @@ def test_runs_are_read_by_label_and_never_outside_the_folder(hostile_service):
     url, root = hostile_service
     res = _get(url, "/v1/runs/evil")
     assert res.status_code == 200 and "TOPSECRET" not in res.text, res.text
-    assert {r["name"] for r in _get(url, "/v1/runs").json()} == {"good", "evil"}
+    listed = {r["name"]: r for r in _get(url, "/v1/runs").json()}
+    assert set(listed) == {"good", "evil", "huge", "bulky", "wordy"}
+    assert "error" not in listed["huge"] and "error" not in listed["wordy"]  # their results.json is small
+    assert "results.json is" in listed["bulky"]["error"] and "--max-run-file-bytes" in listed["bulky"]["error"]
+    for name, big in (("huge", "decisions.jsonl"), ("bulky", "results.json"), ("wordy", "high.json")):
+        res = _get(url, f"/v1/runs/{name}")
+        assert res.status_code == 500 and f"{big} is" in res.text and "limit of 100000" in res.text, res.text
+        assert str(root) not in res.text
     for name in ("%00", "a%00b", "x" * 5000, "..", "%2e%2e", "..%2F..%2Fsecret", "good%0A", "%22onmouseover%3D"):
         res = _get(url, f"/v1/runs/{name}")
         assert res.status_code == 404, (name, res.status_code, res.text)

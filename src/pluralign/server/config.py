@@ -106,6 +106,13 @@ class ServiceOptions(Options):
         description="Seconds one profile fit or next question may take.",
         json_schema_extra=_service(),
     )
+    max_run_file_bytes: int = Field(
+        default=100_000_000,
+        ge=1024,
+        description="Largest run file (results, decisions, inputs) the run browser reads; a larger one is "
+        "reported, not read.",
+        json_schema_extra=_service(),
+    )
     runs_dir: Path | None = Field(
         default=None, description="Folder of evaluation runs for the run browser.", json_schema_extra=_service("--runs")
     )

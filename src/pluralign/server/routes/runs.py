@@ -27,6 +27,20 @@ def _inside(root: Path, path: Path) -> bool:
         return False
 
 
+def _readable(s: ServiceState, *paths: Path) -> None:
+    """Refuse before reading: a run's files are read whole on every request, so one past the
+    limit would make each request that much work."""
+    limit = s.config.limits.max_run_file_bytes
+    for path in paths:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            continue  # missing: the reader says so
+        if size > limit:
+            over = f"over this service's limit of {limit} (--max-run-file-bytes)"
+            raise InputError(f"{path.name} is {size} bytes, {over}")
+
+
 def _run_path(s: ServiceState, name: str) -> Path:
     """A run is a folder directly under --runs whose name is a plain file name; anything
     else (a NUL, a slash, "..", a name too long for the file system) is simply not a run."""
@@ -61,6 +75,7 @@ def _list_runs(s: ServiceState) -> list[dict[str, Any]]:
         if not is_safe_stem(d.name) or not _inside(root, d) or not d.is_dir() or not RunDir(d).finished():
             continue
         try:
+            _readable(s, RunDir(d).results_path)
             res = RunDir(d).results()
         except InputError as exc:
             out.append({"name": d.name, "error": one_line(exc)})
@@ -85,9 +100,12 @@ async def run_items(name: str, offset: int = 0, limit: int = 10, s: ServiceState
 def _run_items(s: ServiceState, name: str, offset: int, limit: int) -> dict[str, Any]:
     run = RunDir(_run_path(s, name))
     try:
+        _readable(s, run.results_path, run.decisions_path)
         results = run.results()
         decisions = run.decisions()
         first = results.targets[0].name if results.targets else None
+        if first:
+            _readable(s, run.input_output_path(first))
         probes = run.probes(first) if first else {}
     except InputError as exc:  # the run's own files are broken: say which, without server paths
         raise HTTPException(
