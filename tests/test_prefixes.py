@@ -65,6 +65,33 @@ def test_the_disk_is_bounded_and_only_our_files_are_ever_removed(tmp_path: Path)
     assert prefixes.entries(tmp_path) == [] and notes.exists() and other.exists()
 
 
+@pytest.mark.parametrize("kind", ["link", "foreign", "fifo", "folder"])
+def test_the_hit_count_never_writes_or_reads_a_file_that_is_not_ours(tmp_path: Path, kind: str):
+    import os
+
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"hits": 41}')
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    hits = store_dir / prefixes.HITS_FILE
+    if kind == "link":
+        hits.symlink_to(outside)
+    elif kind == "foreign":
+        hits.write_text("my notes, named hits.json by chance\n")
+    elif kind == "fifo":
+        os.mkfifo(hits)
+    else:
+        hits.mkdir()
+    store = _store(store_dir)
+    store.put(TOKENS, b"s" * 100)
+    assert _store(store_dir).get(TOKENS) == b"s" * 100  # a disk hit: the state is still served
+    assert outside.read_text() == '{"hits": 41}'  # never written through the link
+    assert prefixes.disk_stats(store_dir).hits == 0  # ... nor read through it
+    if kind == "foreign":
+        assert hits.read_text() == "my notes, named hits.json by chance\n"
+    assert prefixes.clear(store_dir) == 1 and outside.exists() and (hits.is_symlink() or hits.exists())
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [

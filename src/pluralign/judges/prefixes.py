@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import struct
 import threading
 from collections import OrderedDict
@@ -182,31 +183,55 @@ def entries(folder: Path) -> list[Path]:
 def _evict(folder: Path, budget: int) -> None:
     """Oldest first until the folder's entries fit ``budget`` bytes."""
     found = sorted(((p.stat(), p) for p in entries(folder)), key=lambda sp: sp[0].st_mtime)
-    total = sum(stat.st_size for stat, _ in found)
-    for stat, path in found:
+    total = sum(info.st_size for info, _ in found)
+    for info, path in found:
         if total <= budget:
             break
         path.unlink(missing_ok=True)
-        total -= stat.st_size
+        total -= info.st_size
+
+
+def _open_hits(folder: Path, flags: int) -> int | None:
+    """A descriptor on the hit count file if it is a regular file reached without a link."""
+    try:
+        fd = os.open(folder / HITS_FILE, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError:
+        return None
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        return fd
+    os.close(fd)
+    return None
+
+
+def _our_hits(text: str) -> int | None:
+    """The count if ``text`` is our own ``{"hits": n}`` (or nothing yet), else None."""
+    try:
+        data = json.loads(text) if text else {"hits": 0}
+    except ValueError:
+        return None
+    ours = isinstance(data, dict) and set(data) == {"hits"} and type(data["hits"]) is int
+    return data["hits"] if ours else None
 
 
 def _count_hit(folder: Path | None) -> None:
+    """Add one to the store's hit count. The count file is rewritten only when it is ours: a
+    regular file (never through a link) holding nothing or our own ``{"hits": n}``; anything
+    else under that name is left as it is and the hit goes uncounted."""
     if folder is None or not folder.is_dir():
         return
-    path = folder / HITS_FILE
-    try:
-        with open(path, "a+", encoding="utf-8") as handle:
+    fd = _open_hits(folder, os.O_RDWR | os.O_CREAT)
+    if fd is None:
+        return  # a link, a pipe, a folder, or no write access: statistics are not worth a failure
+    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+        try:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            handle.seek(0)
-            try:
-                hits = int(json.loads(handle.read() or "{}").get("hits", 0))
-            except (ValueError, AttributeError):
-                hits = 0
-            handle.seek(0)
-            handle.truncate()
-            handle.write(json.dumps({"hits": hits + 1}))
-    except OSError:
-        pass
+            hits = _our_hits(handle.read(100))
+            if hits is not None:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps({"hits": hits + 1}))
+        except (OSError, UnicodeDecodeError):
+            pass
 
 
 @dataclass(frozen=True)
@@ -222,10 +247,10 @@ def disk_stats(folder: Path | None = None) -> StoreStats:
     folder = folder or default_dir()
     found = entries(folder)
     hits = 0
-    try:
-        hits = int(json.loads((folder / HITS_FILE).read_text()).get("hits", 0))
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
+    fd = _open_hits(folder, os.O_RDONLY)
+    if fd is not None:
+        with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+            hits = _our_hits(handle.read(100)) or 0
     return StoreStats(folder, len(found), sum(p.stat().st_size for p in found), hits)
 
 
@@ -235,9 +260,12 @@ def clear(folder: Path | None = None) -> int:
     found = entries(folder)
     for path in found:
         path.unlink(missing_ok=True)
-    hits = folder / HITS_FILE
-    if hits.is_file() and not hits.is_symlink():
-        hits.unlink()
+    fd = _open_hits(folder, os.O_RDONLY)
+    if fd is not None:  # the count goes too, if it is ours
+        with os.fdopen(fd, encoding="utf-8", errors="replace") as handle:
+            ours = _our_hits(handle.read(100)) is not None
+        if ours:
+            (folder / HITS_FILE).unlink(missing_ok=True)
     return len(found)
 
 
