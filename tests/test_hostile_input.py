@@ -349,6 +349,35 @@ def test_batch_import_survives_hostile_lines(tmp_path: Path, cli):
     assert "7 result lines" in res.stdout and "7 unreadable" in res.stdout, res.stdout
 
 
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [("judgements.jsonl", "link"), (".lock", "link"), ("judgements.jsonl", "fifo"), ("calls.jsonl", "dangling")],
+)
+def test_a_run_never_writes_through_a_link_or_into_a_pipe_planted_in_its_folder(helpsteer2_dir, tmp_path, name, kind):
+    """A run folder that came from elsewhere (a clone, an archive) may hold links under the
+    names a run appends to; resuming it must refuse, not write where the link points."""
+    import os
+
+    out = tmp_path / "run"
+    args = ("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--target", "high", "--out", str(out))
+    assert run_cli(*args, "--limit", "2").returncode == 0
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    planted = out / name
+    planted.unlink(missing_ok=True)
+    if kind == "link":
+        planted.symlink_to(outside)
+    elif kind == "dangling":
+        planted.symlink_to(tmp_path / "created-outside.txt")
+    else:
+        os.mkfifo(planted)
+    res = run_cli(*args, "--limit", "3", timeout=120)
+    if kind == "dangling" or res.returncode != 0:
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert name in res.stderr and ("link" in res.stderr or "regular file" in res.stderr), res.stderr
+    assert outside.read_text() == "precious\n" and not (tmp_path / "created-outside.txt").exists()
+
+
 # ---- 2 and 6. the service: limits, deadlines, hardening --------------------------------------
 
 KEY = "service-key-for-tests-0001"
@@ -381,6 +410,11 @@ def hostile_service(tmp_path_factory, helpsteer2_dir):
         for f in ("results.json", "decisions.jsonl", "input_output/high.json"):
             (runs / name / f).write_bytes((good / f).read_bytes())
         (runs / name / big).write_bytes((good / big).read_bytes() + b" " * 150_000)
+    sneaky = runs / "sneaky"  # a run whose decisions are a link to a file outside the folder
+    (sneaky / "input_output").mkdir(parents=True)
+    (sneaky / "results.json").write_bytes((good / "results.json").read_bytes())
+    (root / "elsewhere.jsonl").write_bytes((good / "decisions.jsonl").read_bytes())
+    (sneaky / "decisions.jsonl").symlink_to(root / "elsewhere.jsonl")
     proc, url = start_server(
         "--method", "random", "--runs", str(runs), "--profiles", str(profiles), "--api-key-env", "PLURALIGN_TEST_KEY",
         "--body-timeout", "2", "--max-body-bytes", "200000", "--max-profile-work", "20000000",
@@ -407,13 +441,15 @@ def test_runs_are_read_by_label_and_never_outside_the_folder(hostile_service):
     res = _get(url, "/v1/runs/evil")
     assert res.status_code == 200 and "TOPSECRET" not in res.text, res.text
     listed = {r["name"]: r for r in _get(url, "/v1/runs").json()}
-    assert set(listed) == {"good", "evil", "huge", "bulky", "wordy"}
+    assert set(listed) == {"good", "evil", "huge", "bulky", "wordy", "sneaky"}
     assert "error" not in listed["huge"] and "error" not in listed["wordy"]  # their results.json is small
     assert "results.json is" in listed["bulky"]["error"] and "--max-run-file-bytes" in listed["bulky"]["error"]
     for name, big in (("huge", "decisions.jsonl"), ("bulky", "results.json"), ("wordy", "high.json")):
         res = _get(url, f"/v1/runs/{name}")
         assert res.status_code == 500 and f"{big} is" in res.text and "limit of 100000" in res.text, res.text
         assert str(root) not in res.text
+    res = _get(url, "/v1/runs/sneaky")
+    assert res.status_code == 500 and "decisions.jsonl is a link" in res.text and str(root) not in res.text
     for name in ("%00", "a%00b", "x" * 5000, "..", "%2e%2e", "..%2F..%2Fsecret", "good%0A", "%22onmouseover%3D"):
         res = _get(url, f"/v1/runs/{name}")
         assert res.status_code == 404, (name, res.status_code, res.text)

@@ -8,23 +8,37 @@ file whose last line was torn by a crash, trims that one unfinished line.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from pluralign.errors import InputError, one_line
 
 log = logging.getLogger("pluralign.files")
 
 
+def open_read(path: str | Path) -> IO[bytes]:
+    """Open for reading without waiting: a named pipe with no writer (one planted in a run
+    folder, say) reads as empty instead of hanging the reader; a folder is an IsADirectoryError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
     """A file's text, or an InputError that names it and says why it could not be read."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with io.TextIOWrapper(open_read(path), encoding="utf-8") as handle:  # universal newlines, as before
+            return handle.read()
     except IsADirectoryError:
         raise InputError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
@@ -44,6 +58,34 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise InputError(f"{what} {path} is nested too deeply to read") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise InputError(f"{what} {path} cannot be read: {exc}") from None
+
+
+_OWN_FLAGS = {
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "r+b": os.O_RDWR,
+}
+
+
+def open_own(path: str | Path, mode: Literal["a", "a+", "w", "r+b"]) -> IO[Any]:
+    """Open a file pluralign appends to or rewrites in place, never through a link and never
+    anything but a regular file: a link planted under one of its names (in a run folder that
+    came from elsewhere, say) would otherwise carry the write outside the folder."""
+    path = Path(path)
+    try:
+        fd = os.open(path, _OWN_FLAGS[mode] | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:
+        if path.is_symlink():
+            raise InputError(f"{path} is a link; pluralign writes only its own files, not through links") from None
+        if path.exists() and not path.is_file():
+            raise InputError(f"{path} is not a regular file; pluralign writes only its own files") from None
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{path} is not a regular file; pluralign writes only its own files")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8")
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -104,7 +146,7 @@ def scan_jsonl(path: str | Path, policy: JsonlPolicy = "skip", what: str = "file
     if not path.exists() and policy == "skip":
         return out
     try:
-        handle = open(path, "rb")
+        handle = open_read(path)
     except IsADirectoryError:
         raise InputError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
@@ -158,7 +200,7 @@ def repair_torn_tail(path: str | Path) -> bool:
     path = Path(path)
     if not path.exists() or path.stat().st_size == 0:
         return False
-    with open(path, "r+b") as handle:
+    with open_own(path, "r+b") as handle:
         handle.seek(0, os.SEEK_END)
         size = handle.tell()
         handle.seek(max(0, size - 1))
@@ -194,7 +236,7 @@ def repair_torn_tail(path: str | Path) -> bool:
 
 def append_jsonl(path: str | Path, record: Any) -> None:
     """Append one JSON line and fsync it: a finished item survives a crash."""
-    with open(path, "a", encoding="utf-8") as handle:
+    with open_own(path, "a") as handle:
         handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())

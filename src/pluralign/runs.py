@@ -30,7 +30,15 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pluralign.errors import InputError, RunLockedError, validation_message
-from pluralign.files import append_jsonl, read_json, read_jsonl, repair_torn_tail, write_json_atomic, write_text_atomic
+from pluralign.files import (
+    append_jsonl,
+    open_own,
+    read_json,
+    read_jsonl,
+    repair_torn_tail,
+    write_json_atomic,
+    write_text_atomic,
+)
 from pluralign.group_metrics import GroupDecision, GroupResult
 from pluralign.groups import GroupTarget
 from pluralign.methods.base import Judgement
@@ -102,7 +110,7 @@ class RunDir:
     def lock(self) -> Iterator[None]:
         """Held while judging: a second process on the same folder gets a clear error."""
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path / LOCK, "a+")
+        handle = open_own(self.path / LOCK, "a+")
         try:
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import Field
 
 from pluralign.errors import BatchPending, InputError, InvalidOutputError, UpstreamError
+from pluralign.files import open_own
 from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import RETRY_TEMPERATURE, JudgeRequest, JudgeResult, Usage, parse_answer
 from pluralign.judges.cache import JudgementCache, request_key
@@ -96,7 +97,7 @@ class BatchBackend:
             if p.stem.split("-")[-1].isdigit()
         ]
         path = self.batch_dir / f"requests-{max(numbers, default=0) + 1:03d}.jsonl"
-        self._handle = open(path, "w", encoding="utf-8")
+        self._handle = open_own(path, "w")
         self.files.append(path)
         self._bytes = 0
         self._in_file = 0

@@ -29,9 +29,11 @@ def _inside(root: Path, path: Path) -> bool:
 
 def _readable(s: ServiceState, *paths: Path) -> None:
     """Refuse before reading: a run's files are read whole on every request, so one past the
-    limit would make each request that much work."""
+    limit would make each request that much work; and never through a link."""
     limit = s.config.limits.max_run_file_bytes
     for path in paths:
+        if path.is_symlink():  # a run's files are its own: a link could lead anywhere on the server
+            raise InputError(f"{path.name} is a link; the run browser reads only a run's own files")
         try:
             size = path.stat().st_size
         except OSError:
