@@ -369,7 +369,8 @@ def next_question(
     place[judged] = np.arange(len(judged))  # where a candidate is among the judged items, if it is
     agreement = np.empty(len(candidates))
     present32, values32, w32 = present.astype(np.float32), values.astype(np.float32), w.astype(np.float32)
-    for size, group in _by_size(candidates, len(w)):
+    # a chunk bounds both its profiles x responses and its answers x judged responses
+    for size, group in _by_size(candidates, max(len(w), flat.shape[1])):
         deadline.check()
         p = _answer_probs(present32, values32, [candidates[c] for c in group], grid.attributes, beta, eps)
         # per answer: the unnormalised posterior it leaves, and per judged item the mass of its
