@@ -378,6 +378,21 @@ def test_a_run_never_writes_through_a_link_or_into_a_pipe_planted_in_its_folder(
     assert outside.read_text() == "precious\n" and not (tmp_path / "created-outside.txt").exists()
 
 
+@pytest.mark.parametrize("name", ["decisions.jsonl", "results.json", "judgements.jsonl"])
+def test_reading_a_run_never_follows_a_link_out_of_its_folder(helpsteer2_dir, tmp_path, name):
+    out = tmp_path / "run"
+    args = ("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--target", "high", "--out", str(out))
+    assert run_cli(*args, "--limit", "2").returncode == 0
+    outside = tmp_path / f"outside-{name}"
+    (out / name).rename(outside)
+    (out / name).symlink_to(outside)
+    for command in (("metrics", str(out)), ("report", str(out), "--out", str(tmp_path / "report"))):
+        res = run_cli(*command)
+        if name == "judgements.jsonl" and res.returncode == 0:
+            continue  # metrics and report need no judgements: nothing is read through the link
+        assert res.returncode == 2 and f"{name} is a link" in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
 # ---- 2 and 6. the service: limits, deadlines, hardening --------------------------------------
 
 KEY = "service-key-for-tests-0001"

@@ -105,6 +105,13 @@ class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
+    def _own(self, path: Path) -> Path:
+        """A run's file as it is read: never through a link, which could lead anywhere (a run
+        folder may come from a clone or an archive)."""
+        if path.is_symlink():
+            raise InputError(f"{path} is a link; pluralign reads only a run's own files")
+        return path
+
     # -- writing -------------------------------------------------------------------------------
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -144,7 +151,7 @@ class RunDir:
         run_file = self.path / RUN_FILE
         if run_file.exists() and not overwrite:
             try:
-                previous = read_json(run_file, "run file")
+                previous = read_json(self._own(run_file), "run file")
             except InputError:
                 raise InputError(f"{run_file} is corrupted; pass --overwrite to start again") from None
             if not isinstance(previous, dict) or previous.get("identity") != identity:
@@ -218,7 +225,7 @@ class RunDir:
 
     def records(self) -> list[JudgementRecord]:
         out = []
-        for raw in read_jsonl(self.path / JUDGEMENTS, "judgements"):
+        for raw in read_jsonl(self._own(self.path / JUDGEMENTS), "judgements"):
             try:
                 out.append(JudgementRecord.model_validate(raw))
             except ValidationError:
@@ -245,7 +252,7 @@ class RunDir:
         path = self.path / RESULTS
         if not path.exists():
             raise InputError(f"{self.path} has no {RESULTS}; is it a finished run?")
-        raw = read_json(path, "results file")
+        raw = read_json(self._own(path), "results file")
         if not isinstance(raw, dict):
             raise InputError(f"{path}: expected a JSON object, found a {type(raw).__name__}")
         try:
@@ -257,21 +264,22 @@ class RunDir:
         path = self.path / DECISIONS
         if not path.exists():
             raise InputError(f"{self.path} has no {DECISIONS}; is it a finished run?")
-        return validate_each(Decision, read_jsonl(path, "decisions"), lambda i: f"{path}: record {i + 1}: ")
+        return validate_each(Decision, read_jsonl(self._own(path), "decisions"), lambda i: f"{path}: record {i + 1}: ")
 
     def group_decisions(self) -> list[GroupDecision]:
         """The run's group decisions (none for a run without group targets)."""
         path = self.path / GROUP_DECISIONS
         if not path.exists():
             return []
-        return validate_each(GroupDecision, read_jsonl(path, "group decisions"), lambda i: f"{path}: record {i + 1}: ")
+        records = read_jsonl(self._own(path), "group decisions")
+        return validate_each(GroupDecision, records, lambda i: f"{path}: record {i + 1}: ")
 
     def probes(self, target: str) -> dict[int, Any]:
         """Eval item -> its input, as written in the reference format for one target."""
         path = self.input_output_path(target)
         if not path.exists():
             return {}
-        raw = read_json(path, "input_output file")
+        raw = read_json(self._own(path), "input_output file")
         if not isinstance(raw, list):
             raise InputError(f"{path}: expected a list of records")
         out: dict[int, Any] = {}
