@@ -151,6 +151,8 @@ def test_group_files_jsonl_list_object_and_samples(tmp_path):
         ([{"care": 1.5}], "outside [0, 1]"),
         ([{"kindness": 1}], "unknown attribute"),
         ({"samples": [{"values": {"care": 1}, "weight": 2}]}, "weighted equally"),
+        ({"group": [{"care": 1}], "samples": [{"care": 0}]}, "not both"),
+        ({"group": 5, "samples": [{"care": 0}]}, "not both"),
         ({"name": 3, "group": [{"care": 1}]}, "name must be a string"),
         ({"name": "a\nb", "group": [{"care": 1}]}, "group name"),
         ([{"care": 1}] * 10_001, "at most 10,000"),

@@ -184,6 +184,8 @@ def test_choose_for_a_group(server):
     assert big.status_code == 422 and "exceeds the limit of 1000" in big.text
     neg = httpx.post(f"{server}/v1/choose", json={**BODY, "target": [{"values": {"care": 1}, "weight": -1}]})
     assert neg.status_code == 422 and "weight must be a positive number" in neg.text
+    both = httpx.post(f"{server}/v1/choose", json={**BODY, "target": {"group": 5, "samples": [{"care": 1}]}})
+    assert both.status_code == 422 and "not both" in both.text  # once a 500: the limit check read "group"
 
 
 def test_profile_fit_and_next(server):

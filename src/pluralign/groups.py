@@ -149,11 +149,22 @@ def group_from_members(raw: Sequence[Any], name: str, registry: AttributeRegistr
         raise InputError(validation_message(exc)) from None
 
 
+def group_members(raw: Any) -> list[Any] | None:
+    """The members of group data (a list of profiles, or an object holding ``group`` or
+    ``samples`` as a list); None for anything else (a single target)."""
+    if isinstance(raw, list):
+        return raw
+    if not isinstance(raw, Mapping) or not any(isinstance(raw.get(k), list) for k in ("group", "samples")):
+        return None
+    if "group" in raw and "samples" in raw:
+        raise InputError('a group gives "group" (weighted) or "samples" (equal weights), not both')
+    members: list[Any] = raw["group"] if "group" in raw else raw["samples"]
+    return members
+
+
 def is_group_data(raw: Any) -> bool:
     """A list of profiles, or an object holding ``group`` or ``samples`` as a list."""
-    if isinstance(raw, list):
-        return True
-    return isinstance(raw, Mapping) and any(isinstance(raw.get(k), list) for k in ("group", "samples"))
+    return group_members(raw) is not None
 
 
 def goal_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> Goal:
@@ -166,9 +177,10 @@ def goal_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_RE
     label = raw.get("name", name)
     if not isinstance(label, str):
         raise InputError(f"group {name}: name must be a string")
-    if isinstance(raw.get("group"), list):
-        return group_from_members(raw["group"], label, registry)
-    samples = raw["samples"]
+    members = group_members(raw) or []
+    if "group" in raw:
+        return group_from_members(members, label, registry)
+    samples = members
     for i, sample in enumerate(samples):
         if isinstance(sample, Mapping) and "weight" in sample:
             raise InputError(f'group {label}, sample {i + 1}: samples are weighted equally; use "group" for weights')

@@ -57,10 +57,10 @@ def check_probe(config: ServerConfig, question: str, responses: list[str]) -> No
 
 def request_goal(config: ServerConfig, raw: Any, name: str = "target") -> AlignmentTarget | GroupTarget:
     """A request's target or group, within the service's --max-group-members."""
-    from pluralign.groups import goal_from_data, is_group_data
+    from pluralign.groups import goal_from_data, group_members
 
-    if is_group_data(raw):
-        members = raw if isinstance(raw, list) else raw.get("group", raw.get("samples"))
+    members = group_members(raw)
+    if members is not None:
         if len(members) > config.limits.max_group_members:
             raise HTTPException(
                 422, f"a group of {len(members)} profiles exceeds the limit of {config.limits.max_group_members}"
