@@ -170,21 +170,20 @@ def is_group_data(raw: Any) -> bool:
 def goal_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> Goal:
     """One target (``{"care": 1}`` or the full form), or a group: a list of profiles,
     ``{"name": ..., "group": [...]}``, or ``{"name": ..., "samples": [...]}`` (equal weights)."""
-    if not is_group_data(raw):
+    members = group_members(raw)
+    if members is None:
         return target_from_data(raw, name, registry)
     if isinstance(raw, list):
-        return group_from_members(raw, name, registry)
+        return group_from_members(members, name, registry)
     label = raw.get("name", name)
     if not isinstance(label, str):
         raise InputError(f"group {name}: name must be a string")
-    members = group_members(raw) or []
     if "group" in raw:
         return group_from_members(members, label, registry)
-    samples = members
-    for i, sample in enumerate(samples):
+    for i, sample in enumerate(members):
         if isinstance(sample, Mapping) and "weight" in sample:
             raise InputError(f'group {label}, sample {i + 1}: samples are weighted equally; use "group" for weights')
-    return group_from_members(samples, label, registry, "sample")
+    return group_from_members(members, label, registry, "sample")
 
 
 def load_goal_file(path: str | Path, registry: AttributeRegistry = DEFAULT_REGISTRY) -> Goal:

@@ -205,14 +205,20 @@ def _sq_distances(grid_present: np.ndarray, grid_values: np.ndarray, x: np.ndarr
     return out
 
 
-def _choice_log_probs(d2: np.ndarray, beta: float, eps: float) -> np.ndarray:
-    """log P(choose r | profile) for one item's responses: (profiles, R)."""
+def _choice_probs(d2: np.ndarray, beta: float, eps: float) -> np.ndarray:
+    """P(choose r | profile) from squared distances with the responses on axis 1: (profiles, R)
+    for one item, (profiles, R, items) for several with as many responses; in d2's dtype."""
     logits = -beta * d2
     logits -= logits.max(axis=1, keepdims=True)
     soft = np.exp(logits)
     soft /= soft.sum(axis=1, keepdims=True)
-    r = d2.shape[1]
-    out: np.ndarray = np.log(eps / r + (1 - eps) * soft)
+    out: np.ndarray = eps / d2.shape[1] + (1 - eps) * soft
+    return out
+
+
+def _choice_log_probs(d2: np.ndarray, beta: float, eps: float) -> np.ndarray:
+    """log P(choose r | profile) for one item's responses: (profiles, R)."""
+    out: np.ndarray = np.log(_choice_probs(d2, beta, eps))
     return out
 
 
@@ -350,8 +356,8 @@ def next_question(
     """The pool item (not already answered, by id) whose answer is expected to make the fit
     choose most like the person on the rest of the pool."""
     asked = {c.id for c in choices}
-    candidates = [r for r in pool if r.id not in asked]
     indices = [i for i, r in enumerate(pool) if r.id not in asked]
+    candidates = [pool[i] for i in indices]
     if not candidates:
         raise InputError("every pool item has been answered already")
     grid = Grid.build(attributes)
@@ -372,7 +378,8 @@ def next_question(
     # a chunk bounds both its profiles x responses and its answers x judged responses
     for size, group in _by_size(candidates, max(len(w), flat.shape[1])):
         deadline.check()
-        p = _answer_probs(present32, values32, [candidates[c] for c in group], grid.attributes, beta, eps)
+        d2 = _slot_distances(present32, values32, [candidates[c] for c in group], grid.attributes)
+        p = _choice_probs(d2, beta, eps)  # P(answer | profile): profiles x answer x item, float32 for speed
         # per answer: the unnormalised posterior it leaves, and per judged item the mass of its
         # profiles that would agree with that posterior's pick; summed over answers this is
         # P(answer) x agreement, i.e. the expected agreement times the number of judged items
@@ -384,7 +391,8 @@ def next_question(
         agreement[group] = (right.sum(axis=1) - self_term) / max(1, len(judged) - 1)
     # the highest expected agreement; near ties go to the earliest pool item
     best = int(np.flatnonzero(agreement >= agreement.max() - 1e-9)[0])
-    p = _answer_probs(present, values, [candidates[best]], grid.attributes, beta, eps)[:, :, 0]  # profiles x answers
+    d2 = _slot_distances(present, values, [candidates[best]], grid.attributes)
+    p = _choice_probs(d2, beta, eps)[:, :, 0]  # profiles x answers, in float64
     marginal = w @ p
     gain = float(-(marginal * np.log(np.clip(marginal, 1e-300, None))).sum() + w @ (p * np.log(p)).sum(axis=1))
     return NextQuestion(
@@ -393,25 +401,6 @@ def next_question(
         expected_agreement=round(float(agreement[best]), 6),
         information_bits=round(gain / math.log(2), 6),
     )
-
-
-def _answer_probs(
-    present: np.ndarray,
-    values: np.ndarray,
-    records: Sequence[ChoiceRecord],
-    attributes: Sequence[str],
-    beta: float,
-    eps: float,
-) -> np.ndarray:
-    """P(answer | profile) for records with as many responses: (profiles, answer, record), in
-    the dtype of ``present`` (float32 where speed matters more than the last digits)."""
-    d2 = _slot_distances(present, values, records, attributes)
-    logits = -beta * d2
-    logits -= logits.max(axis=1, keepdims=True)
-    soft = np.exp(logits)
-    soft /= soft.sum(axis=1, keepdims=True)
-    out: np.ndarray = eps / d2.shape[1] + (1 - eps) * soft
-    return out
 
 
 def builtin_pool() -> list[ChoiceRecord]:
