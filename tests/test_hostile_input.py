@@ -430,6 +430,10 @@ def hostile_service(tmp_path_factory, helpsteer2_dir):
     (sneaky / "results.json").write_bytes((good / "results.json").read_bytes())
     (root / "elsewhere.jsonl").write_bytes((good / "decisions.jsonl").read_bytes())
     (sneaky / "decisions.jsonl").symlink_to(root / "elsewhere.jsonl")
+    twisted = runs / "twisted"  # ... and one whose results are
+    twisted.mkdir()
+    (root / "elsewhere.json").write_bytes((good / "results.json").read_bytes())
+    (twisted / "results.json").symlink_to(root / "elsewhere.json")
     proc, url = start_server(
         "--method", "random", "--runs", str(runs), "--profiles", str(profiles), "--api-key-env", "PLURALIGN_TEST_KEY",
         "--body-timeout", "2", "--max-body-bytes", "200000", "--max-profile-work", "20000000",
@@ -456,7 +460,8 @@ def test_runs_are_read_by_label_and_never_outside_the_folder(hostile_service):
     res = _get(url, "/v1/runs/evil")
     assert res.status_code == 200 and "TOPSECRET" not in res.text, res.text
     listed = {r["name"]: r for r in _get(url, "/v1/runs").json()}
-    assert set(listed) == {"good", "evil", "huge", "bulky", "wordy", "sneaky"}
+    assert set(listed) == {"good", "evil", "huge", "bulky", "wordy", "sneaky", "twisted"}
+    assert "results.json is a link" in listed["twisted"]["error"] and str(root) not in json.dumps(listed)
     assert "error" not in listed["huge"] and "error" not in listed["wordy"]  # their results.json is small
     assert "results.json is" in listed["bulky"]["error"] and "--max-run-file-bytes" in listed["bulky"]["error"]
     for name, big in (("huge", "decisions.jsonl"), ("bulky", "results.json"), ("wordy", "high.json")):

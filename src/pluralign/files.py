@@ -8,6 +8,7 @@ file whose last line was torn by a crash, trims that one unfinished line.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import logging
@@ -68,23 +69,30 @@ _OWN_FLAGS = {
 }
 
 
+def open_regular(path: str | Path, flags: int) -> int:
+    """``os.open`` that never follows a link, never waits on a pipe and returns a descriptor
+    only on a regular file (else OSError): the one way pluralign opens a file of its own."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd
+
+
 def open_own(path: str | Path, mode: Literal["a", "a+", "w", "r+b"]) -> IO[Any]:
     """Open a file pluralign appends to or rewrites in place, never through a link and never
     anything but a regular file: a link planted under one of its names (in a run folder that
     came from elsewhere, say) would otherwise carry the write outside the folder."""
     path = Path(path)
     try:
-        fd = os.open(path, _OWN_FLAGS[mode] | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        fd = open_regular(path, _OWN_FLAGS[mode])
     except OSError as exc:
         if path.is_symlink():
             raise InputError(f"{path} is a link; pluralign writes only its own files, not through links") from None
         if path.exists() and not path.is_file():
             raise InputError(f"{path} is not a regular file; pluralign writes only its own files") from None
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"{path} is not a regular file; pluralign writes only its own files")
-    os.set_blocking(fd, True)
     return os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8")
 
 

@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 import struct
 import threading
 from collections import OrderedDict
@@ -28,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pluralign.errors import InputError
-from pluralign.files import write_bytes_atomic
+from pluralign.files import open_regular, write_bytes_atomic
 from pluralign.home import home
 
 log = logging.getLogger("pluralign.judges")
@@ -194,13 +193,9 @@ def _evict(folder: Path, budget: int) -> None:
 def _open_hits(folder: Path, flags: int) -> int | None:
     """A descriptor on the hit count file if it is a regular file reached without a link."""
     try:
-        fd = os.open(folder / HITS_FILE, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+        return open_regular(folder / HITS_FILE, flags)
     except OSError:
         return None
-    if stat.S_ISREG(os.fstat(fd).st_mode):
-        return fd
-    os.close(fd)
-    return None
 
 
 def _our_hits(text: str) -> int | None:

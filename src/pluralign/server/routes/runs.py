@@ -29,18 +29,22 @@ def _inside(root: Path, path: Path) -> bool:
 
 def _readable(s: ServiceState, *paths: Path) -> None:
     """Refuse before reading: a run's files are read whole on every request, so one past the
-    limit would make each request that much work; and never through a link."""
+    limit would make each request that much work. (A link is refused by RunDir itself; lstat
+    does not look where it leads.)"""
     limit = s.config.limits.max_run_file_bytes
     for path in paths:
-        if path.is_symlink():  # a run's files are its own: a link could lead anywhere on the server
-            raise InputError(f"{path.name} is a link; the run browser reads only a run's own files")
         try:
-            size = path.stat().st_size
+            size = path.lstat().st_size
         except OSError:
             continue  # missing: the reader says so
         if size > limit:
             over = f"over this service's limit of {limit} (--max-run-file-bytes)"
             raise InputError(f"{path.name} is {size} bytes, {over}")
+
+
+def _shown(s: ServiceState, exc: InputError) -> str:
+    """A run's own error in one line, without the server's paths."""
+    return one_line(exc).replace(str(s.config.limits.runs_dir), "<runs>")
 
 
 def _run_path(s: ServiceState, name: str) -> Path:
@@ -80,7 +84,7 @@ def _list_runs(s: ServiceState) -> list[dict[str, Any]]:
             _readable(s, RunDir(d).results_path)
             res = RunDir(d).results()
         except InputError as exc:
-            out.append({"name": d.name, "error": one_line(exc)})
+            out.append({"name": d.name, "error": _shown(s, exc)})
             continue
         out.append(
             {
@@ -110,9 +114,7 @@ def _run_items(s: ServiceState, name: str, offset: int, limit: int) -> dict[str,
             _readable(s, run.input_output_path(first))
         probes = run.probes(first) if first else {}
     except InputError as exc:  # the run's own files are broken: say which, without server paths
-        raise HTTPException(
-            500, f"run {name}: {one_line(exc).replace(str(s.config.limits.runs_dir), '<runs>')}"
-        ) from None
+        raise HTTPException(500, f"run {name}: {_shown(s, exc)}") from None
     by_item: dict[int, list[dict[str, Any]]] = {}
     for d in decisions:
         by_item.setdefault(d.item, []).append(d.model_dump())
