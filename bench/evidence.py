@@ -8,9 +8,9 @@ embedding and random for reference.
 
 Reported per method: accuracy (mean over its targets) with a 95% interval from resampling
 the items, the paired difference to spm on the same items and targets (bootstrap over
-items) with McNemar's exact test on the pooled item x target decisions, MSE per attribute,
-and judge time. Every method's run folder is resumable: stop it any time and run the same
-command again.
+items) with McNemar's exact test on the pooled item x target decisions and a sign-flip test
+with the item as the unit, MSE per attribute, and judge time. Every method's run folder is
+resumable: stop it any time and run the same command again.
 
     python bench/evidence.py --threads 1                     # runs and writes bench/results/evidence.{md,json,png}
     python bench/evidence.py --report-only                   # tabulate what the run folders hold now
@@ -68,6 +68,11 @@ def mean_over_targets(m: np.ndarray) -> float:
     if not scored.any():
         return float("nan")
     return float(np.nanmean(np.nanmean(m[:, scored], axis=0)) * 100)
+
+
+def p_cell(p: float) -> str:
+    """A p value as stored (rounded to 4 places): one below that shows as "<0.0001", not 0."""
+    return "<0.0001" if p < 0.0001 else f"{p:.3g}"
 
 
 def cell(value: float | None, fmt: str) -> str:
@@ -130,18 +135,33 @@ def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: 
             meth.close()
 
 
+def sign_flip(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = 10_000) -> float:
+    """Two-sided p of a paired sign-flip test with the item as the unit: an item's 52 decisions
+    share its scores, so McNemar's test on pooled decisions overstates certainty; this does not."""
+    with np.errstate(invalid="ignore"):
+        per_item = np.nanmean(a - b, axis=1)
+    d = per_item[~np.isnan(per_item)]
+    if len(d) == 0:
+        return float("nan")
+    observed = abs(d.mean())
+    flipped = np.abs((rng.choice([-1.0, 1.0], size=(draws, len(d))) * d).mean(axis=1))
+    return float((1 + (flipped >= observed - 1e-12).sum()) / (1 + draws))
+
+
 def paired(a: np.ndarray, b: np.ndarray, resamples: np.ndarray) -> dict:
     """Reference minus method on the items and targets both have."""
     both = ~np.isnan(a) & ~np.isnan(b)
     a, b = np.where(both, a, np.nan), np.where(both, b, np.nan)
     diffs = [mean_over_targets(a[idx]) - mean_over_targets(b[idx]) for idx in resamples]
     only_ref, only_other, p = mcnemar(a.ravel(), b.ravel())
+    item_p = sign_flip(a, b, np.random.default_rng(0))  # its own draws: the bootstrap's stay as they were
     return {
         "difference": round(mean_over_targets(a) - mean_over_targets(b), 2),
         "ci95": [round(float(np.nanpercentile(diffs, 2.5)), 2), round(float(np.nanpercentile(diffs, 97.5)), 2)],
         "only_spm_right": only_ref,
         "only_this_right": only_other,
         "mcnemar_p": round(p, 4),
+        "sign_flip_p": round(item_p, 4),
     }
 
 
@@ -205,8 +225,8 @@ def table(rows: list[dict], reference: str, scope: str, n_items: int) -> str:
         "Items: how many of them the method's run holds so far (partial runs are partial, never extrapolated).",
         "",
         f"| method | items | accuracy % | 95% CI (items) | decisions | {reference} minus method | 95% CI "
-        f"| only {reference} / only method right | McNemar p | mean MSE | judge s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| only {reference} / only method right | McNemar p | sign-flip p (items) | mean MSE | judge s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         d = r.get("spm_minus_this")
@@ -217,9 +237,10 @@ def table(rows: list[dict], reference: str, scope: str, n_items: int) -> str:
             f"{r['decisions']} | "
             + (
                 f"{d['difference']:+.1f} | {d['ci95'][0]:+.1f} to {d['ci95'][1]:+.1f} | "
-                f"{d['only_spm_right']} / {d['only_this_right']} | {d['mcnemar_p']:.3g} | "
+                f"{d['only_spm_right']} / {d['only_this_right']} | {p_cell(d['mcnemar_p'])} | "
+                f"{p_cell(d['sign_flip_p']) if 'sign_flip_p' in d else '-'} | "
                 if d
-                else "- | - | - | - | "
+                else "- | - | - | - | - | "
             )
             + f"{mse} | {secs} |"
         )
