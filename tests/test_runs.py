@@ -133,7 +133,15 @@ def test_ctrl_c_ends_the_run_within_seconds_under_load(helpsteer2_dir: Path, tmp
     args += ["--n-ctx", "4096", "--target", str(target), "--out", str(tmp_path / "run")]
     hogs = _busy_cores(4, 300)
     try:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Ctrl-C at a terminal: a runner started in the background (nohup, `cmd &` with no job
+        # control) passes SIGINT on ignored, and the run would rightly keep ignoring it.
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         judgements = tmp_path / "run" / "judgements.jsonl"
         if when == "while the model loads":
             time.sleep(1.5)
