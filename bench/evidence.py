@@ -238,7 +238,7 @@ def table(rows: list[dict], reference: str, scope: str, n_items: int) -> str:
             + (
                 f"{d['difference']:+.1f} | {d['ci95'][0]:+.1f} to {d['ci95'][1]:+.1f} | "
                 f"{d['only_spm_right']} / {d['only_this_right']} | {p_cell(d['mcnemar_p'])} | "
-                f"{p_cell(d['sign_flip_p']) if 'sign_flip_p' in d else '-'} | "
+                f"{p_cell(d['sign_flip_p'])} | "
                 if d
                 else "- | - | - | - | - | "
             )
