@@ -28,6 +28,7 @@ import json
 import math
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -97,10 +98,19 @@ def group_of(target) -> str:  # type: ignore[no-untyped-def]
     return target.name if target.name in ("high", "low") else f"{len(target.values)} attr"
 
 
+def decided_items(run: Path) -> int:
+    """How many items the folder's decisions cover (0 for a run not yet finished once)."""
+    from pluralign.runs import RunDir
+
+    folder = RunDir(run)
+    return len({d.item for d in folder.decisions()}) if folder.finished() else 0
+
+
 def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: ignore[no-untyped-def]
     """Every method on the first ``step`` items, then the next ``step``, ...: the methods grow
     together, so a stop at any time leaves comparable partial results. Items already judged
-    in a run folder are never judged again (each round resumes the folder)."""
+    in a run folder are never judged again (each round resumes the folder), and a round no
+    larger than what a folder's decisions cover leaves that folder as it is."""
     from common import settings_for, uptime
 
     from pluralign.evaluate import evaluate
@@ -111,6 +121,8 @@ def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: 
         for limit in range(args.step, len(bench.eval) + args.step, args.step):
             limit = min(limit, len(bench.eval))
             for method in methods:
+                if decided_items(args.runs / method) >= limit:
+                    continue  # a round below what the folder holds would rewrite its decisions with fewer items
                 targets = all_targets
                 if method == "prompt-aligned" and not attributes:
                     targets = [t for t in all_targets if t.name in ("high", "low")]
@@ -181,9 +193,9 @@ def summarise(args, bench, all_targets, methods) -> tuple[list[dict], dict]:  # 
             mats[method] = matrix(args.runs / method, names, len(bench.eval))
     items = {m: int((~np.isnan(x)).any(axis=1).sum()) for m, x in mats.items()}
     covered = {m: np.flatnonzero((~np.isnan(x)).any(axis=1)) for m, x in mats.items()}
-    rng = np.random.default_rng(0)
     rows = []
     for method, m in mats.items():
+        rng = np.random.default_rng(zlib.crc32(method.encode()))  # per row: one row's draws never move another's
         results = RunDir(args.runs / method).results()
         extra = results.model_extra or {}
         own = m[covered[method]]
