@@ -626,7 +626,10 @@ def test_a_cancelled_deadline_stops_llama_cpp_within_a_token(llamacpp_backend):
     from pluralign.errors import DeadlineExceeded
     from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
 
-    schema = {"type": "object", "properties": {"story": {"type": "string"}}, "required": ["story"]}
+    # the grammar forces 2,000 characters (hundreds of tokens), so the answer cannot be complete
+    # before the cancel at 0.5 s, however short a story the model would like to write
+    story = {"type": "string", "minLength": 2000}
+    schema = {"type": "object", "properties": {"story": story}, "required": ["story"]}
     request = JudgeRequest(
         messages=[ChatMessage(role="user", content="Write a very long story about a lighthouse, in JSON.")],
         json_schema=schema,
@@ -637,4 +640,4 @@ def test_a_cancelled_deadline_stops_llama_cpp_within_a_token(llamacpp_backend):
     started = time.monotonic()
     with deadline(None, handle=handle), pytest.raises(DeadlineExceeded, match="the client went away"):
         llamacpp_backend.generate([request])
-    assert time.monotonic() - started < 4  # 2,000 tokens would take far longer
+    assert time.monotonic() - started < 4  # 2,000 characters would take far longer
