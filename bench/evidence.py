@@ -14,7 +14,7 @@ resumable: stop it any time and run the same command again.
 
     python bench/evidence.py --threads 1                     # runs and writes bench/results/evidence.{md,json,png}
     python bench/evidence.py --report-only                   # tabulate what the run folders hold now
-    python bench/evidence.py --methods random,embedding      # a part
+    python bench/evidence.py --methods random,embedding      # a part (the report keeps every method's row)
 
 The run folders live in bench/runs/evidence/ and are committed as they grow (their
 judgements, decisions and results; not the call logs or the cache), so the study resumes on
@@ -294,6 +294,14 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def report_methods(runs: Path, methods: list[str]) -> list[str]:
+    """The methods run now and every other with a folder under ``runs``, in the study's order: a
+    run of one method rewrites the report, and must not drop the rows the others have earned."""
+    order = METHODS.split(",")
+    present = {d.name for d in runs.iterdir() if d.is_dir()} if runs.is_dir() else set()
+    return sorted(set(methods) | present, key=lambda m: (order.index(m) if m in order else len(order), m))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
@@ -333,7 +341,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     if not args.report_only:
         run_rounds(args, bench, all_targets, methods, attributes)
-    rows, _ = summarise(args, bench, all_targets, methods)
+    rows, _ = summarise(args, bench, all_targets, report_methods(args.runs, methods))
     text = table(rows, args.reference, scope, len(bench.eval))
     print(text, flush=True)
     print(uptime(), flush=True)

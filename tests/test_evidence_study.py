@@ -41,3 +41,16 @@ def test_a_rows_interval_does_not_depend_on_the_other_rows(helpsteer2_dir: Path,
     assert both["oracle"]["accuracy"] == 100.0
     assert both["random"]["ci95"] == alone["random"]["ci95"]
     assert both["random"]["ci95"][0] < both["random"]["accuracy"] < both["random"]["ci95"][1]
+
+
+def test_running_one_method_keeps_the_other_rows_in_the_report(helpsteer2_dir: Path, tmp_path: Path):
+    """The report is rewritten by every run; a run of one method (regression after the rest,
+    here oracle after random) must not leave a report without the others' rows."""
+    runs = tmp_path / "runs"
+    first = _study(helpsteer2_dir, runs, tmp_path / "a", "random", "--items", "10")
+    later = _study(helpsteer2_dir, runs, tmp_path / "a", "oracle", "--items", "10")
+    assert list(later) == ["random", "oracle"]  # the study's order, whatever was asked for
+    assert later["random"] == first["random"]
+    assert later["oracle"]["accuracy"] == 100.0
+    only = _study(helpsteer2_dir, runs, tmp_path / "a", "random", "--items", "10", "--report-only")
+    assert set(only) == {"random", "oracle"}
