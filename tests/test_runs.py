@@ -242,3 +242,46 @@ def test_overwrite_leaves_no_stale_records(helpsteer2_dir: Path, tmp_path: Path)
     evaluate(bench, method, [high], tmp_path / "run", limit=3, overwrite=True)
     assert sorted(p.name for p in (tmp_path / "run" / "input_output").iterdir()) == ["high.json"]
     assert "stale" not in (tmp_path / "run" / "calls.jsonl").read_text()
+
+
+def test_a_run_is_bound_to_what_its_benchmark_holds_not_where_it_lies(helpsteer2_dir: Path, tmp_path: Path):
+    """A run folder resumes after the benchmark moves (another machine, another clone) or is
+    reformatted, and refuses other items that sit at the same path; a run recorded by v0.2
+    (the benchmark's path) resumes where that path still holds it."""
+    from pluralign.errors import InputError
+
+    method = build_method("oracle", Settings())
+    high = AlignmentTarget(name="high", values={"helpfulness": 1.0})
+    items = json.loads((helpsteer2_dir / "eval.json").read_text())[:4]
+    first, moved = tmp_path / "a", tmp_path / "elsewhere" / "b"
+    first.mkdir()
+    (first / "eval.json").write_text(json.dumps(items))
+    run = tmp_path / "run"
+    evaluate(load_benchmark(first), method, [high], run, limit=3)
+    decisions = (run / "decisions.jsonl").read_bytes()
+
+    moved.parent.mkdir()
+    first.rename(moved)
+    (moved / "eval.json").write_text(json.dumps(items, indent=2))  # same items, other formatting
+    evaluate(load_benchmark(moved), method, [high], run, limit=3)
+    assert (run / "decisions.jsonl").read_bytes() == decisions
+
+    (moved / "eval.json").write_text(json.dumps(items[1:]))  # other items at the same path
+    with pytest.raises(InputError, match="another method, benchmark or seed"):
+        evaluate(load_benchmark(moved), method, [high], run, limit=3)
+    # two single-file benchmarks in one folder are two benchmarks
+    (tmp_path / "one.json").write_text(json.dumps(items[:2]))
+    (tmp_path / "two.json").write_text(json.dumps(items[2:]))
+    evaluate(load_benchmark(tmp_path / "one.json"), method, [high], tmp_path / "files")
+    with pytest.raises(InputError, match="another method, benchmark or seed"):
+        evaluate(load_benchmark(tmp_path / "two.json"), method, [high], tmp_path / "files")
+
+    # v0.2's run file named the benchmark by its path: it resumes there and is rewritten
+    (moved / "eval.json").write_text(json.dumps(items))
+    bench = load_benchmark(moved)
+    identity = json.loads((run / "run.json").read_text())["identity"]
+    assert identity["benchmark"] == bench.fingerprint and bench.fingerprint.startswith("sha256:")
+    (run / "run.json").write_text(json.dumps({"identity": {**identity, "benchmark": str(moved.resolve())}}))
+    evaluate(bench, method, [high], run, limit=3)
+    assert json.loads((run / "run.json").read_text())["identity"] == identity
+    assert (run / "decisions.jsonl").read_bytes() == decisions

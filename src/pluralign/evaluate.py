@@ -303,6 +303,14 @@ def _costs(plan: EvalPlan, outcome: JudgingOutcome) -> tuple[CallStats, int]:
     return totals, saved
 
 
+def run_identities(method: Method, benchmark: Benchmark, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What a resumed run must have been asked: the method, the benchmark by what it holds, the
+    seed; and the same as v0.2 recorded it (the benchmark by its path), which resumes where
+    that path still holds the benchmark."""
+    identity = {"method": method.config(), "benchmark": benchmark.fingerprint, "seed": seed}
+    return identity, {**identity, "benchmark": str(benchmark.path.resolve())}
+
+
 def evaluate(
     benchmark: Benchmark,
     method: Method,
@@ -326,9 +334,9 @@ def evaluate(
         raise InputError(f"--workers must be at least 1, got {workers}")
     run = RunDir(out_dir)
     run.check_writable(overwrite)
-    identity = {"method": method.config(), "benchmark": str(benchmark.path.resolve()), "seed": seed}
+    identity, by_place = run_identities(method, benchmark, seed)
     with run.lock():
-        run.prepare(identity, overwrite)
+        run.prepare(identity, overwrite, earlier=by_place)
         with record_calls(run.calls_path):
             outcome = judge_items(plan, method, run, seed, OnInvalid(on_invalid), workers, on_progress)
         summary = EvalSummary(

@@ -144,8 +144,10 @@ class RunDir:
                     "use another --out or pass --overwrite"
                 )
 
-    def prepare(self, identity: dict[str, Any], overwrite: bool) -> None:
-        """Start or resume: a resumed run must have been asked the same way."""
+    def prepare(self, identity: dict[str, Any], overwrite: bool, earlier: dict[str, Any] | None = None) -> None:
+        """Start or resume: a resumed run must have been asked the same way (``identity``, or
+        ``earlier``, the same question as an older version recorded it; the run file is then
+        rewritten in the current form)."""
         self.check_writable(overwrite)
         self.path.mkdir(parents=True, exist_ok=True)
         run_file = self.path / RUN_FILE
@@ -154,7 +156,7 @@ class RunDir:
                 previous = read_json(self._own(run_file), "run file")
             except InputError:
                 raise InputError(f"{run_file} is corrupted; pass --overwrite to start again") from None
-            if not isinstance(previous, dict) or previous.get("identity") != identity:
+            if not isinstance(previous, dict) or previous.get("identity") not in (identity, earlier or identity):
                 raise InputError(
                     f"{self.path} holds a run with another method, benchmark or seed; "
                     "use another --out or pass --overwrite"

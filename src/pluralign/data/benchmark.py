@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +16,30 @@ from pluralign.strict import validate_each
 BENCHMARK_ENV = "PLURALIGN_BENCHMARK"
 
 
+def fingerprint_of(evals: list[Probe], train: list[Probe] | None) -> str:
+    """sha256 of what the items say (not of how the file is formatted)."""
+    digest = hashlib.sha256()
+    for part in (evals, train or []):
+        items = [p.model_dump(mode="json", exclude_none=True) for p in part]
+        digest.update(json.dumps(items, sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Benchmark:
     path: Path
     eval: list[Probe]
     train: list[Probe] | None
+    fingerprint: str = ""
+    """What the benchmark holds, not where it lies: a run resumes after the folder moves or on
+    another machine, and never over other items that sit at the same path. A subset of a loaded
+    benchmark (the first n items by some order) keeps the fingerprint of the files it came from,
+    so that a larger subset resumes the same run."""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            object.__setattr__(self, "fingerprint", fingerprint_of(self.eval, self.train))
 
     @property
     def name(self) -> str:
