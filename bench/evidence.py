@@ -18,7 +18,11 @@ resumable: stop it any time and run the same command again.
 
 The run folders live in bench/runs/evidence/ and are committed as they grow (their
 judgements, decisions and results; not the call logs or the cache), so the study resumes on
-any machine.
+any machine. They hold the default offline judge's study; the same study with a larger judge
+behind any OpenAI-compatible server (vLLM, SGLang, llama.cpp's server) names its own folders:
+
+    python bench/evidence.py --backend openai --base-url http://HOST:8000/v1 --model Qwen/Qwen2.5-72B-Instruct \
+        --runs bench/runs/evidence-72b --out bench/results/evidence-72b
 """
 
 from __future__ import annotations
@@ -33,11 +37,15 @@ from pathlib import Path
 
 import numpy as np
 
+from pluralign.errors import InputError, PluralignError, one_line
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 SHARED = ROOT.parent / "shared" / "data"
 METHODS = "random,embedding,unaligned,spm-zeroshot,spm,regression,prompt-aligned"
 BOOT = 2000
+DEFAULT_RUNS = ROOT / "bench" / "runs" / "evidence"
+DEFAULT_OUT = ROOT / "bench" / "results" / "evidence"
 
 
 def pick(bench, n, attributes=None):
@@ -48,7 +56,7 @@ def pick(bench, n, attributes=None):
 
     differ = [p for p in bench.eval if key(p.labels[0]) != key(p.labels[1])]
     ranked = sorted(differ, key=lambda p: len(p.prompt) + sum(len(r) for r in p.responses))
-    return Benchmark(path=bench.path, eval=ranked[:n], train=bench.train)
+    return Benchmark(path=bench.path, eval=ranked[:n], train=bench.train, fingerprint=bench.fingerprint)
 
 
 def matrix(run: Path, targets: list[str], n_items: int) -> np.ndarray:
@@ -106,6 +114,39 @@ def decided_items(run: Path) -> int:
     return len({d.item for d in folder.decisions()}) if folder.finished() else 0
 
 
+JUDGE_FLAGS = ("backend", "model", "estimator", "samples", "temperature", "example_max_chars")
+"""What changes the committed study's answers (the judge, its scoring, its examples)."""
+
+
+def judge_values(args) -> dict:  # type: ignore[no-untyped-def]
+    """The sweep's options; each method takes the ones it reads (random and embedding none of the judge's)."""
+    return {
+        **{flag: getattr(args, flag) for flag in JUDGE_FLAGS},
+        "base_urls": args.base_url,
+        "judge_api_key_env": args.judge_api_key_env,
+        "concurrency": args.concurrency,
+        "threads": args.threads,
+        "cache_path": args.runs / "cache.sqlite",
+    }
+
+
+def check_folders(args, parser: argparse.ArgumentParser) -> None:  # type: ignore[no-untyped-def]
+    """Another judge's study never lands in (or is refused by) the default judge's committed folders."""
+    from pluralign.judges import DEFAULT_MODEL
+
+    changed = [
+        f"--{flag.replace('_', '-')}"
+        for flag in JUDGE_FLAGS
+        if getattr(args, flag) != parser.get_default(flag) and not (flag == "model" and args.model == DEFAULT_MODEL)
+    ]
+    committed = args.runs.resolve() == DEFAULT_RUNS or args.out.resolve() == DEFAULT_OUT
+    if changed and committed and not args.report_only:
+        raise InputError(
+            f"{DEFAULT_RUNS.relative_to(ROOT)} holds the default judge's study; "
+            f"name --runs and --out for a study with {' '.join(changed)}"
+        )
+
+
 def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: ignore[no-untyped-def]
     """Every method on the first ``step`` items, then the next ``step``, ...: the methods grow
     together, so a stop at any time leaves comparable partial results. Items already judged
@@ -127,9 +168,9 @@ def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: 
                 if method == "prompt-aligned" and not attributes:
                     targets = [t for t in all_targets if t.name in ("high", "low")]
                 if method not in built:
-                    values = {"example_max_chars": args.example_max_chars, "threads": args.threads,
-                              "cache_path": args.runs / "cache.sqlite"}  # fmt: skip
-                    built[method] = build_method(method, settings_for(method, values, benchmark_dir=bench.path))
+                    built[method] = build_method(
+                        method, settings_for(method, judge_values(args), benchmark_dir=bench.path)
+                    )
                 t0 = time.perf_counter()
                 evaluate(
                     bench,
@@ -308,9 +349,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--step", type=int, default=5, help="items added to every method per round")
     parser.add_argument("--methods", default=METHODS)
-    parser.add_argument("--runs", type=Path, default=ROOT / "bench" / "runs" / "evidence")
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
     parser.add_argument("--example-max-chars", type=int, default=600)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (llamacpp backend)")
+    parser.add_argument("--backend", default="llamacpp", help="the judge's backend: llamacpp or openai")
+    parser.add_argument("--model", default=None, help="the judge (default: the backend's default model)")
+    parser.add_argument("--base-url", action="append", default=[], help="OpenAI-compatible server; repeat for replicas")
+    parser.add_argument("--judge-api-key-env", default=None, help="environment variable holding the server's key")
+    parser.add_argument("--concurrency", type=int, default=None, help="concurrent requests per server (openai)")
+    parser.add_argument("--estimator", default=None, help="auto (the backend's default), sample or logprobs")
+    parser.add_argument("--samples", type=int, default=None, help="passes per attribute (--estimator sample)")
+    parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (--estimator sample)")
     parser.add_argument("--report-only", action="store_true", help="only tabulate the runs that exist")
     parser.add_argument(
         "--attributes",
@@ -318,9 +367,17 @@ def main() -> None:
         help="a smaller study: only these attributes, with the corner targets over them (all 0/1 combinations)",
     )
     parser.add_argument("--reference", default="spm", help="the method every other is compared with")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "evidence")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    try:
+        check_folders(args, parser)
+        study(args)
+    except PluralignError as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
 
+
+def study(args) -> None:  # type: ignore[no-untyped-def]
     from common import header, machine, uptime, write_json
 
     from pluralign.attributes import DEFAULT_REGISTRY as R
