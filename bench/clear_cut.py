@@ -29,8 +29,8 @@ from common import header, machine, uptime, write_json  # noqa: E402
 from pluralign.api import Chooser  # noqa: E402
 from pluralign.settings import make_settings  # noqa: E402
 
-DEMO_INPUT = ROOT / "examples" / "job_loss.json"
-DEMO_PEOPLE = {"alex": (ROOT / "examples" / "target_alex.json", 1), "sam": (ROOT / "examples" / "target_sam.json", 0)}
+DEMO_INPUT = ROOT / "examples" / "hiring.json"
+DEMO_PEOPLE = {"alex": (ROOT / "examples" / "target_alex.json", 0), "sam": (ROOT / "examples" / "target_sam.json", 1)}
 """scripts/demo.sh: each person's target and the response any person would pick for them."""
 KNOWN_FAILURE_INPUT = ROOT / "examples" / "neighbour.json"
 KNOWN_FAILURE_TARGET = ROOT / "examples" / "target_care.json"

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 VENV="${PLURALIGN_VENV:-.venv}"
 "$VENV/bin/pluralign" models fetch qwen2.5-coder-1.5b >/dev/null
-echo "== Alex wants advice that cares for the friend (target examples/target_alex.json: care 1.0)"
-"$VENV/bin/pluralign" choose --input examples/job_loss.json --target examples/target_alex.json "$@"
+echo "== Alex wants every applicant judged on merit (target examples/target_alex.json: fairness 1.0)"
+"$VENV/bin/pluralign" choose --input examples/hiring.json --target examples/target_alex.json "$@"
 echo
-echo "== Sam wants it blunt, without comforting (target examples/target_sam.json: care 0.0)"
-exec "$VENV/bin/pluralign" choose --input examples/job_loss.json --target examples/target_sam.json "$@"
+echo "== Sam puts favours to friends first (target examples/target_sam.json: fairness 0.0)"
+exec "$VENV/bin/pluralign" choose --input examples/hiring.json --target examples/target_sam.json "$@"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_doctor_turns_an_illegal_instruction_into_advice(tmp_path: Path, smollm2_path: Path):
@@ -147,3 +150,25 @@ def test_setup_refuses_an_unknown_build_variant(tmp_path: Path):
     assert res.returncode == 2
     assert res.stderr.strip() == "error: unknown llama.cpp build variant 'avx-512' (auto, avx512, avx2, generic or amx)"
     assert not (tmp_path / "wheels").exists()
+
+
+def test_the_demo_checked_by_the_bench_is_the_demo_users_run(monkeypatch: pytest.MonkeyPatch):
+    """scripts/demo.sh's question and targets are the ones bench/clear_cut.py checks in every
+    response order (the README's "right in every order and seed" is about what users see), and
+    the two people get different answers by the labels the bench expects."""
+    import re
+
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import clear_cut
+
+    demo = (ROOT / "scripts" / "demo.sh").read_text()
+    runs = re.findall(r"choose --input (\S+) --target (\S+)", demo)
+    assert [(ROOT / i, ROOT / t) for i, t in runs] == [
+        (clear_cut.DEMO_INPUT, p) for p, _ in clear_cut.DEMO_PEOPLE.values()
+    ]
+    question = json.loads(clear_cut.DEMO_INPUT.read_text())
+    assert len(question["responses"]) == 2
+    rights = {right for _, right in clear_cut.DEMO_PEOPLE.values()}
+    assert rights == {0, 1}  # two people, two different choices
+    targets = [json.loads(p.read_text()) for p, _ in clear_cut.DEMO_PEOPLE.values()]
+    assert len({json.dumps(t, sort_keys=True) for t in targets}) == 2
