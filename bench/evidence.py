@@ -49,14 +49,12 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "evidence"
 
 
 def pick(bench, n, attributes=None):
-    from pluralign.data.benchmark import Benchmark
-
     def key(labels):
         return {a: v for a, v in labels.items() if attributes is None or a in attributes}
 
     differ = [p for p in bench.eval if key(p.labels[0]) != key(p.labels[1])]
     ranked = sorted(differ, key=lambda p: len(p.prompt) + sum(len(r) for r in p.responses))
-    return Benchmark(path=bench.path, eval=ranked[:n], train=bench.train, fingerprint=bench.fingerprint)
+    return bench.subset(ranked[:n])
 
 
 def matrix(run: Path, targets: list[str], n_items: int) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pluralign.errors import InputError
@@ -40,6 +40,11 @@ class Benchmark:
     def __post_init__(self) -> None:
         if not self.fingerprint:
             object.__setattr__(self, "fingerprint", fingerprint_of(self.eval, self.train))
+
+    def subset(self, items: list[Probe]) -> Benchmark:
+        """These eval items (some of this benchmark's, in some order), with its train set and
+        fingerprint: a run over a larger subset resumes the same run."""
+        return replace(self, eval=items)
 
     @property
     def name(self) -> str:
