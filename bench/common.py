@@ -8,6 +8,26 @@ from pathlib import Path
 from typing import Any
 
 
+def output(out: Path, extension: str) -> Path:
+    """The file ``out`` names with ``extension`` added: ``evidence-qwen2.5-7b`` gives
+    ``evidence-qwen2.5-7b.md`` (``with_suffix`` would give ``evidence-qwen2.md`` and let two
+    studies overwrite each other)."""
+    return out if out.name.endswith(extension) else out.with_name(out.name + extension)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (exit 2 naming the value otherwise)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()

@@ -342,10 +342,12 @@ def report_methods(runs: Path, methods: list[str]) -> list[str]:
 
 
 def main() -> None:
+    from common import positive_int
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
-    parser.add_argument("--items", type=int, default=100)
-    parser.add_argument("--step", type=int, default=5, help="items added to every method per round")
+    parser.add_argument("--items", type=positive_int, default=100)
+    parser.add_argument("--step", type=positive_int, default=5, help="items added to every method per round")
     parser.add_argument("--methods", default=METHODS)
     parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
     parser.add_argument("--example-max-chars", type=int, default=600)
@@ -354,9 +356,11 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="the judge (default: the backend's default model)")
     parser.add_argument("--base-url", action="append", default=[], help="OpenAI-compatible server; repeat for replicas")
     parser.add_argument("--judge-api-key-env", default=None, help="environment variable holding the server's key")
-    parser.add_argument("--concurrency", type=int, default=None, help="concurrent requests per server (openai)")
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=None, help="concurrent requests per server (openai)"
+    )
     parser.add_argument("--estimator", default=None, help="auto (the backend's default), sample or logprobs")
-    parser.add_argument("--samples", type=int, default=None, help="passes per attribute (--estimator sample)")
+    parser.add_argument("--samples", type=positive_int, default=None, help="passes per attribute (--estimator sample)")
     parser.add_argument("--temperature", type=float, default=None, help="sampling temperature (--estimator sample)")
     parser.add_argument("--report-only", action="store_true", help="only tabulate the runs that exist")
     parser.add_argument(
@@ -376,7 +380,7 @@ def main() -> None:
 
 
 def study(args) -> None:  # type: ignore[no-untyped-def]
-    from common import header, machine, uptime, write_json
+    from common import header, machine, output, uptime, write_json
 
     from pluralign.attributes import DEFAULT_REGISTRY as R
     from pluralign.data.benchmark import load_benchmark
@@ -401,9 +405,9 @@ def study(args) -> None:  # type: ignore[no-untyped-def]
     print(text, flush=True)
     print(uptime(), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(text)
-    plot(rows, args.out.with_suffix(".png"))
-    write_json(args.out.with_suffix(".json"), {"machine": machine(), "items": len(bench.eval), "rows": rows})
+    output(args.out, ".md").write_text(text)
+    plot(rows, output(args.out, ".png"))
+    write_json(output(args.out, ".json"), {"machine": machine(), "items": len(bench.eval), "rows": rows})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import settings_for
+from common import output, settings_for
 
 from pluralign.data import load_benchmark
 from pluralign.data.benchmark import Benchmark
@@ -123,8 +123,8 @@ def main() -> None:
     sliced = pick_items(bench, args.items, args.shortest, attrs)
     rows: list[dict] = []
     out = Path(args.out)
-    if args.append and out.with_suffix(".json").exists():
-        rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    if args.append and output(out, ".json").exists():
+        rows = json.loads(output(out, ".json").read_text())["rows"]
     out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     for spec in args.methods.split(","):
@@ -167,10 +167,8 @@ def main() -> None:
             f"{args.example_max_chars} chars, similarity {args.similarity}; total {time.time() - started:.0f} s"
         )
         text = f"{header}\n\n{table(rows)}\n"
-        (out.with_suffix(".md")).write_text(text)
-        (out.with_suffix(".json")).write_text(
-            json.dumps({"setup": vars(args), "header": header, "rows": rows}, indent=2)
-        )
+        (output(out, ".md")).write_text(text)
+        (output(out, ".json")).write_text(json.dumps({"setup": vars(args), "header": header, "rows": rows}, indent=2))
         print(text, flush=True)
     if args.embedding_full:
         targets52 = resolve_target_specs(
@@ -187,7 +185,7 @@ def main() -> None:
             )
             rows.append(r)
         text = f"{header}\n\n{table(rows)}\n"
-        (out.with_suffix(".md")).write_text(text)
+        (output(out, ".md")).write_text(text)
         print(text, flush=True)
 
 

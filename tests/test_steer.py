@@ -167,7 +167,7 @@ def test_feedback_from_many_users_at_once_loses_nothing_and_stays_apart(steer):
     assert statuses == [200] * 200
     store = UserStore(tmp / "users.sqlite")
     for i, user in enumerate(users):
-        history = store.history(user)
+        history = store.history("default", user)
         assert len(history) == 10 and {r.chosen for r in history} == {i % 2}
         shown = httpx.get(f"{url}/v1/users/{user}/profile", timeout=30).json()
         assert shown["n_choices"] == 10
@@ -295,7 +295,7 @@ def test_kill_9_mid_way_loses_no_committed_feedback(tmp_path):
     proc.wait(timeout=30)
     worker.join(timeout=60)
     assert len(acknowledged) >= 5
-    assert len(UserStore(tmp_path / "users.sqlite").history("kim")) >= max(acknowledged)
+    assert len(UserStore(tmp_path / "users.sqlite").history("default", "kim")) >= max(acknowledged)
 
 
 def test_respond_prints_the_chosen_response(llama_server, tmp_path):
@@ -343,3 +343,17 @@ def test_every_steering_route_needs_the_service_key(tmp_path):
         assert ok.status_code == 404  # past the key: no such user yet
     finally:
         stop(proc)
+
+
+def test_a_chat_longer_than_the_local_generators_context_is_a_400(smollm2_path, tmp_path):
+    """The in-process generator (SmolLM2, 4,096 tokens): a conversation that cannot fit is the
+    client's to shorten, said in one line, never a 500."""
+    from test_service_inprocess import service
+
+    long = " ".join(f"{k % 10}" for k in range(9000))  # 18,000 characters and about 9,000 tokens: within the limits
+    with service(tmp_path, generator={"generator_model": str(smollm2_path), "candidates": 2}) as client:
+        res = client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": long}], "pluralign": {"target": TARGET}},
+        )
+    assert res.status_code == 400 and "context" in res.json()["error"]["message"], res.text

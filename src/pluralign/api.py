@@ -18,6 +18,7 @@ from pluralign.methods.registry import DEFAULT_METHOD
 from pluralign.probes import make_probe
 from pluralign.selection import Metric, TieRule
 from pluralign.settings import Settings, make_settings
+from pluralign.strict import check_seed
 from pluralign.targets import AlignmentTarget
 
 
@@ -93,7 +94,7 @@ class Chooser:
     ) -> Judgement:
         probe = make_probe(question, responses)
         method = self._method(overrides)
-        return method.judge(probe, self.registry.require(attributes), target, seed=seed)
+        return method.judge(probe, self.registry.require(attributes), target, seed=check_seed(seed))
 
     def choose(
         self,
@@ -104,6 +105,7 @@ class Chooser:
         overrides: Mapping[str, Any] | None = None,
     ) -> ChooseResult:
         """``target`` is one person's target, or a group (:mod:`pluralign.groups`)."""
+        check_seed(seed)
         probe = make_probe(question, responses)
         goal = as_goal(target, self.registry)
         method = self._method(overrides)

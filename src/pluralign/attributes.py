@@ -136,8 +136,16 @@ class AttributeRegistry(Mapping[str, Attribute]):
     def __len__(self) -> int:
         return len(self._by_name)
 
-    def require(self, names: Iterable[str]) -> list[Attribute]:
-        """Look up several names, failing on the first unknown one."""
+    def require(self, names: Iterable[str], what: str = "attributes") -> list[Attribute]:
+        """Look up several names, failing on the first unknown one or the first named twice: the
+        one place every list of attributes passes (a request, a flag, a file), so a name given
+        twice is never judged twice or counted twice in a fit."""
+        names = list(names)
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                raise InputError(f"{what}: {name!r} is named twice")
+            seen.add(name)
         return [self[name] for name in names]
 
     def with_file(self, path: str | Path) -> AttributeRegistry:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pluralign.redact import redact
+
 
 class PluralignError(Exception):
     """Base class: the message is one line that names the problem."""
@@ -16,6 +18,10 @@ class PluralignError(Exception):
 
 class InputError(PluralignError):
     """Malformed or inconsistent user input (files, targets, probes)."""
+
+
+class TooLargeError(InputError):
+    """A file or an answer is larger than the limit set for it; it was not read whole."""
 
 
 class UnknownAttributeError(InputError):
@@ -72,8 +78,6 @@ class RunLockedError(InputError):
 
 def one_line(exc: BaseException | str) -> str:
     """Collapse an exception message (or any text) to one line for display, secrets removed."""
-    from pluralign.redact import redact
-
     text = " ".join(redact(str(exc)).split())
     return text or (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
 

@@ -36,6 +36,7 @@ from pluralign.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.probes import Probe
 from pluralign.runs import GroupOutputs, RunDir, RunResults
 from pluralign.selection import Metric, TieRule
+from pluralign.strict import check_seed
 from pluralign.targets import AlignmentTarget, union_attributes
 
 ALL_TARGETS = "*"
@@ -334,7 +335,7 @@ def evaluate(
         raise InputError(f"--workers must be at least 1, got {workers}")
     run = RunDir(out_dir)
     run.check_writable(overwrite)
-    identity, by_place = run_identities(method, benchmark, seed)
+    identity, by_place = run_identities(method, benchmark, check_seed(seed))
     with run.lock():
         run.prepare(identity, overwrite, earlier=by_place)
         with record_calls(run.calls_path):

@@ -78,22 +78,21 @@ def grade_group_item(
 ) -> GroupDecision:
     if chosen is not None and not 0 <= chosen < len(labels):
         raise InputError(f"item {item}, group {group.name}: chosen index {chosen} is out of range 0..{len(labels) - 1}")
-    total = group.total_weight
     matched = [0.0] * len(labels)
     scored = 0.0
-    for member in group.members:
+    for weight, member in zip(group.scaled_weights, group.members, strict=True):
         best = closest(label_distances(labels, member.target, metric, item), TieRule.exact)
         if len(best) == len(labels):
             continue
-        scored += member.weight
+        scored += weight
         for i in best:
-            matched[i] += member.weight
+            matched[i] += weight
     return GroupDecision(
         item=item,
         group=group.name,
         chosen=chosen,
         label_shares=[m / scored for m in matched] if scored > 0 else [0.0] * len(labels),
-        scored_weight=scored / total,
+        scored_weight=scored / sum(group.scaled_weights),
         skipped=scored == 0,
         shares=list(shares) if shares is not None else None,
         tied=list(tied),

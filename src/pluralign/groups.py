@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pluralign import strict
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.errors import InputError, validation_message
 from pluralign.explain import NEAR_TIE_CONFIDENCE, Explanation, agreement, attribute_shares
@@ -80,11 +81,22 @@ class GroupTarget(BaseModel):
     def total_weight(self) -> float:
         return float(sum(m.weight for m in self.members))
 
+    @property
+    def scaled_weights(self) -> list[float]:
+        """Each member's weight over the largest: what every share is computed from, the same
+        ratios as the weights given, without underflow (weights of 5e-324) or overflow (1e308)."""
+        top = max(m.weight for m in self.members)
+        return [m.weight / top for m in self.members]
+
     def mean_values(self) -> dict[str, float]:
         """Per attribute, the weighted mean over the members who name it (shown, not selected on)."""
         out = {}
         for a in self.attributes:
-            having = [(m.weight, m.target.values[a]) for m in self.members if a in m.target.values]
+            having = [
+                (w, m.target.values[a])
+                for w, m in zip(self.scaled_weights, self.members, strict=True)
+                if a in m.target.values
+            ]
             total = sum(w for w, _ in having)
             out[a] = float(sum(w * v for w, v in having) / total) if total > 0 else 0.0
         return out
@@ -195,9 +207,11 @@ def load_goal_file(path: str | Path, registry: AttributeRegistry = DEFAULT_REGIS
             if not line.strip():
                 continue
             try:
-                rows.append(json.loads(line))
+                rows.append(strict.loads(line))
             except json.JSONDecodeError as exc:
                 raise InputError(f"{path}: line {number} is not JSON ({exc.msg})") from None
+            except (ValueError, RecursionError) as exc:
+                raise InputError(f"{path}: line {number} cannot be read ({exc})") from None
         return group_from_members(rows, path.stem, registry)
     return goal_from_data(read_json(path, "target file"), path.stem, registry)
 
@@ -206,9 +220,11 @@ def read_goal(spec: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> Goal
     """A target or group from a file, or inline JSON like ``{"care": 1}`` or ``[{...}, {...}]``."""
     if spec.lstrip()[:1] in {"{", "["}:
         try:
-            raw = json.loads(spec)
+            raw = strict.loads(spec)
         except json.JSONDecodeError as exc:
             raise InputError(f"--target is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"--target cannot be read: {exc}") from None
         return goal_from_data(raw, "group" if is_group_data(raw) else "target", registry)
     return load_goal_file(spec, registry)
 
@@ -250,11 +266,12 @@ def member_picks(
 
 
 def shares_of(picks: Sequence[Sequence[int]], group: GroupTarget, n: int) -> list[float]:
-    total = group.total_weight
+    weights = group.scaled_weights
+    total = sum(weights)
     out = [0.0] * n
-    for member, best in zip(group.members, picks, strict=True):
+    for weight, best in zip(weights, picks, strict=True):
         for i in best:
-            out[i] += member.weight / len(best) / total
+            out[i] += weight / len(best) / total
     return out
 
 
@@ -274,10 +291,10 @@ def select_group(
     picks, dists = member_picks(predictions, group, metric, ties)
     shares = shares_of(picks, group, len(predictions))
     best = top_shares(shares)
-    total = group.total_weight
+    weights = group.scaled_weights
+    total = sum(weights)
     mean = [
-        float(sum(m.weight * row[i] for m, row in zip(group.members, dists, strict=True)) / total)
-        for i in range(len(predictions))
+        float(sum(w * row[i] for w, row in zip(weights, dists, strict=True)) / total) for i in range(len(predictions))
     ]
     return GroupChoice(index=best[0], shares=shares, tied=best if len(best) > 1 else [], picks=picks, distances=mean)
 
@@ -294,7 +311,7 @@ def group_picker(group: GroupTarget, attributes: Sequence[str], metric: Metric |
         for a, v in member.target.values.items():
             goals[m, index[a]] = v
             scale[m, index[a]] = member.target.weight(a) if weighted else 1.0
-    weights = np.array([m.weight for m in group.members])
+    weights = np.array(group.scaled_weights)
 
     def pick(values: np.ndarray) -> int:
         diff = goals[:, None, :] - values[None, :, :]  # members x responses x attributes
@@ -328,11 +345,11 @@ def divided_on(
     """The attribute that most draws the members who choose ``other`` away from ``chosen``:
     each member's attribute shares of the chosen response's extra distance, weight-averaged."""
     totals: dict[str, float] = {}
-    for member, best in zip(group.members, picks, strict=True):
+    for weight, member, best in zip(group.scaled_weights, group.members, picks, strict=True):
         if other not in best:
             continue
         for s in attribute_shares(predictions[other], predictions[chosen], member.target, metric):
-            totals[s.attribute] = totals.get(s.attribute, 0.0) + member.weight * s.share
+            totals[s.attribute] = totals.get(s.attribute, 0.0) + weight * s.share
     if not totals:
         return None
     name, value = max(totals.items(), key=lambda kv: kv[1])

@@ -10,7 +10,10 @@ import unicodedata
 
 MAX_LABEL = 200
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_UNSAFE_RUN = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE_RUN = re.compile(r"[^a-z0-9._-]+")
+_KEPT = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
+_HASHED = re.compile(r".*-[0-9a-f]{12}")
+"""The shape of a derived name: a label of that shape is hashed too, so none can pose as another's file."""
 
 
 def label_problem(label: object) -> str | None:
@@ -41,11 +44,13 @@ def is_safe_stem(name: str) -> bool:
 
 
 def file_stem(label: str) -> str:
-    """A file name for ``label`` that stays inside its folder whatever the label holds:
-    plain labels are kept as they are (``target_high``), anything else becomes a readable
-    slug plus a hash of the label, so two labels never share a file."""
-    if is_safe_stem(label):
+    """A file name for ``label`` that stays inside its folder whatever the label holds, and
+    that no other label maps to: plain lower-case labels are kept as they are (``target_high``);
+    anything else (a space, a slash, a capital, which a case-insensitive file system would fold
+    onto its lower-case twin, or a label that already looks like a derived name,
+    ``x_y-887fcea6a803``) becomes a readable slug plus a hash of the whole label."""
+    if _KEPT.fullmatch(label) and not label.endswith(".") and not _HASHED.fullmatch(label):
         return label
-    slug = _UNSAFE_RUN.sub("_", label).strip("._-")[:60] or "name"
+    slug = _UNSAFE_RUN.sub("_", label.lower()).strip("._-")[:60] or "name"
     digest = hashlib.sha256(label.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{slug}-{digest}"

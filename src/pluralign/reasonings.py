@@ -20,7 +20,7 @@ from pluralign import prompts as prompt_module
 from pluralign.attributes import AttributeRegistry
 from pluralign.data.benchmark import load_probes, save_probes
 from pluralign.errors import InputError
-from pluralign.files import append_jsonl, read_jsonl, repair_torn_tail
+from pluralign.files import append_jsonl, exclusive, read_jsonl, repair_torn_tail
 from pluralign.judges.base import AnswerOptions, Backend, GenerationSettings, JudgeRequest
 from pluralign.options import cli
 from pluralign.probes import Probe
@@ -69,6 +69,29 @@ def add_reasonings(
     options = options or ReasoningOptions()
     prompt_set = PromptSet(options.prompts)
     progress_file = benchmark_dir / PROGRESS
+    busy = InputError(
+        f"another pluralign process is writing reasonings for {benchmark_dir}; wait for it (one writer per "
+        "benchmark, so neither rewrites train.json with fewer reasonings)"
+    )
+    with exclusive(progress_file, busy):  # the progress log is appended, never replaced: a stable lock
+        return _add_reasonings(
+            train_file, progress_file, backend, registry, options, prompt_set, seed, overwrite, limit, on_progress
+        )  # fmt: skip
+
+
+def _add_reasonings(
+    train_file: Path,
+    progress_file: Path,
+    backend: Backend,
+    registry: AttributeRegistry,
+    options: ReasoningOptions,
+    prompt_set: PromptSet,
+    seed: int,
+    overwrite: bool,
+    limit: int | None,
+    on_progress: Callable[[int, int], None] | None,
+) -> ReasoningStats:
+    probes = load_probes(train_file)  # read again under the lock: another writer may have just finished
     repair_torn_tail(progress_file)
     done: dict[int, list[dict[str, str]]] = {}
     for record in read_jsonl(progress_file, "reasoning progress"):

@@ -22,22 +22,32 @@ from pluralign.selection import Metric, TieRule, select
 from pluralign.targets import AlignmentTarget
 
 
+def input_output_records(probes: Sequence[Probe], decisions: Sequence[Decision]) -> list[dict[str, Any]]:
+    """One target's decisions in the reference implementation's ``input_output.json`` form."""
+    return [
+        {
+            "item": d.item,
+            "input": probes[d.item].model_dump(exclude_none=True),
+            "output": {
+                "selected_response_index": d.chosen,
+                "reasoning": d.reasoning,
+                "choice_info": {"predictions": d.predictions} if d.predictions is not None else {},
+            },
+        }
+        for d in decisions
+        if d.failed is None
+    ]
+
+
 def write_input_output(path: Path, probes: Sequence[Probe], decisions: Sequence[Decision]) -> None:
-    write_json_atomic(
-        path,
-        [
-            {
-                "item": d.item,
-                "input": probes[d.item].model_dump(exclude_none=True),
-                "output": {
-                    "selected_response_index": d.chosen,
-                    "reasoning": d.reasoning,
-                    "choice_info": {"predictions": d.predictions} if d.predictions is not None else {},
-                },
-            }
-            for d in decisions
-            if d.failed is None
-        ],
+    write_json_atomic(path, input_output_records(probes, decisions))
+
+
+def is_input_output(data: Any) -> bool:
+    """Whether ``data`` is what :func:`input_output_records` writes: the proof that lets a run's
+    ``--overwrite`` remove a file of ``input_output/`` (anything else there is left alone)."""
+    return isinstance(data, list) and all(
+        isinstance(r, dict) and set(r) == {"item", "input", "output"} and isinstance(r["output"], dict) for r in data
     )
 
 

@@ -13,14 +13,15 @@ report, the service, benchmarks).
     .lock               held while a process writes the run
 
 Readers never change a file (a corrupt line is skipped with a warning); the writer holds
-``.lock`` so two processes never judge the same run at once.
+``.lock`` so two processes never judge the same run at once. Nothing under the folder is read
+or written through a link, a pipe or a device (:func:`pluralign.files.open_under`): a run folder
+may come from an archive or a clone. ``--overwrite`` removes only what a run writes: its own
+file names, and the files of ``input_output/`` that hold the reference format.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,12 +33,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pluralign.errors import InputError, RunLockedError, validation_message
 from pluralign.files import (
     append_jsonl,
-    open_own,
-    read_json,
+    exclusive,
+    exists_under,
+    list_under,
+    read_json_under,
     read_jsonl,
+    remove_under,
     repair_torn_tail,
-    write_json_atomic,
-    write_text_atomic,
+    write_bytes_under,
+    write_json_under,
 )
 from pluralign.group_metrics import GroupDecision, GroupResult
 from pluralign.groups import GroupTarget
@@ -45,7 +49,7 @@ from pluralign.methods.base import Judgement
 from pluralign.metrics import Decision, TargetResult, results_payload
 from pluralign.names import file_stem
 from pluralign.probes import Probe
-from pluralign.reference import write_input_output
+from pluralign.reference import input_output_records, is_input_output
 from pluralign.strict import validate_each
 from pluralign.targets import AlignmentTarget
 
@@ -100,38 +104,43 @@ def is_run(path: Path) -> bool:
 
 
 class RunDir:
-    """Reads and writes one evaluation run folder."""
+    """Reads and writes one evaluation run folder.
 
-    def __init__(self, path: str | Path) -> None:
+    ``root`` is the folder the user named that holds the run (the run itself by default; the
+    run browser's ``--runs``): nothing below it is reached through a link."""
+
+    def __init__(self, path: str | Path, root: str | Path | None = None, limit: int | None = None) -> None:
         self.path = Path(path)
+        self.root = Path(root) if root is not None else self.path
+        self.limit = limit
+        """Largest file this reader reads (the run browser's --max-run-file-bytes); None: any."""
 
-    def _own(self, path: Path) -> Path:
-        """A run's file as it is read: never through a link, which could lead anywhere (a run
-        folder may come from a clone or an archive)."""
-        if path.is_symlink():
-            raise InputError(f"{path} is a link; pluralign reads only a run's own files")
-        return path
+    def _rel(self, name: str) -> Path:
+        return self.path.relative_to(self.root) / name if self.path != self.root else Path(name)
+
+    def _read_json(self, name: str, what: str) -> Any:
+        return read_json_under(self.root, self._rel(name), what, self.limit)
+
+    def _read_jsonl(self, name: str, what: str) -> list[Any]:
+        return read_jsonl(self._rel(name), what, root=self.root, limit=self.limit)
+
+    def _has(self, name: str) -> bool:
+        return exists_under(self.root, self._rel(name))
 
     # -- writing -------------------------------------------------------------------------------
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Held while judging: a second process on the same folder gets a clear error."""
         self.path.mkdir(parents=True, exist_ok=True)
-        handle = open_own(self.path / LOCK, "a+")
-        try:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunLockedError(
-                    f"{self.path} is being written by another pluralign process; wait for it or use another --out"
-                ) from None
+        busy = RunLockedError(
+            f"{self.path} is being written by another pluralign process; wait for it or use another --out"
+        )
+        with exclusive(self.path / LOCK, busy) as handle:
             handle.seek(0)
             handle.truncate()
             handle.write(f"{os.getpid()}\n")
             handle.flush()
             yield
-        finally:
-            handle.close()
 
     def check_writable(self, overwrite: bool) -> None:
         if self.path.exists() and not self.path.is_dir():
@@ -153,7 +162,7 @@ class RunDir:
         run_file = self.path / RUN_FILE
         if run_file.exists() and not overwrite:
             try:
-                previous = read_json(self._own(run_file), "run file")
+                previous = self._read_json(RUN_FILE, "run file")
             except InputError:
                 raise InputError(f"{run_file} is corrupted; pass --overwrite to start again") from None
             if not isinstance(previous, dict) or previous.get("identity") not in (identity, earlier or identity):
@@ -161,12 +170,30 @@ class RunDir:
                     f"{self.path} holds a run with another method, benchmark or seed; "
                     "use another --out or pass --overwrite"
                 )
-        if overwrite:  # everything a run writes, so no stale record outlives it
+        if overwrite:  # everything a run writes, so no stale record outlives it; nothing else
             for name in (JUDGEMENTS, DECISIONS, GROUP_DECISIONS, RESULTS, CALLS):
-                (self.path / name).unlink(missing_ok=True)
-            shutil.rmtree(self.path / INPUT_OUTPUT, ignore_errors=True)
-        write_json_atomic(run_file, {"identity": identity})
+                remove_under(self.root, self._rel(name))
+            self._remove_input_output()
+        write_json_under(self.root, self._rel(RUN_FILE), {"identity": identity})
         repair_torn_tail(self.path / JUDGEMENTS)
+
+    def _remove_input_output(self) -> None:
+        """The reference-format files of ``input_output/`` (a note a person left there stays),
+        then the folder if that leaves it empty."""
+        folder = self._rel(INPUT_OUTPUT)
+        for name in list_under(self.root, folder):
+            if not name.endswith(".json"):
+                continue
+            try:
+                ours = is_input_output(read_json_under(self.root, folder / name, "input_output file"))
+            except InputError:
+                ours = False
+            if ours:
+                remove_under(self.root, folder / name)
+        try:
+            os.rmdir(self.path / INPUT_OUTPUT)
+        except OSError:
+            pass
 
     def save_judgement(self, item: int, key: str, judgement: Judgement) -> None:
         append_jsonl(self.path / JUDGEMENTS, JudgementRecord(item=item, key=key, judgement=judgement).model_dump())
@@ -185,23 +212,28 @@ class RunDir:
     ) -> None:
         groups = groups or GroupOutputs()
         lines = [d.model_dump_json() for t in targets for d in decisions[t.name]]
-        write_text_atomic(self.path / DECISIONS, "".join(line + "\n" for line in lines))
-        if groups.groups or (self.path / GROUP_DECISIONS).exists():  # a rerun without groups leaves none stale
+        write_bytes_under(self.root, self._rel(DECISIONS), "".join(line + "\n" for line in lines).encode())
+        if groups.groups or self._has(GROUP_DECISIONS):  # a rerun without groups leaves none stale
             lines = [d.model_dump_json() for g in groups.groups for d in groups.decisions[g.name]]
-            write_text_atomic(self.path / GROUP_DECISIONS, "".join(line + "\n" for line in lines))
+            write_bytes_under(self.root, self._rel(GROUP_DECISIONS), "".join(line + "\n" for line in lines).encode())
         payload = results_payload(results, extra)
         payload["target_values"] = {t.name: t.to_file_dict() for t in targets}
         if groups.groups:
             payload["groups"] = [r.model_dump() for r in groups.results]
             payload["group_values"] = {g.name: g.to_file_dict() for g in groups.groups}
-        write_json_atomic(self.path / RESULTS, payload)
+        write_json_under(self.root, self._rel(RESULTS), payload)
         for target in targets:
-            write_input_output(self.input_output_path(target.name), probes, decisions[target.name])
+            records = input_output_records(probes, decisions[target.name])
+            write_json_under(self.root, self._rel(self.input_output_name(target.name)), records)
+
+    @staticmethod
+    def input_output_name(target: str) -> str:
+        """A target's reference-format file inside the run: a target's name is a label, so the
+        file name is derived from it (:func:`pluralign.names.file_stem`) and stays in the folder."""
+        return f"{INPUT_OUTPUT}/{file_stem(target)}.json"
 
     def input_output_path(self, target: str) -> Path:
-        """Where a target's reference-format file lives: a target's name is a label, so the
-        file name is derived from it (:func:`pluralign.names.file_stem`) and stays in the folder."""
-        return self.path / INPUT_OUTPUT / f"{file_stem(target)}.json"
+        return self.path / self.input_output_name(target)
 
     @property
     def results_path(self) -> Path:
@@ -223,11 +255,11 @@ class RunDir:
     # -- reading -------------------------------------------------------------------------------
     def finished(self) -> bool:
         """A run that has results to show (the service's run browser lists only these)."""
-        return (self.path / RESULTS).is_file()
+        return self._has(RESULTS)
 
     def records(self) -> list[JudgementRecord]:
         out = []
-        for raw in read_jsonl(self._own(self.path / JUDGEMENTS), "judgements"):
+        for raw in self._read_jsonl(JUDGEMENTS, "judgements"):
             try:
                 out.append(JudgementRecord.model_validate(raw))
             except ValidationError:
@@ -252,9 +284,9 @@ class RunDir:
 
     def results(self) -> RunResults:
         path = self.path / RESULTS
-        if not path.exists():
+        if not self._has(RESULTS):
             raise InputError(f"{self.path} has no {RESULTS}; is it a finished run?")
-        raw = read_json(self._own(path), "results file")
+        raw = self._read_json(RESULTS, "results file")
         if not isinstance(raw, dict):
             raise InputError(f"{path}: expected a JSON object, found a {type(raw).__name__}")
         try:
@@ -264,24 +296,24 @@ class RunDir:
 
     def decisions(self) -> list[Decision]:
         path = self.path / DECISIONS
-        if not path.exists():
+        if not self._has(DECISIONS):
             raise InputError(f"{self.path} has no {DECISIONS}; is it a finished run?")
-        return validate_each(Decision, read_jsonl(self._own(path), "decisions"), lambda i: f"{path}: record {i + 1}: ")
+        return validate_each(Decision, self._read_jsonl(DECISIONS, "decisions"), lambda i: f"{path}: record {i + 1}: ")
 
     def group_decisions(self) -> list[GroupDecision]:
         """The run's group decisions (none for a run without group targets)."""
         path = self.path / GROUP_DECISIONS
-        if not path.exists():
+        if not self._has(GROUP_DECISIONS):
             return []
-        records = read_jsonl(self._own(path), "group decisions")
+        records = self._read_jsonl(GROUP_DECISIONS, "group decisions")
         return validate_each(GroupDecision, records, lambda i: f"{path}: record {i + 1}: ")
 
     def probes(self, target: str) -> dict[int, Any]:
         """Eval item -> its input, as written in the reference format for one target."""
         path = self.input_output_path(target)
-        if not path.exists():
+        if not self._has(self.input_output_name(target)):
             return {}
-        raw = read_json(self._own(path), "input_output file")
+        raw = self._read_json(self.input_output_name(target), "input_output file")
         if not isinstance(raw, list):
             raise InputError(f"{path}: expected a list of records")
         out: dict[int, Any] = {}

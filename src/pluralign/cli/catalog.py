@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pluralign.cli.common import AttributesOpt, console, fail, registry_from, say
+from pluralign.strict import MAX_SEED
 
 targets_app = typer.Typer(no_args_is_help=True, help="Alignment targets.")
 attributes_app = typer.Typer(no_args_is_help=True, help="Attributes.")
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
 def targets_sample(
     attributes: Annotated[int, typer.Option("--attributes", help="Attributes per target (K).")],
     count: Annotated[int, typer.Option(help="How many targets (N).")] = 10,
-    seed: Annotated[int, typer.Option(help="random.seed, as the paper (42).")] = 42,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random.seed, as the paper (42).")] = 42,
     levels: Annotated[int | None, typer.Option(help="Label levels (5 HelpSteer2, 7 MIC).")] = None,
     preset: Annotated[str, typer.Option(help="helpsteer2 or mic: attribute names and levels.")] = "helpsteer2",
     names: Annotated[str | None, typer.Option(help="Comma-separated attribute names (overrides preset).")] = None,

@@ -23,6 +23,7 @@ from pluralign.errors import InputError
 from pluralign.files import read_json
 from pluralign.methods.registry import DEFAULT_METHOD
 from pluralign.settings import make_settings
+from pluralign.strict import MAX_SEED
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +52,7 @@ def choose_cmd(
         Path | None, typer.Option("--input", help="JSON file with question (or prompt) and responses.")
     ] = None,
     method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = DEFAULT_METHOD,
-    seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for sampling and shuffling.")] = 0,
     metric: MetricOpt = "auto",
     ties: TiesOpt = "exact",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,

@@ -16,6 +16,7 @@ from pluralign.cli.common import (
     with_options,
 )
 from pluralign.settings import make_settings
+from pluralign.strict import MAX_SEED
 
 data_app = typer.Typer(no_args_is_help=True, help="Build benchmarks.")
 
@@ -64,7 +65,7 @@ def data_reasonings(
     benchmark: Annotated[Path, typer.Option(help="Benchmark folder whose train.json gets reasonings.")],
     overwrite: Annotated[bool, typer.Option(help="Write new reasonings over existing ones.")] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N train items.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for sampling.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for sampling.")] = 0,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
 ) -> None:

@@ -26,6 +26,7 @@ from pluralign.cli.common import (
     with_settings_options,
 )
 from pluralign.settings import make_settings
+from pluralign.strict import MAX_SEED
 
 EXIT_PENDING = 3
 """``eval --backend batch``: requests were written; nothing is scored until they are imported."""
@@ -66,7 +67,7 @@ def eval_cmd(
     ] = None,
     out: Annotated[Path, typer.Option(help="Run directory.")] = Path("runs/latest"),
     limit: Annotated[int | None, typer.Option(help="Only the first N eval items.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for sampling and shuffling.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for sampling and shuffling.")] = 0,
     metric: MetricOpt = "auto",
     ties: TiesOpt = "exact",
     overwrite: Annotated[bool, typer.Option(help="Start the run directory afresh.")] = False,

@@ -9,6 +9,7 @@ import typer
 
 from pluralign.cli.common import AttributesOpt, console, registry_from, say, with_options
 from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.strict import MAX_SEED
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +28,7 @@ def respond_cmd(
     target: Annotated[str, typer.Option(help="Target JSON file or inline JSON, or a group (see `choose --help`).")],
     question: Annotated[str, typer.Option(help="What to answer.")],
     method: Annotated[str, typer.Option(help="Method that judges the candidates.")] = DEFAULT_METHOD,
-    seed: Annotated[int, typer.Option(help="Seed of the candidates and of the judge.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed of the candidates and of the judge.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,

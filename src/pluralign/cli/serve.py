@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
@@ -42,7 +41,8 @@ def serve_cmd(
     from pluralign.generators import GeneratorOptions
     from pluralign.methods import build_method, method_spec
     from pluralign.options import take
-    from pluralign.server.app import LOOPBACK_NAMES, create_app
+    from pluralign.server.admission import LOOPBACK_NAMES
+    from pluralign.server.app import create_app
     from pluralign.server.config import ServerConfig, ServiceOptions
 
     method_spec(method)
@@ -51,11 +51,7 @@ def serve_cmd(
     given = dict(options or {})
     limits = take(ServiceOptions, given)
     generator = take(GeneratorOptions, given)
-    key = None
-    if limits.service_key_env:
-        key = os.environ.get(limits.service_key_env)
-        if not key:
-            raise InputError(f"--service-key-env {limits.service_key_env}: that environment variable is not set")
+    keys = limits.keys()  # a variable that is not set, or a key two namespaces share, fails here in one line
     if limits.allowed_hosts is None and host.lower() in LOOPBACK_NAMES:
         limits = limits.model_copy(update={"allowed_hosts": list(LOOPBACK_NAMES)})
     settings = make_settings(given)
@@ -65,11 +61,11 @@ def serve_cmd(
         preloaded=preloaded,
         settings=settings,
         limits=limits,
-        api_key=key,
+        keys=keys,
         registry=registry_from(attributes_file),
         generator=generator,
     )
-    if key is None and limits.allowed_hosts is None:
+    if not keys and limits.allowed_hosts is None:
         say(
             f"warning: serving on {host} without --service-key-env: anyone who can reach this address may use "
             "every route",

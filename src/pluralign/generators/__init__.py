@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from pluralign.judges.base import ChatMessage, Usage
 from pluralign.options import Options, cli
+from pluralign.redact import SecretEnv, SecretURL
 
 DEFAULT_CANDIDATES = 4
 DEFAULT_GENERATOR_TEMPERATURE = 0.8
@@ -32,7 +33,7 @@ class GeneratorOptions(Options):
     candidates: int = Field(
         default=DEFAULT_CANDIDATES, ge=2, le=16, description="Candidates drawn per request.", json_schema_extra=_gen()
     )
-    generator_base_url: str | None = Field(
+    generator_base_url: SecretURL | None = Field(
         default=None,
         description="An OpenAI-compatible server that writes the candidates (default: the local llama.cpp model).",
         json_schema_extra=_gen(),
@@ -42,7 +43,7 @@ class GeneratorOptions(Options):
         description="The generator's model (a server's model name; locally a GGUF alias or path, default the judge's).",
         json_schema_extra=_gen(),
     )
-    generator_api_key_env: str | None = Field(
+    generator_api_key_env: SecretEnv | None = Field(
         default=None,
         min_length=1,
         description="Environment variable with the generator's key.",
@@ -77,6 +78,11 @@ class Candidates(BaseModel):
     texts: list[str]
     usage: Usage = Usage()
     model: str
+    finish_reasons: list[str] = []
+    """Why each candidate ended ("stop", "length"), as its generator said; empty if it did not."""
+
+    def finish_reason(self, index: int) -> str:
+        return self.finish_reasons[index] if index < len(self.finish_reasons) else "stop"
 
 
 class Generator(Protocol):

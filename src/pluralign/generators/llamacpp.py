@@ -14,6 +14,7 @@ from typing import Any
 
 from pluralign import deadline
 from pluralign.cpu import default_threads
+from pluralign.errors import ContextLengthError
 from pluralign.generators import Candidates, Draw
 from pluralign.judges.base import ChatMessage, Usage
 from pluralign.weights import resolve_gguf
@@ -52,19 +53,27 @@ class LlamaCppGenerator:
     def generate_sync(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
         with self._lock:
             llm = self._load()
-            texts, usage = [], Usage()
+            texts, reasons, usage = [], [], Usage()
             for i in range(draw.k):
-                out = llm.create_chat_completion(
-                    messages=[m.model_dump() for m in messages],
-                    temperature=draw.temperature,
-                    max_tokens=draw.max_tokens,
-                    seed=draw.seed + i,
-                )
+                try:
+                    out = llm.create_chat_completion(
+                        messages=[m.model_dump() for m in messages],
+                        temperature=draw.temperature,
+                        max_tokens=draw.max_tokens,
+                        seed=draw.seed + i,
+                    )
+                except ValueError as exc:  # llama.cpp says a prompt does not fit with a ValueError
+                    if "context window" in str(exc) or "exceed" in str(exc):
+                        raise ContextLengthError(
+                            f"the conversation does not fit the generator's context of {N_CTX} tokens ({exc})"
+                        ) from None
+                    raise
                 texts.append(out["choices"][0]["message"]["content"] or "")
+                reasons.append(out["choices"][0].get("finish_reason") or "stop")
                 usage = usage + Usage(
                     prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"]
                 )
-        return Candidates(texts=texts, usage=usage, model=self.model)
+        return Candidates(texts=texts, usage=usage, model=self.model, finish_reasons=reasons)
 
     async def generate(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
         ctx = contextvars.copy_context()

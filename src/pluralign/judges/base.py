@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pluralign import deadline
+from pluralign import deadline, strict
 from pluralign.errors import InvalidOutputError
 from pluralign.judges import calllog
 from pluralign.options import Options, cli
@@ -126,7 +126,7 @@ class RawAnswer(BaseModel):
 def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Strict JSON (no raw control characters in strings) that obeys the schema."""
     try:
-        data = json.loads(text)
+        data = strict.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
     except (ValueError, RecursionError) as exc:  # a number of thousands of digits, nesting too deep

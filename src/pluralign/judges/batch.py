@@ -16,6 +16,7 @@ What was exported is remembered in the cache file (tables ``batch_requests`` and
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -26,7 +27,7 @@ from typing import Any
 from pydantic import Field
 
 from pluralign.errors import BatchPending, InputError, InvalidOutputError, UpstreamError
-from pluralign.files import open_own
+from pluralign.files import open_own, open_read
 from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import RETRY_TEMPERATURE, JudgeRequest, JudgeResult, Usage, parse_answer
 from pluralign.judges.cache import JudgementCache, request_key
@@ -214,8 +215,10 @@ def import_results(paths: Iterable[Path], cache: JudgementCache) -> ImportReport
 
 
 def _import_file(path: Path, cache: JudgementCache, report: ImportReport, touched: set[str]) -> None:
-    try:
-        handle = open(path, encoding="utf-8")
+    try:  # never waits on a pipe without a writer
+        handle = io.TextIOWrapper(open_read(path), encoding="utf-8")
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a batch results file") from None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
     with handle:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -20,7 +21,8 @@ from typing import Any
 
 from pydantic import Field
 
-from pluralign.errors import CacheError, CacheLockedError, NotACacheError
+from pluralign.errors import CacheError, CacheLockedError, InputError, NotACacheError
+from pluralign.files import open_regular, regular_or_absent
 from pluralign.home import home
 from pluralign.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.options import Options, cli
@@ -32,14 +34,18 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def _header(path: Path) -> bytes | None:
-    """The first 100 bytes of an existing file (SQLite's header), or None if there is none."""
+    """The first 100 bytes of an existing file (SQLite's header), or None if there is none. Only
+    a regular file reached without a link is a cache (SQLite would follow a link, and block on a
+    named pipe)."""
     try:
-        with open(path, "rb") as handle:
+        regular_or_absent(path, "cache")
+    except InputError as exc:
+        raise NotACacheError(str(exc)) from None
+    try:
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as handle:
             return handle.read(100)
     except FileNotFoundError:
         return None
-    except IsADirectoryError:
-        raise CacheError(f"cache {path} is a directory, not a cache file") from None
     except OSError as exc:
         raise CacheError(f"cannot open cache {path}: {exc.strerror}") from None
 

@@ -34,7 +34,7 @@ from pluralign.errors import (
 from pluralign.judges import BackendSpec, register_backend
 from pluralign.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
 from pluralign.options import Options, cli
-from pluralign.redact import redact, register_secret, shorten
+from pluralign.redact import SecretEnv, SecretURL, redact, shorten
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
@@ -44,6 +44,9 @@ if TYPE_CHECKING:  # httpx and asyncio load when the backend sends, not when the
     import httpx
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+SERVER_FAULTS = {500}
+"""Retried, and then a fault of the server (502 to our clients); the other retried statuses say
+the server is busy or cannot be reached (503)."""
 _CTX_PATTERNS = (
     re.compile(r"maximum context length is (\d+) tokens.*?(?:requested|resulted in) (\d+) tokens", re.S),
     re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)"),
@@ -98,7 +101,8 @@ def _status_error(url: str, status: int, response: httpx.Response, body: str) ->
     return UpstreamError(f"{url} answered {status}: {shown}")
 
 
-def _context_error(text: str) -> ContextLengthError | None:
+def context_error(text: str) -> ContextLengthError | None:
+    """The error an OpenAI-compatible server's context-overflow message means (None: not one)."""
     first = _CTX_PATTERNS[0].search(text)
     if first:
         have, need = int(first.group(1)), int(first.group(2))
@@ -212,15 +216,17 @@ class ResponseFormatOption(Options):
 class OpenAIOptions(ResponseFormatOption):
     """What can be set about a judge behind an OpenAI-compatible server."""
 
-    base_urls: list[str] = Field(
+    base_urls: list[SecretURL] = Field(
         default_factory=lambda: [DEFAULT_BASE_URL],
         min_length=1,
+        validate_default=True,
         description="OpenAI-compatible base URL; repeat for replicas.",
         json_schema_extra=cli("--base-url"),
     )
-    judge_api_key_env: str = Field(
+    judge_api_key_env: SecretEnv = Field(
         default="OPENAI_API_KEY",
         min_length=1,
+        validate_default=True,
         description="Environment variable holding the judge server's API key.",
         json_schema_extra=cli(old=("--api-key-env", "--backend-api-key-env")),
     )
@@ -252,8 +258,7 @@ class OpenAIBackend:
         self.model = model
         self.base_urls = [check_base_url(u) for u in options.base_urls]
         self._shown_urls = {u: redact(u) for u in self.base_urls}
-        self._api_key = os.environ.get(options.judge_api_key_env, "")
-        register_secret(self._api_key)
+        self._api_key = os.environ.get(options.judge_api_key_env, "")  # registered for redaction by the option
         self.concurrency = options.concurrency
         self.timeout = options.timeout
         self.max_retries = options.max_retries
@@ -276,6 +281,7 @@ class OpenAIBackend:
         import httpx
 
         last = ""
+        answered: int | None = None  # the status of the last try, if the server answered at all
         for attempt in range(self.max_retries + 1):
             deadline.check()
             url = self._next_url()
@@ -308,18 +314,18 @@ class OpenAIBackend:
                 if timed_out:
                     kind += f" (no complete answer within {timeout:g} s)"
                 last = shorten(f"{shown}: {kind} {exc}".strip(), 300)
-                wait = None
+                wait, answered = None, None
             else:
                 if response.status_code == 200:
                     return self._parse(response)
                 text = _text(response)[:2000]
-                ctx = _context_error(text)
+                ctx = context_error(text)
                 if ctx is not None:
                     raise ctx
                 if response.status_code not in RETRY_STATUS:
                     raise _status_error(shown, response.status_code, response, text)
-                last = f"{shown} answered {response.status_code}"
-                wait = _retry_after(response)
+                last = f"{shown} answered {response.status_code}: {shorten(text, 200)}"
+                wait, answered = _retry_after(response), response.status_code
             if attempt == self.max_retries:
                 break
             delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
@@ -328,7 +334,10 @@ class OpenAIBackend:
             if left is not None and pause >= left:
                 raise DeadlineExceeded(f"the judge server did not answer in time ({last})")
             await asyncio.sleep(pause)
-        raise BackendUnavailableError(f"server unreachable after {self.max_retries + 1} tries ({last})")
+        tries = self.max_retries + 1
+        if answered in SERVER_FAULTS:  # it answered, with a fault of its own: a bad gateway for our clients
+            raise UpstreamError(f"the judge server failed {tries} {'time' if tries == 1 else 'times'} ({last})")
+        raise BackendUnavailableError(f"server unreachable after {tries} tries ({last})")
 
     async def _send(self, client: httpx.AsyncClient, url: str, body: dict[str, Any], timeout: float) -> httpx.Response:
         """POST and read the whole answer within ``timeout`` seconds overall (httpx's own

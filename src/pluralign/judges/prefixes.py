@@ -14,6 +14,7 @@ ignored with a warning (and replaced by the next write), never trusted, never un
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -129,14 +130,23 @@ class PrefixStore:
 
 
 def _read_entry(path: Path, key: bytes, n_tokens: int) -> bytes | None:
-    """The payload of a valid entry, or None (missing; or not ours, torn or corrupt: warned)."""
+    """The payload of a valid entry, or None (missing; or not ours, torn or corrupt: warned).
+    Only a regular file is read (never through a link, never a pipe, which would block the
+    judge, or a device such as /dev/zero), and never more than its header says it holds."""
     try:
-        raw = path.read_bytes()
+        fd = open_regular(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        log.warning("prefix store: cannot read %s (%s); computing the prefix again", path, exc.strerror)
+        why = "a link or not a regular file" if exc.errno in (errno.ELOOP, errno.EINVAL) else exc.strerror
+        log.warning("prefix store: %s is %s; computing the prefix again", path, why)
         return None
+    with os.fdopen(fd, "rb") as handle:
+        raw = handle.read(_HEADER.size)
+        if len(raw) == _HEADER.size:
+            size = _HEADER.unpack_from(raw)[4]
+            if size <= os.fstat(handle.fileno()).st_size:  # a header cannot make us read what is not there
+                raw += handle.read(size + 1)
     problem = _problem(raw, key, n_tokens)
     if problem:
         log.warning("prefix store: %s %s; computing the prefix again", path, problem)

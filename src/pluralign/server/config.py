@@ -3,6 +3,8 @@ offers as flags, declared here once) and what it serves."""
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,11 +12,16 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
+from pluralign.errors import InputError
 from pluralign.generators import GeneratorOptions
 from pluralign.methods import Method
 from pluralign.methods.registry import DEFAULT_METHOD
 from pluralign.options import Options, cli
+from pluralign.redact import SecretEnv, register_env
 from pluralign.settings import Settings
+from pluralign.userstore import DEFAULT_COMPLETION_TTL, DEFAULT_NAMESPACE
+
+NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _service(flag: str | None = None, old: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -24,11 +31,25 @@ def _service(flag: str | None = None, old: tuple[str, ...] = ()) -> dict[str, An
 class ServiceOptions(Options):
     """The service's own key and its size, work and time limits."""
 
-    service_key_env: str | None = Field(
+    service_key_env: SecretEnv | None = Field(
         default=None,
         min_length=1,
         description="Require the key in this environment variable on every request.",
         json_schema_extra=_service(old=("--api-key-env",)),
+    )
+    namespace_key_env: list[str] | None = Field(
+        default=None,
+        description="NAMESPACE=VARIABLE: a key (in that environment variable) whose requests see only the users "
+        "and completions of that namespace; repeatable, one per application.",
+        json_schema_extra=_service("--namespace-key-env"),
+    )
+    completion_ttl: float = Field(
+        default=DEFAULT_COMPLETION_TTL,
+        gt=0,
+        le=366 * 86_400,
+        allow_inf_nan=False,
+        description="Seconds a steered completion is kept for feedback (then trimmed).",
+        json_schema_extra=_service(),
     )
     max_body_bytes: int = Field(
         default=1_000_000, ge=1024, description="Largest request body.", json_schema_extra=_service()
@@ -132,6 +153,34 @@ class ServiceOptions(Options):
             raise ValueError(f"{value} is not an existing folder")
         return value
 
+    @field_validator("namespace_key_env")
+    @classmethod
+    def _namespace_keys(cls, value: list[str] | None) -> list[str] | None:
+        for entry in value or []:
+            namespace, sep, variable = entry.partition("=")
+            if not sep or not NAMESPACE.fullmatch(namespace) or not variable:
+                raise ValueError(f"{entry!r}: give NAMESPACE=VARIABLE (a namespace of 1-64 letters, digits, _ or -)")
+            register_env(variable)
+        return value
+
+    def keys(self) -> dict[str, str]:
+        """Namespace -> the key its requests carry, read from the environment (an InputError
+        names a variable that is not set, or two namespaces that share one key)."""
+        wanted = [(DEFAULT_NAMESPACE, self.service_key_env)] if self.service_key_env else []
+        wanted += [tuple(e.partition("=")[::2]) for e in self.namespace_key_env or []]  # type: ignore[misc]
+        keys: dict[str, str] = {}
+        for namespace, variable in wanted:
+            key = os.environ.get(variable, "")
+            flag = "--service-key-env" if namespace == DEFAULT_NAMESPACE else "--namespace-key-env"
+            if not key:
+                raise InputError(f"{flag} {variable}: that environment variable is not set")
+            if namespace in keys:
+                raise InputError(f"{flag}: the namespace {namespace!r} is given two keys")
+            if key in keys.values():
+                raise InputError(f"{flag} {variable}: two namespaces share one key")
+            keys[namespace] = key
+        return keys
+
     @field_validator("allowed_hosts")
     @classmethod
     def _host_names(cls, value: list[str] | None) -> list[str] | None:
@@ -140,12 +189,13 @@ class ServiceOptions(Options):
 
 @dataclass
 class ServerConfig:
-    """The service's limits, what it serves and the key it requires (None: none)."""
+    """The service's limits, what it serves and the keys it requires (namespace -> key; none:
+    every request is in the default namespace)."""
 
     method: str = DEFAULT_METHOD
     settings: Settings = field(default_factory=lambda: Settings())
     limits: ServiceOptions = field(default_factory=ServiceOptions)
-    api_key: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)
     registry: AttributeRegistry = field(default_factory=lambda: DEFAULT_REGISTRY)
     preloaded: Method | None = None
     generator: GeneratorOptions = field(default_factory=GeneratorOptions)

@@ -2,7 +2,9 @@
 re-entrant), behind a bounded queue with a deadline per decision.
 
 * A full queue answers at once (:class:`QueueFull`, a 503 with Retry-After estimated from
-  recent decision times) instead of piling up work.
+  recent decision times) instead of piling up work. A request that does work before its
+  decision (drawing candidates from a generator) takes its place in the queue first
+  (:meth:`DecisionQueue.ticket`), so a full queue refuses it before anything is paid for.
 * Each decision carries a :class:`~pluralign.deadline.Deadline`: it counts from
   when the request arrived, so time spent waiting counts too. When it passes, or the client
   disconnects, the request is answered (504) or dropped at once, and the judge stops at its
@@ -15,8 +17,9 @@ import asyncio
 import contextvars
 import math
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pluralign.deadline import Deadline, deadline
@@ -53,13 +56,7 @@ class DecisionQueue:
     def retry_after(self) -> int:
         return max(1, min(3600, math.ceil(self._mean_seconds * max(1, self._inflight))))
 
-    def _finished(self, seconds: float | None) -> None:
-        with self._lock:
-            self._inflight -= 1
-            if seconds is not None:
-                self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * seconds
-
-    async def run(self, work: Callable[[], T], disconnected: Callable[[], Awaitable[bool]] | None = None) -> T:
+    def _admit(self) -> None:
         with self._lock:
             if self._inflight >= self.max_waiting + 1:
                 raise QueueFull(
@@ -67,6 +64,37 @@ class DecisionQueue:
                     self.retry_after(),
                 )
             self._inflight += 1
+
+    def _release(self) -> None:
+        with self._lock:
+            self._inflight -= 1
+
+    def _timed(self, seconds: float) -> None:
+        with self._lock:
+            self._mean_seconds = 0.7 * self._mean_seconds + 0.3 * seconds
+
+    @contextmanager
+    def ticket(self) -> Iterator[Ticket]:
+        """A place in the queue held for a whole request (:class:`QueueFull` at once if there is
+        none): its runs do not queue again, and nothing before them runs when the queue is full."""
+        self._admit()
+        held = Ticket(self)
+        try:
+            yield held
+        finally:
+            held._drop()
+
+    async def run(
+        self,
+        work: Callable[[], T],
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+        ticket: Ticket | None = None,
+    ) -> T:
+        if ticket is None:
+            with self.ticket() as own:
+                return await self.run(work, disconnected, own)
+        if ticket.queue is not self:
+            raise ValueError("a ticket of another queue")
         handle = Deadline(self.timeout, "decision")
         loop = asyncio.get_running_loop()
 
@@ -74,17 +102,15 @@ class DecisionQueue:
             import time
 
             started = time.monotonic()
-            ok = False
-            try:
-                with deadline(None, handle=handle):
-                    handle.check()  # expired or abandoned while it waited: do nothing
-                    result = work()
-                    ok = True
-                    return result
-            finally:
-                self._finished(time.monotonic() - started if ok else None)
+            with deadline(None, handle=handle):
+                handle.check()  # expired or abandoned while it waited: do nothing
+                result = work()
+            self._timed(time.monotonic() - started)
+            return result
 
+        ticket._hold()  # an abandoned job keeps its place until it has really stopped
         future = loop.run_in_executor(self._executor, contextvars.copy_context().run, job)
+        future.add_done_callback(lambda _: ticket._drop())
         try:
             while True:
                 done, _ = await asyncio.wait({future}, timeout=POLL_SECONDS)
@@ -103,3 +129,24 @@ class DecisionQueue:
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class Ticket:
+    """A held place in a :class:`DecisionQueue` (see :meth:`DecisionQueue.ticket`): given back
+    when the request is done and every job it started has stopped."""
+
+    def __init__(self, queue: DecisionQueue) -> None:
+        self.queue = queue
+        self._holders = 1
+        self._lock = threading.Lock()
+
+    def _hold(self) -> None:
+        with self._lock:
+            self._holders += 1
+
+    def _drop(self) -> None:
+        with self._lock:
+            self._holders -= 1
+            last = self._holders == 0
+        if last:
+            self.queue._release()

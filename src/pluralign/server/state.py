@@ -1,7 +1,11 @@
-"""The service's shared state (config, the loaded method, the queue) and its FastAPI dependencies."""
+"""The service's shared state (config, the loaded method, admission, the queues, the user store)
+and its FastAPI dependencies."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +22,34 @@ from pluralign.errors import (
     UpstreamError,
 )
 from pluralign.generators import Generator
-from pluralign.groups import GroupTarget
+from pluralign.server.admission import Admission
 from pluralign.server.config import ServerConfig
 from pluralign.server.queue import DecisionQueue, QueueFull
-from pluralign.targets import AlignmentTarget
-from pluralign.userstore import UserStore
+from pluralign.userstore import DEFAULT_NAMESPACE, HistoryChanged, UserForgotten, UserStore
+
+
+class UserLocks:
+    """One lock per (namespace, user), held while a feedback reads, fits and stores: feedback for
+    one user in one process waits its turn instead of fitting on a history that is about to
+    change (replicas on one database still check the history when they store)."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, namespace: str, user: str) -> AsyncIterator[None]:
+        key = (namespace, user)
+        lock, waiting = self._held.get(key, (asyncio.Lock(), 0))
+        self._held[key] = (lock, waiting + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, waiting = self._held[key]
+            if waiting == 1:
+                del self._held[key]
+            else:
+                self._held[key] = (lock, waiting - 1)
 
 
 @dataclass
@@ -31,13 +58,20 @@ class ServiceState:
     queue: DecisionQueue
     profile_queue: DecisionQueue
     users: UserStore
+    admission: Admission
     chooser: Chooser | None = None
     generator: Generator | None = None
     method_config: dict[str, Any] = field(default_factory=dict)
+    user_locks: UserLocks = field(default_factory=UserLocks)
 
 
 def state(request: Request) -> ServiceState:
     return request.app.state.pluralign  # type: ignore[no-any-return]
+
+
+def namespace(request: Request) -> str:
+    """The namespace the request's key owns (set by admission; the default one without keys)."""
+    return str(getattr(request.state, "namespace", DEFAULT_NAMESPACE))
 
 
 def chooser(request: Request) -> Chooser:
@@ -47,32 +81,15 @@ def chooser(request: Request) -> Chooser:
     return s.chooser
 
 
-def check_probe(config: ServerConfig, question: str, responses: list[str]) -> None:
-    if len(responses) > config.limits.max_responses:
-        raise HTTPException(422, f"{len(responses)} responses exceed the limit of {config.limits.max_responses}")
-    longest = max([len(question), *map(len, responses)])
-    if longest > config.limits.max_text_chars:
-        raise HTTPException(422, f"a text of {longest} characters exceeds the limit of {config.limits.max_text_chars}")
-
-
-def request_goal(config: ServerConfig, raw: Any, name: str = "target") -> AlignmentTarget | GroupTarget:
-    """A request's target or group, within the service's --max-group-members."""
-    from pluralign.groups import goal_from_data, group_members
-
-    members = group_members(raw)
-    if members is not None:
-        if len(members) > config.limits.max_group_members:
-            raise HTTPException(
-                422, f"a group of {len(members)} profiles exceeds the limit of {config.limits.max_group_members}"
-            )
-        return goal_from_data(raw, "group", config.registry)
-    return goal_from_data(raw, name, config.registry)
-
-
 def status_for(exc: PluralignError) -> int:
-    if isinstance(exc, QueueFull):
+    """Whose fault an error is, as an HTTP status (the one table for the whole service)."""
+    if isinstance(exc, (QueueFull, HistoryChanged)):
         return 503
-    if isinstance(exc, (InputError, ContextLengthError)):
+    if isinstance(exc, ContextLengthError):  # the request is too long for the model: the client's to shorten
+        return 400
+    if isinstance(exc, UserForgotten):
+        return 409
+    if isinstance(exc, InputError):
         return 422
     if isinstance(exc, DeadlineExceeded):
         return 504
@@ -81,3 +98,12 @@ def status_for(exc: PluralignError) -> int:
     if isinstance(exc, BackendUnavailableError):
         return 503
     return 500
+
+
+def retry_after(exc: PluralignError) -> dict[str, str] | None:
+    """The Retry-After header a refusal carries (a full queue, a busy user)."""
+    if isinstance(exc, QueueFull):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, HistoryChanged):
+        return {"Retry-After": "1"}
+    return None

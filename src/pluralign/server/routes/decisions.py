@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import Chooser, ChooseResult
 from pluralign.probes import Responses, Text
-from pluralign.server.state import ServiceState, check_probe, chooser, request_goal, state
-from pluralign.strict import Count
+from pluralign.server.state import ServiceState, chooser, state
+from pluralign.strict import Count, Seed
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["decisions"])
 class _Probe(BaseModel):
     question: Text = Field(min_length=1)
     responses: Responses
-    seed: Count = 0
+    seed: Seed = 0
     samples: Count | None = Field(default=None, ge=1)
 
 
@@ -41,23 +41,14 @@ class PredictResponse(BaseModel):
     method: str
 
 
-def _overrides(s: ServiceState, samples: int | None) -> dict[str, Any] | None:
-    """The request's samples, within the service's --max-samples."""
-    if samples is None:
-        return None
-    if samples > s.config.limits.max_samples:
-        raise HTTPException(422, f"samples: at most {s.config.limits.max_samples} on this service, got {samples}")
-    return {"samples": samples}
-
-
 @router.post("/choose", response_model=ChooseResult)
 async def choose(
     body: ChooseRequest, request: Request, s: ServiceState = Depends(state), c: Chooser = Depends(chooser)
 ) -> ChooseResult:
     """Choose the response closest to the target, with predictions, explanation and confidence."""
-    check_probe(s.config, body.question, body.responses)
-    target = request_goal(s.config, body.target)
-    overrides = _overrides(s, body.samples)
+    s.admission.probe(body.question, body.responses)
+    target = s.admission.goal(body.target)
+    overrides = s.admission.samples(body.samples)
     return await s.queue.run(
         lambda: c.choose(body.question, body.responses, target, seed=body.seed, overrides=overrides),
         request.is_disconnected,
@@ -69,11 +60,11 @@ async def predict(
     body: PredictRequest, request: Request, s: ServiceState = Depends(state), c: Chooser = Depends(chooser)
 ) -> PredictResponse:
     """Predicted attribute values per response (no target: scores do not depend on it)."""
-    check_probe(s.config, body.question, body.responses)
+    s.admission.probe(body.question, body.responses)
     if c.method.target_dependent:
         raise HTTPException(422, f"method {c.method.name} needs a target; use /v1/choose")
-    s.config.registry.require(body.attributes)
-    overrides = _overrides(s, body.samples)
+    s.admission.attributes(body.attributes)
+    overrides = s.admission.samples(body.samples)
     judgement = await s.queue.run(
         lambda: c.predict(body.question, body.responses, body.attributes, seed=body.seed, overrides=overrides),
         request.is_disconnected,

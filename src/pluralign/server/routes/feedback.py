@@ -1,30 +1,44 @@
 """``POST /v1/feedback``: a person's choice joins their history and their profile is fitted
-again (``profile fit`` on the whole history), so the next request for that ``user`` uses it;
+again (``profile fit`` on their history), so the next request for that ``user`` uses it;
 ``GET /v1/users/{user}/profile`` shows it, ``DELETE /v1/users/{user}`` forgets the user.
 
-Histories and profiles live in the service's SQLite database (:mod:`pluralign.userstore`);
-a user's name is a label in its rows, never a path. The fit runs on the profile worker,
-never on the event loop; choices without predictions are judged first (on the judge's
-worker). One user's feedback touches only that user's rows.
+A feedback is one unit: it is checked whole (attributes known and named once, predictions
+for every response over the same attributes, the fit within the service's grid and work
+limits), the profile is fitted on the history as it would be with the choice, and the choice
+and that profile are stored together, only if the user's history is still the one that was
+read (another feedback meanwhile: fitted again; the user forgotten meanwhile: 409, nothing
+stored). A request that fails stores nothing. Feedback on one completion is idempotent: the
+same answer again changes nothing, another answer replaces the first.
+
+Histories and profiles live in the service's user store (:mod:`pluralign.userstore`), in the
+namespace of the request's key; a user's name is a label in its rows, never a path, and any
+name feedback accepts is reachable at ``/v1/users/{user}`` (percent-encoded: ``team%2Fann``).
+The fit runs on the profile worker, never on the event loop; choices without predictions are
+judged first (on the judge's worker).
 """
 
 from __future__ import annotations
 
 import asyncio
 import unicodedata
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, Field, StrictStr
 
 from pluralign.api import fill_predictions
+from pluralign.errors import InputError
 from pluralign.probes import Responses, Text
-from pluralign.profile import ChoiceRecord, attributes_of, fit_profile
-from pluralign.server.state import ServiceState, check_probe, state
+from pluralign.profile import ChoiceRecord, attributes_of, check_predictions, fit_profile
+from pluralign.server.state import ServiceState, namespace, state
 from pluralign.strict import Count, Number
+from pluralign.userstore import HistoryChanged, UserSnapshot
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 USER_NAME_CHARS = 256
+MAX_ATTEMPTS = 5
+"""Fits of one feedback that other feedback for the same user may overtake before it gives up (503)."""
 
 
 def check_user(name: str) -> str:
@@ -36,13 +50,13 @@ def check_user(name: str) -> str:
 
 
 UserName = Annotated[StrictStr, AfterValidator(check_user)]
-"""A user's name wherever a request carries one (feedback, chat, rerank): a label kept in SQLite
-and shown in logs, so one rule for all of them."""
+"""A user's name wherever a request carries one (feedback, chat, rerank): a label kept in the user
+store and shown in logs, so one rule for all of them."""
 
 
 class FeedbackRequest(BaseModel):
     user: UserName
-    completion_id: StrictStr | None = Field(default=None, max_length=100)
+    completion_id: StrictStr | None = Field(default=None, min_length=1, max_length=100)
     question: Text | None = None
     responses: Responses | None = None
     chosen: Count | None = Field(description="The preferred response's index; null: no preference.")
@@ -50,72 +64,123 @@ class FeedbackRequest(BaseModel):
     attributes: list[StrictStr] | None = Field(default=None, min_length=1, max_length=64)
 
 
-async def _record(body: FeedbackRequest, s: ServiceState) -> ChoiceRecord:
-    """The choice as a history record, from the completion it answers or from the body."""
+class FeedbackResponse(BaseModel):
+    user: str
+    n_choices: int
+    """How many choices the user's history holds."""
+    profile: dict[str, Any]
+    unchanged: bool = False
+    """True when the same answer to the same completion was sent again (nothing was stored)."""
+
+
+class UserProfile(BaseModel):
+    user: str
+    n_choices: int
+    """How many choices the profile was fitted on."""
+    profile: dict[str, Any]
+
+
+class Forgotten(BaseModel):
+    user: str
+    forgotten: bool
+    rows_removed: int
+
+
+async def _record(body: FeedbackRequest, s: ServiceState, ns: str) -> ChoiceRecord:
+    """The choice as a history record, from the completion it answers or from the body, checked
+    whole (responses within limits, predictions of known attributes, the same for every response)."""
     if body.completion_id is not None:
-        if body.question is not None or body.responses is not None:
-            raise HTTPException(422, "send either completion_id or question and responses, not both")
-        found = await asyncio.to_thread(s.users.completion, body.completion_id)
+        if body.question is not None or body.responses is not None or body.predictions is not None:
+            raise HTTPException(422, "send either completion_id or question and responses (and predictions), not both")
+        found = await asyncio.to_thread(s.users.completion, ns, body.completion_id)
         if found is None:
             raise HTTPException(422, f"completion_id: no completion {body.completion_id!r} on this service")
-        owner, record = found
+        owner, stored = found
         if owner is not None and owner != body.user:
             raise HTTPException(422, "completion_id: that completion was made for another user")
-        record = ChoiceRecord(
-            id=record.id,
-            question=record.question,
-            responses=record.responses,
-            chosen=body.chosen,
-            predictions=record.predictions,
-        )
+        record = stored.model_copy(update={"id": body.completion_id, "chosen": body.chosen})
     else:
         if body.question is None or body.responses is None:
             raise HTTPException(422, "send completion_id, or question and responses")
-        check_probe(s.config, body.question, body.responses)
+        s.admission.probe(body.question, body.responses)
         record = ChoiceRecord(
-            id=f"feedback-{body.user}",
+            id=f"feedback-{uuid.uuid4().hex}",
             question=body.question,
             responses=body.responses,
             chosen=body.chosen,
             predictions=body.predictions,
         )
     try:
-        return record.check()
+        record = record.check()
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+    if record.predictions is not None:
+        names = list(record.predictions[0])
+        s.admission.attributes(names, "predictions")
+        for i, p in enumerate(record.predictions):
+            if set(p) != set(names):
+                raise HTTPException(422, f"predictions: response {i} names other attributes than response 0")
+    return record
 
 
-async def refit(s: ServiceState, request: Request, user: str, names: list[str] | None) -> dict[str, Any]:
-    """Fit ``user``'s profile on their whole history (the latest ``--max-profile-choices``)."""
-    history = await asyncio.to_thread(s.users.history, user)
-    history = history[-s.config.limits.max_profile_choices :]
-    names = names or attributes_of(history)
+def _profile(fitted: Any) -> dict[str, Any]:
+    return {**fitted.model_dump(), "target_file": fitted.file_dict()}
+
+
+async def _fit_and_commit(
+    s: ServiceState, request: Request, read: UserSnapshot, body: FeedbackRequest, record: ChoiceRecord
+) -> FeedbackResponse:
+    """Fit on the history as it would be with this choice, then store both or neither."""
+    history = read.with_choice(body.completion_id, record)
+    names = body.attributes or attributes_of(history)
     if not names:
-        raise HTTPException(422, "no choice of this user has predictions: name the attributes")
-    attrs = s.config.registry.require(names)
-    if any(r.predictions is None for r in history):
-        c = s.chooser
-        history = await s.queue.run(lambda: fill_predictions(history, c, names), request.is_disconnected)
-    fitted = await s.profile_queue.run(lambda: fit_profile(attrs, history), request.is_disconnected)
-    profile = {**fitted.model_dump(), "target_file": fitted.file_dict()}
-    await asyncio.to_thread(s.users.set_profile, user, profile, len(history))
-    return profile
+        raise HTTPException(422, "attributes: the choices have no attributes in common; name the attributes")
+    attrs = s.admission.attributes(names)
+    window = s.admission.profile_window(attrs, history)
+    try:
+        check_predictions(window, names)
+    except InputError as exc:
+        raise HTTPException(422, f"predictions: {exc}") from None
+    fitted = await s.profile_queue.run(lambda: fit_profile(attrs, window), request.is_disconnected)
+    profile = _profile(fitted)
+    n = await asyncio.to_thread(s.users.commit_choice, read, body.completion_id, record, profile, len(window))
+    return FeedbackResponse(user=body.user, n_choices=n, profile=profile)
 
 
-@router.post("/feedback")
-async def feedback(body: FeedbackRequest, request: Request, s: ServiceState = Depends(state)) -> dict[str, Any]:
+@router.post("/feedback", response_model=FeedbackResponse)
+async def feedback(
+    body: FeedbackRequest, request: Request, s: ServiceState = Depends(state), ns: str = Depends(namespace)
+) -> FeedbackResponse:
     """Record which response the person preferred, and fit their profile again."""
-    record = await _record(body, s)
-    if record.predictions is None and s.chooser is not None:  # judged once, stored with the choice
-        names = body.attributes or attributes_of(await asyncio.to_thread(s.users.history, body.user))
+    if body.attributes is not None:
+        s.admission.attributes(body.attributes)
+    record = await _record(body, s, ns)
+    async with s.user_locks.hold(ns, body.user):
+        return await _feedback(body, request, s, ns, record)
+
+
+async def _feedback(
+    body: FeedbackRequest, request: Request, s: ServiceState, ns: str, record: ChoiceRecord
+) -> FeedbackResponse:
+    read = await asyncio.to_thread(s.users.snapshot, ns, body.user)
+    earlier = read.find(body.completion_id)
+    if earlier is not None and earlier.record.chosen == record.chosen:  # the same answer again: nothing changes
+        stored = await asyncio.to_thread(s.users.profile, ns, body.user)
+        if stored is not None:
+            return FeedbackResponse(user=body.user, n_choices=len(read.history), profile=stored.profile, unchanged=True)
+    if record.predictions is None:  # judged once, before any fit, and stored with the choice
+        names = body.attributes or attributes_of([c.record for c in read.history])
         if not names:
             raise HTTPException(422, "attributes: name the attributes to learn (this user has no history yet)")
-        s.config.registry.require(names)
+        s.admission.attributes(names)
         c = s.chooser
         record = (await s.queue.run(lambda: fill_predictions([record], c, names), request.is_disconnected))[0]
-    n = await asyncio.to_thread(s.users.add_choice, body.user, record)
-    profile = await refit(s, request, body.user, body.attributes)
-    return {"user": body.user, "n_choices": n, "profile": profile}
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            return await _fit_and_commit(s, request, read, body, record)
+        except HistoryChanged:  # another feedback for this user landed first: fit on the history as it is now
+            read = await asyncio.to_thread(s.users.snapshot, ns, body.user)
+    raise HistoryChanged(f"user {body.user!r} is receiving other feedback; nothing was stored, retry")
 
 
 def path_user(user: str) -> str:
@@ -126,18 +191,22 @@ def path_user(user: str) -> str:
         raise HTTPException(422, f"user: {exc}") from None
 
 
-@router.get("/users/{user}/profile")
-async def user_profile(user: str = Depends(path_user), s: ServiceState = Depends(state)) -> dict[str, Any]:
+@router.get("/users/{user:path}/profile", response_model=UserProfile)
+async def user_profile(
+    user: str = Depends(path_user), s: ServiceState = Depends(state), ns: str = Depends(namespace)
+) -> UserProfile:
     """The user's current profile and how many choices it rests on."""
-    stored = await asyncio.to_thread(s.users.profile, user)
+    stored = await asyncio.to_thread(s.users.profile, ns, user)
     if stored is None:
         raise HTTPException(404, "no profile is stored for this user")
-    profile, n = stored
-    return {"user": user, "n_choices": n, "profile": profile}
+    return UserProfile(user=user, n_choices=stored.n_choices, profile=stored.profile)
 
 
-@router.delete("/users/{user}")
-async def forget_user(user: str = Depends(path_user), s: ServiceState = Depends(state)) -> dict[str, Any]:
-    """Forget a user: their history, profile and steered completions."""
-    removed = await asyncio.to_thread(s.users.forget, user)
-    return {"user": user, "forgotten": removed > 0, "rows_removed": removed}
+@router.delete("/users/{user:path}", response_model=Forgotten)
+async def forget_user(
+    user: str = Depends(path_user), s: ServiceState = Depends(state), ns: str = Depends(namespace)
+) -> Forgotten:
+    """Forget a user: their history, profile and steered completions. Feedback for them that is
+    still being worked on stores nothing (409)."""
+    removed = await asyncio.to_thread(s.users.forget, ns, user)
+    return Forgotten(user=user, forgotten=removed > 0, rows_removed=removed)

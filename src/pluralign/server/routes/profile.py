@@ -18,17 +18,15 @@ from pluralign.api import fill_predictions
 from pluralign.errors import InputError
 from pluralign.files import read_json, write_json_atomic
 from pluralign.profile import (
-    MAX_PROFILES,
     ChoiceRecord,
     attributes_of,
     builtin_pool,
     check_predictions,
     fit_profile,
-    grid_size,
     next_question,
-    work_units,
 )
-from pluralign.server.state import ServiceState, check_probe, state
+from pluralign.server.state import ServiceState, state
+from pluralign.strict import Number
 from pluralign.targets import target_from_data
 
 router = APIRouter(prefix="/v1/profile", tags=["profile"])
@@ -55,32 +53,12 @@ def _checked(s: ServiceState, records: list[ChoiceRecord], what: str) -> list[Ch
         raise HTTPException(422, f"{what}: {len(records)} records exceed the limit of {limit}")
     out = []
     for i, r in enumerate(records):
-        try:
-            check_probe(s.config, r.question, r.responses)
-        except HTTPException as exc:
-            raise HTTPException(422, f"{what}[{i}]: {exc.detail}") from None
+        s.admission.probe(r.question, r.responses, f"{what}[{i}]")
         try:
             out.append(r.check())
         except ValueError as exc:
             raise HTTPException(422, f"{what}[{i}]: {exc}") from None
     return out
-
-
-def _bounded(s: ServiceState, attrs: list[Any], records: list[ChoiceRecord]) -> None:
-    size = grid_size(attrs)
-    if size > min(MAX_PROFILES, s.config.limits.max_profile_grid):
-        raise HTTPException(
-            422,
-            f"{len(attrs)} attributes make {size:,} candidate profiles (the limit is "
-            f"{s.config.limits.max_profile_grid:,}); name fewer attributes",
-        )
-    work = work_units(attrs, records)
-    if work > s.config.limits.max_profile_work:
-        raise HTTPException(
-            422,
-            f"this request needs {work:,} units of work (profiles x responses), more than the limit of "
-            f"{s.config.limits.max_profile_work:,}; send fewer choices or attributes",
-        )
 
 
 async def _predicted(
@@ -108,8 +86,8 @@ async def fit(body: FitRequest, request: Request, s: ServiceState = Depends(stat
     names = body.attributes or attributes_of(choices)
     if not names:
         raise HTTPException(422, "no choice has predictions: name the attributes")
-    attrs = s.config.registry.require(names)
-    _bounded(s, attrs, choices)
+    attrs = s.admission.attributes(names)
+    s.admission.profile_work(attrs, choices)
     choices = await _predicted(s, request, choices, names)
     fitted = await s.profile_queue.run(lambda: fit_profile(attrs, choices), request.is_disconnected)
     return {**fitted.model_dump(), "target_file": fitted.file_dict()}
@@ -124,8 +102,8 @@ async def next_(body: NextRequest, request: Request, s: ServiceState = Depends(s
     names = body.attributes or attributes_of(choices + candidates)
     if not names:
         raise HTTPException(422, "no record has predictions: name the attributes")
-    attrs = s.config.registry.require(names)
-    _bounded(s, attrs, choices + candidates)
+    attrs = s.admission.attributes(names)
+    s.admission.profile_work(attrs, choices + candidates)
     asked = {r.id for r in choices}
     choices = await _predicted(s, request, choices, names)
     unasked = await _predicted(s, request, [r for r in candidates if r.id not in asked], names)
@@ -162,8 +140,8 @@ async def profiles(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
 
 class SaveProfile(BaseModel):
     name: str = Field(min_length=1, max_length=64)
-    values: dict[str, float]
-    weights: dict[str, float] | None = None
+    values: dict[str, Number]
+    weights: dict[str, Number] | None = None
 
 
 @saved.post("")

@@ -7,12 +7,11 @@ breaks the listing; runs reached through links that leave the folder are not sho
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from pluralign.errors import InputError, one_line
+from pluralign.errors import InputError, TooLargeError, one_line
 from pluralign.names import is_safe_stem
 from pluralign.runs import RunDir
 from pluralign.server.state import ServiceState, state
@@ -20,50 +19,28 @@ from pluralign.server.state import ServiceState, state
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
 
-def _inside(root: Path, path: Path) -> bool:
-    try:
-        return root.resolve() in path.resolve().parents
-    except OSError:
-        return False
-
-
-def _readable(s: ServiceState, *paths: Path) -> None:
-    """Refuse before reading: a run's files are read whole on every request, so one past the
-    limit would make each request that much work. (A link is refused by RunDir itself; lstat
-    does not look where it leads.)"""
-    limit = s.config.limits.max_run_file_bytes
-    for path in paths:
-        try:
-            size = path.lstat().st_size
-        except OSError:
-            continue  # missing: the reader says so
-        if size > limit:
-            over = f"over this service's limit of {limit} (--max-run-file-bytes)"
-            raise InputError(f"{path.name} is {size} bytes, {over}")
-
-
 def _shown(s: ServiceState, exc: InputError) -> str:
     """A run's own error in one line, without the server's paths."""
-    return one_line(exc).replace(str(s.config.limits.runs_dir), "<runs>")
+    text = one_line(exc).replace(str(s.config.limits.runs_dir), "<runs>")
+    return text + " (this service's --max-run-file-bytes)" if isinstance(exc, TooLargeError) else text
 
 
-def _run_path(s: ServiceState, name: str) -> Path:
-    """A run is a folder directly under --runs whose name is a plain file name; anything
-    else (a NUL, a slash, "..", a name too long for the file system) is simply not a run."""
+def _run(s: ServiceState, name: str) -> RunDir:
+    """A run is a folder directly under --runs whose name is a plain file name, read without
+    following any link below --runs (a run folder that is a link is not a run); anything else (a
+    NUL, a slash, "..", a name too long for the file system) is simply not a run."""
     root = s.config.limits.runs_dir
     if root is None:
         raise HTTPException(404, "this server was started without --runs")
     shown = name if len(name) <= 80 else name[:80] + "..."
-    if not is_safe_stem(name):
-        raise HTTPException(404, f"no run named {shown!r}")
-    path = root / name
+    run = RunDir(root / name, root=root, limit=s.config.limits.max_run_file_bytes)
     try:
-        found = _inside(root, path) and RunDir(path).finished()
+        found = is_safe_stem(name) and (root / name).is_dir() and not (root / name).is_symlink() and run.finished()
     except OSError:
         found = False
     if not found:
         raise HTTPException(404, f"no run named {shown!r}")
-    return path
+    return run
 
 
 @router.get("")
@@ -78,11 +55,11 @@ def _list_runs(s: ServiceState) -> list[dict[str, Any]]:
         return []
     out: list[dict[str, Any]] = []
     for d in sorted(root.iterdir()):
-        if not is_safe_stem(d.name) or not _inside(root, d) or not d.is_dir() or not RunDir(d).finished():
+        run = RunDir(d, root=root, limit=s.config.limits.max_run_file_bytes)
+        if not is_safe_stem(d.name) or d.is_symlink() or not d.is_dir() or not run.finished():
             continue
         try:
-            _readable(s, RunDir(d).results_path)
-            res = RunDir(d).results()
+            res = run.results()
         except InputError as exc:
             out.append({"name": d.name, "error": _shown(s, exc)})
             continue
@@ -104,14 +81,11 @@ async def run_items(name: str, offset: int = 0, limit: int = 10, s: ServiceState
 
 
 def _run_items(s: ServiceState, name: str, offset: int, limit: int) -> dict[str, Any]:
-    run = RunDir(_run_path(s, name))
+    run = _run(s, name)
     try:
-        _readable(s, run.results_path, run.decisions_path)
         results = run.results()
         decisions = run.decisions()
         first = results.targets[0].name if results.targets else None
-        if first:
-            _readable(s, run.input_output_path(first))
         probes = run.probes(first) if first else {}
     except InputError as exc:  # the run's own files are broken: say which, without server paths
         raise HTTPException(500, f"run {name}: {_shown(s, exc)}") from None

@@ -23,16 +23,18 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
+from pluralign import strict
 from pluralign.api import ChooseResult
-from pluralign.errors import DeadlineExceeded, PluralignError, one_line, validation_message
+from pluralign.errors import DeadlineExceeded, PluralignError, UpstreamError, validation_message
 from pluralign.generators import Candidates, Draw
 from pluralign.groups import Goal
 from pluralign.judges.base import ChatMessage
 from pluralign.profile import ChoiceRecord
-from pluralign.server.queue import QueueFull
+from pluralign.server.admission import error_payload
+from pluralign.server.queue import Ticket
 from pluralign.server.routes.feedback import UserName
-from pluralign.server.state import ServiceState, check_probe, chooser, request_goal, state, status_for
-from pluralign.strict import Count
+from pluralign.server.state import ServiceState, chooser, namespace, retry_after, state, status_for
+from pluralign.strict import Seed
 from pluralign.targets import target_from_data
 
 router = APIRouter(prefix="/v1", tags=["steer"])
@@ -69,7 +71,7 @@ class ChatRequest(BaseModel):
     n: int = Field(default=1, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1, le=32_768)
-    seed: Count | None = None
+    seed: Seed | None = None
     user: UserName | None = None
     stream: bool = False
     pluralign: Steering | None = None
@@ -94,9 +96,7 @@ class RerankRequest(BaseModel):
 
 
 def openai_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    kind = "invalid_request_error" if status < 500 else ("server_error" if status == 500 else "upstream_error")
-    body = {"error": {"message": one_line(message), "type": kind, "code": str(status)}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(error_payload(status, message, openai=True), status_code=status, headers=headers)
 
 
 async def _openai_shaped(work: Callable[[], Any]) -> Response:
@@ -105,16 +105,14 @@ async def _openai_shaped(work: Callable[[], Any]) -> Response:
         result = await work()
     except HTTPException as exc:
         return openai_error(exc.status_code, str(exc.detail))
-    except QueueFull as exc:
-        return openai_error(503, str(exc), {"Retry-After": str(exc.retry_after)})
     except PluralignError as exc:
-        return openai_error(status_for(exc), str(exc))
+        return openai_error(status_for(exc), str(exc), retry_after(exc))
     return result if isinstance(result, Response) else JSONResponse(result)
 
 
 def _parse(model: type[BaseModel], raw: bytes) -> Any:
     try:
-        data = json.loads(raw)
+        data = strict.loads(raw)
     except (ValueError, RecursionError):
         raise HTTPException(422, "the body is not JSON") from None
     try:
@@ -123,13 +121,17 @@ def _parse(model: type[BaseModel], raw: bytes) -> Any:
         raise HTTPException(422, validation_message(exc)) from None
 
 
-async def steering_target(s: ServiceState, steering: Steering | None, user: str | None) -> Goal:
-    """The request's target (or group), its saved profile (or group), or the profile stored for its user."""
+async def steering_target(
+    s: ServiceState, steering: Steering | None, user: str | None, ns: str
+) -> tuple[Goal, int | None]:
+    """The request's target (or group), its saved profile (or group), or the profile stored for
+    its user; with the incarnation of the user whose stored profile it is (None otherwise), so
+    nothing is kept for a user forgotten meanwhile."""
     from pluralign.server.routes.profile import PROFILE_NAME
 
     registry = s.config.registry
     if steering is not None and steering.target is not None:
-        return request_goal(s.config, steering.target)
+        return s.admission.goal(steering.target), None
     if steering is not None and steering.profile is not None:
         folder = s.config.limits.profiles_dir
         if not PROFILE_NAME.fullmatch(steering.profile):
@@ -139,12 +141,12 @@ async def steering_target(s: ServiceState, steering: Steering | None, user: str 
             raise HTTPException(422, f"pluralign.profile: no saved profile named {steering.profile!r}")
         from pluralign.files import read_json
 
-        return request_goal(s.config, read_json(path, "profile"), steering.profile)
+        return s.admission.goal(read_json(path, "profile"), steering.profile), None
     if user is not None:
-        stored = await asyncio.to_thread(s.users.profile, user)
+        stored = await asyncio.to_thread(s.users.profile, ns, user)
         if stored is None:
             raise HTTPException(422, "user: no profile is stored for this user yet; send pluralign.target or feedback")
-        return target_from_data(stored[0]["target_file"], "profile", registry)
+        return target_from_data(stored.profile["target_file"], "profile", registry), stored.incarnation
     raise HTTPException(422, "no target: send pluralign.target, pluralign.profile, or a user with a stored profile")
 
 
@@ -156,29 +158,41 @@ def transcript(messages: list[ChatMessage]) -> str:
     return "\n\n".join(f"{m.role.capitalize()}: {m.content}" for m in turns)
 
 
-async def _candidates(s: ServiceState, request: Request, messages: list[ChatMessage], draw: Draw) -> Candidates:
+async def _candidates(
+    s: ServiceState, request: Request, messages: list[ChatMessage], draw: Draw, ticket: Ticket
+) -> Candidates:
     generator = s.generator
     if generator is None:
         raise HTTPException(503, "this service has no generator")
     if generator.in_process:  # on the judge's worker: one at a time, under the deadline
-        return await s.queue.run(lambda: generator.generate_sync(messages, draw), request.is_disconnected)
-    try:
-        return await asyncio.wait_for(generator.generate(messages, draw), s.config.limits.decision_timeout)
-    except TimeoutError:
-        raise DeadlineExceeded(
-            f"the generator ran past the deadline of {s.config.limits.decision_timeout:g} s"
-        ) from None
+        made = await s.queue.run(lambda: generator.generate_sync(messages, draw), request.is_disconnected, ticket)
+    else:
+        try:
+            made = await asyncio.wait_for(generator.generate(messages, draw), s.config.limits.decision_timeout)
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"the generator ran past the deadline of {s.config.limits.decision_timeout:g} s"
+            ) from None
+    longest = max(len(t) for t in made.texts)
+    if longest > s.config.limits.max_text_chars:  # the generator's fault, not the client's
+        raise UpstreamError(
+            f"the generator wrote a candidate of {longest} characters, over this service's limit of "
+            f"{s.config.limits.max_text_chars} (--max-text-chars); lower max_tokens"
+        )
+    return made
 
 
-def _ranked(result: ChooseResult) -> list[int]:
-    """Indexes closest first (for a group: the largest share first, then the closest on
-    average), the selected response (the tie rule's pick) at the top."""
+def _ranked(result: ChooseResult, n: int) -> list[int]:
+    """The ``n`` indexes closest first (for a group: the largest share first, then the closest on
+    average; a method that only picks, with no distances: the rest in their order), the selected
+    response (the tie rule's pick) at the top."""
     shares = result.shares
 
     def key(i: int) -> tuple[float, float]:
-        return (-shares[i] if shares is not None else 0.0, result.distances[i])
+        distance = result.distances[i] if i < len(result.distances) else 0.0
+        return (-shares[i] if shares is not None else 0.0, distance)
 
-    rest = sorted((i for i in range(len(result.distances)) if i != result.selected_index), key=key)
+    rest = sorted((i for i in range(n) if i != result.selected_index), key=key)
     return [result.selected_index, *rest]
 
 
@@ -196,7 +210,7 @@ def _steer_field(result: ChooseResult, texts: list[str], order: list[int]) -> di
                 "index": i,
                 "rank": order.index(i),
                 "content": t,
-                "distance": result.distances[i],
+                "distance": result.distances[i] if result.distances else None,
                 "predictions": result.predictions[i] if result.predictions else None,
             }
             for i, t in enumerate(texts)
@@ -204,8 +218,8 @@ def _steer_field(result: ChooseResult, texts: list[str], order: list[int]) -> di
     }
 
 
-async def _complete(body: ChatRequest, request: Request, s: ServiceState) -> Response | dict[str, Any]:
-    c = chooser(request)
+async def _complete(body: ChatRequest, request: Request, s: ServiceState, ns: str) -> Response | dict[str, Any]:
+    chooser(request)  # 503 while the method loads, before anything else
     options = s.config.generator
     if body.n > options.candidates:
         raise HTTPException(422, f"n: at most {options.candidates} (the candidates this service draws), got {body.n}")
@@ -215,8 +229,25 @@ async def _complete(body: ChatRequest, request: Request, s: ServiceState) -> Res
     if not any(m.role == "user" and m.content.strip() for m in messages):
         raise HTTPException(422, "messages: no user message with text")
     question = transcript(messages)
-    check_probe(s.config, question, ["", ""])
-    target = await steering_target(s, body.pluralign, body.user)
+    s.admission.probe(question, ["", ""])
+    target, incarnation = await steering_target(s, body.pluralign, body.user, ns)
+    with s.queue.ticket() as ticket:  # a full queue refuses before any candidate is paid for
+        return await _steered(body, request, s, ns, messages, question, target, incarnation, ticket)
+
+
+async def _steered(
+    body: ChatRequest,
+    request: Request,
+    s: ServiceState,
+    ns: str,
+    messages: list[ChatMessage],
+    question: str,
+    target: Goal,
+    incarnation: int | None,
+    ticket: Ticket,
+) -> Response | dict[str, Any]:
+    c = chooser(request)
+    options = s.config.generator
     draw = Draw(
         k=options.candidates,
         temperature=body.temperature if body.temperature is not None else options.generator_temperature,
@@ -224,16 +255,17 @@ async def _complete(body: ChatRequest, request: Request, s: ServiceState) -> Res
         seed=body.seed or 0,
     )
     started = time.perf_counter()
-    made = await _candidates(s, request, messages, draw)
+    made = await _candidates(s, request, messages, draw, ticket)
     generated = time.perf_counter()
     texts = made.texts
-    check_probe(s.config, question, texts)
-    result = await s.queue.run(lambda: c.choose(question, texts, target, seed=draw.seed), request.is_disconnected)
+    result = await s.queue.run(
+        lambda: c.choose(question, texts, target, seed=draw.seed), request.is_disconnected, ticket
+    )
     seconds = {"generation": round(generated - started, 3), "judging": round(time.perf_counter() - generated, 3)}
-    order = _ranked(result)
+    order = _ranked(result, len(texts))
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     record = ChoiceRecord(id=completion_id, question=question, responses=texts, predictions=result.predictions)
-    await asyncio.to_thread(s.users.add_completion, completion_id, body.user, record)
+    await asyncio.to_thread(s.users.add_completion, ns, completion_id, body.user, record, incarnation)
     prompt_tokens = made.usage.prompt_tokens + result.prompt_tokens
     completion_tokens = made.usage.completion_tokens + result.completion_tokens
     usage = {
@@ -243,64 +275,80 @@ async def _complete(body: ChatRequest, request: Request, s: ServiceState) -> Res
     }
     head = {"id": completion_id, "created": int(time.time()), "model": body.model or made.model}
     steer = {**_steer_field(result, texts, order), "seconds": seconds}
+    shown = order[: body.n]
     if body.stream:
         return StreamingResponse(
-            _chunks(head, [texts[i] for i in order[: body.n]], usage, steer), media_type="text/event-stream"
+            _chunks(head, [(texts[i], made.finish_reason(i)) for i in shown], usage, steer),
+            media_type="text/event-stream",
         )
     choices = [
         {
             "index": rank,
             "message": {"role": "assistant", "content": texts[i]},
-            "finish_reason": "stop",
+            "finish_reason": made.finish_reason(i),
             "logprobs": None,
         }
-        for rank, i in enumerate(order[: body.n])
+        for rank, i in enumerate(shown)
     ]
     return {**head, "object": "chat.completion", "choices": choices, "usage": usage, "pluralign": steer}
 
 
 async def _chunks(
-    head: dict[str, Any], texts: list[str], usage: dict[str, int], steer: dict[str, Any]
+    head: dict[str, Any], texts: list[tuple[str, str]], usage: dict[str, int], steer: dict[str, Any]
 ) -> AsyncIterator[str]:
     """The chosen responses as server-sent events in the OpenAI chunk format, after selection."""
 
     def event(choices: list[dict[str, Any]], **extra: Any) -> str:
         return f"data: {json.dumps({**head, 'object': 'chat.completion.chunk', 'choices': choices, **extra})}\n\n"
 
-    for rank, text in enumerate(texts):
+    for rank, (text, reason) in enumerate(texts):
         yield event([{"index": rank, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
         yield event([{"index": rank, "delta": {"content": text}, "finish_reason": None}])
-        yield event([{"index": rank, "delta": {}, "finish_reason": "stop"}])
+        yield event([{"index": rank, "delta": {}, "finish_reason": reason}])
     yield event([], usage=usage, pluralign=steer)
     yield "data: [DONE]\n\n"
 
 
 @router.post("/chat/completions")
-async def chat_completions(request: Request, s: ServiceState = Depends(state)) -> Response:
+async def chat_completions(
+    request: Request, s: ServiceState = Depends(state), ns: str = Depends(namespace)
+) -> Response:
     """An OpenAI chat completion whose choices are candidates closest to the person's target first."""
 
     async def work() -> Any:
-        return await _complete(_parse(ChatRequest, await request.body()), request, s)
+        return await _complete(_parse(ChatRequest, await request.body()), request, s, ns)
 
     return await _openai_shaped(work)
 
 
-def relevance(distance: float, n_attributes: int) -> float:
-    """1 at the target, 0 at the farthest point of the unit cube (higher is better)."""
-    return max(0.0, 1.0 - distance / math.sqrt(max(1, n_attributes)))
+def relevance(distance: float, result: ChooseResult) -> float:
+    """1 at the target, 0 at the farthest point of the unit cube (higher is better): the distance
+    over the largest one possible, sqrt(sum of the weights) under the weighted metric, sqrt(number
+    of attributes) without weights."""
+    weights = result.weights or {}
+    farthest = math.sqrt(sum(weights.get(a, 1.0) for a in result.target)) if weights else len(result.target) ** 0.5
+    return max(0.0, 1.0 - distance / max(farthest, 1e-12))
 
 
-async def _rerank(body: RerankRequest, request: Request, s: ServiceState) -> dict[str, Any]:
+async def _rerank(body: RerankRequest, request: Request, s: ServiceState, ns: str) -> dict[str, Any]:
     c = chooser(request)
+    given = [where for where, v in (("target", body.target), ("profile", body.profile)) if v is not None]
+    if body.pluralign is not None and given:
+        raise HTTPException(422, f"{given[0]}: send it at the top level or inside pluralign, not both")
     steering = body.pluralign or Steering(target=body.target, profile=body.profile)
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
-    check_probe(s.config, body.query, texts)
-    target = await steering_target(s, steering, body.user)
+    s.admission.probe(body.query, texts)
+    target, _ = await steering_target(s, steering, body.user, ns)
     result = await s.queue.run(lambda: c.choose(body.query, texts, target), request.is_disconnected)
-    order = _ranked(result)[: body.top_n or len(texts)]
+    order = _ranked(result, len(texts))[: body.top_n or len(texts)]
     results = []
     for i in order:
-        score = result.shares[i] if result.shares is not None else relevance(result.distances[i], len(result.target))
+        if result.shares is not None:
+            score = result.shares[i]
+        elif result.distances:
+            score = relevance(result.distances[i], result)
+        else:  # a method that only picks: the pick first
+            score = 1.0 if i == result.selected_index else 0.0
         row: dict[str, Any] = {"index": i, "relevance_score": score}
         if body.return_documents:
             row["document"] = {"text": texts[i]}
@@ -320,11 +368,11 @@ async def _rerank(body: RerankRequest, request: Request, s: ServiceState) -> dic
 
 
 @router.post("/rerank")
-async def rerank(request: Request, s: ServiceState = Depends(state)) -> Response:
-    """Documents best first for the person; relevance_score = 1 - distance / sqrt(attributes)
-    (for a group: the share of the group that would choose the document)."""
+async def rerank(request: Request, s: ServiceState = Depends(state), ns: str = Depends(namespace)) -> Response:
+    """Documents best first for the person; relevance_score = 1 - distance / the largest distance
+    possible (for a group: the share of the group that would choose the document)."""
 
     async def work() -> Any:
-        return await _rerank(_parse(RerankRequest, await request.body()), request, s)
+        return await _rerank(_parse(RerankRequest, await request.body()), request, s, ns)
 
     return await _openai_shaped(work)

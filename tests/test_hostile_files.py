@@ -1,0 +1,248 @@
+"""The third hostile sweep's file classes: no read or write through a link or into a pipe below a
+folder pluralign owns (a run, the run browser's --runs, the prefix store), folders included;
+label-to-file names that cannot collide; --overwrite removing only what a run wrote; every
+database pluralign opens its own or refused; named outputs used as given; one writer per
+benchmark. Each class with variants beyond the sweep's example."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from support import ROOT, one_line_error, run_cli
+
+EVAL = ("eval", "--method", "oracle")
+
+
+def _eval(bench: Path, out: Path, *extra: str, limit: int = 2):
+    return run_cli(*EVAL, "--benchmark", str(bench), "--out", str(out), "--limit", str(limit), *extra)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ---- links below a run folder, folders included -----------------------------------------------
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_link_planted_as_input_output_is_never_written_through(helpsteer2_dir, tmp_path, overwrite):
+    out, victim = tmp_path / "run", tmp_path / "victim"
+    assert _eval(helpsteer2_dir, out, "--target", "high").returncode == 0
+    victim.mkdir()
+    (victim / "high.json").write_text("precious\n")
+    (victim / "notes.txt").write_text("mine\n")
+    for f in (out / "input_output").iterdir():
+        f.unlink()
+    (out / "input_output").rmdir()
+    (out / "input_output").symlink_to(victim)
+    res = _eval(helpsteer2_dir, out, "--target", "high", *(["--overwrite"] if overwrite else []), limit=3)
+    one_line_error(res, "input_output is a link")
+    assert (victim / "high.json").read_text() == "precious\n" and (victim / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_link_planted_as_a_target_file_is_replaced_never_followed(helpsteer2_dir, tmp_path):
+    out, victim = tmp_path / "run", tmp_path / "victim.json"
+    assert _eval(helpsteer2_dir, out, "--target", "high").returncode == 0
+    victim.write_text("precious\n")
+    (out / "input_output" / "high.json").unlink()
+    (out / "input_output" / "high.json").symlink_to(victim)
+    assert _eval(helpsteer2_dir, out, "--target", "high", limit=3).returncode == 0
+    assert victim.read_text() == "precious\n"
+    written = out / "input_output" / "high.json"
+    assert not written.is_symlink() and len(json.loads(written.read_text())) == 3
+
+
+def test_overwrite_removes_only_what_a_run_wrote(helpsteer2_dir, tmp_path):
+    out = tmp_path / "run"
+    assert _eval(helpsteer2_dir, out, "--target", "high", "--target", "low").returncode == 0
+    folder = out / "input_output"
+    (folder / "notes.txt").write_text("my notes\n")
+    (folder / "mine.json").write_text(json.dumps({"not": "a run's output"}))
+    (folder / "list.json").write_text(json.dumps([1, 2, 3]))
+    assert _eval(helpsteer2_dir, out, "--target", "high", "--overwrite").returncode == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["high.json", "list.json", "mine.json", "notes.txt"]
+    assert (folder / "notes.txt").read_text() == "my notes\n"
+
+
+def test_two_targets_whose_names_would_share_a_file_get_two(helpsteer2_dir, tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"name": "x y", "values": {"helpfulness": 1.0}}))
+    second.write_text(json.dumps({"name": "x_y-887fcea6a803", "values": {"helpfulness": 0.0}}))
+    out = tmp_path / "run"
+    res = _eval(helpsteer2_dir, out, "--target", str(first), "--target", str(second), limit=4)
+    assert res.returncode == 0, res.stderr
+    files = sorted((out / "input_output").iterdir())
+    assert len(files) == 2
+    chosen = [[r["output"]["selected_response_index"] for r in json.loads(f.read_text())] for f in files]
+    assert chosen[0] != chosen[1]  # each target's own choices, neither overwritten by the other
+
+
+def test_file_names_of_labels_never_collide_even_folding_case():
+    from pluralign.names import file_stem
+
+    labels = ["x y", "x_y-887fcea6a803", "High", "high", "HIGH", "a/b", "a_b", "a_b-c14cddc033f6", "..", ".", "é",
+              "e", "target_high", "name", "name-5ec1f7e700f3", "x" * 150, "x" * 151]  # fmt: skip
+    labels.append(file_stem("x y"))
+    stems = [file_stem(label) for label in dict.fromkeys(labels)]
+    assert len({s.lower() for s in stems}) == len(stems)
+    assert all("/" not in s and not s.startswith(".") and len(s) <= 100 for s in stems)
+    assert file_stem("target_high") == "target_high" and file_stem("3attributes_target09") == "3attributes_target09"
+
+
+# ---- the run browser: nothing below --runs through a link --------------------------------------
+
+
+def test_the_run_browser_never_serves_a_file_through_a_link_below_runs(helpsteer2_dir, tmp_path):
+    from test_service_inprocess import service
+
+    runs, outside = tmp_path / "runs", tmp_path / "outside"
+    assert _eval(helpsteer2_dir, runs / "good", "--target", "high").returncode == 0
+    assert _eval(helpsteer2_dir, runs / "linked", "--target", "high").returncode == 0
+    assert _eval(helpsteer2_dir, outside / "run", "--target", "high").returncode == 0
+    secret = [{"item": 0, "input": "TOPSECRET", "output": {}}]
+    (outside / "io").mkdir()
+    (outside / "io" / "high.json").write_text(json.dumps(secret))
+    io = runs / "linked" / "input_output"
+    for f in io.iterdir():
+        f.unlink()
+    io.rmdir()
+    io.symlink_to(outside / "io")
+    (runs / "alias").symlink_to(outside / "run")  # a run folder that is itself a link
+    with service(tmp_path, runs_dir=runs) as client:
+        assert client.get("/v1/runs/good").status_code == 200
+        res = client.get("/v1/runs/linked")
+        assert res.status_code == 500 and "input_output is a link" in res.text and "TOPSECRET" not in res.text
+        assert str(tmp_path) not in res.text
+        assert client.get("/v1/runs/alias").status_code == 404
+        names = {r["name"] for r in client.get("/v1/runs").json()}
+        assert names == {"good", "linked"}
+
+
+# ---- the prefix store: only regular files, never more than they hold ------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "link", "folder", "huge-header"])
+def test_a_prefix_entry_that_is_not_a_regular_file_of_ours_is_skipped(tmp_path, caplog, kind):
+    from pluralign.judges.prefixes import SUFFIX, PrefixStore, prefix_key
+
+    store = PrefixStore("model-x", tmp_path / "prefixes")
+    store.put([1, 2, 3], b"state-bytes")
+    tokens = [4, 5, 6]
+    path = tmp_path / "prefixes" / (prefix_key("model-x", tokens).hex() + SUFFIX)
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link":
+        good = tmp_path / "prefixes" / (prefix_key("model-x", [1, 2, 3]).hex() + SUFFIX)
+        path.symlink_to(good)
+    elif kind == "folder":
+        path.mkdir()
+    else:  # a header that claims 2**62 bytes
+        from pluralign.judges.prefixes import _HEADER, FORMAT, MAGIC
+
+        path.write_bytes(_HEADER.pack(MAGIC, FORMAT, prefix_key("model-x", tokens), 3, 2**62, b"\0" * 32) + b"xx")
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(PrefixStore("model-x", tmp_path / "prefixes").get(tokens)))
+    with caplog.at_level(logging.WARNING, logger="pluralign.judges"):
+        worker.start()
+        worker.join(20)
+    assert not worker.is_alive(), "reading the prefix store hung"
+    assert found == [None]
+    assert PrefixStore("model-x", tmp_path / "prefixes").get([1, 2, 3]) == b"state-bytes"
+
+
+# ---- pipes, links and other programs' files named on the command line -----------------------------
+
+
+def test_batch_import_of_a_pipe_does_not_hang(tmp_path):
+    fifo = tmp_path / "results.jsonl"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    res = run_cli("batch", "import", str(fifo), "--cache", str(tmp_path / "c.sqlite"), timeout=60)
+    assert time.monotonic() - started < 60 and "Traceback" not in res.stderr, res.stderr
+    assert "0 result lines" in res.stdout or res.returncode == 2, (res.stdout, res.stderr)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "folder"])
+def test_a_cache_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
+    path = tmp_path / "cache.sqlite"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "link":
+        run_cli("cache", "stats", "--cache", str(tmp_path / "real.sqlite"))
+        path.symlink_to(tmp_path / "real.sqlite")
+    else:
+        path.mkdir()
+    for args in (("cache", "stats", "--cache", str(path)), ("cache", "clear", "--cache", str(path))):
+        res = run_cli(*args, timeout=60)
+        one_line_error(res, str(path))
+
+
+def _foreign_db(path: Path) -> str:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")
+    db.execute("INSERT INTO accounts (owner) VALUES ('someone')")
+    db.commit()
+    db.close()
+    return _digest(path)
+
+
+def test_serve_never_adds_its_tables_to_another_programs_database(tmp_path):
+    other = tmp_path / "other_program.sqlite"
+    before = _foreign_db(other)
+    res = run_cli("serve", "--method", "random", "--port", "9", "--db", str(other), timeout=120)
+    one_line_error(res, "another program")
+    assert _digest(other) == before and not Path(f"{other}-wal").exists()
+
+
+def test_a_named_output_is_used_as_given():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import output
+
+    seven, seventy_two = Path("X/evidence-qwen2.5-7b"), Path("X/evidence-qwen2.5-72b")
+    assert output(seven, ".md") == Path("X/evidence-qwen2.5-7b.md") != output(seventy_two, ".md")
+    assert output(Path("bench/results/evidence"), ".json") == Path("bench/results/evidence.json")
+    assert output(Path("r.md"), ".md") == Path("r.md")
+
+
+@pytest.mark.parametrize("args", [("--step", "0"), ("--items", "-5"), ("--items", "x"), ("--samples", "0")])
+def test_the_evidence_study_refuses_counts_that_mean_nothing(args):
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "evidence.py"), *args, "--report-only"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr and args[0] in res.stderr, res.stderr
+
+
+def test_one_writer_of_reasonings_per_benchmark(helpsteer2_dir, tmp_path):
+    from pluralign.errors import InputError
+    from pluralign.files import exclusive
+    from pluralign.reasonings import PROGRESS
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    train = json.loads((helpsteer2_dir / "train.json").read_text())[:3]
+    (bench / "train.json").write_text(json.dumps(train))
+    before = _digest(bench / "train.json")
+    with exclusive(bench / PROGRESS, InputError("held by the test")):
+        res = run_cli(
+            "data", "reasonings", "--benchmark", str(bench), "--backend", "openai", "--base-url",
+            "http://127.0.0.1:9/v1", "--model", "m", "--no-cache", timeout=120,
+        )  # fmt: skip
+    one_line_error(res, "another pluralign process is writing reasonings")
+    assert _digest(bench / "train.json") == before

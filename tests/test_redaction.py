@@ -1,0 +1,81 @@
+"""No secret in any output: every key or credential the configuration names is registered for
+redaction when its option is validated, whichever component reads it; credentials in URLs are
+masked in any position; the masker leaves ordinary text whole."""
+
+from __future__ import annotations
+
+import pytest
+
+from support import one_line_error, openai_choose, run_cli
+
+ASK = "My neighbour asks me to water her plants. What do I say?"
+
+
+@pytest.mark.parametrize(
+    ("text", "secrets", "kept"),
+    [
+        ("http://u:FILE-hunter3@x@127.0.0.1:9/v1 failed", ["FILE-hunter3", "hunter3@x"], ["127.0.0.1:9/v1 failed"]),
+        ("https://h/v1?token=tok123&sig=abc456&page=2", ["tok123", "abc456"], ["page=2"]),
+        ("GET /x?api_key=k1k1k1;access_token=k2k2k2 HTTP/1.1", ["k1k1k1", "k2k2k2"], ["HTTP/1.1"]),
+        ("https://h/p?X-Amz-Signature=deadbeef01&X-Amz-Credential=AKIA/2026", ["deadbeef01", "AKIA"], ["https://h/p"]),
+        ("send X-API-Key, or Authorization: Bearer with the key", [], ["Authorization: Bearer with the key"]),
+        ("Authorization: Bearer abcdefghijklmnop", ["abcdefghijklmnop"], ["Authorization: Bearer"]),
+        ("Authorization: Bearer abc.def.ghi", ["abc.def.ghi"], ["Authorization: Bearer"]),
+        ("postgresql://pl:pa@ss/word@db:5432/pl", ["pa@ss", "ss/word"], ["db:5432/pl"]),
+        ("see http://127.0.0.1:8000/v1 and me@example.com", [], ["http://127.0.0.1:8000/v1", "me@example.com"]),
+    ],
+)
+def test_credentials_in_any_position_are_masked_and_nothing_else(text, secrets, kept):
+    from pluralign.errors import one_line
+
+    shown = one_line(text)
+    for secret in secrets:
+        assert secret not in shown, (secret, shown)
+    for part in kept:
+        assert part in shown, (part, shown)
+
+
+def test_every_secret_an_option_names_is_registered_when_it_is_validated(monkeypatch):
+    from pluralign.errors import one_line
+    from pluralign.generators import GeneratorOptions
+    from pluralign.judges.openai import OpenAIOptions
+    from pluralign.server.config import ServiceOptions
+
+    values = {
+        "PL_T_GEN": "generator-secret-111",
+        "PL_T_JUDGE": "judge-secret-222",
+        "OPENAI_API_KEY": "default-judge-secret-333",
+        "PL_T_SERVICE": "service-secret-444",
+        "PL_T_APP": "namespace-secret-555",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    GeneratorOptions(generator_api_key_env="PL_T_GEN", generator_base_url="http://bob:url-pass-666@h/v1")
+    OpenAIOptions(judge_api_key_env="PL_T_JUDGE", base_urls=["http://h/v1?key=url-key-777"])
+    OpenAIOptions()  # the default variable, OPENAI_API_KEY, counts too
+    ServiceOptions(service_key_env="PL_T_SERVICE", namespace_key_env=["app=PL_T_APP"])
+    echoed = "upstream said: " + " ".join([*values.values(), "url-pass-666", "url-key-777"])
+    shown = one_line(echoed)
+    assert shown.startswith("upstream said:") and not any(v in shown for v in [*values.values(), "url-pass-666"])
+    assert "url-key-777" not in shown
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_respond_never_prints_a_key_its_generator_echoes(scripted, tmp_path, status):
+    secret = "tok-GENSECRET-987654"
+    upstream, _ = scripted([("echo", status)])
+    res = run_cli(
+        "respond", "--target", '{"care": 1}', "--question", ASK, "--method", "random",
+        "--generator-base-url", f"{upstream}/v1", "--generator-api-key-env", "PL_T_GENKEY",
+        env={"PL_T_GENKEY": secret, "PLURALIGN_HOME": str(tmp_path)}, timeout=120,
+    )  # fmt: skip
+    one_line_error(res, "generator answered")
+    assert secret not in res.stderr + res.stdout and "GENSECRET" not in res.stderr
+    assert "ReadError" not in res.stderr and "Task exception" not in res.stderr  # nothing after the one line
+
+
+def test_a_base_url_with_a_raw_at_in_its_password_or_a_token_in_its_query_never_appears(tmp_path):
+    res = openai_choose("http://user:FILE-hunter3@x@127.0.0.1:9/v1?token=qtok-5555", "--timeout", "2")
+    one_line_error(res, "unreachable")
+    for secret in ("FILE-hunter3", "hunter3@x", "qtok-5555"):
+        assert secret not in res.stderr + res.stdout, res.stderr

@@ -1,0 +1,398 @@
+"""The service's routes in process (``create_app`` behind Starlette's test client, the httpx
+client every request goes through), with the instant ``random`` method, the real user store,
+and scripted upstreams where a fault must be forced. The fast tier's view of the service: a
+request that fails stores nothing, a forgotten user stays forgotten, every door has the same
+bounds, no key is shown, one key never reaches another's users."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from pluralign.profile import ChoiceRecord
+
+PAIR = {
+    "question": "How should I answer?",
+    "responses": ["Help them.", "Tell them to follow the rules."],
+    "predictions": [{"care": 0.9, "authority": 0.2}, {"care": 0.2, "authority": 0.9}],
+}
+ASK = [{"role": "user", "content": "My neighbour asks me to water her plants. What do I say?"}]
+
+
+@contextmanager
+def service(
+    tmp_path: Path,
+    keys: dict[str, str] | None = None,
+    generator: dict[str, Any] | None = None,
+    method: str = "random",
+    settings: dict[str, Any] | None = None,
+    **limits: Any,
+) -> Iterator[Any]:
+    from fastapi.testclient import TestClient
+
+    from pluralign.generators import GeneratorOptions
+    from pluralign.server.app import create_app
+    from pluralign.server.config import ServerConfig, ServiceOptions
+    from pluralign.settings import make_settings
+
+    config = ServerConfig(
+        method=method,
+        settings=make_settings({**({"cache": False} if method != "random" else {}), **(settings or {})}),
+        limits=ServiceOptions(db=tmp_path / "users.sqlite", **limits),
+        keys=keys or {},
+        generator=GeneratorOptions(**(generator or {})),
+    )
+    with TestClient(create_app(config), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _store(client: Any) -> Any:
+    return client.app.state.pluralign.users
+
+
+def _feedback(client: Any, user: str, chosen: int = 0, **extra: Any) -> Any:
+    return client.post("/v1/feedback", json={**PAIR, "user": user, "chosen": chosen, **extra})
+
+
+# ---- 1. a request that fails stores nothing; a forgotten user stays forgotten ---------------
+
+
+@pytest.fixture
+def gated_fit(monkeypatch: pytest.MonkeyPatch) -> dict[str, threading.Event]:
+    """The next profile fit waits until released: forces the race the hostile sweep found."""
+    from pluralign.server.routes import feedback as route
+
+    real = route.fit_profile
+    gate = {"entered": threading.Event(), "release": threading.Event(), "armed": threading.Event()}
+
+    def fit(*args: Any, **kw: Any) -> Any:
+        if gate["armed"].is_set():
+            gate["armed"].clear()
+            gate["entered"].set()
+            gate["release"].wait(30)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(route, "fit_profile", fit)
+    return gate
+
+
+def test_a_refit_never_brings_back_a_forgotten_user(tmp_path: Path, gated_fit):
+    with service(tmp_path) as client:
+        assert _feedback(client, "victim").status_code == 200
+        gated_fit["armed"].set()
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_feedback, client, "victim", 1)
+            assert gated_fit["entered"].wait(30)
+            gone = client.delete("/v1/users/victim").json()
+            gated_fit["release"].set()
+            late = pending.result(60)
+        assert gone["forgotten"] is True and gone["rows_removed"] >= 2
+        assert late.status_code == 409 and "forgotten" in late.json()["detail"]
+        assert client.get("/v1/users/victim/profile").status_code == 404
+        assert _store(client).history("default", "victim") == []
+
+
+BAD_FEEDBACK = [
+    ({"predictions": [{"bogus": 0.5}, {"bogus": 0.1}]}, "unknown attribute"),
+    ({"predictions": [{"verbosity": 0.5}, {"verbosity": 0.1}]}, "attributes"),
+    ({"predictions": [{"care": 0.5}, {"authority": 0.1}]}, "other attributes"),
+    ({"attributes": ["care", "care"]}, "named twice"),
+    ({"predictions": [{"care": 1.5, "authority": 0.1}, {"care": 0.1, "authority": 0.1}]}, "outside [0, 1]"),
+    ({"predictions": [{"care": 0.5, "authority": 0.1}]}, "1 predictions for 2 responses"),
+    ({"attributes": ["care", "authority", "fairness", "liberty", "loyalty", "sanctity", "helpfulness"]}, "profiles"),
+    ({"attributes": ["care", "authority", "fairness"]}, "predictions lack fairness"),
+]
+
+
+@pytest.mark.parametrize(("change", "needle"), BAD_FEEDBACK, ids=[n for _, n in BAD_FEEDBACK])
+def test_a_feedback_that_fails_stores_nothing(tmp_path: Path, change: dict, needle: str):
+    with service(tmp_path) as client:
+        first = _feedback(client, "ann")
+        assert first.status_code == 200, first.text
+        before = client.get("/v1/users/ann/profile").json()
+        res = _feedback(client, "ann", 1, **change)
+        assert res.status_code == 422 and needle in res.json()["detail"], res.text
+        assert len(_store(client).history("default", "ann")) == 1
+        assert client.get("/v1/users/ann/profile").json() == before
+        after = _feedback(client, "ann", 1)  # and the user goes on as before
+        assert after.status_code == 200 and after.json()["n_choices"] == 2, after.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"user": "ann", "question": "q", "responses": ["a", "b"], "chosen": 0, '
+        '"predictions": [{"care": 0.1, "care": 0.9}, {"care": 0.2}]}',
+        '{"user": "ann", "question": "q", "responses": ["a", "b"], "chosen": 0, '
+        '"predictions": [{"care": NaN}, {"care": 0.2}]}',
+        '{"user": "ann", "user": "bob", "question": "q", "responses": ["a", "b"], "chosen": 0}',
+        '{"user": "\\ud800", "question": "q", "responses": ["a", "b"], "chosen": 0}',
+    ],
+    ids=["duplicated-key", "nan", "duplicated-user", "lone-surrogate"],
+)
+def test_a_body_that_json_cannot_say_plainly_is_refused_before_anything(tmp_path: Path, raw: str):
+    with service(tmp_path) as client:
+        res = client.post("/v1/feedback", content=raw, headers={"content-type": "application/json"})
+        assert res.status_code == 422 and "body" in res.json()["detail"], res.text
+        assert _store(client).users("default") == []
+
+
+def test_a_feedback_past_its_deadline_stores_nothing(tmp_path: Path, gated_fit):
+    with service(tmp_path, profile_timeout=0.5) as client:
+        gated_fit["armed"].set()
+        res = _feedback(client, "ann")
+        gated_fit["release"].set()
+        assert res.status_code == 504, res.text
+        time.sleep(0.5)  # the abandoned fit ends; nothing may land after the answer either
+        assert _store(client).users("default") == []
+
+
+def test_feedback_on_one_completion_is_idempotent(tmp_path: Path):
+    with service(tmp_path) as client:
+        record = ChoiceRecord(id="chatcmpl-x", question="q", responses=["a", "b"], predictions=PAIR["predictions"])
+        _store(client).add_completion("default", "chatcmpl-x", "ann", record)
+        body = {"user": "ann", "completion_id": "chatcmpl-x", "chosen": 0}
+        answers = [client.post("/v1/feedback", json=body).json() for _ in range(3)]
+        assert [a["n_choices"] for a in answers] == [1, 1, 1] and [a["unchanged"] for a in answers] == [
+            False,
+            True,
+            True,
+        ]
+        changed = client.post("/v1/feedback", json={**body, "chosen": 1}).json()
+        assert changed["n_choices"] == 1 and not changed["unchanged"]
+        assert [r.chosen for r in _store(client).history("default", "ann")] == [1]
+        stolen = client.post("/v1/feedback", json={**body, "user": "bob"})
+        assert stolen.status_code == 422 and "another user" in stolen.json()["detail"]
+
+
+def test_feedback_from_many_users_at_once_loses_nothing(tmp_path: Path):
+    """120 posts from 12 users, 16 at a time (a user's posts arriving together): every post is
+    answered 200, each history holds its 10 choices and each profile is the fit of that history."""
+    from pluralign.attributes import DEFAULT_REGISTRY
+    from pluralign.profile import fit_profile
+
+    users = [f"user {k} ✓" for k in range(12)]
+    with service(tmp_path) as client:
+        jobs = [(u, k) for u in users for k in range(10)]
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(lambda job: _feedback(client, job[0], users.index(job[0]) % 2).status_code, jobs))
+        assert statuses == [200] * len(jobs)
+        for i, user in enumerate(users):
+            history = _store(client).history("default", user)
+            assert len(history) == 10 and {r.chosen for r in history} == {i % 2}
+            shown = client.get(f"/v1/users/{quote(user, safe='')}/profile").json()
+            expected = fit_profile(DEFAULT_REGISTRY.require(["care", "authority"]), history)
+            assert shown["n_choices"] == 10 and shown["profile"]["target"] == expected.target
+
+
+NAMES = ["team/ann", "a%b", "x y", "..", "é ü", "?q=1", "#frag", "/lead", "trail/", "ann/profile", "a\\b", "💡"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_name_feedback_accepts_can_be_read_and_forgotten(tmp_path: Path, name: str):
+    with service(tmp_path) as client:
+        assert _feedback(client, name).status_code == 200
+        path = quote(name, safe="").replace(".", "%2E")  # a client would fold /./ and /../ away
+        shown = client.get(f"/v1/users/{path}/profile")
+        assert shown.status_code == 200 and shown.json()["user"] == name, shown.text
+        gone = client.delete(f"/v1/users/{path}")
+        assert gone.status_code == 200 and gone.json()["forgotten"] is True, gone.text
+        assert client.get(f"/v1/users/{path}/profile").status_code == 404
+        assert _store(client).users("default") == []
+
+
+# ---- 2. every door has the same bounds -------------------------------------------------------
+
+
+def test_a_long_history_is_fitted_on_its_latest_choices_within_the_work_limit(tmp_path: Path):
+    # care and authority: 8 levels each (7 + absent) make 63 candidate profiles; 2 responses a choice
+    with service(tmp_path, max_profile_work=63 * 2 * 5) as client:
+        for k in range(8):
+            res = _feedback(client, "ann", k % 2)
+            assert res.status_code == 200, res.text
+        assert res.json()["n_choices"] == 8 and res.json()["profile"]["n_choices"] == 5
+        assert client.get("/v1/users/ann/profile").json()["n_choices"] == 5
+
+
+def test_a_list_of_attributes_with_one_named_twice_is_refused_everywhere(tmp_path: Path):
+    with service(tmp_path) as client:
+        body = {"question": "q", "responses": ["a", "b"], "attributes": ["verbosity"] * 20}
+        res = client.post("/v1/predict", json=body)
+        assert res.status_code == 422 and "named twice" in res.json()["detail"], res.text
+        fit = {"choices": [{"id": "a", "question": "q", "responses": ["a", "b"], "chosen": 0,
+                            "predictions": [{"care": 1}, {"care": 0}]}], "attributes": ["care", "care"]}  # fmt: skip
+        res = client.post("/v1/profile/fit", json=fit)
+        assert res.status_code == 422 and "named twice" in res.json()["detail"], res.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/completions", "/v1/rerank", "/v1/feedback", "/v1/choose", "/v1/profile/fit", "/v1/profiles"]
+)
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "text/plain;charset=utf-8", "application/x-www-form-urlencoded", "multipart/form-data", None],
+)
+def test_every_post_needs_a_json_content_type(tmp_path: Path, path: str, content_type: str | None):
+    body = json.dumps({**PAIR, "user": "ann", "chosen": 0, "messages": ASK, "query": "q", "documents": ["a", "b"],
+                       "target": {"care": 1}, "name": "p", "values": {"care": 1}})  # fmt: skip
+    headers = {"origin": "https://evil.example"} | ({"content-type": content_type} if content_type else {})
+    with service(tmp_path) as client:
+        res = client.post(path, content=body, headers=headers)
+        assert res.status_code == 415 and "application/json" in res.text, res.text
+        assert _store(client).users("default") == []
+
+
+def test_a_full_queue_refuses_a_chat_before_any_candidate_is_drawn(tmp_path: Path, scripted):
+    upstream, script = scripted([("slow", 2.0, "A candidate.")])
+    generator = {"generator_base_url": f"{upstream}/v1", "candidates": 2}
+    with service(tmp_path, generator=generator, max_queue=1) as client:
+        body = {"messages": ASK, "pluralign": {"target": {"care": 1}}}
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda _: client.post("/v1/chat/completions", json=body), range(12)))
+    ok = [a for a in answers if a.status_code == 200]
+    refused = [a for a in answers if a.status_code == 503]
+    assert len(ok) + len(refused) == 12 and len(refused) >= 6, [a.status_code for a in answers]
+    assert all(a.headers.get("retry-after", "").isdigit() for a in refused)
+    # each answered chat asked the generator twice (n=2, then one more); the refused ones never
+    assert script.hits == 2 * len(ok)
+
+
+# ---- 3. no key in any output -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_a_generator_that_echoes_its_key_never_shows_it(tmp_path: Path, scripted, status: int):
+    secret = "tok-GENSECRET-987654"
+    os.environ["PL_TEST_GENKEY"] = secret
+    upstream, _ = scripted([("echo", status)])
+    generator = {"generator_base_url": f"{upstream}/v1", "generator_api_key_env": "PL_TEST_GENKEY"}
+    with service(tmp_path, generator=generator) as client:
+        res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
+    assert res.status_code == 502 and "generator answered" in res.text, res.text
+    assert secret not in res.text and "GENSECRET" not in res.text
+
+
+def test_a_judge_that_echoes_its_key_never_shows_it(tmp_path: Path, scripted):
+    secret = "judge-key-ABCDEF-123"
+    os.environ["PL_TEST_JUDGEKEY"] = secret
+    upstream, _ = scripted([("echo", 400)])
+    settings = {"backend": "openai", "base_urls": [f"{upstream}/v1"], "model": "m", "max_retries": 0, "samples": 1,
+                "judge_api_key_env": "PL_TEST_JUDGEKEY"}  # fmt: skip
+    with service(tmp_path, method="spm-zeroshot", settings=settings) as client:
+        for path, body in [
+            ("/v1/choose", {"question": "q", "responses": ["a", "b"], "target": {"care": 1}}),
+            ("/v1/predict", {"question": "q", "responses": ["a", "b"], "attributes": ["care"]}),
+            ("/v1/rerank", {"query": "q", "documents": ["a", "b"], "target": {"care": 1}}),
+            (
+                "/v1/feedback",
+                {"user": "ann", "question": "q", "responses": ["a", "b"], "chosen": 0, "attributes": ["care"]},
+            ),
+        ]:
+            res = client.post(path, json=body)
+            assert res.status_code == 502 and secret not in res.text and "ABCDEF" not in res.text, (path, res.text)
+
+
+def test_a_judge_that_fails_with_500_is_a_bad_gateway(tmp_path: Path, scripted):
+    upstream, _ = scripted([("raw", 500, {"content-type": "application/json"}, b'{"error": "boom"}')])
+    settings = {"backend": "openai", "base_urls": [f"{upstream}/v1"], "model": "m", "max_retries": 1, "backoff": 0.01}
+    with service(tmp_path, method="spm-zeroshot", settings=settings) as client:
+        res = client.post("/v1/choose", json={"question": "q", "responses": ["a", "b"], "target": {"care": 1}})
+    assert res.status_code == 502 and "answered 500" in res.json()["detail"], res.text
+
+
+# ---- 5. one-line errors with the right status ---------------------------------------------
+
+
+def test_a_generator_that_writes_too_much_is_its_fault_not_the_clients(tmp_path: Path, scripted):
+    upstream, _ = scripted([("ok", "x" * 5_000_000)])
+    with service(tmp_path, generator={"generator_base_url": f"{upstream}/v1"}, max_body_bytes=10_000_000) as client:
+        res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
+    assert res.status_code == 502 and "generator wrote a candidate of 5000000 characters" in res.text, res.text[:300]
+
+
+def test_finish_reason_is_the_chosen_candidates_own(tmp_path: Path, scripted):
+    payload = {
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Cut off mid"}, "finish_reason": "length"},
+            {"index": 1, "message": {"role": "assistant", "content": "Cut off too"}, "finish_reason": "length"},
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+    }
+    upstream, _ = scripted([("payload", payload)])
+    with service(tmp_path, generator={"generator_base_url": f"{upstream}/v1", "candidates": 2}) as client:
+        res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
+        assert res.status_code == 200 and res.json()["choices"][0]["finish_reason"] == "length", res.text
+        streamed = client.post(
+            "/v1/chat/completions", json={"messages": ASK, "stream": True, "pluralign": {"target": {"care": 1}}}
+        )
+        assert '"finish_reason": "length"' in streamed.text and '"finish_reason": "stop"' not in streamed.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "needle"),
+    [
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "\ud800"}]}, "lone surrogate"),
+        (
+            "/v1/rerank",
+            {"query": "q", "documents": ["a", "b"], "target": {"care": 1}, "pluralign": {"target": {"care": 0}}},
+            "not both",
+        ),
+        ("/v1/choose", {"question": "q", "responses": ["a", "b"], "target": {"care": 1}, "seed": -1}, "seed"),
+        ("/v1/choose", {"question": "q", "responses": ["a", "b"], "target": {"care": 1}, "seed": 2**70}, "seed"),
+        ("/v1/chat/completions", {"messages": ASK, "seed": -3, "pluralign": {"target": {"care": 1}}}, "seed"),
+        ("/v1/profiles", {"name": "p", "values": {"care": "0.5"}}, "number"),
+    ],
+    ids=["surrogate", "two-targets", "negative-seed", "huge-seed", "chat-seed", "string-number"],
+)
+def test_bad_input_is_a_4xx_that_names_it(tmp_path: Path, path: str, body: dict, needle: str):
+    (tmp_path / "profiles").mkdir()
+    with service(tmp_path, profiles_dir=tmp_path / "profiles") as client:
+        raw = json.dumps(body)  # ensure_ascii: a lone surrogate travels as \ud800, as JSON allows
+        res = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert res.status_code in (400, 422) and needle in res.text, res.text
+    assert list((tmp_path / "profiles").iterdir()) == []
+
+
+def test_relevance_counts_the_weights():
+    from pluralign.api import ChooseResult
+    from pluralign.server.routes.steer import relevance
+
+    result = ChooseResult(
+        selected_index=0, selected_response="a", reasoning="", predictions=None, distances=[0.0, 0.1],
+        target={"care": 1.0, "authority": 0.0}, weights={"care": 0.01, "authority": 0.01}, method="m",
+    )  # fmt: skip
+    # the farthest a response can be is sqrt(0.02), not sqrt(2): a distance of 0.1 is far, not near
+    assert relevance(0.1, result) == pytest.approx(1 - 0.1 / 0.02**0.5)
+    plain = result.model_copy(update={"weights": None})
+    assert relevance(0.1, plain) == pytest.approx(1 - 0.1 / 2**0.5)
+
+
+# ---- 6. who may read whom --------------------------------------------------------------------
+
+
+def test_one_key_never_reaches_another_keys_users(tmp_path: Path):
+    keys = {"app1": "key-of-app-one-1111", "app2": "key-of-app-two-2222"}
+    with service(tmp_path, keys=keys) as client:
+        one, two = ({"X-API-Key": keys["app1"]}, {"Authorization": f"Bearer {keys['app2']}"})
+        assert client.post("/v1/feedback", json={**PAIR, "user": "ann", "chosen": 0}, headers=one).status_code == 200
+        assert client.get("/v1/users/ann/profile", headers=one).status_code == 200
+        assert client.get("/v1/users/ann/profile", headers=two).status_code == 404
+        assert client.delete("/v1/users/ann", headers=two).json()["forgotten"] is False
+        steer = client.post("/v1/rerank", json={"query": "q", "documents": ["a", "b"], "user": "ann"}, headers=two)
+        assert steer.status_code == 422 and "no profile" in steer.text
+        record = ChoiceRecord(id="c-1", question="q", responses=["a", "b"], predictions=PAIR["predictions"])
+        _store(client).add_completion("app1", "c-1", None, record)
+        claim = client.post("/v1/feedback", json={"user": "eve", "completion_id": "c-1", "chosen": 0}, headers=two)
+        assert claim.status_code == 422 and "no completion" in claim.text
+        assert client.get("/v1/users/ann/profile").status_code == 401
+        assert client.get("/v1/users/ann/profile", headers=one).status_code == 200  # still there
