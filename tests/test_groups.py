@@ -175,3 +175,22 @@ def test_bad_group_files(tmp_path):
         read_goal("[{")
     before = (tmp_path / "torn.jsonl").read_bytes()
     assert (tmp_path / "torn.jsonl").read_bytes() == before  # reading never changes the file
+
+
+@pytest.mark.parametrize("weights", [(5e-324, 5e-324), (1e308, 1e308), (5e-324, 1.0), (1e-300, 1e300)])
+def test_weights_at_the_ends_of_the_floats_give_the_same_shares_as_their_ratio(weights):
+    """Shares come from weights over the largest: no underflow to 0/0 (5e-324), no overflow (1e308)."""
+    g = group(
+        {"values": {"helpfulness": 1.0}, "weight": weights[0]}, {"values": {"verbosity": 1.0}, "weight": weights[1]}
+    )
+    ratio = weights[0] / max(weights) if weights[0] < max(weights) else 1.0
+    expected = [
+        ratio / (ratio + weights[1] / max(weights)),
+        (weights[1] / max(weights)) / (ratio + weights[1] / max(weights)),
+    ]
+    choice = select_group(PREDICTIONS[:2], g)
+    assert choice.shares == pytest.approx(expected) and all(np.isfinite(choice.shares))
+    draws = {"helpfulness": [[1.0, 0.0], [0.9, 0.1], [1.0, 0.2]], "verbosity": [[0.0, 1.0], [0.1, 0.9], [0.2, 1.0]]}
+    explained = explain_group(PREDICTIONS[:2], g, choice, draws=draws)
+    assert explained.sentence and explained.confidence is not None and 0 <= explained.confidence <= 1
+    assert group_picker(g, ["helpfulness", "verbosity"], "auto")(np.array([[1.0, 0.0], [0.0, 1.0]])) == choice.index

@@ -79,3 +79,32 @@ def test_a_base_url_with_a_raw_at_in_its_password_or_a_token_in_its_query_never_
     one_line_error(res, "unreachable")
     for secret in ("FILE-hunter3", "hunter3@x", "qtok-5555"):
         assert secret not in res.stderr + res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("command", ["choose", "eval", "reasonings"])
+def test_no_command_prints_a_key_its_judge_echoes(scripted, helpsteer2_dir, tmp_path, command):
+    secret = "judge-KEY-0987654321"
+    upstream, _ = scripted([("echo", 401)])
+    judge = ["--backend", "openai", "--base-url", f"{upstream}/v1", "--model", "m", "--max-retries", "0", "--no-cache",
+             "--judge-api-key-env", "PL_T_JUDGEKEY"]  # fmt: skip
+    if command == "choose":
+        args = ["choose", "--target", '{"care": 1}', "--question", "q", "--response", "a", "--response", "b",
+                "--method", "spm-zeroshot", "--samples", "1", *judge]  # fmt: skip
+    elif command == "eval":
+        args = ["eval", "--benchmark", str(helpsteer2_dir), "--method", "spm-zeroshot", "--samples", "1", "--limit",
+                "1", "--target", "high", "--out", str(tmp_path / "run"), "--on-invalid", "stop", *judge]  # fmt: skip
+    else:
+        bench = tmp_path / "bench"
+        bench.mkdir()
+        (bench / "train.json").write_text((helpsteer2_dir / "train.json").read_text())
+        args = ["data", "reasonings", "--benchmark", str(bench), "--limit", "1", "--overwrite", *judge]
+    res = run_cli(*args, env={"PL_T_JUDGEKEY": secret, "PLURALIGN_HOME": str(tmp_path / "home")}, timeout=120)
+    one_line_error(res, "refused the API key")
+    assert secret not in res.stderr + res.stdout and "0987654321" not in res.stderr
+
+
+@pytest.mark.parametrize("seed", ["-1", "2147483648", "99999999999999999999999"])
+def test_a_seed_out_of_range_is_one_line(seed):
+    res = run_cli("choose", "--target", '{"care": 1}', "--question", "q", "--response", "a", "--response", "b",
+                  "--method", "random", "--seed", seed)  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "--seed" in res.stderr, res.stderr

@@ -361,7 +361,8 @@ class OpenAIBackend:
         finally:
             if not task.done():
                 task.cancel()
-            elif not task.cancelled():
+                await asyncio.wait({task})  # it ends here, not in asyncio.run's shutdown
+            if not task.cancelled():
                 task.exception()  # retrieved: no "exception was never retrieved" in the log
 
     def _parse(self, response: httpx.Response) -> RawAnswer:
@@ -389,7 +390,17 @@ class OpenAIBackend:
         limits = httpx.Limits(max_connections=self.concurrency * len(self.base_urls))
         sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
         async with httpx.AsyncClient(timeout=self.timeout, headers=headers, limits=limits) as client:
-            return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
+            tasks = [asyncio.ensure_future(self._one(client, sem, r)) for r in requests]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                # the first failure ends the batch: the others are stopped and waited for while
+                # the loop and the client are still open (not left to asyncio.run's shutdown,
+                # which would print their connection errors after the one-line error)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         import asyncio
