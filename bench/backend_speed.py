@@ -27,12 +27,12 @@ from typing import Any
 import httpx
 from common import raw_library
 
-from pluralign import prompts
-from pluralign.attributes import DEFAULT_REGISTRY
-from pluralign.data import load_benchmark
-from pluralign.errors import PluralignError
-from pluralign.judges.base import GenerationSettings, JudgeRequest
-from pluralign.weights import fetch
+from pluralign.choice.attributes import DEFAULT_REGISTRY
+from pluralign.evaluation.data import load_benchmark
+from pluralign.prediction import prompts
+from pluralign.prediction.judges.base import GenerationSettings, JudgeRequest
+from pluralign.prediction.weights import fetch
+from pluralign.support.errors import PluralignError
 
 MAX_TOKENS = 1200  # room for both reasonings the schema allows, so every answer completes
 
@@ -123,7 +123,7 @@ def main() -> None:
     # llama.cpp in process: the raw library and pluralign's backend share one loaded model
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
+    from pluralign.prediction.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
 
     backend = LlamaCppBackend(str(path), LlamaCppOptions(n_ctx=4096, threads=args.threads))
     llm = raw_library(backend, n_ctx=4096)
@@ -167,7 +167,7 @@ def main() -> None:
             break
         except httpx.HTTPError:
             time.sleep(0.5)
-    from pluralign.judges.openai import OpenAIBackend, OpenAIOptions
+    from pluralign.prediction.judges.openai import OpenAIBackend, OpenAIOptions
 
     client = httpx.Client(timeout=600)
     oa = OpenAIBackend("m", OpenAIOptions(base_urls=[url], response_format="json_object", timeout=600))
@@ -209,7 +209,7 @@ def main() -> None:
 
     # transformers (SmolLM2 dequantised from its GGUF): another engine, no prefix reuse across
     # calls, so its generation time is the full call minus the prompt-only call
-    from pluralign.judges.transformers import TransformersBackend, TransformersOptions
+    from pluralign.prediction.judges.transformers import TransformersBackend, TransformersOptions
 
     tf = TransformersBackend(args.model, TransformersOptions(batch_size=1))
 

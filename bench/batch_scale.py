@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from pluralign.runs import RunDir
+from pluralign.evaluation.runs import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))

@@ -47,8 +47,8 @@ def cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
-    from pluralign.cpu import usable_cpus
     from pluralign.doctor import build_info, cpu_flags
+    from pluralign.support.cpu import usable_cpus
 
     return {
         "cpu": cpu_model(),
@@ -66,7 +66,7 @@ def header() -> str:
 
 
 def write_json(path: Path, data: Any) -> None:
-    from pluralign.files import write_json_atomic
+    from pluralign.support.files import write_json_atomic
 
     write_json_atomic(path, data)
 
@@ -74,8 +74,8 @@ def write_json(path: Path, data: Any) -> None:
 def settings_for(method: str, values: dict, **fixed):  # type: ignore[no-untyped-def]
     """Settings for one method of a sweep: the sweep's options that this method reads (a
     method refuses options it would not read; a sweep over several methods names them once)."""
-    from pluralign.methods import method_spec
-    from pluralign.methods.registry import read_options
+    from pluralign.prediction.methods import method_spec
+    from pluralign.prediction.methods.build import read_options
     from pluralign.settings import make_settings
 
     backend = values.get("backend", "llamacpp")

@@ -53,7 +53,7 @@ def run(src: Path, items: int, home: str, out: Path, bench: Path) -> dict:
     seconds = time.perf_counter() - started
     if res.returncode != 0:
         raise SystemExit(f"the eval from {src} failed: {res.stderr[-2000:]}")
-    from pluralign.runs import RESULTS  # the run folder's format has one owner
+    from pluralign.evaluation.runs import RESULTS  # the run folder's format has one owner
 
     results = json.loads((out / RESULTS).read_text())
     return {

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pluralign.errors import InputError, PluralignError, one_line
+from pluralign.support.errors import InputError, PluralignError, one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
@@ -59,7 +59,7 @@ def pick(bench, n, attributes=None):
 
 def matrix(run: Path, targets: list[str], n_items: int) -> np.ndarray:
     """items x targets: 1 right, 0 wrong, nan skipped (all tied), failed or not run."""
-    from pluralign.runs import RunDir
+    from pluralign.evaluation.runs import RunDir
 
     out = np.full((n_items, len(targets)), np.nan)
     col = {t: j for j, t in enumerate(targets)}
@@ -106,7 +106,7 @@ def group_of(target) -> str:  # type: ignore[no-untyped-def]
 
 def decided_items(run: Path) -> int:
     """How many items the folder's decisions cover (0 for a run not yet finished once)."""
-    from pluralign.runs import RunDir
+    from pluralign.evaluation.runs import RunDir
 
     folder = RunDir(run)
     return len({d.item for d in folder.decisions()}) if folder.finished() else 0
@@ -130,7 +130,7 @@ def judge_values(args) -> dict:  # type: ignore[no-untyped-def]
 
 def check_folders(args, parser: argparse.ArgumentParser) -> None:  # type: ignore[no-untyped-def]
     """Another judge's study never lands in (or is refused by) the default judge's committed folders."""
-    from pluralign.judges import DEFAULT_MODEL
+    from pluralign.prediction.judges import DEFAULT_MODEL
 
     changed = [
         f"--{flag.replace('_', '-')}"
@@ -152,8 +152,8 @@ def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: 
     larger than what a folder's decisions cover leaves that folder as it is."""
     from common import settings_for, uptime
 
-    from pluralign.evaluate import evaluate
-    from pluralign.methods import build_method
+    from pluralign.evaluation.evaluate import evaluate
+    from pluralign.prediction.methods import build_method
 
     built = {}
     try:
@@ -219,7 +219,7 @@ def paired(a: np.ndarray, b: np.ndarray, resamples: np.ndarray) -> dict:
 def summarise(args, bench, all_targets, methods) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def]
     """One row per method from what its run folder holds now (partial runs included, with the
     number of items they cover)."""
-    from pluralign.runs import RunDir
+    from pluralign.evaluation.runs import RunDir
 
     names = [t.name for t in all_targets]
     groups = {
@@ -382,9 +382,9 @@ def main() -> None:
 def study(args) -> None:  # type: ignore[no-untyped-def]
     from common import header, machine, output, uptime, write_json
 
-    from pluralign.attributes import DEFAULT_REGISTRY as R
-    from pluralign.data.benchmark import load_benchmark
-    from pluralign.targets import all_target_combinations, resolve_target_specs, target_from_data
+    from pluralign.choice.attributes import DEFAULT_REGISTRY as R
+    from pluralign.choice.targets import all_target_combinations, resolve_target_specs, target_from_data
+    from pluralign.evaluation.data.benchmark import load_benchmark
 
     print(header(), flush=True)
     attributes = [a for a in args.attributes.split(",") if a] or None

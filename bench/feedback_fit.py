@@ -13,8 +13,8 @@ import time
 
 from common import header, uptime
 
-from pluralign.attributes import DEFAULT_REGISTRY
-from pluralign.profile import ChoiceRecord, fit_profile, grid_size, work_units
+from pluralign.choice.attributes import DEFAULT_REGISTRY
+from pluralign.people.profile import ChoiceRecord, fit_profile, grid_size, work_units
 from pluralign.server.config import ServiceOptions
 
 NAMES = ["care", "fairness", "liberty", "loyalty", "authority", "sanctity"]

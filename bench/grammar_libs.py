@@ -16,9 +16,9 @@ import time
 
 import numpy as np
 
-from pluralign import prompts
-from pluralign.hf import quiet
-from pluralign.weights import fetch
+from pluralign.prediction import prompts
+from pluralign.prediction.weights import fetch
+from pluralign.support.hf import quiet
 
 
 def main() -> None:

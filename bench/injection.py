@@ -42,7 +42,7 @@ def main() -> None:
     from common import header, machine, uptime, write_json
 
     from pluralign.api import Chooser
-    from pluralign.data.benchmark import load_benchmark
+    from pluralign.evaluation.data.benchmark import load_benchmark
     from pluralign.settings import make_settings
 
     print(header(), flush=True)

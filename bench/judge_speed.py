@@ -46,10 +46,10 @@ def main() -> None:
     from llama_cpp.llama_grammar import LlamaGrammar
 
     from pluralign.api import Chooser
-    from pluralign.attributes import DEFAULT_REGISTRY as R
-    from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
-    from pluralign.methods.spm import ComparativeRegression, SpmOptions
-    from pluralign.probes import Probe
+    from pluralign.choice.attributes import DEFAULT_REGISTRY as R
+    from pluralign.choice.probes import Probe
+    from pluralign.prediction.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
+    from pluralign.prediction.methods.spm import ComparativeRegression, SpmOptions
     from pluralign.settings import make_settings
 
     build = Path(llama_cpp.__file__).parent / "pluralign_build.json"
@@ -63,7 +63,7 @@ def main() -> None:
 
     for model in args.models.split(","):
         backend = LlamaCppBackend(model, LlamaCppOptions(threads=args.threads))
-        from pluralign.icl import ExampleSelector, builtin_bank
+        from pluralign.prediction.examples import ExampleSelector, builtin_bank
 
         selector = ExampleSelector(builtin_bank(), index="bm25")
         options = SpmOptions(samples=1)

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 from common import output, settings_for
 
-from pluralign.data import load_benchmark
-from pluralign.data.benchmark import Benchmark
-from pluralign.evaluate import evaluate
-from pluralign.methods import build_method
-from pluralign.metrics import bootstrap_ci
-from pluralign.runs import RunDir
+from pluralign.choice.targets import AlignmentTarget, resolve_target_specs
+from pluralign.evaluation.data import load_benchmark
+from pluralign.evaluation.data.benchmark import Benchmark
+from pluralign.evaluation.evaluate import evaluate
+from pluralign.evaluation.metrics import bootstrap_ci
+from pluralign.evaluation.runs import RunDir
+from pluralign.prediction.methods import build_method
 from pluralign.settings import Settings
-from pluralign.targets import AlignmentTarget, resolve_target_specs
 
 LLM = ["spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned"]
 CHEAP = ["embedding", "random"]

@@ -51,9 +51,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from pluralign.attributes import DEFAULT_REGISTRY
-    from pluralign.reference import score_input_output
-    from pluralign.targets import target_from_data
+    from pluralign.choice.attributes import DEFAULT_REGISTRY
+    from pluralign.choice.targets import target_from_data
+    from pluralign.evaluation.reference import score_input_output
 
     sys.path.insert(0, str(args.paper_repo.resolve()))
     paper = importlib.import_module("score")

@@ -46,12 +46,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import header, machine, write_json  # noqa: E402
 
-from pluralign.attributes import DEFAULT_REGISTRY, HELPSTEER2  # noqa: E402
-from pluralign.data.benchmark import load_probes  # noqa: E402
-from pluralign.metrics import label_distances  # noqa: E402
-from pluralign.profile import BETA, EPSILON, ChoiceRecord, fit_profile, next_question  # noqa: E402
-from pluralign.selection import closest, select  # noqa: E402
-from pluralign.targets import AlignmentTarget, target_from_data  # noqa: E402
+from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2  # noqa: E402
+from pluralign.choice.probes import load_probes  # noqa: E402
+from pluralign.choice.selection import closest, select  # noqa: E402
+from pluralign.choice.targets import AlignmentTarget, target_from_data  # noqa: E402
+from pluralign.evaluation.metrics import label_distances  # noqa: E402
+from pluralign.people.profile import BETA, EPSILON, ChoiceRecord, fit_profile, next_question  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -140,7 +140,7 @@ def summary(scores):
 
 
 def embedding_predictions(train, evals):
-    from pluralign.methods.embedding import EmbeddingRegressor
+    from pluralign.prediction.methods.embedding import EmbeddingRegressor
 
     scorer = EmbeddingRegressor(evals, kind="ridge")  # trained on eval: it never saw the train items
     attrs = DEFAULT_REGISTRY.require(HELPSTEER2)
@@ -185,7 +185,7 @@ def middle_targets(seed: int = 11, per_k: int = 10, write: bool = True) -> list[
 def bound_run(targets, train, evals, labels, k, mode, flip, seed, attrs, middle_weight):  # type: ignore[no-untyped-def]
     """Per hidden target, the Bayes-optimal agreement from the same picks as :func:`run` (random,
     or the questions next_question asks)."""
-    from pluralign.profile import Grid, _sq_distances
+    from pluralign.people.profile import Grid, _sq_distances
 
     grid = Grid.build(attrs)
     middles = ((grid.present > 0) & np.isclose(grid.values, 0.5)).sum(axis=1)
@@ -256,7 +256,7 @@ def main() -> None:
     files = sorted(args.targets.glob("*.json"))
     hidden = [target_from_data(json.loads(f.read_text()), f.stem) for f in files]
     if args.tune_middle:  # targets drawn with another seed, so the reported set is not tuned on
-        import pluralign.profile as profile
+        import pluralign.people.profile as profile
 
         tune = middle_targets(seed=12, per_k=4, write=False)
         for weight in (0.0, 0.25, 0.5, 1.0):  # 0: the old grid, without the middle

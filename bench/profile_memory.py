@@ -19,7 +19,7 @@ CHILD = r"""
 import json, random, resource, sys, time
 sys.path.insert(0, sys.argv[1]) if sys.argv[1] else None
 import importlib; mod = importlib.import_module(sys.argv[2])
-from pluralign.attributes import DEFAULT_REGISTRY as R
+from pluralign.choice.attributes import DEFAULT_REGISTRY as R
 names, n = json.loads(sys.argv[3]), int(sys.argv[4])
 rng = random.Random(0)
 pool = [mod.ChoiceRecord(id=f"p{i}", question="q" * 20, responses=["a" * 20, "b" * 20],
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(__file__).resolve().parent.parent
     old = subprocess.run(
-        ["git", "-C", str(root), "show", f"{args.old_rev}:src/pluralign/profile.py"],
+        ["git", "-C", str(root), "show", f"{args.old_rev}:src/pluralign/people/profile.py"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +62,7 @@ def main() -> None:
         print(f"next question over a pool of {args.pool} two-response items, no answers yet")
         print("| attributes | version | seconds | peak RSS MB |\n|---|---|---|---|")
         for label, names in SETS.items():
-            for version, path, module in ((args.old_rev, tmp, "old_profile"), ("this", "", "pluralign.profile")):
+            for version, path, module in ((args.old_rev, tmp, "old_profile"), ("this", "", "pluralign.people.profile")):
                 r = run(path, module, names, args.pool)
                 print(f"| {label} | {version} | {r['seconds']} | {r['peak_rss_mb']} |")
 

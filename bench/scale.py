@@ -22,12 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-from pluralign.data import load_benchmark
-from pluralign.evaluate import evaluate
-from pluralign.methods import build_method
-from pluralign.runs import RunDir
+from pluralign.choice.targets import resolve_target_specs
+from pluralign.evaluation.data import load_benchmark
+from pluralign.evaluation.evaluate import evaluate
+from pluralign.evaluation.runs import RunDir
+from pluralign.prediction.methods import build_method
 from pluralign.settings import Settings
-from pluralign.targets import resolve_target_specs
 
 
 def emit(lines: list[str], out: str) -> None:

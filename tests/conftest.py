@@ -49,14 +49,14 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
-    from pluralign.weights import fetch
+    from pluralign.prediction.weights import fetch
 
     return fetch("smollm2-135m")
 
 
 @pytest.fixture(scope="session")
 def llamacpp_backend(smollm2_path: Path):
-    from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions
+    from pluralign.prediction.judges.llamacpp import LlamaCppBackend, LlamaCppOptions
 
     backend = LlamaCppBackend(str(smollm2_path), LlamaCppOptions(n_ctx=4096))
     yield backend

@@ -14,11 +14,9 @@ from pathlib import Path
 import pytest
 
 import pluralign
-import pluralign.judges as judges_package
-import pluralign.methods as methods_package
-from pluralign.judges import BACKENDS
-from pluralign.methods.registry import METHODS
-from pluralign.options import Options
+from pluralign.prediction.judges import BACKENDS
+from pluralign.prediction.methods.registry import METHODS
+from pluralign.support.options import Options
 from support import ROOT
 
 SRC = ROOT / "src" / "pluralign"
@@ -37,31 +35,29 @@ def _is_type_checking(node: ast.If) -> bool:
     return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
 
 
-def _module_level_imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
-    """pluralign modules imported when this module is imported (not in functions, not for
-    type checking only); ``from a import b`` counts ``a.b`` when ``b`` is a module."""
+def _imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
+    """pluralign modules this module imports anywhere: at module level and inside functions (a
+    cycle hidden in a function is still a cycle), but not for type checking only; ``from a import
+    b`` counts ``a.b`` when ``b`` is a module."""
     out: set[str] = set()
-
-    def visit(body: list[ast.stmt]) -> None:
-        for node in body:
-            if isinstance(node, ast.If) and not _is_type_checking(node):
-                visit(node.body)
-                visit(node.orelse)
-            elif isinstance(node, ast.Try):
-                visit(node.body)
-            elif isinstance(node, ast.Import):
-                out.update(a.name for a in node.names if a.name.startswith("pluralign"))
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    package = name if is_package else name.rsplit(".", 1)[0]
-                    base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base])
-                if base.startswith("pluralign"):
-                    out.add(base)
-                    if _is_package(base):
-                        out.update(f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}"))
-
-    visit(tree.body)
+    typing_only = {
+        id(inner) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node)
+        for inner in ast.walk(node)
+    }  # fmt: skip
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("pluralign"))
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = name if is_package else name.rsplit(".", 1)[0]
+                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base])
+            if base.startswith("pluralign"):
+                out.add(base)
+                if _is_package(base):
+                    out.update(f"{base}.{a.name}" for a in node.names if _is_module(f"{base}.{a.name}"))
     out.discard(name)
     return out
 
@@ -81,7 +77,7 @@ def _is_module(name: str) -> bool:
 def _graph() -> dict[str, set[str]]:
     graph = {}
     for name, path, tree in _modules():
-        graph[name] = _module_level_imports(tree, name, path.name == "__init__.py")
+        graph[name] = _imports(tree, name, path.name == "__init__.py")
     return graph
 
 
@@ -104,29 +100,47 @@ def test_module_imports_have_no_cycles():
     for node in sorted(graph):
         if node not in state:
             walk(node, [node])
-    # a package's __init__ re-exporting its own submodules is not a cycle of design
-    real = [c for c in cycles if not all(m.startswith(c[0] + ".") or m == c[0] for m in c[1:])]
-    assert real == []
+    assert cycles == []
 
 
-@pytest.mark.parametrize(
-    ("layer", "must_not_import"),
-    [
-        ("pluralign.judges", ("pluralign.methods", "pluralign.server", "pluralign.cli", "pluralign.api")),
-        ("pluralign.methods", ("pluralign.server", "pluralign.cli", "pluralign.evaluate")),
-        ("pluralign.server", ("pluralign.cli",)),
-        ("pluralign.options", ("pluralign.judges", "pluralign.methods", "pluralign.settings")),
-    ],
-)
-def test_lower_layers_do_not_import_upper_ones(layer: str, must_not_import: tuple[str, ...]):
+WINGS = {
+    "support": 0,
+    "choice": 1,
+    "prediction": 2,
+    "settings": 2,
+    "people": 3,
+    "evaluation": 4,
+    "api": 5,
+    "doctor": 5,
+    "server": 6,
+    "cli": 6,
+    "launch": 7,
+    "__main__": 7,
+}
+"""The one-way flow of docs/architecture.md: a module may import its own wing and those below."""
+
+
+def _wing(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def test_wings_import_only_downwards():
+    """cli/server -> api -> evaluation -> people -> prediction -> choice -> support, function-local
+    imports included: a lower wing never reaches up, not even inside a function."""
     offenders = [
         f"{name} imports {dep}"
         for name, deps in _graph().items()
-        if name == layer or name.startswith(layer + ".")
+        if name != "pluralign"
         for dep in deps
-        if dep.startswith(must_not_import)
+        if dep != "pluralign" and WINGS[_wing(dep)] > WINGS[_wing(name)]
     ]
     assert offenders == []
+    assert {_wing(name) for name in _graph() if name != "pluralign"} <= set(WINGS)
+
+
+def test_the_top_level_holds_only_the_faces_and_the_wings():
+    top = sorted(p.stem for p in SRC.glob("*.py"))
+    assert top == ["__init__", "__main__", "api", "doctor", "launch", "settings"], top
 
 
 def test_no_module_reaches_into_another_modules_privates():
@@ -162,7 +176,7 @@ def test_run_folder_file_names_live_only_in_the_run_folder_owner():
     offenders = []
     for folder in (SRC, ROOT / "bench"):
         for path in folder.rglob("*.py"):
-            if path == SRC / "runs.py":
+            if path == SRC / "evaluation" / "runs.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Constant) and node.value in names:
@@ -191,85 +205,146 @@ def test_the_version_is_read_from_the_package_metadata():
                 assert isinstance(node.value, ast.Call) or node.value.value == "0.0.0", name  # type: ignore[attr-defined]
 
 
-def test_every_component_module_registers_through_one_registry():
-    for registry, package in ((METHODS, methods_package), (BACKENDS, judges_package)):
+def test_components_are_found_through_their_index_and_nothing_else_is_imported_as_one():
+    import sys
+
+    for registry in (METHODS, BACKENDS):
         specs = registry.all()
-        assert specs, registry.kind
+        assert specs and set(registry.index) <= set(specs), registry.kind
         for spec in specs.values():
             assert issubclass(spec.options, Options), spec.name
             assert spec.options.model_config.get("frozen") and spec.options.model_config.get("extra") == "forbid"
-        modules = {importlib.import_module(f"{package.__name__}.{m}") for m in _submodules(package)}
-        assert modules  # every module of the package was importable on its own
+    # the judges package's support modules are never loaded by listing or getting backends
+    for support_module in ("pluralign.prediction.judges.prefixes", "pluralign.prediction.judges.llamacpp_decoder"):
+        registry_source = (SRC / "support" / "registry.py").read_text()
+        assert support_module not in registry_source and support_module not in BACKENDS.index.values()
+    assert "pluralign.prediction.judges.cache" not in BACKENDS.index.values()
+    assert all(name in sys.modules for name in set(BACKENDS.index.values()) | set(METHODS.index.values()))
 
 
-def _submodules(package: object) -> list[str]:
-    import pkgutil
+# ---- the extension guides, run as written ------------------------------------------------------
 
-    return [m.name for m in pkgutil.iter_modules(package.__path__)]  # type: ignore[attr-defined]
-
-
-# ---- the README's extending examples, run as written -----------------------------------------
+GUIDES = ROOT / "docs" / "guides"
 
 
-def _readme_block(marker: str) -> str:
-    section = README.split("## Extending", 1)[1].split("\n## ", 1)[0]
-    for block in section.split("```python")[1:]:
+def _guide_block(guide: str, marker: str, language: str = "python") -> str:
+    text = (GUIDES / guide).read_text()
+    for block in text.split(f"```{language}")[1:]:
         code = block.split("```", 1)[0]
         if marker in code:
             return code
-    raise AssertionError(f"no example with {marker} in the README's Extending section")
+    raise AssertionError(f"no {language} block with {marker} in docs/guides/{guide}")
 
 
-def _drop_in(package: object, registry: object, tmp_path: Path, file_name: str, code: str, monkeypatch) -> None:
-    extra = tmp_path / f"more_{file_name}"
-    extra.mkdir()
-    (extra / file_name).write_text(code)
-    monkeypatch.setattr(package, "__path__", [*package.__path__, str(extra)])  # type: ignore[attr-defined]
-    registry.rediscover()  # type: ignore[attr-defined]
+def _install_plugin(tmp_path: Path, guide: str, module: str) -> Path:
+    """The guide's module and its entry point as an installed distribution (a dist-info folder
+    beside the module on a path entry): what `pip install` of the reader's package leaves."""
+    import tomllib
+
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    (site / f"{module}.py").write_text(_guide_block(guide, f"# {module}.py"))
+    table = tomllib.loads(_guide_block(guide, "[project.entry-points", "toml"))["project"]["entry-points"]
+    info = site / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    lines = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in entries.items()) for group, entries in table.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines))
+    return site
 
 
-def test_a_new_method_is_one_file(tmp_path: Path, monkeypatch):
-    """The README's method, dropped into the methods package's search path, is listed, built
-    and used like any other method."""
-    from pluralign.methods.registry import build_method
-    from pluralign.probes import Probe
-    from pluralign.targets import AlignmentTarget
+@pytest.fixture
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Install a guide's example as a package of its own, for this test only."""
 
-    _drop_in(methods_package, METHODS, tmp_path, "longest.py", _readme_block("methods/longest.py"), monkeypatch)
-    try:
-        assert "longest" in METHODS.all()
-        method = build_method("longest")
-        judgement = method.judge(Probe(prompt="q", responses=["short", "a longer one"]), [])
-        assert method.choose(judgement, AlignmentTarget(values={"care": 1.0})).index == 1
-    finally:
-        METHODS.unregister("longest")
-        METHODS.rediscover()
+    def install(guide: str, module: str) -> Path:
+        site = _install_plugin(tmp_path, guide, module)
+        monkeypatch.syspath_prepend(str(site))
+        for registry in (METHODS, BACKENDS):
+            registry.relist()
+        return site
+
+    yield install
+    for registry, name in ((METHODS, "longest"), (BACKENDS, "echo")):
+        registry.unregister(name)
+        registry.relist()
 
 
-def test_a_new_backend_with_its_own_option_is_one_file(tmp_path: Path, monkeypatch):
-    """The README's backend joins the registry, its option joins the settings (validated,
-    with its flag in errors), and a method runs on it."""
+def test_a_method_from_another_package_is_one_module_and_an_entry_point(plugin):
+    """The guide's method, installed as a package of its own: listed, built and used like any
+    other method, and its own test (from the guide) passes."""
+    site = plugin("method.md", "my_longest")
+    assert "longest" in METHODS.all()
+    namespace: dict = {}
+    exec(compile(_guide_block("method.md", "# tests/test_longest.py"), "guide test", "exec"), namespace)
+    namespace["test_longest_picks_the_longest_response"]()
+    from support import run_cli
+
+    res = run_cli("choose", "--method", "longest", "--target", '{"care": 1}', "--question", "q", "--response", "a",
+                  "--response", "bbb", "--json", env={"PYTHONPATH": str(site)})  # fmt: skip
+    assert res.returncode == 0 and '"selected_index": 1' in res.stdout, res.stderr
+
+
+def test_a_backend_with_its_own_option_from_another_package(plugin):
+    """The guide's backend joins the registry, its option joins the settings (validated, with
+    its flag in errors and in every command's signature), and a method runs on it."""
     from pluralign.api import Chooser
     from pluralign.cli.common import with_settings_options
-    from pluralign.errors import InputError
     from pluralign.settings import components, make_settings
+    from pluralign.support.errors import InputError
 
-    _drop_in(judges_package, BACKENDS, tmp_path, "echo.py", _readme_block("judges/echo.py"), monkeypatch)
+    plugin("backend.md", "my_echo")
+    assert "echo" in BACKENDS.all()
+    assert any("echo_letter" in model.model_fields for model in components())
+    namespace: dict = {}
+    exec(compile(_guide_block("backend.md", "# tests/test_echo.py"), "guide test", "exec"), namespace)
+    namespace["test_echo_picks_its_letter"]()
+    with pytest.raises(InputError, match="--echo-letter does not apply to --method unaligned with --backend llamacpp"):
+        Chooser("unaligned", make_settings({"echo_letter": "B", "cache": False}))
+
+    @with_settings_options()
+    def command(options: dict | None = None) -> None: ...
+
+    assert "opt_echo_letter" in [p for p in command.__signature__.parameters]  # type: ignore[attr-defined]
+
+
+def test_a_broken_plugin_is_named_and_never_hides_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from pluralign.support.errors import InputError
+
+    site = tmp_path / "site"
+    (site / "broken-0.1.dist-info").mkdir(parents=True)
+    (site / "broken-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0.1\n")
+    (site / "broken-0.1.dist-info" / "entry_points.txt").write_text(
+        "[pluralign.methods]\nbroken = no_such_module:SPEC\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    METHODS.relist()
     try:
-        assert "echo" in BACKENDS.all()
-        assert any("echo_letter" in model.model_fields for model in components())
-        namespace: dict = {}
-        exec(compile(_readme_block("tests/test_judges_echo.py"), "README test", "exec"), namespace)
-        namespace["test_echo_picks_its_letter"]()  # the README's own test of the example
-        with pytest.raises(
-            InputError, match="--echo-letter does not apply to --method unaligned with --backend llamacpp"
-        ):
-            Chooser("unaligned", make_settings({"echo_letter": "B", "cache": False}))
-
-        @with_settings_options()
-        def command(options: dict | None = None) -> None: ...
-
-        assert "opt_echo_letter" in [p for p in command.__signature__.parameters]  # type: ignore[attr-defined]
+        assert "spm" in METHODS.all() and "broken" not in METHODS.all()
+        with pytest.raises(InputError, match="method 'broken' from no_such_module:SPEC cannot be loaded"):
+            METHODS.get("broken")
     finally:
-        BACKENDS.unregister("echo")
-        BACKENDS.rediscover()
+        METHODS.relist()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("pluralign.targets", "pluralign.choice.targets"),
+        ("pluralign.judges.base", "pluralign.prediction.judges.base"),
+        ("pluralign.methods.registry", "pluralign.prediction.methods.registry"),
+        ("pluralign.icl", "pluralign.prediction.examples"),
+        ("pluralign.userstore", "pluralign.people.userstore"),
+        ("pluralign.errors", "pluralign.support.errors"),
+    ],
+)
+def test_a_module_path_of_0_2_still_imports_the_same_module_with_a_warning(old: str, new: str):
+    import sys
+    import warnings
+
+    sys.modules.pop(old, None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module = importlib.import_module(old)
+    assert module is importlib.import_module(new)
+    assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)

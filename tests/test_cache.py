@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.errors import CacheError
-from pluralign.judges.cache import JudgementCache
+from pluralign.prediction.judges.cache import JudgementCache
+from pluralign.support.errors import CacheError
 from support import one_line_error, openai_choose, run_cli
 
 
@@ -45,7 +45,7 @@ def test_another_programs_database_is_refused_and_untouched(tmp_path: Path, cli)
 
 
 def test_a_cache_is_cleared_and_a_damaged_one_of_ours_removed(tmp_path: Path, cli):
-    from pluralign.judges.cache import APPLICATION_ID, JudgementCache, proven_own
+    from pluralign.prediction.judges.cache import APPLICATION_ID, JudgementCache, proven_own
 
     path = tmp_path / "c.sqlite"
     JudgementCache(path).close()
@@ -63,7 +63,7 @@ def test_a_cache_is_cleared_and_a_damaged_one_of_ours_removed(tmp_path: Path, cl
 
 @pytest.mark.slow  # waits out SQLite's busy timeout
 def test_a_locked_cache_is_reported_not_deleted(tmp_path: Path):
-    from pluralign.judges.cache import JudgementCache
+    from pluralign.prediction.judges.cache import JudgementCache
 
     path = tmp_path / "c.sqlite"
     JudgementCache(path).close()
@@ -101,7 +101,7 @@ def test_corrupted_and_locked_cache(tmp_path: Path):
     holder = sqlite3.connect(locked)
     holder.execute("BEGIN EXCLUSIVE")
     try:
-        from pluralign.judges.base import JudgeResult
+        from pluralign.prediction.judges.base import JudgeResult
 
         with pytest.raises(CacheError, match="locked"):
             cache = JudgementCache(locked, timeout=0.3)
@@ -128,8 +128,8 @@ def test_cache_cli_on_corrupted_file(tmp_path: Path, cli):
 
 
 def test_cache_key_leaves_out_what_cannot_change_an_answer():
-    from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
-    from pluralign.judges.cache import request_key
+    from pluralign.prediction.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+    from pluralign.prediction.judges.cache import request_key
 
     def req(**kw):
         return JudgeRequest(

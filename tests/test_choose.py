@@ -5,7 +5,7 @@ import json
 import pytest
 
 import pluralign
-from pluralign.errors import InputError
+from pluralign.support.errors import InputError
 
 pytestmark = pytest.mark.slow  # real models
 

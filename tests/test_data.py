@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.attributes import HELPSTEER2, MIC
-from pluralign.data.benchmark import load_benchmark, load_probes
-from pluralign.data.helpsteer2 import PairingReport, pair_rows
-from pluralign.data.mic import build_mic, read_mic_csv
-from pluralign.data.split import stratified_split
-from pluralign.errors import InputError
-from pluralign.probes import Probe
+from pluralign.choice.attributes import HELPSTEER2, MIC
+from pluralign.choice.probes import Probe, load_probes
+from pluralign.evaluation.data.benchmark import load_benchmark
+from pluralign.evaluation.data.helpsteer2 import PairingReport, pair_rows
+from pluralign.evaluation.data.mic import build_mic, read_mic_csv
+from pluralign.evaluation.data.split import stratified_split
+from pluralign.support.errors import InputError
 
 COLUMNS = [
     "",

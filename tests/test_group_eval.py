@@ -8,13 +8,13 @@ import re
 import numpy as np
 import pytest
 
-from pluralign.data.benchmark import load_benchmark
-from pluralign.errors import InputError
-from pluralign.evaluate import evaluate, make_plan, rescore_groups
-from pluralign.group_metrics import grade_group_item
-from pluralign.groups import GroupTarget, goal_from_data, resolve_goal_specs
-from pluralign.methods.simple import OracleMethod, RandomMethod
-from pluralign.targets import resolve_target_specs
+from pluralign.choice.groups import GroupTarget, goal_from_data, resolve_goal_specs
+from pluralign.choice.targets import resolve_target_specs
+from pluralign.evaluation.data.benchmark import load_benchmark
+from pluralign.evaluation.evaluate import evaluate, make_plan, rescore_groups
+from pluralign.evaluation.group_metrics import grade_group_item
+from pluralign.prediction.methods.simple import OracleMethod, RandomMethod
+from pluralign.support.errors import InputError
 from support import HELPSTEER2, TARGETS, one_line_error, run_cli
 
 LABELS = [
@@ -168,7 +168,7 @@ def test_cli_eval_of_a_group_then_metrics(tmp_path):
 
 
 def test_report_lists_groups_with_their_names_as_text(tmp_path):
-    from pluralign.report import write_report
+    from pluralign.evaluation.report import write_report
 
     bench = load_benchmark(HELPSTEER2)
     rows = [{"values": {"helpfulness": 1.0}, "weight": 2}, {"verbosity": 0.0}]

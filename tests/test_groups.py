@@ -6,8 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from pluralign.errors import InputError
-from pluralign.groups import (
+from pluralign.choice.groups import (
     GroupTarget,
     explain_group,
     goal_from_data,
@@ -16,8 +15,9 @@ from pluralign.groups import (
     read_goal,
     select_group,
 )
-from pluralign.selection import select
-from pluralign.targets import AlignmentTarget
+from pluralign.choice.selection import select
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.support.errors import InputError
 
 # response 0 is helpful and short, 1 unhelpful and long, 2 middling
 PREDICTIONS = [

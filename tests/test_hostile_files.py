@@ -87,7 +87,7 @@ def test_two_targets_whose_names_would_share_a_file_get_two(helpsteer2_dir, tmp_
 
 
 def test_file_names_of_labels_never_collide_even_folding_case():
-    from pluralign.names import file_stem
+    from pluralign.support.names import file_stem
 
     labels = ["x y", "x_y-887fcea6a803", "High", "high", "HIGH", "a/b", "a_b", "a_b-c14cddc033f6", "..", ".", "é",
               "e", "target_high", "name", "name-5ec1f7e700f3", "x" * 150, "x" * 151]  # fmt: skip
@@ -132,7 +132,7 @@ def test_the_run_browser_never_serves_a_file_through_a_link_below_runs(helpsteer
 
 @pytest.mark.parametrize("kind", ["fifo", "dev-zero", "link", "folder", "huge-header"])
 def test_a_prefix_entry_that_is_not_a_regular_file_of_ours_is_skipped(tmp_path, caplog, kind):
-    from pluralign.judges.prefixes import SUFFIX, PrefixStore, prefix_key
+    from pluralign.prediction.judges.prefixes import SUFFIX, PrefixStore, prefix_key
 
     store = PrefixStore("model-x", tmp_path / "prefixes")
     store.put([1, 2, 3], b"state-bytes")
@@ -148,12 +148,12 @@ def test_a_prefix_entry_that_is_not_a_regular_file_of_ours_is_skipped(tmp_path, 
     elif kind == "folder":
         path.mkdir()
     else:  # a header that claims 2**62 bytes
-        from pluralign.judges.prefixes import _HEADER, FORMAT, MAGIC
+        from pluralign.prediction.judges.prefixes import _HEADER, FORMAT, MAGIC
 
         path.write_bytes(_HEADER.pack(MAGIC, FORMAT, prefix_key("model-x", tokens), 3, 2**62, b"\0" * 32) + b"xx")
     found: list = []
     worker = threading.Thread(target=lambda: found.append(PrefixStore("model-x", tmp_path / "prefixes").get(tokens)))
-    with caplog.at_level(logging.WARNING, logger="pluralign.judges"):
+    with caplog.at_level(logging.WARNING, logger="pluralign.prediction.judges"):
         worker.start()
         worker.join(20)
     assert not worker.is_alive(), "reading the prefix store hung"
@@ -230,9 +230,9 @@ def test_the_evidence_study_refuses_counts_that_mean_nothing(args):
 
 
 def test_one_writer_of_reasonings_per_benchmark(helpsteer2_dir, tmp_path):
-    from pluralign.errors import InputError
-    from pluralign.files import exclusive
-    from pluralign.reasonings import PROGRESS
+    from pluralign.evaluation.reasonings import PROGRESS
+    from pluralign.support.errors import InputError
+    from pluralign.support.files import exclusive
 
     bench = tmp_path / "bench"
     bench.mkdir()

@@ -63,7 +63,7 @@ def test_a_target_name_that_cannot_be_a_label_is_one_line(helpsteer2_dir, tmp_pa
 
 
 def test_two_labels_never_share_a_file():
-    from pluralign.names import file_stem
+    from pluralign.support.names import file_stem
 
     labels = ["a/b", "a_b", "a?b", "a b", "../a/b", "target_high", "é"]
     stems = [file_stem(x) for x in labels]
@@ -94,8 +94,8 @@ def test_an_upstream_that_echoes_the_key_is_redacted(scripted):
 
 
 def test_redaction_covers_the_shapes_of_a_secret():
-    from pluralign.errors import one_line
-    from pluralign.redact import redact, register_secret
+    from pluralign.support.errors import one_line
+    from pluralign.support.redact import redact, register_secret
 
     register_secret("my-registered-value-123")
     text = (
@@ -218,7 +218,7 @@ def test_huge_numbers_in_run_files_are_skipped_lines_not_tracebacks(helpsteer2_d
 
 
 def test_choices_with_unicode_line_separators_inside_strings(tmp_path: Path):
-    from pluralign.profile import read_choices
+    from pluralign.people.profile import read_choices
 
     path = tmp_path / "choices.jsonl"
     records = [
@@ -244,8 +244,8 @@ def test_choices_with_unicode_line_separators_inside_strings(tmp_path: Path):
     ],
 )
 def test_choices_are_not_coerced(tmp_path: Path, record, message):
-    from pluralign.errors import InputError
-    from pluralign.profile import read_choices
+    from pluralign.people.profile import read_choices
+    from pluralign.support.errors import InputError
 
     path = tmp_path / "choices.jsonl"
     path.write_text(json.dumps({"id": "1", "question": "q", "responses": ["a", "b"], "chosen": 0, **record}) + "\n")
@@ -315,7 +315,7 @@ def _mic_row(i: int, q: str, a: str, vector: str = "[1.0, 0.0, 0.0, 0.0, 0.0, 0.
 
 
 def test_mic_csv_with_a_byte_order_mark_reads(tmp_path: Path):
-    from pluralign.data.mic import read_mic_csv
+    from pluralign.evaluation.data.mic import read_mic_csv
 
     path = tmp_path / "MIC.csv"
     path.write_text("\ufeff" + MIC_HEADER + "\n" + _mic_row(0, "q", "a") + "\n", encoding="utf-8")
@@ -622,9 +622,9 @@ def test_a_cancelled_deadline_stops_llama_cpp_within_a_token(llamacpp_backend):
     import threading
     import time
 
-    from pluralign.deadline import Deadline, deadline
-    from pluralign.errors import DeadlineExceeded
-    from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+    from pluralign.prediction.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+    from pluralign.support.deadline import Deadline, deadline
+    from pluralign.support.errors import DeadlineExceeded
 
     # the grammar forces 2,000 characters (hundreds of tokens), so the answer cannot be complete
     # before the cancel at 0.5 s, however short a story the model would like to write

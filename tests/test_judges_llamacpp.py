@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from pluralign import prompts
-from pluralign.errors import ContextLengthError, ModelNotFoundError
-from pluralign.judges.base import GenerationSettings, JudgeRequest, parse_answer
-from pluralign.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
-from pluralign.weights import resolve_gguf
+from pluralign.prediction import prompts
+from pluralign.prediction.judges.base import GenerationSettings, JudgeRequest, parse_answer
+from pluralign.prediction.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
+from pluralign.prediction.weights import resolve_gguf
+from pluralign.support.errors import ContextLengthError, ModelNotFoundError
 
 pytestmark = pytest.mark.slow  # real models
 

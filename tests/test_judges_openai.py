@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from pluralign import prompts
-from pluralign.errors import BackendUnavailableError, ContextLengthError, InvalidOutputError
-from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
-from pluralign.judges.openai import OpenAIBackend, OpenAIOptions
+from pluralign.prediction import prompts
+from pluralign.prediction.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+from pluralign.prediction.judges.openai import OpenAIBackend, OpenAIOptions
+from pluralign.support.errors import BackendUnavailableError, ContextLengthError, InvalidOutputError
 from support import free_port
 
 SCHEMA = prompts.comparative_schema(["A", "B"])
@@ -35,7 +35,7 @@ def test_real_server_concurrent_requests(llama_server):
     backend = OpenAIBackend("smollm2", OpenAIOptions(base_urls=[llama_server], concurrency=4, timeout=300))
     from concurrent.futures import ThreadPoolExecutor
 
-    from pluralign.errors import InvalidOutputError
+    from pluralign.support.errors import InvalidOutputError
 
     def one(i: int):
         try:

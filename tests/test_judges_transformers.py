@@ -4,16 +4,16 @@ import json
 
 import pytest
 
-from pluralign import prompts
-from pluralign.errors import ModelNotFoundError
-from pluralign.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+from pluralign.prediction import prompts
+from pluralign.prediction.judges.base import ChatMessage, GenerationSettings, JudgeRequest
+from pluralign.support.errors import ModelNotFoundError
 
 pytestmark = pytest.mark.slow  # real models
 
 
 @pytest.fixture(scope="module")
 def backend():
-    from pluralign.judges.transformers import TransformersBackend, TransformersOptions
+    from pluralign.prediction.judges.transformers import TransformersBackend, TransformersOptions
 
     b = TransformersBackend("smollm2-135m", TransformersOptions(batch_size=4))
     yield b
@@ -65,7 +65,7 @@ def test_system_message_merged_when_template_has_no_system_role(backend):
 
 
 def test_missing_local_model(tmp_path):
-    from pluralign.judges.transformers import TransformersBackend
+    from pluralign.prediction.judges.transformers import TransformersBackend
 
     with pytest.raises(ModelNotFoundError, match="does not exist"):
         TransformersBackend(str(tmp_path / "nope"))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.data import load_benchmark
-from pluralign.evaluate import evaluate
-from pluralign.methods import build_method
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.evaluation.data import load_benchmark
+from pluralign.evaluation.evaluate import evaluate
+from pluralign.prediction.methods import build_method
 from pluralign.settings import Settings
-from pluralign.targets import AlignmentTarget
 
 pytestmark = pytest.mark.slow  # real models
 
@@ -92,7 +92,7 @@ def test_shuffled_samples_see_both_orders(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)
     method = build_method("spm-zeroshot", _settings(bench.path, tmp_path / "c.sqlite", samples=4))
     try:
-        from pluralign.attributes import DEFAULT_REGISTRY
+        from pluralign.choice.attributes import DEFAULT_REGISTRY
 
         judgement = method.judge(bench.eval[0], DEFAULT_REGISTRY.require(["coherence"]), seed=11)
     finally:

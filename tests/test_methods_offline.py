@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.attributes import DEFAULT_REGISTRY as R
-from pluralign.data import load_benchmark
-from pluralign.evaluate import evaluate
-from pluralign.methods import build_method
+from pluralign.choice.attributes import DEFAULT_REGISTRY as R
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.evaluation.data import load_benchmark
+from pluralign.evaluation.evaluate import evaluate
+from pluralign.prediction.methods import build_method
 from pluralign.settings import Settings
-from pluralign.targets import AlignmentTarget
 
 pytestmark = pytest.mark.slow  # real models
 

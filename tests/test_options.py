@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.errors import InputError
-from pluralign.judges import BACKENDS, backend_spec
-from pluralign.judges.llamacpp import LlamaCppBackend
-from pluralign.judges.openai import OpenAIBackend, OpenAIOptions
-from pluralign.judges.transformers import TransformersBackend
-from pluralign.methods.llm import DEFAULT_TEMPERATURE
-from pluralign.methods.registry import METHODS, build_method
-from pluralign.methods.spm import SpmOptions, ZeroShotOptions
-from pluralign.options import Options, fields_of, flag_of
+from pluralign.prediction.judges import BACKENDS, backend_spec
+from pluralign.prediction.judges.llamacpp import LlamaCppBackend
+from pluralign.prediction.judges.openai import OpenAIBackend, OpenAIOptions
+from pluralign.prediction.judges.transformers import TransformersBackend
+from pluralign.prediction.methods.build import build_method
+from pluralign.prediction.methods.llm import DEFAULT_TEMPERATURE
+from pluralign.prediction.methods.registry import METHODS
+from pluralign.prediction.methods.spm import SpmOptions, ZeroShotOptions
 from pluralign.settings import Settings, components, make_settings
+from pluralign.support.errors import InputError
+from pluralign.support.options import Options, fields_of, flag_of
 from support import CHOOSE_ARGS, one_line_error, run_cli
 
 
@@ -63,8 +64,8 @@ def test_auto_estimator_follows_the_backend_and_the_given_options():
 
 
 def test_per_request_overrides_are_copies():
-    from pluralign.icl import ExampleSelector, builtin_bank
-    from pluralign.methods.spm import ComparativeRegression
+    from pluralign.prediction.examples import ExampleSelector, builtin_bank
+    from pluralign.prediction.methods.spm import ComparativeRegression
 
     class NoCalls:
         name, model = "none", "none"

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pluralign.attributes import DEFAULT_REGISTRY as R
-from pluralign.errors import InputError
-from pluralign.methods.spm import ZeroShotOptions
-from pluralign.probes import Probe
-from pluralign.reference import score_input_output
-from pluralign.targets import AlignmentTarget
+from pluralign.choice.attributes import DEFAULT_REGISTRY as R
+from pluralign.choice.probes import Probe
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.evaluation.reference import score_input_output
+from pluralign.prediction.methods.spm import ZeroShotOptions
+from pluralign.support.errors import InputError
 from support import CHOOSE_ARGS
 
 CARE = AlignmentTarget(name="care-half", values={"care": 0.5})
@@ -95,7 +95,7 @@ def test_paper_tie_rule_on_hand_made_input_output(tmp_path: Path, cli):
 
 
 def test_exact_rule_in_selection():
-    from pluralign.selection import select
+    from pluralign.choice.selection import select
 
     near = [{"care": 0.33}, {"care": 0.67}]
     assert select(near, CARE).index == 0 and select(near, CARE).tied == []
@@ -140,9 +140,9 @@ def test_eval_reports_both_rules_on_mic_like_levels(tmp_path: Path, cli):
 
 
 def test_prompt_aligned_examples_follow_the_paper(helpsteer2_dir: Path):
-    from pluralign.data.benchmark import load_probes
-    from pluralign.icl import ExampleSelector
-    from pluralign.selection import select
+    from pluralign.choice.probes import load_probes
+    from pluralign.choice.selection import select
+    from pluralign.prediction.examples import ExampleSelector
 
     train = load_probes(helpsteer2_dir / "train.json")
     target = AlignmentTarget(name="t", values={"helpfulness": 1.0, "verbosity": 0.0})
@@ -161,8 +161,8 @@ def test_prompt_aligned_examples_follow_the_paper(helpsteer2_dir: Path):
 
 
 def _comparative(settings):
-    from pluralign.icl import builtin_bank  # noqa: F401 - the bank is what spm would use
-    from pluralign.methods.spm import ComparativeRegression
+    from pluralign.prediction.examples import builtin_bank  # noqa: F401 - the bank is what spm would use
+    from pluralign.prediction.methods.spm import ComparativeRegression
 
     class NoCalls:  # requests are only rendered here, never sent
         name, model = "none", "none"
@@ -191,7 +191,7 @@ def test_scale_factor_reaches_the_schema_and_the_predictions(smollm2_path: Path)
 
 @pytest.mark.slow
 def test_prompts_folder_replaces_templates(tmp_path: Path, cli):
-    from pluralign.prompts import PromptSet
+    from pluralign.prediction.prompts import PromptSet
 
     folder = tmp_path / "paper_prompts"
     folder.mkdir()
@@ -225,8 +225,8 @@ def test_prompts_folder_replaces_templates(tmp_path: Path, cli):
 
 
 def test_data_reasonings_fills_train_and_feeds_the_examples(tmp_path: Path, cli, smollm2_path: Path):
-    from pluralign.data.benchmark import load_probes
-    from pluralign.icl import ExampleSelector
+    from pluralign.choice.probes import load_probes
+    from pluralign.prediction.examples import ExampleSelector
 
     bench = tmp_path / "bench"
     bench.mkdir()
@@ -273,7 +273,7 @@ def test_data_reasonings_fills_train_and_feeds_the_examples(tmp_path: Path, cli,
 
 
 def test_mic_reasonings_have_no_trailing_space(tmp_path: Path):
-    from pluralign.data.mic import probes_from_rows, read_mic_csv
+    from pluralign.evaluation.data.mic import probes_from_rows, read_mic_csv
 
     path = tmp_path / "mic.csv"
     header = ",WorkerId,WorkTimeInMinutes,chatbot,Q,A,rot,moral,moral-vector,A_agrees\n"

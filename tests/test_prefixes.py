@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.judges import prefixes
-from pluralign.judges.prefixes import PrefixStore
+from pluralign.prediction.judges import prefixes
+from pluralign.prediction.judges.prefixes import PrefixStore
 
 TOKENS = list(range(100, 164))
 
@@ -108,7 +108,7 @@ def test_a_damaged_entry_is_ignored_with_a_warning_and_replaced(tmp_path: Path, 
     (path,) = tmp_path.glob("*.prefix")
     path.write_bytes(damage(path.read_bytes()))
     store = _store(tmp_path)
-    with caplog.at_level(logging.WARNING, logger="pluralign.judges"):
+    with caplog.at_level(logging.WARNING, logger="pluralign.prediction.judges"):
         assert store.get(TOKENS) is None
     assert said in caplog.text and "computing the prefix again" in caplog.text
     _store(tmp_path).put(TOKENS, b"fresh" * 50)
@@ -121,7 +121,7 @@ def test_a_state_filed_under_another_key_is_not_trusted(tmp_path: Path, caplog):
     store.put(TOKENS[:40], b"b" * 30)
     first, second = sorted(tmp_path.glob("*.prefix"), key=lambda p: p.stat().st_size)
     first.write_bytes(second.read_bytes())  # a file renamed or copied over another
-    with caplog.at_level(logging.WARNING, logger="pluralign.judges"):
+    with caplog.at_level(logging.WARNING, logger="pluralign.prediction.judges"):
         results = [_store(tmp_path).get(TOKENS), _store(tmp_path).get(TOKENS[:40])]
     assert results.count(None) >= 1 and "belongs to another prefix" in caplog.text
 
@@ -130,7 +130,7 @@ def test_an_unwritable_store_costs_speed_never_a_decision(tmp_path: Path, caplog
     blocker = tmp_path / "file"
     blocker.write_text("x")
     store = _store(blocker / "prefixes")
-    with caplog.at_level(logging.WARNING, logger="pluralign.judges"):
+    with caplog.at_level(logging.WARNING, logger="pluralign.prediction.judges"):
         store.put(TOKENS, b"s" * 10)
     assert store.get(TOKENS) == b"s" * 10  # still kept in memory
     assert "could not write" in caplog.text and blocker.read_text() == "x"

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.attributes import DEFAULT_REGISTRY as R
-from pluralign.data.benchmark import load_probes
-from pluralign.errors import InputError
-from pluralign.explain import attribute_shares, confidence, explain, explain_choice
-from pluralign.profile import ChoiceRecord, Grid, builtin_pool, fit_profile, next_question, read_choices
-from pluralign.selection import select
-from pluralign.targets import AlignmentTarget, load_target_file
+from pluralign.choice.attributes import DEFAULT_REGISTRY as R
+from pluralign.choice.explanation import attribute_shares, confidence, explain, explain_choice
+from pluralign.choice.probes import load_probes
+from pluralign.choice.selection import select
+from pluralign.choice.targets import AlignmentTarget, load_target_file
+from pluralign.people.profile import ChoiceRecord, Grid, builtin_pool, fit_profile, next_question, read_choices
+from pluralign.support.errors import InputError
 
 HS2 = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
 
@@ -90,9 +90,9 @@ def test_next_question_maximises_expected_agreement_computed_the_long_way(helpst
     next_question: the question asked is the one the long way rates highest."""
     import numpy as np
 
-    from pluralign.metrics import label_distances
-    from pluralign.profile import _choice_log_probs, _matrix, _sq_distances, posterior
-    from pluralign.selection import closest
+    from pluralign.choice.selection import closest
+    from pluralign.evaluation.metrics import label_distances
+    from pluralign.people.profile import _choice_log_probs, _matrix, _sq_distances, posterior
 
     names = ["helpfulness", "verbosity"]
     attrs = R.require(names)
@@ -134,7 +134,7 @@ def test_next_question_maximises_expected_agreement_computed_the_long_way(helpst
 def test_grid_covers_every_level_the_middle_included_and_absence():
     import numpy as np
 
-    from pluralign.profile import MIDDLE_PRIOR
+    from pluralign.people.profile import MIDDLE_PRIOR
 
     grid = Grid.build(R.require(["care", "verbosity"]))
     assert grid.present.shape == (8 * 6 - 1, 2)  # 7 MIC levels or absent; 5 HelpSteer2 levels or absent

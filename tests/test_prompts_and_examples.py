@@ -4,14 +4,14 @@ import json
 
 import pytest
 
-from pluralign import prompts
-from pluralign.attributes import DEFAULT_REGISTRY as R
-from pluralign.data import load_benchmark
-from pluralign.icl import ExampleSelector, builtin_bank
-from pluralign.methods.llm import shuffles
-from pluralign.methods.spm import aggregate, unshuffle
-from pluralign.probes import Probe
-from pluralign.targets import AlignmentTarget
+from pluralign.choice.attributes import DEFAULT_REGISTRY as R
+from pluralign.choice.probes import Probe
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.evaluation.data import load_benchmark
+from pluralign.prediction import prompts
+from pluralign.prediction.examples import ExampleSelector, builtin_bank
+from pluralign.prediction.methods.llm import shuffles
+from pluralign.prediction.methods.spm import aggregate, unshuffle
 
 P = prompts.DEFAULT_PROMPTS
 
@@ -98,7 +98,7 @@ def test_icl_rules_and_limits():
 
 
 def test_the_fixed_rule_gives_every_question_the_same_examples_in_the_same_order():
-    from pluralign.icl import FewShotOptions
+    from pluralign.prediction.examples import FewShotOptions
 
     bank = builtin_bank()
     fixed = ExampleSelector(bank, index="embedding", rule="fixed")

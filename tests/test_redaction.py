@@ -26,7 +26,7 @@ ASK = "My neighbour asks me to water her plants. What do I say?"
     ],
 )
 def test_credentials_in_any_position_are_masked_and_nothing_else(text, secrets, kept):
-    from pluralign.errors import one_line
+    from pluralign.support.errors import one_line
 
     shown = one_line(text)
     for secret in secrets:
@@ -36,10 +36,10 @@ def test_credentials_in_any_position_are_masked_and_nothing_else(text, secrets, 
 
 
 def test_every_secret_an_option_names_is_registered_when_it_is_validated(monkeypatch):
-    from pluralign.errors import one_line
-    from pluralign.generators import GeneratorOptions
-    from pluralign.judges.openai import OpenAIOptions
+    from pluralign.prediction.generators import GeneratorOptions
+    from pluralign.prediction.judges.openai import OpenAIOptions
     from pluralign.server.config import ServiceOptions
+    from pluralign.support.errors import one_line
 
     values = {
         "PL_T_GEN": "generator-secret-111",

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.data import load_benchmark
-from pluralign.evaluate import evaluate
-from pluralign.methods import build_method
-from pluralign.methods.logprobs import level_distributions
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.evaluation.data import load_benchmark
+from pluralign.evaluation.evaluate import evaluate
+from pluralign.prediction.methods import build_method
+from pluralign.prediction.methods.logprobs import level_distributions
 from pluralign.settings import Settings
-from pluralign.targets import AlignmentTarget
 
 A = AlignmentTarget(name="A", values={"verbosity": 1.0, "coherence": 0.0})
 B = AlignmentTarget(name="B", values={"coherence": 1.0})
@@ -219,7 +219,7 @@ def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
         _spm(bench.path, tmp_path / "c.sqlite", estimator="logprobs", samples=None, temperature=0.7)
     method = _spm(bench.path, tmp_path / "c.sqlite", estimator="logprobs", samples=None)
     try:
-        from pluralign.attributes import DEFAULT_REGISTRY
+        from pluralign.choice.attributes import DEFAULT_REGISTRY
 
         judgement = method.judge(bench.eval[3], DEFAULT_REGISTRY.require(["verbosity"]), seed=1)
     finally:
@@ -248,7 +248,7 @@ def test_a_run_is_bound_to_what_its_benchmark_holds_not_where_it_lies(helpsteer2
     """A run folder resumes after the benchmark moves (another machine, another clone) or is
     reformatted, and refuses other items that sit at the same path; a run recorded by v0.2
     (the benchmark's path) resumes where that path still holds it."""
-    from pluralign.errors import InputError
+    from pluralign.support.errors import InputError
 
     method = build_method("oracle", Settings())
     high = AlignmentTarget(name="high", values={"helpfulness": 1.0})

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.data import load_benchmark
-from pluralign.errors import InputError
-from pluralign.metrics import bootstrap_ci, grade_item, summarize
-from pluralign.selection import Metric, distance, select
-from pluralign.targets import AlignmentTarget
+from pluralign.choice.selection import Metric, distance, select
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.evaluation.data import load_benchmark
+from pluralign.evaluation.metrics import bootstrap_ci, grade_item, summarize
+from pluralign.support.errors import InputError
 
 T = AlignmentTarget(name="t", values={"care": 1.0, "authority": 0.17})
 

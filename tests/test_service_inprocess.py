@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pluralign.profile import ChoiceRecord
+from pluralign.people.profile import ChoiceRecord
 
 PAIR = {
     "question": "How should I answer?",
@@ -40,7 +40,7 @@ def service(
 ) -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
-    from pluralign.generators import GeneratorOptions
+    from pluralign.prediction.generators import GeneratorOptions
     from pluralign.server.app import create_app
     from pluralign.server.config import ServerConfig, ServiceOptions
     from pluralign.settings import make_settings
@@ -178,8 +178,8 @@ def test_feedback_on_one_completion_is_idempotent(tmp_path: Path):
 def test_feedback_from_many_users_at_once_loses_nothing(tmp_path: Path):
     """120 posts from 12 users, 16 at a time (a user's posts arriving together): every post is
     answered 200, each history holds its 10 choices and each profile is the fit of that history."""
-    from pluralign.attributes import DEFAULT_REGISTRY
-    from pluralign.profile import fit_profile
+    from pluralign.choice.attributes import DEFAULT_REGISTRY
+    from pluralign.people.profile import fit_profile
 
     users = [f"user {k} ✓" for k in range(12)]
     with service(tmp_path) as client:

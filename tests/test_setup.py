@@ -42,9 +42,9 @@ def test_doctor_decodes_a_token_with_the_real_build(smollm2_path: Path):
 
 
 def test_threads_option_reaches_llama_cpp(smollm2_path: Path):
-    from pluralign.cpu import default_threads
-    from pluralign.judges import make_backend
-    from pluralign.judges.llamacpp import LlamaCppOptions
+    from pluralign.prediction.judges import make_backend
+    from pluralign.prediction.judges.llamacpp import LlamaCppOptions
+    from pluralign.support.cpu import default_threads
 
     backend = make_backend("llamacpp", str(smollm2_path), LlamaCppOptions(threads=1, n_ctx=512))
     try:

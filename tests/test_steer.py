@@ -149,9 +149,9 @@ def test_feedback_from_many_users_at_once_loses_nothing_and_stays_apart(steer):
     """200 posts from 20 users in parallel: each history has its 10 choices, and each profile
     is a `profile fit` of that history (users who always prefer care against users who always
     prefer authority get opposite profiles)."""
-    from pluralign.attributes import DEFAULT_REGISTRY
-    from pluralign.profile import fit_profile
-    from pluralign.userstore import UserStore
+    from pluralign.choice.attributes import DEFAULT_REGISTRY
+    from pluralign.people.profile import fit_profile
+    from pluralign.people.userstore import UserStore
 
     url, tmp = steer
     users = [f"user {k} ✓" for k in range(20)]
@@ -272,7 +272,7 @@ def test_the_openai_client_retries_a_full_queue_on_its_own(llama_server, tmp_pat
 
 
 def test_kill_9_mid_way_loses_no_committed_feedback(tmp_path):
-    from pluralign.userstore import UserStore
+    from pluralign.people.userstore import UserStore
 
     proc, url = _serve(tmp_path)
     acknowledged = []

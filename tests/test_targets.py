@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC, load_attribute_file
-from pluralign.errors import InputError
-from pluralign.targets import (
+from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC, load_attribute_file
+from pluralign.choice.targets import (
     AlignmentTarget,
     load_target_file,
     resolve_target_specs,
     sample_targets,
     target_from_data,
 )
+from pluralign.support.errors import InputError
 
 
 def test_builtin_attributes_have_descriptions_and_levels():

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.errors import InputError
-from pluralign.profile import ChoiceRecord
-from pluralign.userstore import HistoryChanged, UserForgotten, UserStore
+from pluralign.people.profile import ChoiceRecord
+from pluralign.people.userstore import HistoryChanged, UserForgotten, UserStore
+from pluralign.support.errors import InputError
 
 
 def _record(k: int, chosen: int = 0) -> ChoiceRecord:

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from pluralign import weights as models
-from pluralign.errors import ModelNotFoundError
+from pluralign.prediction import weights as models
+from pluralign.support.errors import ModelNotFoundError
 
 
 def test_fetch_smollm2_into_cache(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Generates src/pluralign/data/example_bank.json: pluralign's own hand-written examples.
+"""Generates src/pluralign/resources/example_bank.json: pluralign's own hand-written examples.
 
 Each entry: (attribute, question, [(response, value, reasoning), ...]).
 """
@@ -151,5 +151,5 @@ for attr, q, rs in B:
         "labels": [{attr: v} for _, v, _ in rs],
         "reasonings": [{attr: why} for _, _, why in rs],
     })
-Path("src/pluralign/data/example_bank.json").write_text(json.dumps(out, indent=2) + "\n")
+Path("src/pluralign/resources/example_bank.json").write_text(json.dumps(out, indent=2) + "\n")
 print(len(out))

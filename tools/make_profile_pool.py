@@ -1,4 +1,4 @@
-"""Generates src/pluralign/data/profile_pool.jsonl: the probes the page's "Find my profile"
+"""Generates src/pluralign/resources/profile_pool.jsonl: the probes the page's "Find my profile"
 flow asks about.
 
 Short single-turn items of the steerable HelpSteer2 train set (built from nvidia/HelpSteer2,
@@ -37,7 +37,7 @@ def main(train: str) -> None:
             }
         )
     picked = picked[:COUNT]
-    out = Path(__file__).resolve().parent.parent / "src" / "pluralign" / "data" / "profile_pool.jsonl"
+    out = Path(__file__).resolve().parent.parent / "src" / "pluralign" / "resources" / "profile_pool.jsonl"
     out.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in picked))
     print(f"wrote {len(picked)} items to {out}")
 

@@ -8,28 +8,32 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pluralign.support import moved
+
+moved.install()  # 0.2's module paths (pluralign.targets, pluralign.judges, ...) still import, with a warning
+
 if TYPE_CHECKING:
     from pluralign.api import Chooser, ChooseResult, choose, respond
-    from pluralign.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
-    from pluralign.errors import PluralignError
-    from pluralign.probes import Probe
-    from pluralign.selection import Choice, Metric, select
-    from pluralign.targets import AlignmentTarget
+    from pluralign.choice.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
+    from pluralign.choice.probes import Probe
+    from pluralign.choice.selection import Choice, Metric, select
+    from pluralign.choice.targets import AlignmentTarget
+    from pluralign.support.errors import PluralignError
 
 _PUBLIC = {
     "Chooser": "pluralign.api",
     "ChooseResult": "pluralign.api",
     "choose": "pluralign.api",
     "respond": "pluralign.api",
-    "BUILTIN_ATTRIBUTES": "pluralign.attributes",
-    "Attribute": "pluralign.attributes",
-    "AttributeRegistry": "pluralign.attributes",
-    "PluralignError": "pluralign.errors",
-    "Probe": "pluralign.probes",
-    "Choice": "pluralign.selection",
-    "Metric": "pluralign.selection",
-    "select": "pluralign.selection",
-    "AlignmentTarget": "pluralign.targets",
+    "BUILTIN_ATTRIBUTES": "pluralign.choice.attributes",
+    "Attribute": "pluralign.choice.attributes",
+    "AttributeRegistry": "pluralign.choice.attributes",
+    "PluralignError": "pluralign.support.errors",
+    "Probe": "pluralign.choice.probes",
+    "Choice": "pluralign.choice.selection",
+    "Metric": "pluralign.choice.selection",
+    "select": "pluralign.choice.selection",
+    "AlignmentTarget": "pluralign.choice.targets",
 }
 __all__ = [
     "BUILTIN_ATTRIBUTES",

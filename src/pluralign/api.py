@@ -8,18 +8,25 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.errors import InputError
-from pluralign.explain import Explanation, explain_choice
-from pluralign.groups import GroupTarget, explain_group, goal_from_data, is_group_data, load_goal_file, select_group
-from pluralign.methods import Judgement, Method, build_method
-from pluralign.methods.llm import LLMMethod
-from pluralign.methods.registry import DEFAULT_METHOD
-from pluralign.probes import make_probe
-from pluralign.selection import Metric, TieRule
+from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
+from pluralign.choice.explanation import Explanation, explain_choice
+from pluralign.choice.groups import (
+    GroupTarget,
+    explain_group,
+    goal_from_data,
+    is_group_data,
+    load_goal_file,
+    select_group,
+)
+from pluralign.choice.probes import make_probe
+from pluralign.choice.selection import Metric, TieRule
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.prediction.methods import Judgement, Method, build_method
+from pluralign.prediction.methods.llm import LLMMethod
+from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.settings import Settings, make_settings
-from pluralign.strict import check_seed
-from pluralign.targets import AlignmentTarget
+from pluralign.support.errors import InputError
+from pluralign.support.strict import check_seed
 
 
 class ChooseResult(BaseModel):
@@ -104,7 +111,7 @@ class Chooser:
         seed: int = 0,
         overrides: Mapping[str, Any] | None = None,
     ) -> ChooseResult:
-        """``target`` is one person's target, or a group (:mod:`pluralign.groups`)."""
+        """``target`` is one person's target, or a group (:mod:`pluralign.choice.groups`)."""
         check_seed(seed)
         probe = make_probe(question, responses)
         goal = as_goal(target, self.registry)
@@ -208,10 +215,10 @@ def choose(
 
 
 def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes: Sequence[str]) -> list[Any]:
-    """Profile records (:class:`pluralign.profile.ChoiceRecord`) with predictions for every
+    """Profile records (:class:`pluralign.people.profile.ChoiceRecord`) with predictions for every
     attribute: records without predictions are scored by the chooser's method (cached as
     usual); predictions that lack an attribute are an error, never filled in."""
-    from pluralign.profile import check_predictions
+    from pluralign.people.profile import check_predictions
 
     check_predictions([r for r in records if r.predictions is not None], attributes)
     out = []
@@ -247,10 +254,10 @@ def respond(
     generator: Any = None,
     **settings: Any,
 ) -> RespondResult:
-    """Generate candidates (``generator``: :class:`pluralign.generators.GeneratorOptions`; the
+    """Generate candidates (``generator``: :class:`pluralign.prediction.generators.GeneratorOptions`; the
     local model by default), then choose the one that fits ``target``."""
-    from pluralign.generators import Draw, GeneratorOptions, make_generator
-    from pluralign.judges.base import ChatMessage
+    from pluralign.prediction.generators import Draw, GeneratorOptions, make_generator
+    from pluralign.prediction.judges.base import ChatMessage
 
     options = generator or GeneratorOptions()
     chosen_settings = make_settings(settings)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pluralign.cpu import default_threads, usable_cpus
+from pluralign.support.cpu import default_threads, usable_cpus
 
 INTERESTING_FLAGS = (
     "avx",
@@ -81,8 +81,8 @@ def smoke(model: str, timeout: float = 180.0) -> tuple[bool, str]:
     """Decode one token in a child process: (worked, what happened)."""
     if importlib.util.find_spec("llama_cpp") is None:
         return False, "llama-cpp-python is not installed: pip install 'pluralign[llamacpp]'"
-    from pluralign.errors import PluralignError
-    from pluralign.weights import resolve_gguf
+    from pluralign.prediction.weights import resolve_gguf
+    from pluralign.support.errors import PluralignError
 
     try:
         path = resolve_gguf(model)

@@ -1,10 +1,11 @@
 """How a method and its judge run: one object for the CLI, the Python API and the service.
 
 Settings composes the options that components declare next to their code: which judge
-(:class:`pluralign.judges.JudgeOptions`) and the cache (:class:`pluralign.judges.cache.CacheOptions`)
-as fields, and every registered backend's and method's options model by name in ``values``
-(only the options that were given; each component fills in its own defaults). So a new
-backend or method with options of its own is still one new file. Settings are frozen: a
+(:class:`pluralign.prediction.judges.JudgeOptions`) and the cache
+(:class:`pluralign.prediction.judges.cache.CacheOptions`) as fields, and every registered
+backend's and method's options model by name in ``values`` (only the options that were given;
+each component fills in its own defaults). So a new backend or method with options of its own
+is still one new file. Settings are frozen: a
 per-request change is a copy (:meth:`Settings.override`).
 """
 
@@ -17,10 +18,10 @@ from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 
-from pluralign.errors import InputError
-from pluralign.judges import JudgeOptions
-from pluralign.judges.cache import CacheOptions
-from pluralign.options import Options, fields_of, flag_of, input_error, validate
+from pluralign.prediction.judges import JudgeOptions
+from pluralign.prediction.judges.cache import CacheOptions
+from pluralign.support.errors import InputError
+from pluralign.support.options import Options, fields_of, flag_of, input_error, validate
 
 OptionsT = TypeVar("OptionsT", bound=Options)
 
@@ -39,7 +40,7 @@ def _unique(models: Iterable[type[Options]]) -> list[type[Options]]:
 def judge_components(backend: str | None = None) -> list[type[Options]]:
     """The options of the judge: which one, the cache, and the backend's own (every
     backend's when ``backend`` is None)."""
-    from pluralign.judges import backend_spec, backends
+    from pluralign.prediction.judges import backend_spec, backends
 
     specs = [backend_spec(backend)] if backend is not None else list(backends().values())
     return _unique([JudgeOptions, CacheOptions, *(s.options for s in specs)])
@@ -47,7 +48,7 @@ def judge_components(backend: str | None = None) -> list[type[Options]]:
 
 def components() -> list[type[Options]]:
     """Every options model a method and its judge may read, each once."""
-    from pluralign.methods.registry import methods
+    from pluralign.prediction.methods.registry import methods
 
     return _unique([*judge_components(), *(s.options for s in methods().values())])
 

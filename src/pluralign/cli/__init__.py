@@ -16,7 +16,7 @@ from typer.exceptions import TyperException
 from pluralign.cli import batch, catalog, choose, data, evaluation, profile, respond, serve
 from pluralign.cli.common import error_line, say
 from pluralign.cli.interrupt import farewell, interrupted, interruptible, said_farewell
-from pluralign.errors import PluralignError, one_line, validation_message
+from pluralign.support.errors import PluralignError, one_line, validation_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Steerable pluralistic alignment.")
 for module in (evaluation, choose, respond, data, catalog, profile, batch, serve):

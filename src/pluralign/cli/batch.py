@@ -22,8 +22,8 @@ def import_cmd(
     cache: Annotated[Path | None, typer.Option("--cache", help="Judgement cache file (SQLite).")] = None,
 ) -> None:
     """Validate each result against its exported request and store the valid answers."""
-    from pluralign.judges.batch import import_results
-    from pluralign.judges.cache import JudgementCache, default_cache_path
+    from pluralign.prediction.judges.batch import import_results
+    from pluralign.prediction.judges.cache import JudgementCache, default_cache_path
 
     store = JudgementCache(cache or default_cache_path())
     try:

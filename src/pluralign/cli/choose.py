@@ -19,11 +19,11 @@ from pluralign.cli.common import (
     say,
     with_settings_options,
 )
-from pluralign.errors import InputError
-from pluralign.files import read_json
-from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.settings import make_settings
-from pluralign.strict import MAX_SEED
+from pluralign.support.errors import InputError
+from pluralign.support.files import read_json
+from pluralign.support.strict import MAX_SEED
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
 
 def read_target(spec: str, registry: Any) -> Any:
     """A target or a group from a file (``.json``, ``.jsonl``), or inline JSON."""
-    from pluralign.groups import read_goal
+    from pluralign.choice.groups import read_goal
 
     return read_goal(spec, registry)
 
@@ -61,8 +61,8 @@ def choose_cmd(
 ) -> None:
     """Choose the response that best fits a target, and say why."""
     from pluralign.api import Chooser
-    from pluralign.methods import method_spec
-    from pluralign.selection import parse_metric, parse_ties
+    from pluralign.choice.selection import parse_metric, parse_ties
+    from pluralign.prediction.methods import method_spec
 
     registry = registry_from(attributes_file)
     probe = _read_probe(question, response, input_file)
@@ -101,7 +101,7 @@ JSON_FIELDS = {
 
 def _read_probe(question: str | None, response: list[str] | None, input_file: Path | None) -> Any:
     """The question and responses from the options, or from ``--input`` (options win)."""
-    from pluralign.probes import make_probe
+    from pluralign.choice.probes import make_probe
 
     q: Any = question
     r: Any = response

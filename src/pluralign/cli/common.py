@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.errors import one_line
-from pluralign.options import cli_meta, fields_of, flag_of, literal_choices
+from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
+from pluralign.support.errors import one_line
+from pluralign.support.options import cli_meta, fields_of, flag_of, literal_choices
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -168,7 +168,7 @@ def with_options(models: Callable[[], Sequence[type[BaseModel]]], exclude: Seque
 
 def with_settings_options(exclude: Sequence[str] = ()) -> Callable[[F], F]:
     """Every option of every method and judge backend (a command that runs any method);
-    :func:`pluralign.methods.build_method` refuses the ones the chosen method would not read."""
+    :func:`pluralign.prediction.methods.build_method` refuses the ones the chosen method would not read."""
     from pluralign.settings import components
 
     return with_options(components, exclude)

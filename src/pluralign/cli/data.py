@@ -16,7 +16,7 @@ from pluralign.cli.common import (
     with_options,
 )
 from pluralign.settings import make_settings
-from pluralign.strict import MAX_SEED
+from pluralign.support.strict import MAX_SEED
 
 data_app = typer.Typer(no_args_is_help=True, help="Build benchmarks.")
 
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 @data_app.command("helpsteer2")
 def data_helpsteer2(out: Annotated[Path, typer.Option(help="Output directory.")]) -> None:
     """Build steerable HelpSteer2 from nvidia/HelpSteer2 (needs internet)."""
-    from pluralign.data.helpsteer2 import build_helpsteer2
+    from pluralign.evaluation.data.helpsteer2 import build_helpsteer2
 
     n_train, n_eval, report = build_helpsteer2(out)
     say(f"{report.summary()}")
@@ -42,7 +42,7 @@ def data_mic(
     split: Annotated[bool, typer.Option("--split/--no-split", help="Stratified train/eval split, or all.json.")] = True,
 ) -> None:
     """Build the MIC benchmark from MIC.csv."""
-    from pluralign.data.mic import build_mic
+    from pluralign.evaluation.data.mic import build_mic
 
     stats = build_mic(csv_path, out, split=split)
     say(
@@ -53,7 +53,7 @@ def data_mic(
 
 
 def _reasoning_components() -> list[Any]:
-    from pluralign.reasonings import ReasoningOptions
+    from pluralign.evaluation.reasonings import ReasoningOptions
     from pluralign.settings import judge_components
 
     return [*judge_components(), ReasoningOptions]
@@ -71,11 +71,11 @@ def data_reasonings(
 ) -> None:
     """Write an LLM reasoning for every train response and attribute (resumable, cached)."""
     from pluralign.cli.interrupt import farewell, is_interrupt
-    from pluralign.errors import DeadlineExceeded, InputError
-    from pluralign.methods.registry import Resources
-    from pluralign.options import take
-    from pluralign.reasonings import PROGRESS, ReasoningOptions, add_reasonings
+    from pluralign.evaluation.reasonings import PROGRESS, ReasoningOptions, add_reasonings
+    from pluralign.prediction.methods.build import Resources
     from pluralign.settings import judge_components
+    from pluralign.support.errors import DeadlineExceeded, InputError
+    from pluralign.support.options import take
 
     if limit is not None and limit < 1:
         raise InputError(f"--limit must be at least 1, got {limit}")

@@ -26,7 +26,7 @@ from pluralign.cli.common import (
     with_settings_options,
 )
 from pluralign.settings import make_settings
-from pluralign.strict import MAX_SEED
+from pluralign.support.strict import MAX_SEED
 
 EXIT_PENDING = 3
 """``eval --backend batch``: requests were written; nothing is scored until they are imported."""
@@ -79,12 +79,12 @@ def eval_cmd(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
-    from pluralign.data.benchmark import load_benchmark
-    from pluralign.evaluate import OnInvalid
-    from pluralign.groups import resolve_goal_specs
-    from pluralign.methods import build_method, method_spec
-    from pluralign.runs import RunDir
-    from pluralign.selection import parse_metric, parse_ties
+    from pluralign.choice.groups import resolve_goal_specs
+    from pluralign.choice.selection import parse_metric, parse_ties
+    from pluralign.evaluation.data.benchmark import load_benchmark
+    from pluralign.evaluation.evaluate import OnInvalid
+    from pluralign.evaluation.runs import RunDir
+    from pluralign.prediction.methods import build_method, method_spec
 
     metric_ = parse_metric(metric)
     ties_ = parse_ties(ties)
@@ -133,9 +133,9 @@ def eval_cmd(
 def _evaluate_with_progress(bench: Any, meth: Any, targets: Any, out: Path, run: dict[str, Any]) -> Any:
     """Evaluate with a progress bar; Ctrl-C says how many items are kept and exits 130."""
     from pluralign.cli.interrupt import farewell, is_interrupt, on_hard_exit
-    from pluralign.errors import DeadlineExceeded
-    from pluralign.evaluate import evaluate
-    from pluralign.runs import RunDir
+    from pluralign.evaluation.evaluate import evaluate
+    from pluralign.evaluation.runs import RunDir
+    from pluralign.support.errors import DeadlineExceeded
 
     limit = run["limit"]
     n_items = min(limit, len(bench.eval)) if limit is not None else len(bench.eval)
@@ -174,10 +174,10 @@ def metrics_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recompute metrics from saved decisions (or the reference's input_output.json)."""
-    from pluralign.evaluate import rescore, rescore_groups
-    from pluralign.reference import input_output_attributes, score_input_output
-    from pluralign.selection import parse_metric, parse_ties
-    from pluralign.targets import resolve_target_specs
+    from pluralign.choice.selection import parse_metric, parse_ties
+    from pluralign.choice.targets import resolve_target_specs
+    from pluralign.evaluation.evaluate import rescore, rescore_groups
+    from pluralign.evaluation.reference import input_output_attributes, score_input_output
 
     metric_ = parse_metric(metric) if metric else None
     ties_ = parse_ties(ties) if ties else None
@@ -206,6 +206,6 @@ def report_cmd(
     item: Annotated[int, typer.Option(help="Item for the radar chart.")] = 0,
 ) -> None:
     """Markdown report with plots: accuracy per method and per number of attributes, MSE, calibration."""
-    from pluralign.report import write_report
+    from pluralign.evaluation.report import write_report
 
     say(f"wrote {write_report(runs, out, item=item)}")

@@ -6,7 +6,7 @@ sample) is printed with a traceback and swallowed, so a plain KeyboardInterrupt 
 while the run goes on (the flaky Ctrl-C test of issue 17), and llama-cpp-python sends
 stderr to /dev/null while a model loads. So the first Ctrl-C:
 
-* cancels the command's :class:`~pluralign.deadline.Deadline`: every judge stops at
+* cancels the command's :class:`~pluralign.support.deadline.Deadline`: every judge stops at
   its next check (llama.cpp: before each decode), in any thread;
 * raises KeyboardInterrupt as usual, unless the signal landed inside one of
   llama-cpp-python's ctypes callbacks, where the cancelled deadline does the work instead;
@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from pluralign.deadline import Deadline, deadline
-from pluralign.errors import DeadlineExceeded
+from pluralign.support.deadline import Deadline, deadline
+from pluralign.support.errors import DeadlineExceeded
 
 GRACE_SECONDS = 10.0
 EXIT_INTERRUPTED = 130

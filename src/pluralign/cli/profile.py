@@ -15,9 +15,9 @@ from pluralign.cli.common import (
     say,
     with_settings_options,
 )
-from pluralign.errors import InputError
-from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.settings import make_settings
+from pluralign.support.errors import InputError
 
 profile_app = typer.Typer(no_args_is_help=True, help="Learn a person's profile from their choices.")
 
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _attributes(names: str | None, records: list[Any], registry: Any) -> list[Any]:
-    from pluralign.profile import attributes_of
+    from pluralign.people.profile import attributes_of
 
     if names:
         wanted = [n.strip() for n in names.split(",") if n.strip()]
@@ -47,7 +47,8 @@ PredictingMethodOpt = Annotated[
 def _predictor(method: str, options: dict[str, Any]) -> Any:
     """The method's settings, checked now: an option it would not read is refused even when
     every line already has predictions."""
-    from pluralign.methods.registry import check_applicable, method_spec
+    from pluralign.prediction.methods.build import check_applicable
+    from pluralign.prediction.methods.registry import method_spec
 
     settings = make_settings(options)
     check_applicable(method_spec(method), settings)
@@ -57,7 +58,7 @@ def _predictor(method: str, options: dict[str, Any]) -> Any:
 def _complete(records: list[Any], attributes: list[Any], method: str, settings: Any) -> list[Any]:
     """Predict for the records that lack predictions, loading the method only if one does."""
     from pluralign.api import Chooser, fill_predictions
-    from pluralign.profile import check_predictions
+    from pluralign.people.profile import check_predictions
 
     names = [a.name for a in attributes]
     check_predictions([r for r in records if r.predictions is not None], names)
@@ -83,8 +84,8 @@ def fit_cmd(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Fit a target to past choices (probabilistic: choices may be noisy)."""
-    from pluralign.files import write_json_atomic
-    from pluralign.profile import fit_profile, read_choices
+    from pluralign.people.profile import fit_profile, read_choices
+    from pluralign.support.files import write_json_atomic
 
     settings = _predictor(method, options or {})
     registry = registry_from(attributes_file)
@@ -120,7 +121,7 @@ def next_cmd(
 ) -> None:
     """Print {"id", "index", "expected_agreement", "information_bits"} of the pool item whose
     answer is expected to make the fit choose most like the person."""
-    from pluralign.profile import next_question, read_choices
+    from pluralign.people.profile import next_question, read_choices
 
     settings = _predictor(method, options or {})
     registry = registry_from(attributes_file)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from pluralign.cli.common import AttributesOpt, console, registry_from, say, with_options
-from pluralign.methods.registry import DEFAULT_METHOD
-from pluralign.strict import MAX_SEED
+from pluralign.prediction.methods.registry import DEFAULT_METHOD
+from pluralign.support.strict import MAX_SEED
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _components() -> list[Any]:
-    from pluralign.generators import GeneratorOptions
+    from pluralign.prediction.generators import GeneratorOptions
     from pluralign.settings import components
 
     return [*components(), GeneratorOptions]
@@ -39,9 +39,9 @@ def respond_cmd(
 
     from pluralign.api import respond
     from pluralign.cli.choose import read_target
-    from pluralign.generators import GeneratorOptions
-    from pluralign.methods import method_spec
-    from pluralign.options import take
+    from pluralign.prediction.generators import GeneratorOptions
+    from pluralign.prediction.methods import method_spec
+    from pluralign.support.options import take
 
     method_spec(method)
     given = dict(options or {})

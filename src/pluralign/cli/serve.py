@@ -7,9 +7,9 @@ from typing import Annotated, Any
 import typer
 
 from pluralign.cli.common import AttributesOpt, registry_from, say, with_options
-from pluralign.errors import InputError
-from pluralign.methods.registry import DEFAULT_METHOD
+from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.settings import make_settings
+from pluralign.support.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 def _serve_components() -> list[Any]:
     """The options of any method and judge, then the service's own (which keep ``--api-key-env``,
     the flag that named the service's key before ``--service-key-env``)."""
-    from pluralign.generators import GeneratorOptions
+    from pluralign.prediction.generators import GeneratorOptions
     from pluralign.server.config import ServiceOptions
     from pluralign.settings import components
 
@@ -38,12 +38,12 @@ def serve_cmd(
     /v1/attributes, /healthz and the page at /."""
     import uvicorn
 
-    from pluralign.generators import GeneratorOptions
-    from pluralign.methods import build_method, method_spec
-    from pluralign.options import take
+    from pluralign.prediction.generators import GeneratorOptions
+    from pluralign.prediction.methods import build_method, method_spec
     from pluralign.server.admission import LOOPBACK_NAMES
     from pluralign.server.app import create_app
     from pluralign.server.config import ServerConfig, ServiceOptions
+    from pluralign.support.options import take
 
     method_spec(method)
     if not 1 <= port <= 65535:

@@ -5,7 +5,7 @@ Two steps, the same for every route:
 * :class:`Guard` (HTTP): the Host header, the service key (which names the caller's
   **namespace**), the body's size, the time it may take to arrive, a JSON content type on
   every request that carries a body, and the body itself read strictly (a key twice, NaN, a
-  lone surrogate and deep nesting refused: :func:`pluralign.strict.loads`).
+  lone surrogate and deep nesting refused: :func:`pluralign.support.strict.loads`).
 * :class:`Admission` (work): texts and responses within the limits, attributes known and
   named once, groups within ``--max-group-members``, profile fits within the grid and work
   limits, and a place in the decision queue taken before anything is paid for (generation
@@ -24,13 +24,13 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from pluralign import strict
-from pluralign.attributes import Attribute
-from pluralign.errors import one_line
-from pluralign.groups import Goal, goal_from_data, group_members
-from pluralign.profile import MAX_PROFILES, ChoiceRecord, grid_size, work_units
+from pluralign.choice.attributes import Attribute
+from pluralign.choice.groups import Goal, goal_from_data, group_members
+from pluralign.people.profile import MAX_PROFILES, ChoiceRecord, grid_size, work_units
+from pluralign.people.userstore import DEFAULT_NAMESPACE
 from pluralign.server.config import ServerConfig
-from pluralign.userstore import DEFAULT_NAMESPACE
+from pluralign.support import strict
+from pluralign.support.errors import one_line
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

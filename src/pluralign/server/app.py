@@ -18,15 +18,15 @@ from fastapi.responses import JSONResponse
 
 from pluralign import __version__
 from pluralign.api import Chooser
-from pluralign.errors import PluralignError, one_line, validation_message
-from pluralign.generators import make_generator
-from pluralign.methods import build_method
+from pluralign.people.userstore import UserStore
+from pluralign.prediction.generators import make_generator
+from pluralign.prediction.methods import build_method
 from pluralign.server.admission import Admission, Guard
 from pluralign.server.config import ServerConfig
 from pluralign.server.queue import DecisionQueue
 from pluralign.server.routes import catalog, decisions, feedback, page, profile, runs, steer
 from pluralign.server.state import ServiceState, retry_after, status_for
-from pluralign.userstore import UserStore
+from pluralign.support.errors import PluralignError, one_line, validation_message
 
 
 def create_app(config: ServerConfig) -> FastAPI:

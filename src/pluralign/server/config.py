@@ -11,15 +11,15 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from pluralign.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.errors import InputError
-from pluralign.generators import GeneratorOptions
-from pluralign.methods import Method
-from pluralign.methods.registry import DEFAULT_METHOD
-from pluralign.options import Options, cli
-from pluralign.redact import SecretEnv, register_env
+from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
+from pluralign.people.userstore import DEFAULT_COMPLETION_TTL, DEFAULT_NAMESPACE
+from pluralign.prediction.generators import GeneratorOptions
+from pluralign.prediction.methods import Method
+from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.settings import Settings
-from pluralign.userstore import DEFAULT_COMPLETION_TTL, DEFAULT_NAMESPACE
+from pluralign.support.errors import InputError
+from pluralign.support.options import Options, cli
+from pluralign.support.redact import SecretEnv, register_env
 
 NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

@@ -5,7 +5,7 @@ re-entrant), behind a bounded queue with a deadline per decision.
   recent decision times) instead of piling up work. A request that does work before its
   decision (drawing candidates from a generator) takes its place in the queue first
   (:meth:`DecisionQueue.ticket`), so a full queue refuses it before anything is paid for.
-* Each decision carries a :class:`~pluralign.deadline.Deadline`: it counts from
+* Each decision carries a :class:`~pluralign.support.deadline.Deadline`: it counts from
   when the request arrived, so time spent waiting counts too. When it passes, or the client
   disconnects, the request is answered (504) or dropped at once, and the judge stops at its
   next check (llama.cpp: the next token).
@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from pluralign.deadline import Deadline, deadline
-from pluralign.errors import DeadlineExceeded, PluralignError
+from pluralign.support.deadline import Deadline, deadline
+from pluralign.support.errors import DeadlineExceeded, PluralignError
 
 T = TypeVar("T")
 POLL_SECONDS = 0.2

@@ -12,7 +12,12 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from pluralign.api import Chooser
-from pluralign.errors import (
+from pluralign.people.userstore import DEFAULT_NAMESPACE, HistoryChanged, UserForgotten, UserStore
+from pluralign.prediction.generators import Generator
+from pluralign.server.admission import Admission
+from pluralign.server.config import ServerConfig
+from pluralign.server.queue import DecisionQueue, QueueFull
+from pluralign.support.errors import (
     BackendUnavailableError,
     ContextLengthError,
     DeadlineExceeded,
@@ -21,11 +26,6 @@ from pluralign.errors import (
     PluralignError,
     UpstreamError,
 )
-from pluralign.generators import Generator
-from pluralign.server.admission import Admission
-from pluralign.server.config import ServerConfig
-from pluralign.server.queue import DecisionQueue, QueueFull
-from pluralign.userstore import DEFAULT_NAMESPACE, HistoryChanged, UserForgotten, UserStore
 
 
 class UserLocks:

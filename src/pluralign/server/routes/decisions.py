@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import Chooser, ChooseResult
-from pluralign.probes import Responses, Text
+from pluralign.choice.probes import Responses, Text
 from pluralign.server.state import ServiceState, chooser, state
-from pluralign.strict import Count, Seed
+from pluralign.support.strict import Count, Seed
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 

@@ -10,7 +10,7 @@ read (another feedback meanwhile: fitted again; the user forgotten meanwhile: 40
 stored). A request that fails stores nothing. Feedback on one completion is idempotent: the
 same answer again changes nothing, another answer replaces the first.
 
-Histories and profiles live in the service's user store (:mod:`pluralign.userstore`), in the
+Histories and profiles live in the service's user store (:mod:`pluralign.people.userstore`), in the
 namespace of the request's key; a user's name is a label in its rows, never a path, and any
 name feedback accepts is reachable at ``/v1/users/{user}`` (percent-encoded: ``team%2Fann``).
 The fit runs on the profile worker, never on the event loop; choices without predictions are
@@ -28,12 +28,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, Field, StrictStr
 
 from pluralign.api import fill_predictions
-from pluralign.errors import InputError
-from pluralign.probes import Responses, Text
-from pluralign.profile import ChoiceRecord, attributes_of, check_predictions, fit_profile
+from pluralign.choice.probes import Responses, Text
+from pluralign.people.profile import ChoiceRecord, attributes_of, check_predictions, fit_profile
+from pluralign.people.userstore import HistoryChanged, UserSnapshot
 from pluralign.server.state import ServiceState, namespace, state
-from pluralign.strict import Count, Number
-from pluralign.userstore import HistoryChanged, UserSnapshot
+from pluralign.support.errors import InputError
+from pluralign.support.strict import Count, Number
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 USER_NAME_CHARS = 256

@@ -15,9 +15,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import fill_predictions
-from pluralign.errors import InputError
-from pluralign.files import read_json, write_json_atomic
-from pluralign.profile import (
+from pluralign.choice.targets import target_from_data
+from pluralign.people.profile import (
     ChoiceRecord,
     attributes_of,
     builtin_pool,
@@ -26,8 +25,9 @@ from pluralign.profile import (
     next_question,
 )
 from pluralign.server.state import ServiceState, state
-from pluralign.strict import Number
-from pluralign.targets import target_from_data
+from pluralign.support.errors import InputError
+from pluralign.support.files import read_json, write_json_atomic
+from pluralign.support.strict import Number
 
 router = APIRouter(prefix="/v1/profile", tags=["profile"])
 saved = APIRouter(prefix="/v1/profiles", tags=["profile"])

@@ -1,4 +1,4 @@
-"""The run browser: evaluation runs under --runs, read through :mod:`pluralign.runs`.
+"""The run browser: evaluation runs under --runs, read through :mod:`pluralign.evaluation.runs`.
 
 A run whose files are corrupt or of the wrong shape answers with its own error and never
 breaks the listing; runs reached through links that leave the folder are not shown.
@@ -11,10 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException
 
-from pluralign.errors import InputError, TooLargeError, one_line
-from pluralign.names import is_safe_stem
-from pluralign.runs import RunDir
+from pluralign.evaluation.runs import RunDir
 from pluralign.server.state import ServiceState, state
+from pluralign.support.errors import InputError, TooLargeError, one_line
+from pluralign.support.names import is_safe_stem
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 

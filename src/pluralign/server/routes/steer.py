@@ -1,7 +1,7 @@
 """``POST /v1/chat/completions`` (OpenAI-compatible) and ``POST /v1/rerank`` (the vLLM /
 llama.cpp / Jina / Cohere shape), steered to a person: the target comes from the request's
 ``pluralign`` object (``target`` or a saved ``profile``) or from the profile stored for
-``user`` (learned from ``/v1/feedback``). A target may be a group (:mod:`pluralign.groups`):
+``user`` (learned from ``/v1/feedback``). A target may be a group (:mod:`pluralign.choice.groups`):
 candidates then come largest share first, and the ``pluralign`` field carries the shares.
 
 A completion asks the generator for ``--candidates`` answers, judges them with the served
@@ -23,19 +23,19 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
-from pluralign import strict
 from pluralign.api import ChooseResult
-from pluralign.errors import DeadlineExceeded, PluralignError, UpstreamError, validation_message
-from pluralign.generators import Candidates, Draw
-from pluralign.groups import Goal
-from pluralign.judges.base import ChatMessage
-from pluralign.profile import ChoiceRecord
+from pluralign.choice.groups import Goal
+from pluralign.choice.targets import target_from_data
+from pluralign.people.profile import ChoiceRecord
+from pluralign.prediction.generators import Candidates, Draw
+from pluralign.prediction.judges.base import ChatMessage
 from pluralign.server.admission import error_payload
 from pluralign.server.queue import Ticket
 from pluralign.server.routes.feedback import UserName
 from pluralign.server.state import ServiceState, chooser, namespace, retry_after, state, status_for
-from pluralign.strict import Seed
-from pluralign.targets import target_from_data
+from pluralign.support import strict
+from pluralign.support.errors import DeadlineExceeded, PluralignError, UpstreamError, validation_message
+from pluralign.support.strict import Seed
 
 router = APIRouter(prefix="/v1", tags=["steer"])
 MAX_MESSAGES = 256
@@ -139,7 +139,7 @@ async def steering_target(
         path = folder / f"{steering.profile}.json" if folder is not None else None
         if path is None or not path.is_file():
             raise HTTPException(422, f"pluralign.profile: no saved profile named {steering.profile!r}")
-        from pluralign.files import read_json
+        from pluralign.support.files import read_json
 
         return s.admission.goal(read_json(path, "profile"), steering.profile), None
     if user is not None:

@@ -1,0 +1,128 @@
+"""Choosing the response whose predicted attribute values are closest to the target.
+
+Knows nothing of LLMs: it takes predicted (or true) values and a target.
+
+Ties follow the paper's code by default (``TieRule.exact``): distances are compared
+exactly, the choice is the first strict minimum, and an item is "all tied" only when every
+distance is exactly equal. ``TieRule.tolerant`` treats distances within ``TIE_TOLERANCE``
+as equal, which is what the mathematics says for levels such as 0.17 and 0.33 whose sums
+differ in the last bits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.support.errors import InputError
+
+TIE_TOLERANCE = 1e-9
+
+
+class Metric(StrEnum):
+    """``euclidean`` is the paper's distance (weights ignored); ``weighted`` scales each
+    squared difference by the target's weight; ``l1`` sums absolute differences; ``auto``
+    (the default) is ``weighted`` for a target with weights and ``euclidean`` otherwise,
+    so a fitted profile's weights count and the paper's targets are scored as the paper."""
+
+    auto = "auto"
+    euclidean = "euclidean"
+    weighted = "weighted"
+    l1 = "l1"
+
+
+class TieRule(StrEnum):
+    exact = "exact"
+    tolerant = "tolerant"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The chosen index, every response's distance, and the indexes that tied for best.
+
+    Ties go to the lowest index (as the reference does); ``tied`` records that the choice
+    was positional rather than hiding it.
+    """
+
+    index: int
+    distances: list[float]
+    tied: list[int] = field(default_factory=list)
+    reasoning: str = ""
+
+    @property
+    def is_tie(self) -> bool:
+        return len(self.tied) > 1
+
+
+def parse_metric(value: str | Metric) -> Metric:
+    try:
+        return Metric(value)
+    except ValueError:
+        raise InputError(f"unknown metric {value!r} (use {', '.join(m.value for m in Metric)})") from None
+
+
+def parse_ties(value: str | TieRule) -> TieRule:
+    try:
+        return TieRule(value)
+    except ValueError:
+        raise InputError(f"unknown tie rule {value!r} (use exact or tolerant)") from None
+
+
+def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | str = Metric.auto) -> float:
+    """Distance of one vector of attribute values (in the target's attribute order) to the target.
+
+    Unweighted Euclidean is computed as the paper's ``np.linalg.norm(target - values)`` so
+    that exact ties and near-ties come out bit for bit as in its scorer.
+    """
+    metric = parse_metric(metric)
+    if len(values) != len(target.values):
+        raise InputError(
+            f"a vector of {len(values)} values is compared with a target of {len(target.values)} attributes"
+        )
+    import numpy as np  # loaded on the first distance, not by every CLI start
+
+    goal = np.array(list(target.values.values()), dtype=np.float64)
+    diff = goal - np.array(values, dtype=np.float64)
+    if metric == Metric.auto:
+        metric = Metric.weighted if target.weights else Metric.euclidean
+    if metric == Metric.euclidean:
+        return float(np.linalg.norm(diff))
+    if metric == Metric.l1:
+        return float(np.abs(diff).sum())
+    w = np.array([target.weight(a) for a in target.values], dtype=np.float64)
+    return float(np.sqrt((w * diff * diff).sum()))
+
+
+def target_vector(values: Mapping[str, float], target: AlignmentTarget, what: str = "prediction") -> list[float]:
+    """The values of the target's attributes, in the target's order (what distances compare)."""
+    missing = [a for a in target.values if a not in values]
+    if missing:
+        raise InputError(f"{what} has no value for {', '.join(missing)} (target {target.name})")
+    return [float(values[a]) for a in target.values]
+
+
+def closest(dists: Sequence[float], ties: TieRule | str = TieRule.exact) -> list[int]:
+    """Indexes of the closest responses, lowest first."""
+    best = min(dists)
+    if TieRule(ties) == TieRule.exact:
+        return [i for i, d in enumerate(dists) if d == best]
+    return [i for i, d in enumerate(dists) if d - best <= TIE_TOLERANCE]
+
+
+def select(
+    predictions: Sequence[Mapping[str, float]],
+    target: AlignmentTarget,
+    metric: Metric | str = Metric.auto,
+    reasonings: Sequence[str] | None = None,
+    ties: TieRule | str = TieRule.exact,
+) -> Choice:
+    """Pick the response closest to the target; predictions are one mapping per response."""
+    if len(predictions) < 2:
+        raise InputError("selection needs at least 2 responses")
+    dists = [distance(target_vector(p, target), target, metric) for p in predictions]
+    best = closest(dists, ties)
+    index = best[0]
+    reasoning = reasonings[index] if reasonings else ""
+    return Choice(index=index, distances=dists, tied=best if len(best) > 1 else [], reasoning=reasoning)

@@ -1,0 +1,324 @@
+"""The run folder: one module owns its format, for writing (evaluate) and reading (score,
+report, the service, benchmarks).
+
+::
+
+    run.json            what was asked (method config, benchmark, seed): a resume must match
+    judgements.jsonl    one line per judged item (or failed item), appended and fsynced
+    calls.jsonl         every raw model answer, when calls are logged
+    decisions.jsonl     derived: one line per item and target
+    group_decisions.jsonl  derived: one line per item and group target
+    results.json        derived: metrics per target and the run's cost
+    input_output/       derived: the reference implementation's format, one file per target
+    .lock               held while a process writes the run
+
+Readers never change a file (a corrupt line is skipped with a warning); the writer holds
+``.lock`` so two processes never judge the same run at once. Nothing under the folder is read
+or written through a link, a pipe or a device (:func:`pluralign.support.files.open_under`): a run folder
+may come from an archive or a clone. ``--overwrite`` removes only what a run writes: its own
+file names, and the files of ``input_output/`` that hold the reference format.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pluralign.choice.groups import GroupTarget
+from pluralign.choice.probes import Probe
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.evaluation.group_metrics import GroupDecision, GroupResult
+from pluralign.evaluation.metrics import Decision, TargetResult, results_payload
+from pluralign.evaluation.reference import input_output_records, is_input_output
+from pluralign.prediction.methods.base import Judgement
+from pluralign.support.errors import InputError, RunLockedError, validation_message
+from pluralign.support.files import (
+    append_jsonl,
+    exclusive,
+    exists_under,
+    list_under,
+    read_json_under,
+    read_jsonl,
+    remove_under,
+    repair_torn_tail,
+    write_bytes_under,
+    write_json_under,
+)
+from pluralign.support.names import file_stem
+from pluralign.support.strict import validate_each
+
+RUN_FILE = "run.json"
+JUDGEMENTS = "judgements.jsonl"
+DECISIONS = "decisions.jsonl"
+GROUP_DECISIONS = "group_decisions.jsonl"
+RESULTS = "results.json"
+CALLS = "calls.jsonl"
+INPUT_OUTPUT = "input_output"
+LOCK = ".lock"
+
+
+class JudgementRecord(BaseModel):
+    """One line of judgements.jsonl: an item's judgement for a key (``*`` = every target,
+    or a target's name for target-dependent methods), or the error that stopped it."""
+
+    item: int
+    key: str
+    judgement: Judgement | None = None
+    error: str | None = None
+
+
+class RunResults(BaseModel):
+    """results.json: metrics per target and what the run cost (other fields kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    targets: list[TargetResult]
+    mean_accuracy: float | None = None
+    target_values: dict[str, Any] = {}
+    method: Any = None
+    n_items: int | None = None
+    metric: str = "auto"
+    ties: str = "exact"
+    n_failed: int = 0
+    groups: list[GroupResult] = []
+    group_values: dict[str, Any] = {}
+
+
+@dataclass
+class GroupOutputs:
+    """What a run found for its group targets (written beside the targets' outputs)."""
+
+    groups: Sequence[GroupTarget] = ()
+    decisions: dict[str, list[GroupDecision]] = field(default_factory=dict)
+    results: list[GroupResult] = field(default_factory=list)
+
+
+def is_run(path: Path) -> bool:
+    return (path / RUN_FILE).is_file()
+
+
+class RunDir:
+    """Reads and writes one evaluation run folder.
+
+    ``root`` is the folder the user named that holds the run (the run itself by default; the
+    run browser's ``--runs``): nothing below it is reached through a link."""
+
+    def __init__(self, path: str | Path, root: str | Path | None = None, limit: int | None = None) -> None:
+        self.path = Path(path)
+        self.root = Path(root) if root is not None else self.path
+        self.limit = limit
+        """Largest file this reader reads (the run browser's --max-run-file-bytes); None: any."""
+
+    def _rel(self, name: str) -> Path:
+        return self.path.relative_to(self.root) / name if self.path != self.root else Path(name)
+
+    def _read_json(self, name: str, what: str) -> Any:
+        return read_json_under(self.root, self._rel(name), what, self.limit)
+
+    def _read_jsonl(self, name: str, what: str) -> list[Any]:
+        return read_jsonl(self._rel(name), what, root=self.root, limit=self.limit)
+
+    def _has(self, name: str) -> bool:
+        return exists_under(self.root, self._rel(name))
+
+    # -- writing -------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Held while judging: a second process on the same folder gets a clear error."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        busy = RunLockedError(
+            f"{self.path} is being written by another pluralign process; wait for it or use another --out"
+        )
+        with exclusive(self.path / LOCK, busy) as handle:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield
+
+    def check_writable(self, overwrite: bool) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise InputError(f"--out {self.path} is a file, not a folder")
+        if self.path.is_dir() and not is_run(self.path) and not overwrite:
+            foreign = [n for n in (RESULTS, DECISIONS, JUDGEMENTS) if (self.path / n).exists()]
+            if foreign:
+                raise InputError(
+                    f"--out {self.path} holds {foreign[0]} but is not a pluralign run; "
+                    "use another --out or pass --overwrite"
+                )
+
+    def prepare(self, identity: dict[str, Any], overwrite: bool, earlier: dict[str, Any] | None = None) -> None:
+        """Start or resume: a resumed run must have been asked the same way (``identity``, or
+        ``earlier``, the same question as an older version recorded it; the run file is then
+        rewritten in the current form)."""
+        self.check_writable(overwrite)
+        self.path.mkdir(parents=True, exist_ok=True)
+        run_file = self.path / RUN_FILE
+        if run_file.exists() and not overwrite:
+            try:
+                previous = self._read_json(RUN_FILE, "run file")
+            except InputError:
+                raise InputError(f"{run_file} is corrupted; pass --overwrite to start again") from None
+            if not isinstance(previous, dict) or previous.get("identity") not in (identity, earlier or identity):
+                raise InputError(
+                    f"{self.path} holds a run with another method, benchmark or seed; "
+                    "use another --out or pass --overwrite"
+                )
+        if overwrite:  # everything a run writes, so no stale record outlives it; nothing else
+            for name in (JUDGEMENTS, DECISIONS, GROUP_DECISIONS, RESULTS, CALLS):
+                remove_under(self.root, self._rel(name))
+            self._remove_input_output()
+        write_json_under(self.root, self._rel(RUN_FILE), {"identity": identity})
+        repair_torn_tail(self.path / JUDGEMENTS)
+
+    def _remove_input_output(self) -> None:
+        """The reference-format files of ``input_output/`` (a note a person left there stays),
+        then the folder if that leaves it empty."""
+        folder = self._rel(INPUT_OUTPUT)
+        for name in list_under(self.root, folder):
+            if not name.endswith(".json"):
+                continue
+            try:
+                ours = is_input_output(read_json_under(self.root, folder / name, "input_output file"))
+            except InputError:
+                ours = False
+            if ours:
+                remove_under(self.root, folder / name)
+        try:
+            os.rmdir(self.path / INPUT_OUTPUT)
+        except OSError:
+            pass
+
+    def save_judgement(self, item: int, key: str, judgement: Judgement) -> None:
+        append_jsonl(self.path / JUDGEMENTS, JudgementRecord(item=item, key=key, judgement=judgement).model_dump())
+
+    def save_failure(self, item: int, key: str, error: str) -> None:
+        append_jsonl(self.path / JUDGEMENTS, JudgementRecord(item=item, key=key, error=error).model_dump())
+
+    def write_outputs(
+        self,
+        probes: Sequence[Probe],
+        targets: Sequence[AlignmentTarget],
+        decisions: dict[str, list[Decision]],
+        results: list[TargetResult],
+        extra: dict[str, Any],
+        groups: GroupOutputs | None = None,
+    ) -> None:
+        groups = groups or GroupOutputs()
+        lines = [d.model_dump_json() for t in targets for d in decisions[t.name]]
+        write_bytes_under(self.root, self._rel(DECISIONS), "".join(line + "\n" for line in lines).encode())
+        if groups.groups or self._has(GROUP_DECISIONS):  # a rerun without groups leaves none stale
+            lines = [d.model_dump_json() for g in groups.groups for d in groups.decisions[g.name]]
+            write_bytes_under(self.root, self._rel(GROUP_DECISIONS), "".join(line + "\n" for line in lines).encode())
+        payload = results_payload(results, extra)
+        payload["target_values"] = {t.name: t.to_file_dict() for t in targets}
+        if groups.groups:
+            payload["groups"] = [r.model_dump() for r in groups.results]
+            payload["group_values"] = {g.name: g.to_file_dict() for g in groups.groups}
+        write_json_under(self.root, self._rel(RESULTS), payload)
+        for target in targets:
+            records = input_output_records(probes, decisions[target.name])
+            write_json_under(self.root, self._rel(self.input_output_name(target.name)), records)
+
+    @staticmethod
+    def input_output_name(target: str) -> str:
+        """A target's reference-format file inside the run: a target's name is a label, so the
+        file name is derived from it (:func:`pluralign.support.names.file_stem`) and stays in the folder."""
+        return f"{INPUT_OUTPUT}/{file_stem(target)}.json"
+
+    def input_output_path(self, target: str) -> Path:
+        return self.path / self.input_output_name(target)
+
+    @property
+    def results_path(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def decisions_path(self) -> Path:
+        return self.path / DECISIONS
+
+    @property
+    def judgements_path(self) -> Path:
+        return self.path / JUDGEMENTS
+
+    @property
+    def calls_path(self) -> Path:
+        """Where the judge's calls are logged while the run judges."""
+        return self.path / CALLS
+
+    # -- reading -------------------------------------------------------------------------------
+    def finished(self) -> bool:
+        """A run that has results to show (the service's run browser lists only these)."""
+        return self._has(RESULTS)
+
+    def records(self) -> list[JudgementRecord]:
+        out = []
+        for raw in self._read_jsonl(JUDGEMENTS, "judgements"):
+            try:
+                out.append(JudgementRecord.model_validate(raw))
+            except ValidationError:
+                continue
+        return out
+
+    def judgements(self) -> tuple[dict[tuple[int, str], Judgement], dict[tuple[int, str], str]]:
+        """What is done, and what failed last time (a later success clears a failure)."""
+        done: dict[tuple[int, str], Judgement] = {}
+        failed: dict[tuple[int, str], str] = {}
+        for record in self.records():
+            key = (record.item, record.key)
+            if record.judgement is not None:
+                done[key] = done[key].merged(record.judgement) if key in done else record.judgement
+                failed.pop(key, None)
+            elif record.error is not None and key not in done:
+                failed[key] = record.error
+        return done, failed
+
+    def finished_items(self) -> int:
+        return len({item for item, _ in self.judgements()[0]})
+
+    def results(self) -> RunResults:
+        path = self.path / RESULTS
+        if not self._has(RESULTS):
+            raise InputError(f"{self.path} has no {RESULTS}; is it a finished run?")
+        raw = self._read_json(RESULTS, "results file")
+        if not isinstance(raw, dict):
+            raise InputError(f"{path}: expected a JSON object, found a {type(raw).__name__}")
+        try:
+            return RunResults.model_validate(raw)
+        except ValidationError as exc:
+            raise InputError(f"{path}: {validation_message(exc)}") from None
+
+    def decisions(self) -> list[Decision]:
+        path = self.path / DECISIONS
+        if not self._has(DECISIONS):
+            raise InputError(f"{self.path} has no {DECISIONS}; is it a finished run?")
+        return validate_each(Decision, self._read_jsonl(DECISIONS, "decisions"), lambda i: f"{path}: record {i + 1}: ")
+
+    def group_decisions(self) -> list[GroupDecision]:
+        """The run's group decisions (none for a run without group targets)."""
+        path = self.path / GROUP_DECISIONS
+        if not self._has(GROUP_DECISIONS):
+            return []
+        records = self._read_jsonl(GROUP_DECISIONS, "group decisions")
+        return validate_each(GroupDecision, records, lambda i: f"{path}: record {i + 1}: ")
+
+    def probes(self, target: str) -> dict[int, Any]:
+        """Eval item -> its input, as written in the reference format for one target."""
+        path = self.input_output_path(target)
+        if not self._has(self.input_output_name(target)):
+            return {}
+        raw = self._read_json(self.input_output_name(target), "input_output file")
+        if not isinstance(raw, list):
+            raise InputError(f"{path}: expected a list of records")
+        out: dict[int, Any] = {}
+        for position, record in enumerate(raw):
+            if isinstance(record, dict):
+                item = record.get("item", position)
+                out[item if isinstance(item, int) else position] = record.get("input")
+        return out

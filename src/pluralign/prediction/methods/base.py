@@ -1,0 +1,125 @@
+"""What every method shares: a target-independent judgement, then a target-dependent choice."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pluralign.choice.attributes import Attribute
+from pluralign.choice.probes import Probe
+from pluralign.choice.selection import Choice, Metric, TieRule, select
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.support.errors import InputError
+from pluralign.support.strict import Number
+
+
+class CallStats(BaseModel):
+    """LLM work behind one judgement: requests, model calls made for them (re-asks included),
+    requests answered by the cache, tokens, time."""
+
+    requests: int = 0
+    calls: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_seconds: float = 0.0
+
+    def add(self, other: CallStats) -> None:
+        self.requests += other.requests
+        self.calls += other.calls
+        self.cached += other.cached
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.llm_seconds += other.llm_seconds
+
+
+class Judgement(BaseModel):
+    """A method's output for one probe.
+
+    Regression-style methods fill ``predictions`` (attribute values per response), which
+    do not depend on the target; choice-style methods fill ``choice`` directly.
+    ``draws`` keeps, per attribute, each sample's values per response (on [0, 1]) and
+    ``level_probs`` each response's probability per label level (single-pass scoring):
+    what a choice's confidence is computed from.
+    """
+
+    predictions: list[dict[str, Number]] | None = None
+    reasonings: list[dict[str, str]] | None = None
+    choice: int | None = None
+    choice_reasoning: str = ""
+    samples: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    draws: dict[str, list[list[float]]] | None = None
+    level_probs: dict[str, list[dict[str, float]]] | None = None
+    stats: CallStats = Field(default_factory=CallStats)
+
+    def merged(self, new: Judgement) -> Judgement:
+        """This judgement with another's attributes added (a resumed item, new attributes)."""
+
+        def join(a: list[dict[str, Any]] | None, b: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+            if a is None or b is None:
+                return None
+            return [{**x, **y} for x, y in zip(a, b, strict=True)]
+
+        stats = self.stats.model_copy()
+        stats.add(new.stats)
+        return Judgement(
+            predictions=join(self.predictions, new.predictions),  # type: ignore[arg-type]
+            reasonings=join(self.reasonings, new.reasonings),  # type: ignore[arg-type]
+            choice=new.choice if new.choice is not None else self.choice,
+            choice_reasoning=new.choice_reasoning or self.choice_reasoning,
+            samples={**self.samples, **new.samples},
+            draws={**(self.draws or {}), **(new.draws or {})} or None,
+            level_probs={**(self.level_probs or {}), **(new.level_probs or {})} or None,
+            stats=stats,
+        )
+
+    def missing(self, attributes: Sequence[Attribute]) -> list[Attribute]:
+        """The attributes this judgement has no prediction for (none for a direct choice)."""
+        if self.choice is not None:
+            return []
+        if self.predictions is None:
+            return list(attributes)
+        have = self.predictions[0].keys()
+        return [a for a in attributes if a.name not in have]
+
+
+class Method(ABC):
+    """A way of judging probes. ``target_dependent`` methods need the target to judge."""
+
+    name: str = "method"
+    target_dependent: bool = False
+
+    def config(self) -> dict[str, Any]:
+        """Everything that changes the judgement (used for run identity and caching)."""
+        return {"method": self.name}
+
+    @abstractmethod
+    def judge(
+        self,
+        probe: Probe,
+        attributes: Sequence[Attribute],
+        target: AlignmentTarget | None = None,
+        seed: int = 0,
+    ) -> Judgement: ...
+
+    def choose(
+        self,
+        judgement: Judgement,
+        target: AlignmentTarget,
+        metric: Metric | str = Metric.auto,
+        ties: TieRule | str = TieRule.exact,
+    ) -> Choice:
+        if judgement.choice is not None:
+            return Choice(index=judgement.choice, distances=[], reasoning=judgement.choice_reasoning)
+        if judgement.predictions is None:
+            raise InputError(f"method {self.name} produced neither predictions nor a choice")
+        reasons = None
+        if judgement.reasonings is not None:
+            reasons = [" ".join(r[a] for a in target.values if r.get(a)) for r in judgement.reasonings]
+        return select(judgement.predictions, target, metric, reasonings=reasons, ties=ties)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most methods hold nothing
+        """Release models or connections."""

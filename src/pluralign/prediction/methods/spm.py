@@ -1,0 +1,198 @@
+"""The steerable pluralistic model: few-shot comparative regression (Adams et al., 2025).
+
+For each attribute the judge sees the question and *all* responses (lettered), N times with
+the responses shuffled differently each time; a response's predicted value is the mean of
+its scores / scale, and the first sample's reasoning is kept. Positions, never texts, map
+letters back to responses, so duplicate responses keep their own indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pluralign.choice.attributes import Attribute
+from pluralign.choice.probes import Probe
+from pluralign.choice.targets import AlignmentTarget
+from pluralign.prediction import prompts
+from pluralign.prediction.examples import ExampleSelector, FewShotOptions
+from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
+from pluralign.prediction.methods.base import Judgement
+from pluralign.prediction.methods.build import Resources
+from pluralign.prediction.methods.llm import (
+    Estimator,
+    EstimatorOptions,
+    JudgementParts,
+    LLMMethod,
+    ShuffleOptions,
+    rotations,
+    shuffles,
+)
+from pluralign.prediction.methods.logprobs import level_distributions
+from pluralign.prediction.methods.registry import MethodSpec, register_method
+
+TOP_LOGPROBS = 20
+
+
+def unshuffle(answer: dict[str, Any], order: Sequence[int], letters: Sequence[str]) -> dict[str, Any]:
+    """Map one lettered answer back to original response positions (by position, never text)."""
+    n = len(order)
+    scores: list[float] = [0] * n
+    reasons = [""] * n
+    for j, i in enumerate(order):
+        scores[i] = int(answer[letters[j]]["score"])
+        reasons[i] = str(answer[letters[j]]["reasoning"])
+    return {"order": list(order), "scores": scores, "reasonings": reasons}
+
+
+def aggregate(per_sample: Sequence[dict[str, Any]], scale: int) -> tuple[list[float], list[str]]:
+    """Mean score per response on [0, 1], and the first sample's reasoning."""
+    n = len(per_sample[0]["scores"])
+    means = [sum(s["scores"][i] for s in per_sample) / len(per_sample) / scale for i in range(n)]
+    return means, list(per_sample[0]["reasonings"])
+
+
+class ZeroShotOptions(EstimatorOptions, ShuffleOptions):
+    """What ``spm-zeroshot`` reads."""
+
+    default_samples = 5
+
+
+class SpmOptions(ZeroShotOptions, FewShotOptions):
+    """What ``spm`` reads: comparative regression's options and the few-shot rule."""
+
+
+class ComparativeRegression(LLMMethod):
+    """``spm`` (few-shot, with an example selector) or ``spm-zeroshot`` (without)."""
+
+    options: ZeroShotOptions
+
+    def __init__(
+        self,
+        backend: Backend,
+        options: ZeroShotOptions | None = None,
+        examples: ExampleSelector | None = None,
+        backend_estimator: Estimator = "sample",
+    ) -> None:
+        super().__init__(backend, options or ZeroShotOptions(), backend_estimator)
+        self.examples = examples
+        self.name = "spm" if examples is not None else "spm-zeroshot"
+
+    def config(self) -> dict[str, Any]:
+        passes = self.options.samples or "one per response order"
+        return {
+            **super().config(),
+            "samples": passes if self.mode == "logprobs" else self.samples,
+            "scoring": self.mode,
+            "shuffle": self.options.shuffle,
+            "examples": self.examples.config() if self.examples else None,
+        }
+
+    def requests_for(self, probe: Probe, attribute: Attribute, seed: int) -> tuple[list[JudgeRequest], list[list[int]]]:
+        """The N shuffled requests for one attribute (single-pass scoring: one greedy pass per
+        rotation of the responses, by default as many as there are responses). Everything the
+        samples share (system message, examples, question) comes before what the shuffle
+        changes, so llama.cpp reuses that prefix from its KV cache."""
+        n = len(probe.responses)
+        letters = prompts.letters_for(n)
+        if self.mode == "logprobs" and self.options.shuffle:
+            orders = rotations(n, self.options.samples or n, seed, attribute.name)
+        else:
+            orders = shuffles(n, self.samples, seed, attribute.name, self.options.shuffle)
+        examples = self.examples.select(attribute, probe.prompt, probe.responses) if self.examples else []
+        system = self.prompts.comparative_system(attribute, self.scale)
+        schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute))
+        top = TOP_LOGPROBS if self.mode == "logprobs" else 0
+        requests = []
+        for k, order in enumerate(orders):
+            choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
+            user = self.prompts.comparative_user(attribute, probe.prompt, choices, self.scale)
+            messages = prompts.conversation(system, [(e.user, e.assistant) for e in examples], user)
+            settings = self.generation(seed + k, items=n, top_logprobs=top)
+            requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
+        return requests, orders
+
+    def judge(
+        self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
+    ) -> Judgement:
+        n = len(probe.responses)
+        letters = prompts.letters_for(n)
+        batch: list[JudgeRequest] = []
+        plan: list[tuple[Attribute, list[list[int]]]] = []
+        for attribute in attributes:
+            requests, orders = self.requests_for(probe, attribute, seed)
+            batch.extend(requests)  # samples of one attribute stay adjacent: prefix reuse
+            plan.append((attribute, orders))
+        results = self.backend.generate(batch)
+        out = JudgementParts(n)
+        pos = 0
+        for attribute, orders in plan:
+            per_sample = []
+            mixtures: list[dict[str, float]] = [{} for _ in range(n)]
+            for order in orders:
+                sample = unshuffle(results[pos].data, order, letters)
+                if self.mode == "logprobs":
+                    for i, dist in enumerate(self._apply_expected(sample, results[pos], attribute, order)):
+                        for level, p in dist.items():  # the passes' distributions, averaged
+                            mixtures[i][level] = mixtures[i].get(level, 0.0) + p / len(orders)
+                per_sample.append(sample)
+                pos += 1
+            if self.mode == "logprobs":
+                out.level_probs[attribute.name] = mixtures
+            means, reasons = aggregate(per_sample, self.scale)
+            out.set(attribute.name, means, reasons)
+            out.samples[attribute.name] = per_sample
+            out.draws[attribute.name] = [[s / self.scale for s in sample["scores"]] for sample in per_sample]
+        return out.judgement(results)
+
+    def _apply_expected(
+        self, sample: dict[str, Any], result: JudgeResult, attribute: Attribute, order: Sequence[int]
+    ) -> list[dict[str, float]]:
+        """Replace the sampled integers by expected values from the token probabilities;
+        returns each response's probability per level (on [0, 1], as strings)."""
+        tokens, logprobs = self.first_logprobs(result)
+        allowed = self.allowed_scores(attribute) or []
+        dists = level_distributions(tokens, logprobs, len(order), allowed)
+        out: list[dict[str, float]] = [{} for _ in order]
+        if dists is None:  # the answer hides its scores: keep the generated value, certain
+            for i in range(len(order)):
+                out[i] = {f"{sample['scores'][i] / self.scale:g}": 1.0}
+            return out
+        for j, i in enumerate(order):
+            sample["scores"][i] = sum(level * p for level, p in dists[j].items())
+            out[i] = {f"{level / self.scale:g}": p for level, p in dists[j].items()}
+        sample["expected"] = True
+        return out
+
+
+def _build(options: SpmOptions, res: Resources) -> ComparativeRegression:
+    selector = ExampleSelector(
+        res.train_probes(options),
+        index=options.similarity,
+        rule=options.rule_for(res.uses_builtin_bank(options)),
+        max_examples=options.n_examples,
+        max_chars=options.example_max_chars,
+        scale=options.scale,
+        prompt_set=prompts.PromptSet(options.prompts),
+    )
+    return ComparativeRegression(res.judge(), options, examples=selector, backend_estimator=res.default_estimator)
+
+
+register_method(
+    MethodSpec(
+        name="spm",
+        summary="few-shot comparative regression (the paper's model)",
+        build=_build,
+        options=SpmOptions,
+        needs_llm=True,
+    )
+)
+register_method(
+    MethodSpec(
+        name="spm-zeroshot",
+        summary="comparative regression without examples",
+        build=lambda o, r: ComparativeRegression(r.judge(), o, backend_estimator=r.default_estimator),
+        options=ZeroShotOptions,
+        needs_llm=True,
+    )
+)

@@ -1,0 +1,96 @@
+"""Exceptions with messages a user can act on.
+
+Every error that bad input can cause derives from :class:`PluralignError`; the CLI and
+the HTTP service print its message as one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pluralign.support.redact import redact
+
+
+class PluralignError(Exception):
+    """Base class: the message is one line that names the problem."""
+
+
+class InputError(PluralignError):
+    """Malformed or inconsistent user input (files, targets, probes)."""
+
+
+class TooLargeError(InputError):
+    """A file or an answer is larger than the limit set for it; it was not read whole."""
+
+
+class UnknownAttributeError(InputError):
+    """A target or label names an attribute that is not defined."""
+
+
+class JudgeError(PluralignError):
+    """A judge backend could not produce a valid answer."""
+
+
+class ModelNotFoundError(JudgeError):
+    """A model alias or file could not be resolved."""
+
+
+class BackendUnavailableError(JudgeError):
+    """The server could not be reached, even after retries."""
+
+
+class UpstreamError(JudgeError):
+    """The server answered, but with something that is not a usable chat completion."""
+
+
+class DeadlineExceeded(JudgeError):
+    """A decision or an upstream call ran past its deadline, or its client went away."""
+
+
+class ContextLengthError(JudgeError):
+    """The prompt does not fit the model's context window."""
+
+
+class InvalidOutputError(JudgeError):
+    """The model never produced JSON that obeys the schema."""
+
+
+class BatchPending(JudgeError):
+    """The batch backend recorded requests for export instead of answering them."""
+
+
+class CacheError(PluralignError):
+    """The judgement cache is corrupted or cannot be opened."""
+
+
+class CacheLockedError(CacheError):
+    """Another process holds the cache's lock."""
+
+
+class NotACacheError(CacheError):
+    """The file named as a cache is something else; it is never written or removed."""
+
+
+class RunLockedError(InputError):
+    """Another process is writing the same run folder."""
+
+
+def one_line(exc: BaseException | str) -> str:
+    """Collapse an exception message (or any text) to one line for display, secrets removed."""
+    text = " ".join(redact(str(exc)).split())
+    return text or (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
+
+
+def validation_message(exc: Any, prefix: str = "", name: Callable[[str], str] | None = None) -> str:
+    """The first problem of a pydantic ``ValidationError`` (or FastAPI's) as ``where: what``
+    on one line; ``name`` turns the first part of ``where`` into what the user typed (a flag)."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid value"}
+    loc = [str(p) for p in first.get("loc", ())]
+    if loc and name is not None:
+        loc = [name(loc[0])]
+    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    where = ".".join(loc)
+    text = f"{where}: {msg}" if where else msg
+    return one_line(f"{prefix}{text}")

@@ -1,0 +1,514 @@
+"""Reading and writing files without ever losing a record.
+
+Writes are atomic (temporary file, fsync, rename) or appended line by line with fsync.
+Reads never change a file: a JSON Lines file with a corrupt or torn line is read around
+it, with a warning naming the file and the line. Only the appender, when it resumes a
+file whose last line was torn by a crash, trims that one unfinished line.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import json
+import logging
+import os
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pluralign.support import strict
+from pluralign.support.errors import InputError, TooLargeError, one_line
+
+log = logging.getLogger("pluralign.support.files")
+
+
+def open_read(path: str | Path) -> IO[bytes]:
+    """Open for reading without waiting: a named pipe with no writer (one planted in a run
+    folder, say) reads as empty instead of hanging the reader; a folder is an IsADirectoryError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise IsADirectoryError(path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A file's text, or an InputError that names it and says why it could not be read."""
+    try:
+        with io.TextIOWrapper(open_read(path), encoding="utf-8") as handle:  # universal newlines, as before
+            return handle.read()
+    except IsADirectoryError:
+        raise InputError(f"{what} {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path} is not UTF-8 text") from None
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Parse a JSON file, or raise an InputError naming the file and the position of the fault."""
+    text = read_text(path, what)
+    try:
+        return strict.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{what} {path} is nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"{what} {path} cannot be read: {exc}") from None
+
+
+_OWN_FLAGS = {
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "r+b": os.O_RDWR,
+}
+
+
+def open_regular(path: str | Path, flags: int) -> int:
+    """``os.open`` that never follows a link, never waits on a pipe and returns a descriptor
+    only on a regular file (else OSError): the one way pluralign opens a file of its own."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    os.set_blocking(fd, True)
+    return fd
+
+
+def open_own(path: str | Path, mode: Literal["a", "a+", "w", "r+b"]) -> IO[Any]:
+    """Open a file pluralign appends to or rewrites in place, never through a link and never
+    anything but a regular file: a link planted under one of its names (in a run folder that
+    came from elsewhere, say) would otherwise carry the write outside the folder."""
+    path = Path(path)
+    try:
+        fd = open_regular(path, _OWN_FLAGS[mode])
+    except OSError as exc:
+        if path.is_symlink():
+            raise InputError(f"{path} is a link; pluralign writes only its own files, not through links") from None
+        if path.exists() and not path.is_file():
+            raise InputError(f"{path} is not a regular file; pluralign writes only its own files") from None
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8")
+
+
+# -- files under a folder pluralign owns ----------------------------------------------------------
+# A run folder, the prefix store: the folder is what the user named (it may itself be a link they
+# made), but nothing below it is reached through a link, a pipe or a device: each step is opened
+# relative to the one above with O_NOFOLLOW, so a link planted as ``input_output/`` in a run that
+# came from an archive cannot carry a read or a write outside.
+
+
+def _parts(rel: str | Path) -> list[str]:
+    parts = Path(rel).parts
+    if not parts or Path(rel).is_absolute() or any(p in ("", ".", "..") for p in parts):
+        raise InputError(f"{rel}: not a plain path inside its folder")
+    return list(parts)
+
+
+def _folder_fd(root: Path, parts: Sequence[str], create: bool) -> int:
+    """A descriptor on ``root/parts...``, every step below ``root`` a real folder (never a link)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for part in parts:
+            if create:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+            step = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = step
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refusal(root: Path, rel: str | Path, exc: OSError, verb: str) -> InputError:
+    path = root / rel
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        step = root
+        for part in Path(rel).parts:  # name the first step that is a link or not a folder
+            step = step / part
+            if step.is_symlink():
+                return InputError(f"{step} is a link; pluralign {verb} only its own files, never through links")
+            if step != path and step.exists() and not step.is_dir():
+                return InputError(f"{step} is not a folder; pluralign {verb} only its own files")
+        return InputError(f"{path}: a link or a file lies on the way; pluralign {verb} only its own files")
+    if exc.errno == errno.EINVAL:
+        return InputError(f"{path} is not a regular file; pluralign {verb} only its own files")
+    return InputError(f"cannot {verb.rstrip('s')} {path}: {exc.strerror or exc}")
+
+
+def open_under(root: str | Path, rel: str | Path, flags: int = os.O_RDONLY) -> int:
+    """A descriptor on the regular file ``root/rel``, reached without following any link below
+    ``root`` (OSError otherwise: ELOOP for a link, EINVAL for a pipe, a device or a folder)."""
+    parts = _parts(rel)
+    folder = _folder_fd(Path(root), parts[:-1], create=bool(flags & os.O_CREAT))
+    try:
+        fd = os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644, dir_fd=folder)
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(Path(root) / rel))
+    os.set_blocking(fd, True)
+    return fd
+
+
+def exists_under(root: str | Path, rel: str | Path) -> bool:
+    """Whether ``root/rel`` is there, looking without following links: a link, at its name or on
+    the way, counts as there, so that reading it reports the link instead of finding nothing."""
+    try:
+        parts = _parts(rel)
+        folder = _folder_fd(Path(root), parts[:-1], create=False)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        return exc.errno in (errno.ELOOP, errno.ENOTDIR)
+    except InputError:
+        return False
+    try:
+        os.stat(parts[-1], dir_fd=folder, follow_symlinks=False)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(folder)
+
+
+def read_bytes_under(root: str | Path, rel: str | Path, what: str = "file", limit: int | None = None) -> bytes:
+    """The bytes of ``root/rel`` (see :func:`open_under`), or an InputError naming it; a file over
+    ``limit`` bytes is refused before it is read."""
+    try:
+        fd = open_under(root, rel)
+    except FileNotFoundError:
+        raise InputError(f"{what} {Path(root) / rel} does not exist") from None
+    except OSError as exc:
+        raise _refusal(Path(root), rel, exc, "reads") from None
+    with os.fdopen(fd, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if limit is not None and size > limit:
+            raise TooLargeError(f"{what} {Path(root) / rel} is {size} bytes, over the limit of {limit}")
+        return handle.read() if limit is None else handle.read(limit + 1)[:limit]
+
+
+def read_json_under(root: str | Path, rel: str | Path, what: str = "file", limit: int | None = None) -> Any:
+    """:func:`read_json` for a file under a folder pluralign owns."""
+    path = Path(root) / rel
+    try:
+        return strict.loads(read_bytes_under(root, rel, what, limit))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} {path} is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path} is not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(f"{what} {path} is nested too deeply to read") from None
+    except ValueError as exc:
+        raise InputError(f"{what} {path} cannot be read: {exc}") from None
+
+
+def write_bytes_under(root: str | Path, rel: str | Path, data: bytes) -> None:
+    """:func:`write_bytes_atomic` for ``root/rel``: folders on the way are created, never followed
+    through a link; the file is replaced by rename (a link under its name is replaced, never
+    written through)."""
+    root = Path(root)
+    parts = _parts(rel)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        folder = _folder_fd(root, parts[:-1], create=True)
+    except OSError as exc:
+        raise _refusal(root, rel, exc, "writes") from None
+    tmp = f".{parts[-1]}.{os.urandom(6).hex()}.tmp"
+    try:
+        try:
+            mode = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(f"{root / rel} is a folder; pluralign writes only its own files")
+            keep = mode & 0o777 if stat.S_ISREG(mode) else 0o644
+        except FileNotFoundError:
+            keep = 0o644
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, keep, dir_fd=folder)
+        try:
+            os.fchmod(fd, keep)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            try:
+                os.unlink(tmp, dir_fd=folder)
+            except OSError:
+                pass
+            raise
+    except OSError as exc:
+        raise _refusal(root, rel, exc, "writes") from None
+    finally:
+        os.close(folder)
+
+
+def write_json_under(root: str | Path, rel: str | Path, data: Any, indent: int | None = 2) -> None:
+    write_bytes_under(root, rel, (json.dumps(data, indent=indent, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def remove_under(root: str | Path, rel: str | Path) -> bool:
+    """Remove the regular file ``root/rel`` (never through a link on the way); False if absent."""
+    parts = _parts(rel)
+    try:
+        folder = _folder_fd(Path(root), parts[:-1], create=False)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _refusal(Path(root), rel, exc, "removes") from None
+    try:
+        os.unlink(parts[-1], dir_fd=folder)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise _refusal(Path(root), rel, exc, "removes") from None
+    finally:
+        os.close(folder)
+
+
+def list_under(root: str | Path, rel: str | Path = ".") -> list[str]:
+    """The names in the folder ``root/rel`` (none if it is missing); a link on the way is refused."""
+    parts = [] if str(rel) in ("", ".") else _parts(rel)
+    try:
+        folder = _folder_fd(Path(root), parts, create=False)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise _refusal(Path(root), rel, exc, "reads") from None
+    try:
+        return sorted(os.listdir(folder))
+    finally:
+        os.close(folder)
+
+
+def regular_or_absent(path: str | Path, what: str) -> Path:
+    """``path`` if it is a regular file reached without a link, or nothing yet: what a database
+    pluralign opens must be (SQLite follows links and blocks on a pipe)."""
+    path = Path(path)
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return path
+    except OSError as exc:
+        raise InputError(f"cannot open {what} {path}: {exc.strerror}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise InputError(f"{what} {path} is a link; name the file itself")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise InputError(f"{what} {path} is {kind}")
+    return path
+
+
+@contextmanager
+def exclusive(path: str | Path, busy: InputError) -> Iterator[IO[Any]]:
+    """Hold an exclusive lock on ``path`` (a file of pluralign's own, created if missing, opened
+    for appending, never through a link) while the block runs; ``busy`` is raised at once if
+    another process holds it. The lock goes with the process, however it ends."""
+    handle = open_own(path, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise busy from None
+    try:
+        yield handle
+    finally:
+        handle.close()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary file beside ``path``, fsync, then rename over it: a reader sees the
+    old file or the new one, never half of it. A new file gets the usual 0644 permissions
+    (an existing file keeps its own), not the 0600 of a temporary file."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """:func:`write_text_atomic` for bytes."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; name a file to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | Path, data: Any, indent: int | None = 2) -> None:
+    write_text_atomic(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+
+
+@dataclass
+class JsonlRead:
+    """The records of a JSON Lines file with their (1-based) line numbers, and the numbers of
+    the lines skipped."""
+
+    records: list[Any] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    bad_lines: list[int] = field(default_factory=list)
+    torn_tail: bool = False
+
+
+JsonlPolicy = Literal["skip", "strict"]
+"""What a bad line means: ``skip`` it (a run's own log, where a torn write may leave one; the
+reader warns), or ``strict``: an error naming the line (a file the user wrote)."""
+
+
+def scan_jsonl(
+    path: str | Path,
+    policy: JsonlPolicy = "skip",
+    what: str = "file",
+    root: str | Path | None = None,
+    limit: int | None = None,
+) -> JsonlRead:
+    """Every parsable line, split on newlines only (U+2028 inside a string is text); the file
+    is left as it is. A missing file is empty under ``skip`` and an error under ``strict``.
+    With ``root``, ``path`` is inside that folder and reached without links
+    (:func:`open_under`); with ``limit``, a larger file is refused before it is read."""
+    out = JsonlRead()
+    if root is not None:
+        if not exists_under(root, path) and policy == "skip":
+            return out
+        path = Path(root) / path
+        try:
+            handle: IO[bytes] = os.fdopen(open_under(root, Path(path).relative_to(root)), "rb")
+        except OSError as exc:
+            raise _refusal(Path(root), Path(path).relative_to(root), exc, "reads") from None
+    else:
+        path = Path(path)
+        if not path.exists() and policy == "skip":
+            return out
+        try:
+            handle = open_read(path)
+        except IsADirectoryError:
+            raise InputError(f"{what} {path} is a directory, not a file") from None
+        except OSError as exc:
+            raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if limit is not None:
+        size = os.fstat(handle.fileno()).st_size
+        if size > limit:
+            handle.close()
+            raise TooLargeError(f"{what} {path} is {size} bytes, over the limit of {limit}")
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                out.records.append(strict.loads(raw))
+                out.lines.append(number)
+            except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8, a 5,000-digit number, deep nesting
+                if policy == "strict":
+                    raise InputError(f"{path}: line {number} {_why_unreadable(exc)}") from None
+                out.bad_lines.append(number)
+                if not raw.endswith(b"\n"):
+                    out.torn_tail = True
+    return out
+
+
+def _why_unreadable(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"is not valid JSON ({exc.msg})"
+    if isinstance(exc, UnicodeDecodeError):
+        return "is not UTF-8 text"
+    return f"cannot be read ({one_line(exc)[:100]})"
+
+
+def read_jsonl(
+    path: str | Path,
+    what: str = "",
+    policy: JsonlPolicy = "skip",
+    root: str | Path | None = None,
+    limit: int | None = None,
+) -> list[Any]:
+    """The records of a JSON Lines file; under ``skip`` bad lines are skipped with one warning
+    per file, under ``strict`` the first is an error that names it (``root``, ``limit``: see
+    :func:`scan_jsonl`)."""
+    result = scan_jsonl(path, policy, what or "file", root, limit)
+    if result.bad_lines:
+        shown = ", ".join(str(n) for n in result.bad_lines[:5]) + (" ..." if len(result.bad_lines) > 5 else "")
+        log.warning(
+            "%s%s: skipped %d unreadable line(s) (line %s); the file was left unchanged",
+            f"{what} " if what else "",
+            path,
+            len(result.bad_lines),
+            shown,
+        )
+    return result.records
+
+
+def repair_torn_tail(path: str | Path) -> bool:
+    """Drop a final line that a crash left without its newline (and only that line).
+
+    For appenders resuming a file; a complete but corrupt line in the middle is kept, so
+    nothing after it is lost.
+    """
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return False
+    with open_own(path, "r+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 1))
+        if handle.read(1) == b"\n":
+            return False
+        # find the start of the last line
+        pos = size
+        chunk = 1 << 16
+        while pos > 0:
+            start = max(0, pos - chunk)
+            handle.seek(start)
+            block = handle.read(pos - start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                keep = start + newline + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        handle.seek(keep)
+        tail = handle.read()
+        try:
+            json.loads(tail)
+        except (ValueError, RecursionError):
+            handle.truncate(keep)
+            log.warning("%s: dropped an unfinished last line (%d bytes) left by an interrupted write", path, len(tail))
+            return True
+        # a complete record that only lacks its newline: keep it and finish the line
+        handle.seek(0, os.SEEK_END)
+        handle.write(b"\n")
+        return False
+
+
+def append_jsonl(path: str | Path, record: Any) -> None:
+    """Append one JSON line and fsync it: a finished item survives a crash."""
+    with open_own(path, "a") as handle:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
