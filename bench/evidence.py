@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 import zlib
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pluralign.evaluation.statistics import mean_over_targets
+from pluralign.evaluation.statistics import p_text as p_cell
 from pluralign.support.errors import InputError, PluralignError, one_line
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,43 +61,14 @@ def pick(bench, n, attributes=None):
 def matrix(run: Path, targets: list[str], n_items: int) -> np.ndarray:
     """items x targets: 1 right, 0 wrong, nan skipped (all tied), failed or not run."""
     from pluralign.evaluation.runs import RunDir
+    from pluralign.evaluation.statistics import correctness
 
-    out = np.full((n_items, len(targets)), np.nan)
-    col = {t: j for j, t in enumerate(targets)}
-    for d in RunDir(run).decisions():
-        if d.target in col and not d.skipped and d.failed is None:
-            out[d.item, col[d.target]] = float(d.chosen in d.correct)
-    return out
-
-
-def mean_over_targets(m: np.ndarray) -> float:
-    """Mean over the targets that have a scored decision (a target with none is left out)."""
-    scored = ~np.isnan(m).all(axis=0)
-    if not scored.any():
-        return float("nan")
-    return float(np.nanmean(np.nanmean(m[:, scored], axis=0)) * 100)
-
-
-def p_cell(p: float) -> str:
-    """A p value as stored (rounded to 4 places): one below that shows as "<0.0001", not 0."""
-    return "<0.0001" if p < 0.0001 else f"{p:.3g}"
+    return correctness(RunDir(run), targets, n_items)
 
 
 def cell(value: float | None, fmt: str) -> str:
     """A table cell: '-' where there is nothing to show."""
     return "-" if value is None or np.isnan(value) else format(value, fmt)
-
-
-def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
-    both = ~np.isnan(a) & ~np.isnan(b)
-    only_a = int(((a == 1) & (b == 0) & both).sum())
-    only_b = int(((a == 0) & (b == 1) & both).sum())
-    n = only_a + only_b
-    if n == 0:
-        return only_a, only_b, 1.0
-    k = min(only_a, only_b)
-    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
-    return only_a, only_b, p
 
 
 def group_of(target) -> str:  # type: ignore[no-untyped-def]
@@ -186,33 +158,18 @@ def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: 
             meth.close()
 
 
-def sign_flip(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = 10_000) -> float:
-    """Two-sided p of a paired sign-flip test with the item as the unit: an item's 52 decisions
-    share its scores, so McNemar's test on pooled decisions overstates certainty; this does not."""
-    with np.errstate(invalid="ignore"):
-        per_item = np.nanmean(a - b, axis=1)
-    d = per_item[~np.isnan(per_item)]
-    if len(d) == 0:
-        return float("nan")
-    observed = abs(d.mean())
-    flipped = np.abs((rng.choice([-1.0, 1.0], size=(draws, len(d))) * d).mean(axis=1))
-    return float((1 + (flipped >= observed - 1e-12).sum()) / (1 + draws))
-
-
 def paired(a: np.ndarray, b: np.ndarray, resamples: np.ndarray) -> dict:
-    """Reference minus method on the items and targets both have."""
-    both = ~np.isnan(a) & ~np.isnan(b)
-    a, b = np.where(both, a, np.nan), np.where(both, b, np.nan)
-    diffs = [mean_over_targets(a[idx]) - mean_over_targets(b[idx]) for idx in resamples]
-    only_ref, only_other, p = mcnemar(a.ravel(), b.ravel())
-    item_p = sign_flip(a, b, np.random.default_rng(0))  # its own draws: the bootstrap's stay as they were
+    """Reference minus method on the items and targets both have (pluralign compare's figures)."""
+    from pluralign.evaluation.statistics import paired as compare
+
+    c = compare(a, b, resamples)
     return {
-        "difference": round(mean_over_targets(a) - mean_over_targets(b), 2),
-        "ci95": [round(float(np.nanpercentile(diffs, 2.5)), 2), round(float(np.nanpercentile(diffs, 97.5)), 2)],
-        "only_spm_right": only_ref,
-        "only_this_right": only_other,
-        "mcnemar_p": round(p, 4),
-        "sign_flip_p": round(item_p, 4),
+        "difference": c.difference,
+        "ci95": list(c.ci95),
+        "only_spm_right": c.only_a_right,
+        "only_this_right": c.only_b_right,
+        "mcnemar_p": round(c.mcnemar_p, 4),
+        "sign_flip_p": round(c.sign_flip_p, 4),
     }
 
 

@@ -7,4 +7,5 @@ VENV="${PLURALIGN_VENV:-.venv}"
 export PLURALIGN_BENCHMARK="${PLURALIGN_BENCHMARK:-$(cd .. && pwd)/shared/data/helpsteer2}"
 "$VENV/bin/ruff" check src tests bench
 "$VENV/bin/mypy"
+NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet --site-dir "$(mktemp -d)"   # the docs site, links and anchors checked
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

@@ -348,3 +348,23 @@ def test_a_module_path_of_0_2_still_imports_the_same_module_with_a_warning(old: 
         module = importlib.import_module(old)
     assert module is importlib.import_module(new)
     assert any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)
+
+
+def test_an_endpoint_from_another_package_sits_behind_admission(plugin):
+    """The guide's route, installed as a package of its own: served by create_app, behind the
+    same admission as every route, and its own test (from the guide) passes."""
+    plugin("endpoint.md", "my_lengths")
+    namespace: dict = {}
+    exec(compile(_guide_block("endpoint.md", "# tests/test_lengths.py"), "guide test", "exec"), namespace)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        namespace["test_lengths"](Path(tmp))
+
+
+def test_a_benchmark_builder_is_one_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    (tmp_path / "my_builder.py").write_text(_guide_block("benchmark.md", "# my_builder.py"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    namespace: dict = {}
+    exec(compile(_guide_block("benchmark.md", "# tests/test_my_builder.py"), "guide test", "exec"), namespace)
+    namespace["test_build_writes_a_benchmark_eval_can_read"](tmp_path)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from pluralign.choice.attributes import DEFAULT_REGISTRY
 from pluralign.prediction import prompts
 from pluralign.prediction.judges.base import GenerationSettings, JudgeRequest, parse_answer
 from pluralign.prediction.judges.llamacpp import LlamaCppBackend, LlamaCppOptions, schema_to_grammar_text
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow  # real models
 
 
 def _request(n: int, temperature: float = 0.7, seed: int = 0, samples: int = 1) -> JudgeRequest:
-    attr = __import__("pluralign").attributes.DEFAULT_REGISTRY["helpfulness"]
+    attr = DEFAULT_REGISTRY["helpfulness"]
     choices = prompts.lettered([f"Answer number {i}: the result is {i + 3}." for i in range(n)])
     messages = prompts.conversation(
         prompts.DEFAULT_PROMPTS.comparative_system(attr),

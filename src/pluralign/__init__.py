@@ -71,6 +71,8 @@ def __getattr__(name: str) -> Any:
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
         globals()[name] = value
         return value
+    if name in moved.MOVED:  # pluralign.targets and the like, as 0.2 had them (with a warning)
+        return importlib.import_module(f"pluralign.{name}")
     raise AttributeError(f"module 'pluralign' has no attribute {name!r}")
 
 

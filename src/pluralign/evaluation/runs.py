@@ -253,6 +253,14 @@ class RunDir:
         return self.path / CALLS
 
     # -- reading -------------------------------------------------------------------------------
+    def identity(self) -> dict[str, Any]:
+        """What the run was asked (method, benchmark by its content, seed); empty if unknown."""
+        if not self._has(RUN_FILE):
+            return {}
+        raw = self._read_json(RUN_FILE, "run file")
+        identity = raw.get("identity") if isinstance(raw, dict) else None
+        return identity if isinstance(identity, dict) else {}
+
     def finished(self) -> bool:
         """A run that has results to show (the service's run browser lists only these)."""
         return self._has(RESULTS)

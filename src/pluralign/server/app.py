@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -26,7 +26,7 @@ from pluralign.server.config import ServerConfig
 from pluralign.server.queue import DecisionQueue
 from pluralign.server.routes import catalog, decisions, feedback, page, profile, runs, steer
 from pluralign.server.state import ServiceState, retry_after, status_for
-from pluralign.support.errors import PluralignError, one_line, validation_message
+from pluralign.support.errors import InputError, PluralignError, one_line, validation_message
 
 
 def create_app(config: ServerConfig) -> FastAPI:
@@ -73,4 +73,27 @@ def create_app(config: ServerConfig) -> FastAPI:
     for module in (decisions, steer, feedback, profile, catalog, runs, page):
         app.include_router(module.router)
     app.include_router(profile.saved)
+    for router in installed_routes():
+        app.include_router(router)
     return app
+
+
+ROUTES = "pluralign.routes"
+"""Entry points of installed packages that add routes (each an ``APIRouter``): they sit behind
+the same admission as every other route (docs/guides/endpoint.md)."""
+
+
+def installed_routes() -> list[APIRouter]:
+    """The routers other packages add; one that cannot be loaded is an error naming it."""
+    from importlib.metadata import entry_points
+
+    routers = []
+    for entry in entry_points(group=ROUTES):
+        try:
+            router = entry.load()
+        except Exception as exc:
+            raise InputError(f"the route {entry.name!r} from {entry.value} cannot be loaded: {one_line(exc)}") from None
+        if not isinstance(router, APIRouter):
+            raise InputError(f"the route {entry.name!r} from {entry.value} is not a fastapi.APIRouter")
+        routers.append(router)
+    return routers
