@@ -51,7 +51,8 @@ from pluralign.choice.probes import load_probes  # noqa: E402
 from pluralign.choice.selection import closest, select  # noqa: E402
 from pluralign.choice.targets import AlignmentTarget, target_from_data  # noqa: E402
 from pluralign.evaluation.metrics import label_distances  # noqa: E402
-from pluralign.people.profile import BETA, EPSILON, ChoiceRecord, fit_profile, next_question  # noqa: E402
+from pluralign.people.profile import BETA, EPSILON, ChoiceRecord, fit_profile  # noqa: E402
+from pluralign.people.questions import next_question  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -185,7 +186,7 @@ def middle_targets(seed: int = 11, per_k: int = 10, write: bool = True) -> list[
 def bound_run(targets, train, evals, labels, k, mode, flip, seed, attrs, middle_weight):  # type: ignore[no-untyped-def]
     """Per hidden target, the Bayes-optimal agreement from the same picks as :func:`run` (random,
     or the questions next_question asks)."""
-    from pluralign.people.profile import Grid, _sq_distances
+    from pluralign.people.profile import Grid, sq_distances
 
     grid = Grid.build(attrs)
     middles = ((grid.present > 0) & np.isclose(grid.values, 0.5)).sum(axis=1)
@@ -198,7 +199,7 @@ def bound_run(targets, train, evals, labels, k, mode, flip, seed, attrs, middle_
     def closest_sets(probes):  # profiles x items x responses: the truly closest (exact ties)
         out = []
         for p in probes:
-            d2 = _sq_distances(grid.present, grid.values, np.array([[lab[a] for a in names] for lab in p.labels]))
+            d2 = sq_distances(grid.present, grid.values, np.array([[lab[a] for a in names] for lab in p.labels]))
             out.append(np.isclose(d2, d2.min(axis=1, keepdims=True), rtol=0, atol=1e-12))
         return np.stack(out, axis=1)
 

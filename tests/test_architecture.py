@@ -368,3 +368,26 @@ def test_a_benchmark_builder_is_one_module(tmp_path: Path, monkeypatch: pytest.M
     namespace: dict = {}
     exec(compile(_guide_block("benchmark.md", "# tests/test_my_builder.py"), "guide test", "exec"), namespace)
     namespace["test_build_writes_a_benchmark_eval_can_read"](tmp_path)
+
+
+def test_one_client_per_protocol_and_one_model_loader():
+    """The OpenAI chat protocol is spoken by one client (prediction/chat_client.py) for judge and
+    generator alike, never through the openai SDK; a GGUF is loaded in one place, whose shared
+    backends the generator uses too."""
+    offenders = []
+    for name, path, tree in _modules():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                if any(n == "openai" or n.startswith("openai.") for n in names):
+                    offenders.append(f"{name} imports the openai SDK")
+            if isinstance(node, ast.Call):
+                func = node.func
+                callee = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                owner = getattr(func.value, "id", "") if isinstance(func, ast.Attribute) else ""
+                if callee == "AsyncClient" and name != "pluralign.prediction.chat_client":
+                    offenders.append(f"{name} makes an httpx client")
+                loads = callee == "Llama" or (owner == "Llama" and callee == "from_pretrained")
+                if loads and name != "pluralign.prediction.judges.llamacpp":
+                    offenders.append(f"{name} loads a model")
+    assert offenders == []

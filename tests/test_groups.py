@@ -6,9 +6,9 @@ import random
 import numpy as np
 import pytest
 
+from pluralign.choice.explanation import explain_group
 from pluralign.choice.groups import (
     GroupTarget,
-    explain_group,
     goal_from_data,
     group_picker,
     load_goal_file,

@@ -35,7 +35,7 @@ def test_backends_take_their_options_model_not_restated_defaults():
         assert list(inspect.signature(cls).parameters) == ["model", "options"], cls
     backend = OpenAIBackend("m", OpenAIOptions(base_urls=["http://127.0.0.1:9/v1"]))
     defaults = OpenAIOptions()
-    assert (backend.concurrency, backend.timeout, backend.max_retries) == (
+    assert (backend.concurrency, backend.timeout, backend.client.retry.max_retries) == (
         defaults.concurrency,
         defaults.timeout,
         defaults.max_retries,

@@ -13,7 +13,8 @@ from pluralign.choice.explanation import attribute_shares, confidence, explain, 
 from pluralign.choice.probes import load_probes
 from pluralign.choice.selection import select
 from pluralign.choice.targets import AlignmentTarget, load_target_file
-from pluralign.people.profile import ChoiceRecord, Grid, builtin_pool, fit_profile, next_question, read_choices
+from pluralign.people.profile import ChoiceRecord, Grid, builtin_pool, fit_profile, read_choices
+from pluralign.people.questions import next_question
 from pluralign.support.errors import InputError
 
 HS2 = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
@@ -92,7 +93,7 @@ def test_next_question_maximises_expected_agreement_computed_the_long_way(helpst
 
     from pluralign.choice.selection import closest
     from pluralign.evaluation.metrics import label_distances
-    from pluralign.people.profile import _choice_log_probs, _matrix, _sq_distances, posterior
+    from pluralign.people.profile import choice_log_probs, posterior, response_matrix, sq_distances
 
     names = ["helpfulness", "verbosity"]
     attrs = R.require(names)
@@ -114,7 +115,9 @@ def test_next_question_maximises_expected_agreement_computed_the_long_way(helpst
     before = posterior(grid, answered)
     expected = []
     for n, c in enumerate(candidates):
-        likely = np.exp(_choice_log_probs(_sq_distances(grid.present, grid.values, _matrix(c, names)), 300.0, 0.05))
+        likely = np.exp(
+            choice_log_probs(sq_distances(grid.present, grid.values, response_matrix(c, names)), 300.0, 0.05)
+        )
         total = 0.0
         for answer in range(len(c.responses)):
             chance = float(before @ likely[:, answer])

@@ -69,7 +69,7 @@ def test_respond_never_prints_a_key_its_generator_echoes(scripted, tmp_path, sta
         "--generator-base-url", f"{upstream}/v1", "--generator-api-key-env", "PL_T_GENKEY",
         env={"PL_T_GENKEY": secret, "PLURALIGN_HOME": str(tmp_path)}, timeout=120,
     )  # fmt: skip
-    one_line_error(res, "generator answered")
+    one_line_error(res, "the generator")
     assert secret not in res.stderr + res.stdout and "GENSECRET" not in res.stderr
     assert "ReadError" not in res.stderr and "Task exception" not in res.stderr  # nothing after the one line
 

@@ -278,7 +278,7 @@ def test_a_generator_that_echoes_its_key_never_shows_it(tmp_path: Path, scripted
     generator = {"generator_base_url": f"{upstream}/v1", "generator_api_key_env": "PL_TEST_GENKEY"}
     with service(tmp_path, generator=generator) as client:
         res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
-    assert res.status_code == 502 and "generator answered" in res.text, res.text
+    assert res.status_code == 502 and "the generator" in res.text, res.text
     assert secret not in res.text and "GENSECRET" not in res.text
 
 
@@ -396,3 +396,17 @@ def test_one_key_never_reaches_another_keys_users(tmp_path: Path):
         assert claim.status_code == 422 and "no completion" in claim.text
         assert client.get("/v1/users/ann/profile").status_code == 401
         assert client.get("/v1/users/ann/profile", headers=one).status_code == 200  # still there
+
+
+def test_the_generator_speaks_through_the_judges_client_and_retry_policy(tmp_path: Path, scripted):
+    """A generator upstream that is busy once (503 with Retry-After) is asked again, as the judge's
+    would be; one that answers something that is not a completion is a 502 that says so."""
+    upstream, script = scripted([("raw", 503, {"retry-after": "0"}, b"busy"), ("ok", "An answer.")])
+    with service(tmp_path, generator={"generator_base_url": f"{upstream}/v1", "candidates": 2}) as client:
+        res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
+    assert res.status_code == 200, res.text
+    assert script.hits >= 3  # the 503, then n=2 and the one candidate it lacked
+    broken, _ = scripted([("raw", 200, {"content-type": "application/json"}, b'{"choices": "no"}')])
+    with service(tmp_path / "b", generator={"generator_base_url": f"{broken}/v1"}) as client:
+        res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
+    assert res.status_code == 502 and "not a chat completion" in res.text, res.text

@@ -357,3 +357,34 @@ def test_a_chat_longer_than_the_local_generators_context_is_a_400(smollm2_path, 
             json={"messages": [{"role": "user", "content": long}], "pluralign": {"target": TARGET}},
         )
     assert res.status_code == 400 and "context" in res.json()["error"]["message"], res.text
+
+
+def test_the_local_generator_and_the_judge_share_one_loaded_model(smollm2_path, tmp_path):
+    """One model per process: the service's in-process generator and its judge read the same
+    loaded SmolLM2 (one shared backend, two users), the candidates are drawn together with their
+    own finish reasons, and the model is freed when both are done."""
+    from pluralign.prediction.judges.llamacpp import _SHARED
+    from test_service_inprocess import service
+
+    settings = {"model": str(smollm2_path), "n_ctx": 2048, "threads": 1}
+    generator = {"candidates": 3, "generator_max_tokens": 24}
+    with service(tmp_path, method="spm-zeroshot", settings=settings, generator=generator) as client:
+        res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": TARGET}})
+        assert res.status_code == 200, res.text
+        assert len(_SHARED) == 1 and next(iter(_SHARED.values()))._users == 2
+        assert len(res.json()["pluralign"]["candidates"]) == 3
+        assert res.json()["choices"][0]["finish_reason"] in ("stop", "length")
+    assert _SHARED == {}
+
+
+def test_the_local_generator_honours_the_judges_context_length(smollm2_path, tmp_path):
+    from test_service_inprocess import service
+
+    settings = {"model": str(smollm2_path), "n_ctx": 256, "threads": 1}
+    long = " ".join(f"{k % 10}" for k in range(400))  # about 400 tokens: over 256, far under the old fixed 4,096
+    with service(tmp_path, method="spm-zeroshot", settings=settings) as client:
+        res = client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": long}], "pluralign": {"target": TARGET}},
+        )
+    assert res.status_code == 400 and "256" in res.json()["error"]["message"], res.text

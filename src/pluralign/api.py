@@ -9,10 +9,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.choice.explanation import Explanation, explain_choice
+from pluralign.choice.explanation import Explanation, explain_choice, explain_group
 from pluralign.choice.groups import (
     GroupTarget,
-    explain_group,
     goal_from_data,
     is_group_data,
     load_goal_file,
@@ -261,19 +260,22 @@ def respond(
 
     options = generator or GeneratorOptions()
     chosen_settings = make_settings(settings)
-    maker = make_generator(options, chosen_settings.model, chosen_settings.values.get("threads"))
+    maker = make_generator(options, chosen_settings)
     draw = Draw(
         k=options.candidates,
         temperature=options.generator_temperature,
         max_tokens=options.generator_max_tokens,
         seed=seed,
     )
-    made = maker.generate_sync([ChatMessage(role="user", content=question)], draw)
-    chooser = Chooser(method, chosen_settings)
     try:
-        result = chooser.choose(question, made.texts, target, seed=seed)
+        made = maker.generate_sync([ChatMessage(role="user", content=question)], draw)
+        chooser = Chooser(method, chosen_settings)  # the judge's model is the generator's, loaded once
+        try:
+            result = chooser.choose(question, made.texts, target, seed=seed)
+        finally:
+            chooser.close()
     finally:
-        chooser.close()
+        maker.close()
     return RespondResult(
         response=made.texts[result.selected_index],
         selected_index=result.selected_index,

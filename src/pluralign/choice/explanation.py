@@ -7,7 +7,8 @@
   other possible answers: the N samples resampled with replacement (sampling mode), or
   scores drawn from the judge's token probabilities (single-pass mode).
 
-Knows nothing of LLMs: it reads predictions, draws and a target.
+A group's choice is explained by how divided the group is (:func:`explain_group`), with the
+same confidence measure. Knows nothing of LLMs: it reads predictions, draws and a target.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from pluralign.choice.groups import SHARE_TOLERANCE, SPLIT_SHARE, GroupChoice, GroupTarget, group_picker
 from pluralign.choice.selection import Choice, Metric, TieRule, closest, distance, parse_metric, target_vector
 from pluralign.choice.targets import AlignmentTarget
 
@@ -196,3 +198,89 @@ def explain_choice(
     if near and not out.near_tie:
         sentence += " This is a near tie: the judge could as well have chosen the other response."
     return out.model_copy(update={"confidence": conf, "confidence_note": note, "near_tie": near, "sentence": sentence})
+
+
+# -- a group's choice ------------------------------------------------------------------------------
+
+
+def _pct(share: float) -> str:
+    return f"{share:.0%}"
+
+
+def divided_on(
+    predictions: Sequence[Mapping[str, float]],
+    group: GroupTarget,
+    picks: Sequence[Sequence[int]],
+    chosen: int,
+    other: int,
+    metric: Metric | str,
+) -> str | None:
+    """The attribute that most draws the members who choose ``other`` away from ``chosen``:
+    each member's attribute shares of the chosen response's extra distance, weight-averaged."""
+    totals: dict[str, float] = {}
+    for weight, member, best in zip(group.scaled_weights, group.members, picks, strict=True):
+        if other not in best:
+            continue
+        for s in attribute_shares(predictions[other], predictions[chosen], member.target, metric):
+            totals[s.attribute] = totals.get(s.attribute, 0.0) + weight * s.share
+    if not totals:
+        return None
+    name, value = max(totals.items(), key=lambda kv: kv[1])
+    return name if value > 0 else None
+
+
+def group_sentence(
+    predictions: Sequence[Mapping[str, float]], group: GroupTarget, choice: GroupChoice, metric: Metric | str
+) -> str:
+    """ "62% of the group prefers response 1; the rest prefer response 0 (for verbosity)." """
+    shares = choice.shares
+    if choice.is_tie:
+        listed = ", ".join(str(i) for i in choice.tied[:-1]) + f" and {choice.tied[-1]}"
+        each = _pct(shares[choice.index])
+        return f"The group is split evenly between responses {listed} ({each} each); the first was taken."
+    head = f"{_pct(shares[choice.index])} of the group prefers response {choice.index}"
+    if shares[choice.index] >= 1 - SHARE_TOLERANCE:
+        return f"The whole group ({len(group.members)} profiles) prefers response {choice.index}."
+    others = sorted((i for i in range(len(shares)) if i != choice.index and shares[i] > 0), key=lambda i: -shares[i])
+    parts: list[str] = []
+    for i in others:
+        if shares[i] <= SPLIT_SHARE and parts:
+            break
+        why = divided_on(predictions, group, choice.picks, choice.index, i, metric)
+        parts.append(f"{_pct(shares[i])} response {i}" + (f" (for its {why})" if why else ""))
+    rest = 1 - shares[choice.index] - sum(shares[i] for i in others[: len(parts)])
+    tail = f", {_pct(rest)} others" if rest > SPLIT_SHARE / 2 else ""
+    return f"{head}; " + ", ".join(parts) + tail + "."
+
+
+NEAR_TIE_SHARE = 0.05
+
+
+def explain_group(
+    predictions: Sequence[Mapping[str, float]],
+    group: GroupTarget,
+    choice: GroupChoice,
+    draws: Mapping[str, Sequence[Sequence[float]]] | None = None,
+    level_probs: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+    metric: Metric | str = Metric.auto,
+) -> Explanation:
+    """How divided the group is, in one sentence, and how often re-judgements give the group
+    the same choice (a near tie when the top two shares are within 5 points or that is rare)."""
+    order = sorted(range(len(choice.shares)), key=lambda i: (-choice.shares[i], i))
+    runner = next(i for i in order if i != choice.index)
+    sentence = group_sentence(predictions, group, choice, metric)
+    pick = group_picker(group, group.attributes, metric)
+    conf, note = agreement(draws, level_probs, group.attributes, pick, choice.index)
+    close = choice.shares[choice.index] - choice.shares[runner] < NEAR_TIE_SHARE
+    near = choice.is_tie or close or (conf is not None and conf < NEAR_TIE_CONFIDENCE)
+    if near and not choice.is_tie:
+        sentence += " This is a near tie: a little change in the scores could give the group another response."
+    return Explanation(
+        chosen=choice.index,
+        runner_up=runner,
+        shares=[],
+        sentence=sentence,
+        confidence=conf,
+        near_tie=near,
+        confidence_note=note,
+    )

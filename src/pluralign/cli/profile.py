@@ -121,7 +121,8 @@ def next_cmd(
 ) -> None:
     """Print {"id", "index", "expected_agreement", "information_bits"} of the pool item whose
     answer is expected to make the fit choose most like the person."""
-    from pluralign.people.profile import next_question, read_choices
+    from pluralign.people.profile import read_choices
+    from pluralign.people.questions import next_question
 
     settings = _predictor(method, options or {})
     registry = registry_from(attributes_file)

@@ -38,15 +38,12 @@ from pluralign.evaluation.metrics import Decision, TargetResult, results_payload
 from pluralign.evaluation.reference import input_output_records, is_input_output
 from pluralign.prediction.methods.base import Judgement
 from pluralign.support.errors import InputError, RunLockedError, validation_message
-from pluralign.support.files import (
-    append_jsonl,
-    exclusive,
+from pluralign.support.files import append_jsonl, exclusive, read_jsonl, repair_torn_tail
+from pluralign.support.folders import (
     exists_under,
     list_under,
     read_json_under,
-    read_jsonl,
     remove_under,
-    repair_torn_tail,
     write_bytes_under,
     write_json_under,
 )

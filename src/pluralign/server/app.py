@@ -43,9 +43,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         method = config.preloaded or build_method(config.method, config.settings)  # once, before the first request
         service.chooser = Chooser(method, registry=config.registry)
         service.method_config = method.config()
-        service.generator = make_generator(
-            config.generator, config.settings.model, config.settings.values.get("threads")
-        )
+        service.generator = make_generator(config.generator, config.settings)
         yield
         service.queue.close()
         service.profile_queue.close()

@@ -18,16 +18,20 @@ from pluralign.prediction.generators.base import (
     Generator,
     GeneratorOptions,
 )
+from pluralign.settings import Settings
 
 
-def make_generator(options: GeneratorOptions, judge_model: str, threads: int | None = None) -> Generator:
+def make_generator(options: GeneratorOptions, settings: Settings) -> Generator:
+    """The generator ``options`` name: a server, or the local model (the judge's by default) with
+    the judge's llama.cpp options, the same loaded model when it is the judge's."""
     if options.generator_base_url:
         from pluralign.prediction.generators.openai import OpenAIGenerator
 
         return OpenAIGenerator(options)
     from pluralign.prediction.generators.llamacpp import LlamaCppGenerator
+    from pluralign.prediction.judges.llamacpp import LlamaCppOptions
 
-    return LlamaCppGenerator(options.generator_model or judge_model, threads)
+    return LlamaCppGenerator(options.generator_model or settings.model, settings.options(LlamaCppOptions))
 
 
 __all__ = [

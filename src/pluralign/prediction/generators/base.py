@@ -93,3 +93,6 @@ class Generator(Protocol):
     def generate_sync(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates: ...
 
     async def aclose(self) -> None: ...
+
+    def close(self) -> None:
+        """Give back what a one-off (synchronous) use holds."""

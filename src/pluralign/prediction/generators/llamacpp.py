@@ -1,85 +1,59 @@
-"""Candidates from a GGUF model in this process (llama-cpp-python), one seed per candidate.
+"""Candidates from a GGUF model in this process: the judge's own llama.cpp backend writes them.
 
-The model is loaded on first use, and generation runs on a worker thread, one request at a
-time (llama.cpp is not re-entrant), checking the request's deadline before every token.
+One model per process: the generator asks :meth:`LlamaCppBackend.shared` for the backend of its
+model with the judge's llama.cpp options (``--n-ctx``, ``--gpu-layers``, ``--threads``), so when
+it names the judge's model (the default) the weights are loaded once and the candidates are
+free-text passes of the judge's decoder, drawn together (one forward pass a step for all k),
+one seed each. Generation runs on the service's judge worker, under the request's deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 from pluralign.prediction.generators.base import Candidates, Draw
 from pluralign.prediction.judges.base import ChatMessage, Usage
-from pluralign.prediction.weights import resolve_gguf
-from pluralign.support import deadline
-from pluralign.support.cpu import default_threads
-from pluralign.support.errors import ContextLengthError
-
-N_CTX = 4096
 
 
 class LlamaCppGenerator:
     in_process = True
 
-    def __init__(self, model: str, threads: int | None = None) -> None:
+    def __init__(self, model: str, options: Any = None) -> None:
+        """``options``: the judge's :class:`~pluralign.prediction.judges.llamacpp.LlamaCppOptions`."""
         self.model = model
-        self._threads = threads
-        self._llm: Any = None
-        self._lock = threading.Lock()
+        self._options = options
+        self._backend: Any = None
 
-    def _load(self) -> Any:
-        if self._llm is None:
-            from llama_cpp import Llama
+    def _loaded(self) -> Any:
+        if self._backend is None:
+            from pluralign.prediction.judges.llamacpp import LlamaCppBackend
 
-            threads = self._threads or default_threads()
-            llm = Llama(
-                model_path=str(resolve_gguf(self.model)), n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads,
-                verbose=False,
-            )  # fmt: skip
-            evaluate = llm.eval
-
-            def checked(tokens: Any) -> Any:  # a deadline or a cancelled request stops within a token
-                deadline.check()
-                return evaluate(tokens)
-
-            llm.eval = checked  # type: ignore[method-assign]
-            self._llm = llm
-        return self._llm
+            self._backend = LlamaCppBackend.shared(self.model, self._options)
+        return self._backend
 
     def generate_sync(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
-        with self._lock:
-            llm = self._load()
-            texts, reasons, usage = [], [], Usage()
-            for i in range(draw.k):
-                try:
-                    out = llm.create_chat_completion(
-                        messages=[m.model_dump() for m in messages],
-                        temperature=draw.temperature,
-                        max_tokens=draw.max_tokens,
-                        seed=draw.seed + i,
-                    )
-                except ValueError as exc:  # llama.cpp says a prompt does not fit with a ValueError
-                    if "context window" in str(exc) or "exceed" in str(exc):
-                        raise ContextLengthError(
-                            f"the conversation does not fit the generator's context of {N_CTX} tokens ({exc})"
-                        ) from None
-                    raise
-                texts.append(out["choices"][0]["message"]["content"] or "")
-                reasons.append(out["choices"][0].get("finish_reason") or "stop")
-                usage = usage + Usage(
-                    prompt_tokens=out["usage"]["prompt_tokens"], completion_tokens=out["usage"]["completion_tokens"]
-                )
-        return Candidates(texts=texts, usage=usage, model=self.model, finish_reasons=reasons)
+        answers = self._loaded().write(messages, draw.k, draw.temperature, draw.max_tokens, draw.seed)
+        usage = Usage()
+        for a in answers:
+            usage = usage + a.usage
+        return Candidates(
+            texts=[a.text for a in answers],
+            finish_reasons=[a.finish_reason for a in answers],
+            usage=usage,
+            model=self.model,
+        )
 
     async def generate(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
         ctx = contextvars.copy_context()
         return await asyncio.to_thread(ctx.run, self.generate_sync, messages, draw)
 
     async def aclose(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+        self.close()
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()  # the last user of the shared model frees it
+            self._backend = None

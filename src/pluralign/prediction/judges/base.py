@@ -121,6 +121,7 @@ class RawAnswer(BaseModel):
     usage: Usage = Usage()
     tokens: list[str] | None = None
     logprobs: TokenLogprobs | None = None
+    finish_reason: str = "stop"
 
 
 def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:

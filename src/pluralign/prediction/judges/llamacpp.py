@@ -10,6 +10,12 @@ A judgement pays only for what the judge has not read before:
 
 Log-probabilities come from the raw logits of the step that drew each digit token, so
 single-pass scoring costs no extra decode and no ``logits_all``.
+
+One model per process: :meth:`LlamaCppBackend.shared` hands out one loaded backend per model
+file and settings, counted, so the judge and an in-process generator
+(:mod:`pluralign.prediction.generators.llamacpp`) read the same weights, through the same
+context, decoder and prefix states; the generator's candidates are free-text passes of the same
+decoder, drawn together.
 """
 
 from __future__ import annotations
@@ -95,11 +101,33 @@ class LlamaCppOptions(Options):
     prefix_disk_bytes: int = Field(default=DEFAULT_DISK_BYTES, ge=0, description="Prefix states kept on disk.")
 
 
+_SHARED: dict[tuple[Any, ...], LlamaCppBackend] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 class LlamaCppBackend:
     """A GGUF model loaded once; requests run one at a time (llama.cpp is not re-entrant),
     the passes of one attribute decoded together (:mod:`pluralign.prediction.judges.llamacpp_decoder`)."""
 
     name = "llamacpp"
+    _shared_key: tuple[Any, ...] | None = None
+    _users = 0
+
+    @classmethod
+    def shared(cls, model: str, options: LlamaCppOptions | None = None) -> LlamaCppBackend:
+        """The process's backend for this model and these options, loaded on first use and
+        counted: each user calls :meth:`close` once, and the last one frees the model."""
+        options = options or LlamaCppOptions()
+        key = (model, options.model_dump_json())
+        with _SHARED_LOCK:
+            found = _SHARED.get(key)
+            if found is not None and found._llm is not None:
+                found._users += 1
+                return found
+            backend = cls(model, options)
+            backend._shared_key, backend._users = key, 1
+            _SHARED[key] = backend
+            return backend
 
     def __init__(self, model: str, options: LlamaCppOptions | None = None) -> None:
         options = options or LlamaCppOptions()
@@ -200,17 +228,33 @@ class LlamaCppBackend:
         decoder.extend(shared)
 
     # -- answers -------------------------------------------------------------------------------
+    def _fitting(self, messages: Sequence[ChatMessage]) -> tuple[list[int], int]:
+        """The prompt's tokens and head, or a ContextLengthError that says by how much it is over."""
+        tokens, head = self._prompt(messages)
+        if len(tokens) >= self.n_ctx:
+            need = len(tokens) + 1
+            raise ContextLengthError(
+                f"prompt needs {need} tokens but the context holds {self.n_ctx} ({need - self.n_ctx} too many); "
+                "use fewer examples or a larger --n-ctx"
+            )
+        return tokens, head
+
+    def write(
+        self, messages: Sequence[ChatMessage], k: int, temperature: float, max_tokens: int, seed: int
+    ) -> list[RawAnswer]:
+        """``k`` free-text answers to a conversation (a generator's candidates), seeds ``seed``,
+        ``seed + 1``, ..., decoded together as the judge's passes are, on the judge's own context."""
+        with self._lock:
+            tokens, head = self._fitting(messages)
+            budget = min(max_tokens, self.n_ctx - len(tokens))
+            passes = [(0, seed + i, Pass(tokens, None, temperature, seed + i, budget), head) for i in range(k)]
+            return [answer for group in self._groups(passes) for answer in self._decode_group(group)]
+
     def _passes(self, requests: Sequence[JudgeRequest]) -> list[tuple[int, int, Pass, int]]:
         """Every request's first attempts as passes: (request index, seed, pass, head)."""
         out = []
         for i, request in enumerate(requests):
-            tokens, head = self._prompt(request.messages)
-            if len(tokens) >= self.n_ctx:
-                need = len(tokens) + 1
-                raise ContextLengthError(
-                    f"prompt needs {need} tokens but the context holds {self.n_ctx} ({need - self.n_ctx} too many); "
-                    "use fewer examples or a larger --n-ctx"
-                )
+            tokens, head = self._fitting(request.messages)
             s = request.settings
             for k in range(s.n):
                 spec = Pass(
@@ -260,7 +304,7 @@ class LlamaCppBackend:
             if spec.top_logprobs > 0:
                 answers.append(RawAnswer(text=text, usage=usage, tokens=d.pieces, logprobs=d.logprobs))
             else:
-                answers.append(RawAnswer(text=text, usage=usage))
+                answers.append(RawAnswer(text=text, usage=usage, finish_reason=d.finish_reason))
         return answers
 
     def _first_answers(self, requests: Sequence[JudgeRequest]) -> dict[tuple[int, int], RawAnswer]:
@@ -297,6 +341,12 @@ class LlamaCppBackend:
             return results
 
     def close(self) -> None:
+        if self._shared_key is not None:
+            with _SHARED_LOCK:
+                self._users -= 1
+                if self._users > 0:
+                    return  # another user (the judge, a generator) still reads this model
+                _SHARED.pop(self._shared_key, None)
         decoder: Any = getattr(self, "_decoder", None)
         if decoder is not None:
             decoder.close()
@@ -333,7 +383,7 @@ register_backend(
     BackendSpec(
         name="llamacpp",
         summary="in-process llama.cpp on a GGUF file (CPU, or GPU with a CUDA build)",
-        build=lambda model, options, cache: LlamaCppBackend(model, options),
+        build=lambda model, options, cache: LlamaCppBackend.shared(model, options),
         options=LlamaCppOptions,
         default_estimator="logprobs",
     )

@@ -33,7 +33,8 @@ class Pass:
     """One prompt to answer: its tokens and how to sample the answer."""
 
     tokens: list[int]
-    grammar: str
+    grammar: str | None
+    """The answer's GBNF grammar; None: free text (a generator's candidate)."""
     temperature: float
     seed: int
     max_tokens: int
@@ -48,6 +49,8 @@ class Decoded:
     ids: list[int] = field(default_factory=list)
     pieces: list[str] = field(default_factory=list)
     logprobs: list[dict[str, float]] = field(default_factory=list)
+    finish_reason: str = "stop"
+    """``stop`` at an end-of-generation token, ``length`` at max_tokens or the context's end."""
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -76,9 +79,11 @@ class _Sampler:
 
         self._lib = llama_cpp
         self._n_vocab = n_vocab
-        self.grammar = llama_cpp.llama_sampler_init_grammar(vocab, p.grammar.encode("utf-8"), b"root")
-        if not self.grammar:
-            raise JudgeError("llama.cpp could not parse the answer's grammar")
+        self.grammar = None
+        if p.grammar is not None:
+            self.grammar = llama_cpp.llama_sampler_init_grammar(vocab, p.grammar.encode("utf-8"), b"root")
+            if not self.grammar:
+                raise JudgeError("llama.cpp could not parse the answer's grammar")
         self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
         if p.temperature == 0:
             self._add(llama_cpp.llama_sampler_init_greedy())
@@ -96,6 +101,8 @@ class _Sampler:
         """Draw (and accept) the next token from the logits of the last decode's ``index``-th token."""
         lib = self._lib
         token = int(lib.llama_sampler_sample(self.chain, ctx, index))
+        if self.grammar is None:  # free text: the chain's draw stands
+            return token
         logits = lib.llama_get_logits_ith(ctx, index)
         one = lib.llama_token_data(token, logits[token], 0.0)
         single = lib.llama_token_data_array(ctypes.pointer(one), 1, -1, False)
@@ -124,7 +131,8 @@ class _Sampler:
 
     def free(self) -> None:
         self._lib.llama_sampler_free(self.chain)
-        self._lib.llama_sampler_free(self.grammar)
+        if self.grammar is not None:
+            self._lib.llama_sampler_free(self.grammar)
 
 
 _TOKEN_DATA = [("id", "<i4"), ("logit", "<f4"), ("p", "<f4")]
@@ -249,6 +257,7 @@ class Decoder:
         r.pos += 1
         if len(r.out.ids) >= r.spec.max_tokens or r.pos >= self.n_ctx:
             r.done = True
+            r.out.finish_reason = "length"
 
     def _top(self, index: int, top: int) -> dict[str, float]:
         """The ``top`` most likely tokens after the last decode's ``index``-th token, from the raw

@@ -22,8 +22,8 @@ from pluralign.people.profile import (
     builtin_pool,
     check_predictions,
     fit_profile,
-    next_question,
 )
+from pluralign.people.questions import next_question
 from pluralign.server.state import ServiceState, state
 from pluralign.support.errors import InputError
 from pluralign.support.files import read_json, write_json_atomic
