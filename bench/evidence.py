@@ -340,7 +340,8 @@ def study(args) -> None:  # type: ignore[no-untyped-def]
     from common import header, machine, output, uptime, write_json
 
     from pluralign.choice.attributes import DEFAULT_REGISTRY as R
-    from pluralign.choice.targets import all_target_combinations, resolve_target_specs, target_from_data
+    from pluralign.choice.target_data import profile_from_data, resolve_target_specs
+    from pluralign.choice.targets import all_target_combinations
     from pluralign.evaluation.data.benchmark import load_benchmark
 
     print(header(), flush=True)
@@ -348,7 +349,7 @@ def study(args) -> None:  # type: ignore[no-untyped-def]
     bench = pick(load_benchmark(args.benchmark), args.items, attributes)
     if attributes:
         corners = all_target_combinations(attributes, 2)
-        all_targets = [target_from_data(c, "-".join(f"{a}{v:g}" for a, v in c.items()), R) for c in corners]
+        all_targets = [profile_from_data(c, "-".join(f"{a}{v:g}" for a, v in c.items()), R) for c in corners]
         scope = f"the {len(all_targets)} corner targets over {', '.join(attributes)}"
     else:
         specs = ["high", "low", str(SHARED / "targets" / "sampled_helpsteer2")]

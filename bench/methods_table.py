@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from common import output, settings_for
 
-from pluralign.choice.targets import AlignmentTarget, resolve_target_specs
+from pluralign.choice.target_data import resolve_target_specs
+from pluralign.choice.targets import AlignmentTarget
 from pluralign.evaluation.data import load_benchmark
 from pluralign.evaluation.data.benchmark import Benchmark
 from pluralign.evaluation.evaluate import evaluate

@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pluralign.choice.attributes import DEFAULT_REGISTRY
-    from pluralign.choice.targets import target_from_data
+    from pluralign.choice.target_data import profile_from_data
     from pluralign.evaluation.reference import score_input_output
 
     sys.path.insert(0, str(args.paper_repo.resolve()))
@@ -72,7 +72,7 @@ def main() -> None:
             values = {a: rng.choice(levels) for a in chosen}
             with contextlib.redirect_stdout(io.StringIO()):
                 correct, total, *_ = paper.score_file(values, str(path))
-            target = target_from_data(values, f"t{f}", DEFAULT_REGISTRY)
+            target = profile_from_data(values, f"t{f}", DEFAULT_REGISTRY)
             ours = score_input_output(path, target)
             tolerant = score_input_output(path, target, ties="tolerant").tolerant
             ours_correct = round(ours.accuracy * ours.n_scored / 100)

@@ -49,7 +49,8 @@ from common import header, machine, write_json  # noqa: E402
 from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2  # noqa: E402
 from pluralign.choice.probes import load_probes  # noqa: E402
 from pluralign.choice.selection import closest, select  # noqa: E402
-from pluralign.choice.targets import AlignmentTarget, target_from_data  # noqa: E402
+from pluralign.choice.target_data import profile_from_data  # noqa: E402
+from pluralign.choice.targets import AlignmentTarget  # noqa: E402
 from pluralign.evaluation.metrics import label_distances  # noqa: E402
 from pluralign.people.profile import BETA, EPSILON, ChoiceRecord, fit_profile  # noqa: E402
 from pluralign.people.questions import next_question  # noqa: E402
@@ -100,7 +101,7 @@ def run(targets, train, evals, preds, k, mode, flip, beta, eps, seed, attrs, pla
             scores.append(0.5)  # nothing to learn from: a coin
             continue
         fit = fit_profile(attrs, choices, beta=beta, eps=eps)
-        fitted = target_from_data(fit.file_dict(plain), "fitted")
+        fitted = profile_from_data(fit.file_dict(plain), "fitted")
         scores.append(agreement(fitted, evals, eval_sets(evals, target)))
     return scores
 
@@ -255,7 +256,7 @@ def main() -> None:
     attrs = DEFAULT_REGISTRY.require(HELPSTEER2)
     labels = [p.labels for p in train]
     files = sorted(args.targets.glob("*.json"))
-    hidden = [target_from_data(json.loads(f.read_text()), f.stem) for f in files]
+    hidden = [profile_from_data(json.loads(f.read_text()), f.stem) for f in files]
     if args.tune_middle:  # targets drawn with another seed, so the reported set is not tuned on
         import pluralign.people.profile as profile
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from pluralign.choice.targets import resolve_target_specs
+from pluralign.choice.target_data import resolve_target_specs
 from pluralign.evaluation.data import load_benchmark
 from pluralign.evaluation.evaluate import evaluate
 from pluralign.evaluation.runs import RunDir

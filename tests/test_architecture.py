@@ -375,7 +375,7 @@ def test_one_client_per_protocol_and_one_model_loader():
     generator alike, never through the openai SDK; a GGUF is loaded in one place, whose shared
     backends the generator uses too."""
     offenders = []
-    for name, path, tree in _modules():
+    for name, _, tree in _modules():
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]

@@ -8,11 +8,13 @@ import re
 import numpy as np
 import pytest
 
-from pluralign.choice.groups import GroupTarget, goal_from_data, resolve_goal_specs
-from pluralign.choice.targets import resolve_target_specs
+from pluralign.choice.target_data import resolve_target_specs
+from pluralign.choice.target_data import target_from_data as goal_from_data
+from pluralign.choice.targets import GroupTarget
 from pluralign.evaluation.data.benchmark import load_benchmark
-from pluralign.evaluation.evaluate import evaluate, make_plan, rescore_groups
-from pluralign.evaluation.group_metrics import grade_group_item
+from pluralign.evaluation.evaluate import evaluate, make_plan
+from pluralign.evaluation.grading import rescore
+from pluralign.evaluation.metrics import grade_item as grade_group_item
 from pluralign.prediction.methods.simple import OracleMethod, RandomMethod
 from pluralign.support.errors import InputError
 from support import HELPSTEER2, TARGETS, one_line_error, run_cli
@@ -79,25 +81,28 @@ def test_eval_of_a_group_matches_a_count_from_the_labels(tmp_path, method):
     groups = [sampled_group(8, 1), sampled_group(30, 2)]
     high = resolve_target_specs(["high"], bench.attributes)
     summary = evaluate(bench, method, [*high, *groups], tmp_path / "run", limit=40, seed=3)
-    assert [r.name for r in summary.results] == ["high"]
+    assert [r.name for r in summary.results] == ["high", "users-1", "users-2"]  # one road, one result type
+    group_results = [r for r in summary.results if r.is_group]
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    lines = [json.loads(x) for x in (tmp_path / "run" / "group_decisions.jsonl").read_text().splitlines()]
-    assert len(lines) == 80 and set(saved["group_values"]) == {"users-1", "users-2"}
-    for g, result in zip(groups, summary.group_results, strict=True):
-        mine = [d for d in lines if d["group"] == g.name]
+    every = [json.loads(x) for x in (tmp_path / "run" / "decisions.jsonl").read_text().splitlines()]
+    lines = [d for d in every if d["target"] != "high"]
+    assert len(lines) == 80 and set(saved["target_values"]) == {"high", "users-1", "users-2"}
+    assert not (tmp_path / "run" / "group_decisions.jsonl").exists()  # one decisions file
+    for g, result in zip(groups, group_results, strict=True):
+        mine = [d for d in lines if d["target"] == g.name]
         matched = [count_by_hand(d["labels"], g, d["chosen"]) for d in mine]
         scored = [m for m in matched if m is not None]
         assert result.n_scored == len(scored) > 30
-        assert result.matched_share == pytest.approx(100 * np.mean(scored))
-        assert result.best_share is not None and result.matched_share <= result.best_share + 1e-9
+        assert result.accuracy == pytest.approx(100 * np.mean(scored))
+        assert result.best_share is not None and result.accuracy <= result.best_share + 1e-9
         assert result.members == len(g.members)
     if isinstance(method, OracleMethod):  # the labels' largest share is what the best response gets
         for d in lines:
             shares = d["shares"]
             assert d["chosen"] in [i for i, s in enumerate(shares) if s >= max(shares) - 1e-9]
-        assert all(r.matched_share > 50 for r in summary.group_results)
-    again = rescore_groups(tmp_path / "run")
-    assert [r.model_dump() for r in again] == [r.model_dump() for r in summary.group_results]
+        assert all(r.accuracy > 50 for r in group_results)
+    again = rescore(tmp_path / "run")
+    assert [r.model_dump() for r in again] == [r.model_dump() for r in summary.results]
 
 
 def test_a_method_that_judges_per_target_is_refused_for_a_group():
@@ -112,7 +117,7 @@ def test_goal_specs_take_groups_files_directories_and_inline_json(tmp_path):
     (tmp_path / "solo.json").write_text('{"helpfulness": 1}')
     (tmp_path / "team.jsonl").write_text('{"values": {"helpfulness": 1}, "weight": 2}\n\n{"verbosity": 0}\n')
     (tmp_path / "crowd.json").write_text('{"name": "crowd", "samples": [{"coherence": 1}, {"coherence": 0}]}')
-    goals = resolve_goal_specs([str(tmp_path), "low", '[{"verbosity": 1}]'], ["helpfulness", "verbosity"])
+    goals = resolve_target_specs([str(tmp_path), "low", '[{"verbosity": 1}]'], ["helpfulness", "verbosity"])
     kinds = {g.name: type(g).__name__ for g in goals}
     assert kinds == {
         "crowd": "GroupTarget",
@@ -122,12 +127,12 @@ def test_goal_specs_take_groups_files_directories_and_inline_json(tmp_path):
         "group": "GroupTarget",
     }
     with pytest.raises(InputError, match="share the name"):
-        resolve_goal_specs([str(tmp_path / "team.jsonl"), str(tmp_path / "team.jsonl")])
+        resolve_target_specs([str(tmp_path / "team.jsonl"), str(tmp_path / "team.jsonl")])
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=r"no \.json or \.jsonl"):
-        resolve_goal_specs([str(tmp_path / "empty")])
+        resolve_target_specs([str(tmp_path / "empty")])
     with pytest.raises(InputError, match="not a file"):
-        resolve_goal_specs([str(tmp_path / "missing.jsonl")])
+        resolve_target_specs([str(tmp_path / "missing.jsonl")])
 
 
 def test_cli_eval_of_a_group_then_metrics(tmp_path):
@@ -145,7 +150,6 @@ def test_cli_eval_of_a_group_then_metrics(tmp_path):
         ".lock",
         "calls.jsonl",
         "decisions.jsonl",
-        "group_decisions.jsonl",
         "judgements.jsonl",
         "results.json",
         "run.json",
@@ -156,11 +160,12 @@ def test_cli_eval_of_a_group_then_metrics(tmp_path):
     assert shown.returncode == 0, shown.stderr
     rows = json.loads(shown.stdout)
     shown_group = next(r for r in rows if r.get("group"))
-    assert shown_group["matched_share"] == pytest.approx(saved["groups"][0]["matched_share"])
+    saved_group = next(t for t in saved["targets"] if t["name"] == "team")
+    assert shown_group["accuracy"] == pytest.approx(saved_group["accuracy"]) and saved_group["members"] == 2
     # the same folder run again without the group leaves no stale group decisions
     res = run_cli(*base, "--target", "high")
     assert res.returncode == 0, res.stderr
-    assert (out / "group_decisions.jsonl").read_text() == ""
+    assert {json.loads(x)["target"] for x in (out / "decisions.jsonl").read_text().splitlines()} == {"high"}
     bad = run_cli(*base, "--target", str(tmp_path / "nope.jsonl"))
     one_line_error(bad, "nope.jsonl")
     team.write_text('{"values": {"helpfulness": 1}, "weight": -1}\n')

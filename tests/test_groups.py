@@ -6,17 +6,13 @@ import random
 import numpy as np
 import pytest
 
-from pluralign.choice.explanation import explain_group
-from pluralign.choice.groups import (
-    GroupTarget,
-    goal_from_data,
-    group_picker,
-    load_goal_file,
-    read_goal,
-    select_group,
-)
+from pluralign.choice.explanation import explain_group, group_picker
 from pluralign.choice.selection import select
-from pluralign.choice.targets import AlignmentTarget
+from pluralign.choice.selection import select as select_group
+from pluralign.choice.target_data import load_target_file as load_goal_file
+from pluralign.choice.target_data import read_target as read_goal
+from pluralign.choice.target_data import target_from_data as goal_from_data
+from pluralign.choice.targets import AlignmentTarget, GroupTarget
 from pluralign.support.errors import InputError
 
 # response 0 is helpful and short, 1 unhelpful and long, 2 middling

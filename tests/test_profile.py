@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY as R
-from pluralign.choice.explanation import attribute_shares, confidence, explain, explain_choice
+from pluralign.choice.explanation import attribute_shares, confidence, explain_choice, lead
 from pluralign.choice.probes import load_probes
 from pluralign.choice.selection import select
-from pluralign.choice.targets import AlignmentTarget, load_target_file
+from pluralign.choice.target_data import load_profile_file as load_target_file
+from pluralign.choice.targets import AlignmentTarget
 from pluralign.people.profile import ChoiceRecord, Grid, builtin_pool, fit_profile, read_choices
 from pluralign.people.questions import next_question
 from pluralign.support.errors import InputError
@@ -320,7 +321,7 @@ def test_shares_add_up_and_are_computed_by_hand():
     assert shares["authority"].share == pytest.approx(auth / (care + auth)) and shares["authority"].share < 0
     preds = [chosen, other]
     choice = select(preds, target)
-    ex = explain(preds, choice, target)
+    ex = lead(preds, choice, target)
     assert ex.runner_up == 1
     assert ex.sentence == "Chosen over response 1 mostly for care: 0.92 against 0.10, target 1.00."
 

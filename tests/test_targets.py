@@ -6,13 +6,10 @@ from pathlib import Path
 import pytest
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC, load_attribute_file
-from pluralign.choice.targets import (
-    AlignmentTarget,
-    load_target_file,
-    resolve_target_specs,
-    sample_targets,
-    target_from_data,
-)
+from pluralign.choice.target_data import load_profile_file as load_target_file
+from pluralign.choice.target_data import profile_from_data as target_from_data
+from pluralign.choice.target_data import resolve_target_specs
+from pluralign.choice.targets import AlignmentTarget, sample_targets
 from pluralign.support.errors import InputError
 
 

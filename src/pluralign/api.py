@@ -9,17 +9,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.choice.explanation import Explanation, explain_choice, explain_group
-from pluralign.choice.groups import (
-    GroupTarget,
-    goal_from_data,
-    is_group_data,
-    load_goal_file,
-    select_group,
-)
+from pluralign.choice.explanation import Explanation, explain
 from pluralign.choice.probes import make_probe
 from pluralign.choice.selection import Metric, TieRule
-from pluralign.choice.targets import AlignmentTarget
+from pluralign.choice.target_data import is_group_data, load_target_file, target_from_data
+from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, target_values
 from pluralign.prediction.methods import Judgement, Method, build_method
 from pluralign.prediction.methods.llm import LLMMethod
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
@@ -53,16 +47,29 @@ class ChooseResult(BaseModel):
     members: int | None = None
 
 
-GoalLike = AlignmentTarget | GroupTarget | Mapping[str, Any] | Sequence[Any] | str | Path
+TargetLike = AlignmentTarget | GroupTarget | Mapping[str, Any] | Sequence[Any] | str | Path
+"""What the API takes as a target: a person's or a group's, as a model, a file (``.json``,
+``.jsonl``) or its JSON data."""
 
 
-def as_goal(goal: GoalLike, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget | GroupTarget:
-    """A target or a group: a model, a file (``.json`` or ``.jsonl``), or its JSON data."""
-    if isinstance(goal, (AlignmentTarget, GroupTarget)):
-        return goal.check_known(registry)
-    if isinstance(goal, (str, Path)):
-        return load_goal_file(goal, registry)
-    return goal_from_data(goal, "group" if is_group_data(goal) else "target", registry)
+def as_target(target: TargetLike, registry: AttributeRegistry = DEFAULT_REGISTRY) -> Target:
+    """A person's target or a group's, from any of the forms :data:`TargetLike` allows."""
+    if isinstance(target, (AlignmentTarget, GroupTarget)):
+        return target.check_known(registry)
+    if isinstance(target, (str, Path)):
+        return load_target_file(target, registry)
+    return target_from_data(target, "group" if is_group_data(target) else "target", registry)
+
+
+def __getattr__(name: str) -> Any:
+    """0.2's names ("goal" is now "target"), with a warning, until 0.4."""
+    import warnings
+
+    renamed = {"GoalLike": TargetLike, "as_goal": as_target}
+    if name in renamed:
+        warnings.warn(f"pluralign.api.{name} is renamed (goal is now target)", DeprecationWarning, stacklevel=2)
+        return renamed[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Chooser:
@@ -106,25 +113,34 @@ class Chooser:
         self,
         question: Any,
         responses: Any,
-        target: GoalLike,
+        target: TargetLike,
         seed: int = 0,
         overrides: Mapping[str, Any] | None = None,
     ) -> ChooseResult:
-        """``target`` is one person's target, or a group (:mod:`pluralign.choice.groups`)."""
+        """``target`` is one person's target or a group's: one road for both (a person is a group
+        of one); a group's answer also carries each response's share."""
         check_seed(seed)
         probe = make_probe(question, responses)
-        goal = as_goal(target, self.registry)
+        wanted = as_target(target, self.registry)
         method = self._method(overrides)
-        if isinstance(goal, GroupTarget):
-            return self._choose_group(probe, goal, method, seed)
-        judgement = method.judge(
-            probe, self.registry.require(goal.attributes), goal if method.target_dependent else None, seed=seed
-        )
-        choice = method.choose(judgement, goal, self.metric, self.ties)
+        is_group = isinstance(wanted, GroupTarget)
+        if is_group and method.target_dependent:
+            raise InputError(
+                f"method {method.name} judges for one target at a time; a group needs a method that "
+                "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
+            )
+        person = wanted if isinstance(wanted, AlignmentTarget) and method.target_dependent else None
+        judgement = method.judge(probe, self.registry.require(wanted.attributes), person, seed=seed)
+        if is_group and judgement.predictions is None:
+            raise InputError(
+                f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
+                "would choose; use spm, spm-zeroshot, regression or embedding"
+            )
+        choice = method.choose(judgement, wanted, self.metric, self.ties)
         explanation = None
         if judgement.predictions is not None:
-            explanation = explain_choice(
-                judgement.predictions, choice, goal, judgement.draws, judgement.level_probs, self.metric, self.ties
+            explanation = explain(
+                judgement.predictions, wanted, choice, judgement.draws, judgement.level_probs, self.metric, self.ties
             )
         return ChooseResult(
             selected_index=choice.index,
@@ -134,8 +150,8 @@ class Chooser:
             reasonings=judgement.reasonings,
             distances=choice.distances,
             tied=choice.tied,
-            target=dict(goal.values),
-            weights=dict(goal.weights) if goal.weights else None,
+            target=target_values(wanted),
+            weights=dict(wanted.weights) if isinstance(wanted, AlignmentTarget) and wanted.weights else None,
             method=method.name,
             explanation=explanation,
             confidence=explanation.confidence if explanation else None,
@@ -145,62 +161,19 @@ class Chooser:
             cached_calls=judgement.stats.cached,
             prompt_tokens=judgement.stats.prompt_tokens,
             completion_tokens=judgement.stats.completion_tokens,
-        )
-
-    def _choose_group(self, probe: Any, group: GroupTarget, method: Method, seed: int) -> ChooseResult:
-        """Score once over every member's attributes, then let each member choose."""
-        if method.target_dependent:
-            raise InputError(
-                f"method {method.name} judges for one target at a time; a group needs a method that "
-                "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
-            )
-        judgement = method.judge(probe, self.registry.require(group.attributes), None, seed=seed)
-        if judgement.predictions is None:
-            raise InputError(
-                f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
-                "would choose; use spm, spm-zeroshot, regression or embedding"
-            )
-        choice = select_group(judgement.predictions, group, self.metric, self.ties)
-        explanation = explain_group(
-            judgement.predictions, group, choice, judgement.draws, judgement.level_probs, self.metric
-        )
-        return ChooseResult(
-            selected_index=choice.index,
-            selected_response=probe.responses[choice.index],
-            reasoning=_group_reasoning(judgement.reasonings, group, choice.index),
-            predictions=judgement.predictions,
-            reasonings=judgement.reasonings,
-            distances=choice.distances,
-            tied=choice.tied,
-            target=group.mean_values(),
-            method=method.name,
-            explanation=explanation,
-            confidence=explanation.confidence,
-            near_tie=explanation.near_tie,
-            samples=judgement.samples,
-            llm_calls=judgement.stats.calls,
-            cached_calls=judgement.stats.cached,
-            prompt_tokens=judgement.stats.prompt_tokens,
-            completion_tokens=judgement.stats.completion_tokens,
-            shares=choice.shares,
-            group=group.name,
-            members=len(group.members),
+            shares=choice.shares if is_group else None,
+            group=wanted.name if is_group else None,
+            members=len(wanted.members) if isinstance(wanted, GroupTarget) else None,
         )
 
     def close(self) -> None:
         self.method.close()
 
 
-def _group_reasoning(reasonings: list[dict[str, str]] | None, group: GroupTarget, index: int) -> str:
-    if not reasonings:
-        return ""
-    return " ".join(reasonings[index][a] for a in group.attributes if reasonings[index].get(a))
-
-
 def choose(
     question: str,
     responses: Sequence[str],
-    target: GoalLike,
+    target: TargetLike,
     method: str = DEFAULT_METHOD,
     seed: int = 0,
     **settings: Any,
@@ -247,7 +220,7 @@ class RespondResult(BaseModel):
 
 def respond(
     question: str,
-    target: GoalLike,
+    target: TargetLike,
     method: str = DEFAULT_METHOD,
     seed: int = 0,
     generator: Any = None,

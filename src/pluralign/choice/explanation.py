@@ -1,6 +1,6 @@
 """Why a response was chosen, and how sure the choice is.
 
-* :func:`explain` splits the chosen response's lead over the runner-up into each
+* :func:`lead` splits the chosen response's lead over the runner-up into each
   attribute's share (of the difference in squared distance, which adds up over attributes)
   and says it in one sentence.
 * :func:`confidence` asks how often the same response would be chosen from the judge's
@@ -18,9 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 from pydantic import BaseModel
 
-from pluralign.choice.groups import SHARE_TOLERANCE, SPLIT_SHARE, GroupChoice, GroupTarget, group_picker
-from pluralign.choice.selection import Choice, Metric, TieRule, closest, distance, parse_metric, target_vector
-from pluralign.choice.targets import AlignmentTarget
+from pluralign.choice.selection import (
+    SHARE_TOLERANCE,
+    Choice,
+    Metric,
+    TieRule,
+    closest,
+    distance,
+    parse_metric,
+    target_vector,
+    top_shares,
+)
+from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, as_group, one_person
 
 NEAR_TIE_CONFIDENCE = 0.6
 NEAR_TIE_GAP = 0.02
@@ -78,7 +87,7 @@ def attribute_shares(
     return sorted(shares, key=lambda s: -s.share)
 
 
-def explain(
+def lead(
     predictions: Sequence[Mapping[str, float]],
     choice: Choice,
     target: AlignmentTarget,
@@ -185,10 +194,10 @@ def explain_choice(
     metric: Metric | str = Metric.auto,
     ties: TieRule | str = TieRule.exact,
 ) -> Explanation:
-    """:func:`explain` plus the :func:`confidence` of the choice, and whether it is a near tie."""
+    """:func:`lead` plus the :func:`confidence` of the choice, and whether it is a near tie."""
     for p in predictions:
         target_vector(p, target)
-    out = explain(predictions, choice, target, metric)
+    out = lead(predictions, choice, target, metric)
     conf, note = confidence(draws, level_probs, target, choice.index, metric, ties)
     gap_small = False
     if out.runner_up is not None and choice.distances:
@@ -201,6 +210,39 @@ def explain_choice(
 
 
 # -- a group's choice ------------------------------------------------------------------------------
+
+SPLIT_SHARE = 0.05
+"""A response chosen by at most this share of the group is not named in the explanation."""
+
+
+def group_picker(group: GroupTarget, attributes: Sequence[str], metric: Metric | str) -> Callable[[np.ndarray], int]:
+    """The group's pick from a matrix of values (responses x ``attributes``), vectorised for
+    the confidence's hundreds of re-judgements (near-equal distances count as ties)."""
+    metric = parse_metric(metric)
+    index = {a: k for k, a in enumerate(attributes)}
+    goals = np.zeros((len(group.members), len(attributes)))
+    scale = np.zeros_like(goals)
+    for m, member in enumerate(group.members):
+        weighted = metric == Metric.weighted or (metric == Metric.auto and member.target.weights)
+        for a, v in member.target.values.items():
+            goals[m, index[a]] = v
+            scale[m, index[a]] = member.target.weight(a) if weighted else 1.0
+    weights = np.array(group.scaled_weights)
+
+    def pick(values: np.ndarray) -> int:
+        diff = goals[:, None, :] - values[None, :, :]  # members x responses x attributes
+        if metric == Metric.l1:
+            d = (scale[:, None, :] * np.abs(diff)).sum(axis=2)
+        else:
+            d = np.sqrt((scale[:, None, :] * diff * diff).sum(axis=2))
+        best = d <= d.min(axis=1, keepdims=True) + 1e-9
+        split = best / best.sum(axis=1, keepdims=True)
+        shares = (weights[:, None] * split).sum(axis=0)
+        return int(top_shares(list(shares / shares.sum()))[0])
+
+    return pick
+
+
 
 
 def _pct(share: float) -> str:
@@ -218,7 +260,7 @@ def divided_on(
     """The attribute that most draws the members who choose ``other`` away from ``chosen``:
     each member's attribute shares of the chosen response's extra distance, weight-averaged."""
     totals: dict[str, float] = {}
-    for weight, member, best in zip(group.scaled_weights, group.members, picks, strict=True):
+    for weight, member, best in zip(group.scaled_weights, group.members, picks or [], strict=True):
         if other not in best:
             continue
         for s in attribute_shares(predictions[other], predictions[chosen], member.target, metric):
@@ -230,10 +272,10 @@ def divided_on(
 
 
 def group_sentence(
-    predictions: Sequence[Mapping[str, float]], group: GroupTarget, choice: GroupChoice, metric: Metric | str
+    predictions: Sequence[Mapping[str, float]], group: GroupTarget, choice: Choice, metric: Metric | str
 ) -> str:
     """ "62% of the group prefers response 1; the rest prefer response 0 (for verbosity)." """
-    shares = choice.shares
+    shares = choice.shares or []
     if choice.is_tie:
         listed = ", ".join(str(i) for i in choice.tied[:-1]) + f" and {choice.tied[-1]}"
         each = _pct(shares[choice.index])
@@ -246,7 +288,7 @@ def group_sentence(
     for i in others:
         if shares[i] <= SPLIT_SHARE and parts:
             break
-        why = divided_on(predictions, group, choice.picks, choice.index, i, metric)
+        why = divided_on(predictions, group, choice.picks or [], choice.index, i, metric)
         parts.append(f"{_pct(shares[i])} response {i}" + (f" (for its {why})" if why else ""))
     rest = 1 - shares[choice.index] - sum(shares[i] for i in others[: len(parts)])
     tail = f", {_pct(rest)} others" if rest > SPLIT_SHARE / 2 else ""
@@ -259,19 +301,20 @@ NEAR_TIE_SHARE = 0.05
 def explain_group(
     predictions: Sequence[Mapping[str, float]],
     group: GroupTarget,
-    choice: GroupChoice,
+    choice: Choice,
     draws: Mapping[str, Sequence[Sequence[float]]] | None = None,
     level_probs: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
     metric: Metric | str = Metric.auto,
 ) -> Explanation:
     """How divided the group is, in one sentence, and how often re-judgements give the group
     the same choice (a near tie when the top two shares are within 5 points or that is rare)."""
-    order = sorted(range(len(choice.shares)), key=lambda i: (-choice.shares[i], i))
+    shares = choice.shares or []
+    order = sorted(range(len(shares)), key=lambda i: (-shares[i], i))
     runner = next(i for i in order if i != choice.index)
     sentence = group_sentence(predictions, group, choice, metric)
     pick = group_picker(group, group.attributes, metric)
     conf, note = agreement(draws, level_probs, group.attributes, pick, choice.index)
-    close = choice.shares[choice.index] - choice.shares[runner] < NEAR_TIE_SHARE
+    close = shares[choice.index] - shares[runner] < NEAR_TIE_SHARE
     near = choice.is_tie or close or (conf is not None and conf < NEAR_TIE_CONFIDENCE)
     if near and not choice.is_tie:
         sentence += " This is a near tie: a little change in the scores could give the group another response."
@@ -284,3 +327,20 @@ def explain_group(
         near_tie=near,
         confidence_note=note,
     )
+
+
+def explain(
+    predictions: Sequence[Mapping[str, float]],
+    target: Target,
+    choice: Choice,
+    draws: Mapping[str, Sequence[Sequence[float]]] | None = None,
+    level_probs: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
+    metric: Metric | str = Metric.auto,
+    ties: TieRule | str = TieRule.exact,
+) -> Explanation:
+    """Why ``choice`` was made for ``target``: for one person, the lead over the runner-up by
+    attribute; for a group, how divided it is; with the confidence either way."""
+    person = one_person(target)
+    if person is not None:
+        return explain_choice(predictions, choice, person, draws, level_probs, metric, ties)
+    return explain_group(predictions, as_group(target), choice, draws, level_probs, metric)

@@ -1,5 +1,13 @@
 """Choosing the response whose predicted attribute values are closest to the target.
 
+One road for a person and a group (a person is a group of one): every member "chooses" the
+responses closest to their own profile (several when they tie), splitting their weight equally
+among them, so no response gains from sitting first; a response's **share** is the weighted
+fraction of the group that chooses it, and the choice is the response with the largest share,
+equal shares (within 1e-9: sums of weights, whose last bits mean nothing) going to the lowest
+index. For one person this is the paper's rule exactly: the closest response, the first on a tie,
+with the same distances bit for bit.
+
 Knows nothing of LLMs: it takes predicted (or true) values and a target.
 
 Ties follow the paper's code by default (``TieRule.exact``): distances are compared
@@ -15,10 +23,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pluralign.choice.targets import AlignmentTarget
+from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, as_group
 from pluralign.support.errors import InputError
 
 TIE_TOLERANCE = 1e-9
+SHARE_TOLERANCE = 1e-9
 
 
 class Metric(StrEnum):
@@ -40,7 +49,9 @@ class TieRule(StrEnum):
 
 @dataclass(frozen=True)
 class Choice:
-    """The chosen index, every response's distance, and the indexes that tied for best.
+    """The chosen index, every response's distance (a group's: the members' weighted mean), the
+    indexes that tied for best, and each response's share of the target's weight with each
+    member's own closest responses (``picks``; for a person, one member).
 
     Ties go to the lowest index (as the reference does); ``tied`` records that the choice
     was positional rather than hiding it.
@@ -50,6 +61,8 @@ class Choice:
     distances: list[float]
     tied: list[int] = field(default_factory=list)
     reasoning: str = ""
+    shares: list[float] | None = None
+    picks: list[list[int]] | None = None
 
     @property
     def is_tie(self) -> bool:
@@ -111,18 +124,65 @@ def closest(dists: Sequence[float], ties: TieRule | str = TieRule.exact) -> list
     return [i for i, d in enumerate(dists) if d - best <= TIE_TOLERANCE]
 
 
+def member_picks(
+    predictions: Sequence[Mapping[str, float]],
+    group: GroupTarget,
+    metric: Metric | str = Metric.auto,
+    ties: TieRule | str = TieRule.exact,
+    what: str = "prediction",
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Each member's closest responses (several when they tie) and distances."""
+    picks, dists = [], []
+    for member in group.members:
+        row = [distance(target_vector(p, member.target, what), member.target, metric) for p in predictions]
+        picks.append(closest(row, ties))
+        dists.append(row)
+    return picks, dists
+
+
+def shares_of(picks: Sequence[Sequence[int]], group: GroupTarget, n: int) -> list[float]:
+    """Each response's share of the group's weight: a member who ties splits their weight."""
+    weights = group.scaled_weights
+    total = sum(weights)
+    out = [0.0] * n
+    for weight, best in zip(weights, picks, strict=True):
+        for i in best:
+            out[i] += weight / len(best) / total
+    return out
+
+
+def top_shares(shares: Sequence[float]) -> list[int]:
+    best = max(shares)
+    return [i for i, s in enumerate(shares) if best - s <= SHARE_TOLERANCE]
+
+
 def select(
     predictions: Sequence[Mapping[str, float]],
-    target: AlignmentTarget,
+    target: Target,
     metric: Metric | str = Metric.auto,
     reasonings: Sequence[str] | None = None,
     ties: TieRule | str = TieRule.exact,
 ) -> Choice:
-    """Pick the response closest to the target; predictions are one mapping per response."""
+    """Pick the response the target would choose (a person: the closest; a group: the largest
+    share); predictions are one mapping per response."""
     if len(predictions) < 2:
         raise InputError("selection needs at least 2 responses")
-    dists = [distance(target_vector(p, target), target, metric) for p in predictions]
-    best = closest(dists, ties)
+    group = as_group(target)
+    picks, dists = member_picks(predictions, group, metric, ties)
+    shares = shares_of(picks, group, len(predictions))
+    best = top_shares(shares)
+    weights = group.scaled_weights
+    total = sum(weights)
+    mean = [
+        float(sum(w * row[i] for w, row in zip(weights, dists, strict=True)) / total) for i in range(len(predictions))
+    ]
     index = best[0]
     reasoning = reasonings[index] if reasonings else ""
-    return Choice(index=index, distances=dists, tied=best if len(best) > 1 else [], reasoning=reasoning)
+    return Choice(
+        index=index,
+        distances=mean,
+        tied=best if len(best) > 1 else [],
+        reasoning=reasoning,
+        shares=shares,
+        picks=picks,
+    )

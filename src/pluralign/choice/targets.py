@@ -1,19 +1,24 @@
-"""Alignment targets: the attribute values one person wants, and how to load or sample them."""
+"""Targets: what a choice is made for. A **profile** (:class:`AlignmentTarget`) is the attribute
+values one person wants; a **group** (:class:`GroupTarget`) is weighted profiles (a team, a user
+base, samples of a distribution). A :data:`Target` is either, and takes one road: a person is a
+group of one (:func:`as_group`), so one selection, one explanation and one grading serve both,
+and for one person they give exactly the paper's figures.
+
+Reading targets from data and files is :mod:`pluralign.choice.target_data`; this module holds the
+types and the paper's target sampler."""
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import product
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.support.errors import InputError, validation_message
-from pluralign.support.files import read_json
+from pluralign.support.errors import InputError
 from pluralign.support.names import checked_label
 from pluralign.support.strict import Number
 
@@ -80,59 +85,100 @@ def union_attributes(targets: Sequence[AlignmentTarget]) -> list[str]:
     return names
 
 
-def target_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
-    """Accept ``{"care": 1.0}`` (the paper's files) or ``{"values": ..., "weights": ...}``."""
-    if not isinstance(raw, Mapping):
-        raise InputError(f"target {name}: expected a JSON object of attribute -> value")
-    body: dict[str, Any]
-    if "values" in raw and isinstance(raw["values"], Mapping):
-        body = {"name": raw.get("name", name), "values": raw["values"], "weights": raw.get("weights")}
-    else:
-        for key, value in raw.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(f"target {name}: value for {key!r} must be a number in [0, 1]")
-        body = {"name": name, "values": dict(raw)}
-    try:
-        target = AlignmentTarget.model_validate(body)
-    except ValidationError as exc:
-        raise InputError(validation_message(exc, f"target {name}: ")) from None
-    try:
-        return target.check_known(registry)
-    except InputError as exc:
-        raise InputError(f"target {name}: {exc}") from None
+MAX_GROUP_MEMBERS = 10_000
 
 
-def load_target_file(path: str | Path, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
-    path = Path(path)
-    return target_from_data(read_json(path, "target file"), path.stem, registry)
+class GroupMember(BaseModel):
+    """One person (or profile, or sample) of a group, and how much they count."""
+
+    model_config = ConfigDict(frozen=True)
+
+    target: AlignmentTarget
+    weight: float = 1.0
 
 
-def resolve_target_specs(
-    specs: Sequence[str],
-    benchmark_attributes: Sequence[str] | None = None,
-    registry: AttributeRegistry = DEFAULT_REGISTRY,
-) -> list[AlignmentTarget]:
-    """Expand SPECs: a JSON file, a directory of JSON files, or ``high``/``low``."""
-    targets: list[AlignmentTarget] = []
-    for spec in specs:
-        if spec in {"high", "low"}:
-            if not benchmark_attributes:
-                raise InputError(f"target {spec!r} needs a benchmark to know its attributes")
-            value = 1.0 if spec == "high" else 0.0
-            targets.append(AlignmentTarget(name=spec, values={a: value for a in benchmark_attributes}))
-            continue
-        path = Path(spec)
-        if path.is_dir():
-            files = sorted(path.glob("*.json"))
-            if not files:
-                raise InputError(f"target directory {path} has no .json files")
-            targets.extend(load_target_file(f, registry) for f in files)
-        elif path.exists():
-            targets.append(load_target_file(path, registry))
-        else:
-            raise InputError(f"target {spec!r} is not a file, a directory, 'high' or 'low'")
-    check_unique_names([t.name for t in targets])
-    return targets
+class GroupTarget(BaseModel):
+    """Weighted profiles; the group's choice is the response the largest share would choose."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str = "group"
+    members: list[GroupMember] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        return checked_label(value, "group name")
+
+    @property
+    def attributes(self) -> list[str]:
+        """Every attribute any member names, in first-seen order (what the judge scores)."""
+        return union_attributes([m.target for m in self.members])
+
+    @property
+    def total_weight(self) -> float:
+        return float(sum(m.weight for m in self.members))
+
+    @property
+    def scaled_weights(self) -> list[float]:
+        """Each member's weight over the largest: what every share is computed from, the same
+        ratios as the weights given, without underflow (weights of 5e-324) or overflow (1e308)."""
+        top = max(m.weight for m in self.members)
+        return [m.weight / top for m in self.members]
+
+    def mean_values(self) -> dict[str, float]:
+        """Per attribute, the weighted mean over the members who name it (shown, not selected on)."""
+        out = {}
+        for a in self.attributes:
+            having = [
+                (w, m.target.values[a])
+                for w, m in zip(self.scaled_weights, self.members, strict=True)
+                if a in m.target.values
+            ]
+            total = sum(w for w, _ in having)
+            out[a] = float(sum(w * v for w, v in having) / total) if total > 0 else 0.0
+        return out
+
+    def check_known(self, registry: AttributeRegistry = DEFAULT_REGISTRY) -> GroupTarget:
+        for member in self.members:
+            member.target.check_known(registry)
+        return self
+
+    def to_file_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "group": [{**_full_form(m.target), "weight": m.weight} for m in self.members],
+        }
+
+
+def _full_form(target: AlignmentTarget) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": target.name, "values": dict(target.values)}
+    if target.weights is not None:
+        body["weights"] = dict(target.weights)
+    return body
+
+
+Target = AlignmentTarget | GroupTarget
+"""What a ``--target`` names: one person's profile, or a group of them."""
+
+
+def as_group(target: Target) -> GroupTarget:
+    """The group a target is: itself, or for one person a group of one (weight 1)."""
+    if isinstance(target, GroupTarget):
+        return target
+    return GroupTarget(name=target.name, members=[GroupMember(target=target, weight=1.0)])
+
+
+def one_person(target: Target) -> AlignmentTarget | None:
+    """The person a target is, when it is one (a group of one member counts as that member)."""
+    if isinstance(target, AlignmentTarget):
+        return target
+    return target.members[0].target if len(target.members) == 1 else None
+
+
+def target_values(target: Target) -> dict[str, float]:
+    """What a target asks for, as shown: a person's values, or a group's weighted means."""
+    return dict(target.values) if isinstance(target, AlignmentTarget) else target.mean_values()
 
 
 def check_unique_names(names: Sequence[str]) -> None:

@@ -32,9 +32,9 @@ def register(app: typer.Typer) -> None:
 
 def read_target(spec: str, registry: Any) -> Any:
     """A target or a group from a file (``.json``, ``.jsonl``), or inline JSON."""
-    from pluralign.choice.groups import read_goal
+    from pluralign.choice.target_data import read_target as read
 
-    return read_goal(spec, registry)
+    return read(spec, registry)
 
 
 @with_settings_options()

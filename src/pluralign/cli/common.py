@@ -205,11 +205,11 @@ def group_results_table(results: Sequence[Any], title: str) -> Table:
     for col in columns:
         table.add_column(col, justify="right" if col != "group" else "left")
     for r in results:
-        ci = f"{r.matched_share_ci95[0]:.1f}-{r.matched_share_ci95[1]:.1f}" if r.matched_share_ci95 else "-"
+        ci = f"{r.accuracy_ci95[0]:.1f}-{r.accuracy_ci95[1]:.1f}" if r.accuracy_ci95 else "-"
         table.add_row(
             Text(r.name),
             str(r.members),
-            f"{r.matched_share:.2f}" if r.matched_share is not None else "-",
+            f"{r.accuracy:.2f}" if r.accuracy is not None else "-",
             ci,
             f"{r.best_share:.2f}" if r.best_share is not None else "-",
             str(r.n_scored),

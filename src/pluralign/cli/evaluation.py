@@ -79,8 +79,8 @@ def eval_cmd(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
-    from pluralign.choice.groups import resolve_goal_specs
     from pluralign.choice.selection import parse_metric, parse_ties
+    from pluralign.choice.target_data import resolve_target_specs
     from pluralign.evaluation.data.benchmark import load_benchmark
     from pluralign.evaluation.evaluate import OnInvalid
     from pluralign.evaluation.runs import RunDir
@@ -98,7 +98,7 @@ def eval_cmd(
     registry = registry_from(attributes_file)
     RunDir(out).check_writable(overwrite)
     bench = load_benchmark(benchmark)
-    targets = resolve_goal_specs(target or ["high", "low"], bench.attributes, registry)
+    targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
     settings = make_settings(options or {}, benchmark_dir=bench.path)
     meth = build_method(method, settings)
     run = dict(
@@ -117,10 +117,12 @@ def eval_cmd(
         say(message() if callable(message) else f"{summary.n_pending} items wait for batch answers")
         raise typer.Exit(EXIT_PENDING)
     title = f"{method} on {bench.name} ({summary.n_items} items)"
-    if summary.results:
-        console.print(results_table(summary.results, title))
-    if summary.group_results:
-        console.print(group_results_table(summary.group_results, f"{title}: groups"))
+    people = [r for r in summary.results if not r.is_group]
+    if people:
+        console.print(results_table(people, title))
+    groups = [r for r in summary.results if r.is_group]
+    if groups:
+        console.print(group_results_table(groups, f"{title}: groups"))
     failed = f"; {summary.n_failed} items failed (retried by the next run)" if summary.n_failed else ""
     say(
         f"LLM calls made now {summary.stats.calls} (answered by the cache {summary.stats.cached}, "
@@ -175,8 +177,8 @@ def metrics_cmd(
 ) -> None:
     """Recompute metrics from saved decisions (or the reference's input_output.json)."""
     from pluralign.choice.selection import parse_metric, parse_ties
-    from pluralign.choice.targets import resolve_target_specs
-    from pluralign.evaluation.evaluate import rescore, rescore_groups
+    from pluralign.choice.target_data import resolve_target_specs
+    from pluralign.evaluation.grading import rescore
     from pluralign.evaluation.reference import input_output_attributes, score_input_output
 
     metric_ = parse_metric(metric) if metric else None
@@ -184,14 +186,15 @@ def metrics_cmd(
     groups = []
     if path.is_dir():
         results = rescore(path, metric_, ties_)
-        groups = rescore_groups(path, metric_)
+        groups = [r for r in results if r.is_group]
+        results = [r for r in results if not r.is_group]
     else:
         if not target:
             fail("scoring an input_output.json needs --target")
         targets = resolve_target_specs(target, input_output_attributes(path))
         results = [score_input_output(path, t, metric_ or "auto", ties_ or "exact") for t in targets]
     if as_json:
-        rows = [r.model_dump() for r in results] + [{"group": True, **g.model_dump()} for g in groups]
+        rows = [r.payload() for r in results] + [{"group": True, **g.payload()} for g in groups]
         print(json.dumps(rows, indent=2))
     else:
         if results or not groups:

@@ -2,12 +2,12 @@
 
 Two steps that read top to bottom:
 
-1. :func:`judge_items` judges every item (once for the union of the targets' attributes,
-   or once per target for target-dependent methods), appending each judgement to the run
-   folder as it finishes, so a crash loses at most the items in flight and a rerun resumes.
-2. :func:`select_and_score` selects a response per item and target from those judgements
-   and scores the choices against the labels; :func:`select_and_score_groups` does the same
-   for group targets (:mod:`pluralign.evaluation.group_metrics`: the share of the group matched).
+1. :func:`judge_items` judges every item (once for the union of the targets' attributes, or
+   once per target for target-dependent methods), appending each judgement to the run folder as
+   it finishes, so a crash loses at most the items in flight and a rerun resumes.
+2. :func:`pluralign.evaluation.grading.select_and_score` selects a response per item and target
+   (a person or a group: one road) from those judgements and grades the choices against the
+   labels (:mod:`pluralign.evaluation.metrics`).
 
 :func:`evaluate` wires them to a run folder (:mod:`pluralign.evaluation.runs`).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -25,21 +24,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pluralign.choice.attributes import DEFAULT_REGISTRY, Attribute, AttributeRegistry
-from pluralign.choice.groups import Goal, GroupTarget, select_group
-from pluralign.choice.probes import Probe
+from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.choice.selection import Metric, TieRule
-from pluralign.choice.targets import AlignmentTarget, union_attributes
+from pluralign.choice.targets import Target
 from pluralign.evaluation.data.benchmark import Benchmark
-from pluralign.evaluation.group_metrics import GroupDecision, GroupResult, grade_group_item, summarize_group
-from pluralign.evaluation.metrics import Decision, TargetResult, grade_item, summarize
-from pluralign.evaluation.runs import GroupOutputs, RunDir, RunResults
+from pluralign.evaluation.grading import select_and_score
+from pluralign.evaluation.metrics import TargetResult
+from pluralign.evaluation.plan import EvalPlan, item_seed, make_plan
+from pluralign.evaluation.runs import RunDir
 from pluralign.prediction.judges.calllog import record_calls
 from pluralign.prediction.methods.base import CallStats, Judgement, Method
 from pluralign.support.errors import BatchPending, ContextLengthError, InputError, InvalidOutputError, one_line
 from pluralign.support.strict import check_seed
 
-ALL_TARGETS = "*"
 ProgressHook = Callable[[int, int], None]
 ITEM_ERRORS = (InvalidOutputError, ContextLengthError)
 """Errors that concern one item (the judge never answered it validly, or it is too long);
@@ -49,73 +46,6 @@ ITEM_ERRORS = (InvalidOutputError, ContextLengthError)
 class OnInvalid(StrEnum):
     stop = "stop"
     skip = "skip"
-
-
-def item_seed(seed: int, index: int) -> int:
-    """A stable per-item seed, independent of which other items or targets are run."""
-    return zlib.crc32(f"{seed}:{index}".encode())
-
-
-@dataclass(frozen=True)
-class EvalPlan:
-    """The items, targets and attributes of a run, and the judgement keys per item."""
-
-    probes: list[Probe]
-    targets: list[AlignmentTarget]
-    attributes: list[Attribute]
-    target_dependent: bool
-    groups: list[GroupTarget] = field(default_factory=list)
-
-    @property
-    def keys(self) -> list[str]:
-        return [t.name for t in self.targets] if self.target_dependent else [ALL_TARGETS]
-
-    def needed(self, key: str) -> list[Attribute]:
-        if key == ALL_TARGETS:
-            return list(self.attributes)
-        target = next(t for t in self.targets if t.name == key)
-        return [a for a in self.attributes if a.name in target.values]
-
-    def target_for(self, key: str) -> AlignmentTarget | None:
-        return None if key == ALL_TARGETS else next(t for t in self.targets if t.name == key)
-
-
-def make_plan(
-    benchmark: Benchmark,
-    method: Method,
-    goals: Sequence[Goal],
-    limit: int | None = None,
-    registry: AttributeRegistry = DEFAULT_REGISTRY,
-) -> EvalPlan:
-    if not goals:
-        raise InputError("no targets given")
-    targets = [g for g in goals if isinstance(g, AlignmentTarget)]
-    groups = [g for g in goals if isinstance(g, GroupTarget)]
-    if groups and method.target_dependent:
-        raise InputError(
-            f"method {method.name} judges for one target at a time; a group target ({groups[0].name}) needs "
-            "a method that judges once for everyone (spm, spm-zeroshot, regression, embedding, unaligned, random)"
-        )
-    if limit is not None and limit < 1:
-        raise InputError(f"--limit must be at least 1, got {limit}")
-    probes = benchmark.eval[:limit] if limit is not None else list(benchmark.eval)
-    if not probes:
-        raise InputError(f"the benchmark {benchmark.path} has no eval items")
-    names = union_attributes([*targets, *(m.target for g in groups for m in g.members)])
-    for i, probe in enumerate(probes):
-        if probe.labels is None:
-            raise InputError(f"eval item {i} has no labels; evaluation needs labelled items")
-        for j, label in enumerate(probe.labels):
-            missing = [a for a in names if a not in label]
-            if missing:
-                raise InputError(f"eval item {i}, response {j}: no label for {', '.join(missing)}")
-    return EvalPlan(
-        probes=probes,
-        targets=targets,
-        attributes=registry.require(names),
-        target_dependent=method.target_dependent,
-        groups=groups,
-    )
 
 
 @dataclass
@@ -196,83 +126,6 @@ def judge_items(
     return out
 
 
-def select_and_score(
-    plan: EvalPlan,
-    method: Method,
-    outcome: JudgingOutcome,
-    metric: Metric | str = Metric.auto,
-    ties: TieRule | str = TieRule.exact,
-) -> tuple[dict[str, list[Decision]], list[TargetResult]]:
-    """A decision per item and target from the judgements; failed items are recorded as such."""
-    decisions: dict[str, list[Decision]] = {t.name: [] for t in plan.targets}
-    for target in plan.targets:
-        key = target.name if plan.target_dependent else ALL_TARGETS
-        for index, probe in enumerate(plan.probes):
-            assert probe.labels is not None
-            judgement = outcome.judgements.get((index, key))
-            if judgement is None:
-                error = outcome.failures.get((index, key), "not judged")
-                decisions[target.name].append(
-                    grade_item(index, probe.labels, target, None, metric, ties=ties, failed=error)
-                )
-                continue
-            choice = method.choose(judgement, target, metric, ties)
-            decisions[target.name].append(
-                grade_item(
-                    index,
-                    probe.labels,
-                    target,
-                    choice.index,
-                    metric,
-                    predictions=judgement.predictions,
-                    tied=choice.tied,
-                    reasoning=choice.reasoning,
-                    ties=ties,
-                )
-            )
-    results = [summarize(decisions[t.name], t, metric) for t in plan.targets]
-    return decisions, results
-
-
-def select_and_score_groups(
-    plan: EvalPlan,
-    outcome: JudgingOutcome,
-    metric: Metric | str = Metric.auto,
-    ties: TieRule | str = TieRule.exact,
-) -> tuple[dict[str, list[GroupDecision]], list[GroupResult]]:
-    """Per item and group, the group's pick (the largest predicted share, or a choice-style
-    method's one choice) and the share of the group whose own choice, by labels, it matches."""
-    decisions: dict[str, list[GroupDecision]] = {g.name: [] for g in plan.groups}
-    for group in plan.groups:
-        for index, probe in enumerate(plan.probes):
-            assert probe.labels is not None
-            judgement = outcome.judgements.get((index, ALL_TARGETS))
-            chosen, shares, tied, failed = None, None, [], None
-            if judgement is None:
-                failed = outcome.failures.get((index, ALL_TARGETS), "not judged")
-            elif judgement.predictions is not None:
-                pick = select_group(judgement.predictions, group, metric, ties)
-                chosen, shares, tied = pick.index, pick.shares, pick.tied
-            elif judgement.choice is not None:
-                chosen = judgement.choice
-            else:
-                failed = "the method gave neither predictions nor a choice"
-            decisions[group.name].append(
-                grade_group_item(
-                    index,
-                    probe.labels,
-                    group,
-                    chosen,
-                    metric,
-                    predictions=judgement.predictions if judgement is not None else None,
-                    shares=shares,
-                    tied=tied,
-                    failed=failed,
-                )
-            )
-    return decisions, [summarize_group(decisions[g.name], g) for g in plan.groups]
-
-
 @dataclass
 class EvalSummary:
     out_dir: Path
@@ -287,7 +140,6 @@ class EvalSummary:
     seconds: float
     judge_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
-    group_results: list[GroupResult] = field(default_factory=list)
 
 
 def _costs(plan: EvalPlan, outcome: JudgingOutcome) -> tuple[CallStats, int]:
@@ -299,8 +151,7 @@ def _costs(plan: EvalPlan, outcome: JudgingOutcome) -> tuple[CallStats, int]:
     if not plan.target_dependent and plan.attributes and totals.requests:
         # one run per target would send each target's attributes' requests again
         per_attribute = totals.requests / len(plan.attributes)
-        per_goal = [len(t.values) for t in plan.targets] + [len(g.attributes) for g in plan.groups]
-        saved = round(per_attribute * sum(per_goal)) - totals.requests
+        saved = round(per_attribute * sum(len(t.attributes) for t in plan.targets)) - totals.requests
     return totals, saved
 
 
@@ -315,7 +166,7 @@ def run_identities(method: Method, benchmark: Benchmark, seed: int) -> tuple[dic
 def evaluate(
     benchmark: Benchmark,
     method: Method,
-    targets: Sequence[Goal],
+    targets: Sequence[Target],
     out_dir: str | Path,
     limit: int | None = None,
     seed: int = 0,
@@ -327,8 +178,8 @@ def evaluate(
     on_invalid: OnInvalid | str = OnInvalid.skip,
     ties: TieRule | str = TieRule.exact,
 ) -> EvalSummary:
-    """Judge, then select and score; everything lands in ``out_dir`` (resumable). ``targets``
-    may hold groups (:class:`~pluralign.choice.groups.GroupTarget`), scored by the share matched."""
+    """Judge, then select and grade; everything lands in ``out_dir`` (resumable). ``targets`` may
+    hold groups (:class:`~pluralign.choice.targets.GroupTarget`), graded by the share matched."""
     started = time.perf_counter()
     plan = make_plan(benchmark, method, targets, limit, registry)
     if workers < 1:
@@ -356,8 +207,7 @@ def evaluate(
         if outcome.pending:  # the batch backend: nothing to score until the answers are imported
             summary.seconds = time.perf_counter() - started
             return summary
-        decisions, results = select_and_score(plan, method, outcome, metric, ties)
-        group_decisions, group_results = select_and_score_groups(plan, outcome, metric, ties)
+        decisions, results = select_and_score(plan, method, outcome.judgements, outcome.failures, metric, ties)
         totals, saved = _costs(plan, outcome)
         seconds = time.perf_counter() - started
         extra = {
@@ -378,85 +228,9 @@ def evaluate(
             "llm_seconds": round(totals.llm_seconds, 3),  # resumed items included, unlike wall_seconds
             "wall_seconds": round(seconds, 3),
         }
-        run.write_outputs(
-            plan.probes,
-            plan.targets,
-            decisions,
-            results,
-            extra,
-            GroupOutputs(groups=plan.groups, decisions=group_decisions, results=group_results),
-        )
+        run.write_outputs(plan.probes, plan.targets, decisions, results, extra)
     summary.results = results
-    summary.group_results = group_results
     summary.calls_saved_by_sharing = saved
     summary.seconds = seconds
     summary.extra = extra
     return summary
-
-
-def rescore(
-    run_dir: str | Path, metric: Metric | str | None = None, ties: TieRule | str | None = None
-) -> list[TargetResult]:
-    """Recompute metrics from a run's saved decisions (no model, no benchmark needed)."""
-    from pluralign.choice.targets import target_from_data
-
-    run = RunDir(run_dir)
-    saved: RunResults = run.results()
-    metric = metric or saved.metric
-    ties = ties or saved.ties
-    targets = {}
-    for name, value in saved.target_values.items():
-        targets[name] = target_from_data(value, name)
-    grouped: dict[str, list[Decision]] = {name: [] for name in targets}
-    for decision in run.decisions():
-        target = targets.get(decision.target)
-        if target is None:
-            continue
-        # Recompute correctness from the stored labels rather than trusting the file.
-        grouped[decision.target].append(
-            grade_item(
-                decision.item,
-                decision.labels,
-                target,
-                decision.chosen,
-                metric,
-                predictions=decision.predictions,
-                tied=decision.tied,
-                ties=ties,
-                failed=decision.failed,
-            )
-        )
-    return [summarize(grouped[name], t, metric) for name, t in targets.items()]
-
-
-def rescore_groups(run_dir: str | Path, metric: Metric | str | None = None) -> list[GroupResult]:
-    """Recompute a run's group figures from its saved group decisions and labels."""
-    from pluralign.choice.groups import goal_from_data
-
-    run = RunDir(run_dir)
-    saved: RunResults = run.results()
-    metric = metric or saved.metric
-    groups = {}
-    for name, value in saved.group_values.items():
-        goal = goal_from_data(value, name)
-        if isinstance(goal, GroupTarget):
-            groups[name] = goal
-    grouped: dict[str, list[GroupDecision]] = {name: [] for name in groups}
-    for decision in run.group_decisions():
-        group = groups.get(decision.group)
-        if group is None:
-            continue
-        grouped[decision.group].append(
-            grade_group_item(
-                decision.item,
-                decision.labels,
-                group,
-                decision.chosen,
-                metric,
-                predictions=decision.predictions,
-                shares=decision.shares,
-                tied=decision.tied,
-                failed=decision.failed,
-            )
-        )
-    return [summarize_group(grouped[name], g) for name, g in groups.items()]

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from pluralign.choice.probes import Probe
 from pluralign.choice.selection import Metric, TieRule, select
-from pluralign.choice.targets import AlignmentTarget
+from pluralign.choice.targets import Target
 from pluralign.evaluation.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.support.errors import InputError, validation_message
 from pluralign.support.files import read_json, write_json_atomic
@@ -68,7 +68,7 @@ def input_output_attributes(path: str | Path) -> list[str]:
 
 def score_input_output(
     path: str | Path,
-    target: AlignmentTarget,
+    target: Target,
     metric: Metric | str = Metric.auto,
     ties: TieRule | str = TieRule.exact,
 ) -> TargetResult:

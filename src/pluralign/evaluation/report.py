@@ -20,7 +20,11 @@ def _load(run: Path) -> dict[str, Any]:
     """A run's results and decisions as plain dicts, read through the run folder's owner."""
     folder = RunDir(run)
     results = folder.results().model_dump()
-    decisions = [d.model_dump() for d in folder.decisions() if d.failed is None]
+    every = results["targets"]  # people and groups on one road; shown in their own sections
+    results["targets"] = [t for t in every if t.get("members") is None]
+    results["groups"] = [t for t in every if t.get("members") is not None]
+    people = {t["name"] for t in results["targets"]}
+    decisions = [d.model_dump() for d in folder.decisions() if d.failed is None and d.target in people]
     method = results.get("method", {})
     label = method.get("method", run.name) if isinstance(method, dict) else str(method)
     if isinstance(method, dict) and method.get("model"):
@@ -100,7 +104,7 @@ def _group_section(loaded: Sequence[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for label, g in rows:
-        share, best, ci = g.get("matched_share"), g.get("best_share"), g.get("matched_share_ci95")
+        share, best, ci = g.get("accuracy"), g.get("best_share"), g.get("accuracy_ci95")
         cells = [
             escape_cell(label),
             escape_cell(g["name"]),

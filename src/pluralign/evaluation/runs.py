@@ -6,8 +6,8 @@ report, the service, benchmarks).
     run.json            what was asked (method config, benchmark, seed): a resume must match
     judgements.jsonl    one line per judged item (or failed item), appended and fsynced
     calls.jsonl         every raw model answer, when calls are logged
-    decisions.jsonl     derived: one line per item and target
-    group_decisions.jsonl  derived: one line per item and group target
+    decisions.jsonl     derived: one line per item and target (a person or a group)
+    group_decisions.jsonl  0.2's group decisions (read, no longer written: decisions.jsonl holds both)
     results.json        derived: metrics per target and the run's cost
     input_output/       derived: the reference implementation's format, one file per target
     .lock               held while a process writes the run
@@ -24,20 +24,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from pluralign.choice.groups import GroupTarget
 from pluralign.choice.probes import Probe
-from pluralign.choice.targets import AlignmentTarget
-from pluralign.evaluation.group_metrics import GroupDecision, GroupResult
+from pluralign.choice.targets import AlignmentTarget, Target
 from pluralign.evaluation.metrics import Decision, TargetResult, results_payload
 from pluralign.evaluation.reference import input_output_records, is_input_output
 from pluralign.prediction.methods.base import Judgement
-from pluralign.support.errors import InputError, RunLockedError, validation_message
+from pluralign.support.errors import InputError, RunLockedError, one_line, validation_message
 from pluralign.support.files import append_jsonl, exclusive, read_jsonl, repair_torn_tail
 from pluralign.support.folders import (
     exists_under,
@@ -83,17 +80,36 @@ class RunResults(BaseModel):
     metric: str = "auto"
     ties: str = "exact"
     n_failed: int = 0
-    groups: list[GroupResult] = []
-    group_values: dict[str, Any] = {}
 
-
-@dataclass
-class GroupOutputs:
-    """What a run found for its group targets (written beside the targets' outputs)."""
-
-    groups: Sequence[GroupTarget] = ()
-    decisions: dict[str, list[GroupDecision]] = field(default_factory=dict)
-    results: list[GroupResult] = field(default_factory=list)
+    @model_validator(mode="before")
+    @classmethod
+    def _groups_of_0_2(cls, data: Any) -> Any:
+        """A 0.2 run kept its groups apart ("groups", "group_values"): read them as the targets they are."""
+        if not isinstance(data, dict) or not (data.get("groups") or data.get("group_values")):
+            return data
+        data = dict(data)
+        old = [g for g in data.pop("groups", None) or [] if isinstance(g, dict)]
+        data["targets"] = [
+            *(data.get("targets") or []),
+            *(
+                {
+                    "name": g.get("name"),
+                    "target": g.get("mean_values") or {},
+                    "accuracy": g.get("matched_share"),
+                    "accuracy_ci95": g.get("matched_share_ci95"),
+                    "n_scored": g.get("n_scored", 0),
+                    "n_skipped": g.get("n_skipped", 0),
+                    "n_correct": 0,
+                    "weighted_score": None,
+                    "n_failed": g.get("n_failed", 0),
+                    "members": g.get("members"),
+                    "best_share": g.get("best_share"),
+                }
+                for g in old
+            ),
+        ]
+        data["target_values"] = {**(data.get("target_values") or {}), **(data.pop("group_values", None) or {})}
+        return data
 
 
 def is_run(path: Path) -> bool:
@@ -201,25 +217,22 @@ class RunDir:
     def write_outputs(
         self,
         probes: Sequence[Probe],
-        targets: Sequence[AlignmentTarget],
+        targets: Sequence[Target],
         decisions: dict[str, list[Decision]],
         results: list[TargetResult],
         extra: dict[str, Any],
-        groups: GroupOutputs | None = None,
     ) -> None:
-        groups = groups or GroupOutputs()
-        lines = [d.model_dump_json() for t in targets for d in decisions[t.name]]
+        """decisions.jsonl and results.json for every target, person or group; the reference
+        format (input_output/) for each person, as the paper's scorer reads it."""
+        lines = [d.line() for t in targets for d in decisions[t.name]]
         write_bytes_under(self.root, self._rel(DECISIONS), "".join(line + "\n" for line in lines).encode())
-        if groups.groups or self._has(GROUP_DECISIONS):  # a rerun without groups leaves none stale
-            lines = [d.model_dump_json() for g in groups.groups for d in groups.decisions[g.name]]
-            write_bytes_under(self.root, self._rel(GROUP_DECISIONS), "".join(line + "\n" for line in lines).encode())
+        remove_under(self.root, self._rel(GROUP_DECISIONS))  # 0.2's separate file: now in decisions.jsonl
         payload = results_payload(results, extra)
         payload["target_values"] = {t.name: t.to_file_dict() for t in targets}
-        if groups.groups:
-            payload["groups"] = [r.model_dump() for r in groups.results]
-            payload["group_values"] = {g.name: g.to_file_dict() for g in groups.groups}
         write_json_under(self.root, self._rel(RESULTS), payload)
         for target in targets:
+            if not isinstance(target, AlignmentTarget):
+                continue
             records = input_output_records(probes, decisions[target.name])
             write_json_under(self.root, self._rel(self.input_output_name(target.name)), records)
 
@@ -300,18 +313,19 @@ class RunDir:
             raise InputError(f"{path}: {validation_message(exc)}") from None
 
     def decisions(self) -> list[Decision]:
+        """Every decision, people's and groups' (a 0.2 run's group_decisions.jsonl read too)."""
         path = self.path / DECISIONS
         if not self._has(DECISIONS):
             raise InputError(f"{self.path} has no {DECISIONS}; is it a finished run?")
-        return validate_each(Decision, self._read_jsonl(DECISIONS, "decisions"), lambda i: f"{path}: record {i + 1}: ")
-
-    def group_decisions(self) -> list[GroupDecision]:
-        """The run's group decisions (none for a run without group targets)."""
-        path = self.path / GROUP_DECISIONS
-        if not self._has(GROUP_DECISIONS):
-            return []
-        records = self._read_jsonl(GROUP_DECISIONS, "group decisions")
-        return validate_each(GroupDecision, records, lambda i: f"{path}: record {i + 1}: ")
+        out = validate_each(Decision, self._read_jsonl(DECISIONS, "decisions"), lambda i: f"{path}: record {i + 1}: ")
+        if self._has(GROUP_DECISIONS):
+            older = self.path / GROUP_DECISIONS
+            for i, raw in enumerate(self._read_jsonl(GROUP_DECISIONS, "group decisions")):
+                try:
+                    out.append(Decision.from_group_line(raw))
+                except (KeyError, TypeError, ValueError, ValidationError) as exc:
+                    raise InputError(f"{older}: record {i + 1}: {one_line(exc)[:200]}") from None
+        return out
 
     def probes(self, target: str) -> dict[int, Any]:
         """Eval item -> its input, as written in the reference format for one target."""

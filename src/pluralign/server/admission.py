@@ -25,7 +25,8 @@ from typing import Any
 from fastapi import HTTPException
 
 from pluralign.choice.attributes import Attribute
-from pluralign.choice.groups import Goal, goal_from_data, group_members
+from pluralign.choice.target_data import group_members, target_from_data
+from pluralign.choice.targets import Target
 from pluralign.people.profile import MAX_PROFILES, ChoiceRecord, grid_size, work_units
 from pluralign.people.userstore import DEFAULT_NAMESPACE
 from pluralign.server.config import ServerConfig
@@ -261,7 +262,7 @@ class Admission:
             raise HTTPException(422, f"samples: at most {self.limits.max_samples} on this service, got {samples}")
         return {"samples": samples}
 
-    def goal(self, raw: Any, name: str = "target") -> Goal:
+    def target(self, raw: Any, name: str = "target") -> Target:
         """A request's target or group, within the service's --max-group-members."""
         members = group_members(raw)
         if members is not None:
@@ -270,8 +271,8 @@ class Admission:
                     422,
                     f"a group of {len(members)} profiles exceeds the limit of {self.limits.max_group_members}",
                 )
-            return goal_from_data(raw, "group", self.config.registry)
-        return goal_from_data(raw, name, self.config.registry)
+            return target_from_data(raw, "group", self.config.registry)
+        return target_from_data(raw, name, self.config.registry)
 
     def grid(self, attrs: Sequence[Attribute]) -> None:
         """The candidate profiles a fit over ``attrs`` would build, within --max-profile-grid."""

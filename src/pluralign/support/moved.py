@@ -18,7 +18,7 @@ from types import ModuleType
 MOVED = {
     "attributes": "choice.attributes",
     "targets": "choice.targets",
-    "groups": "choice.groups",
+    "groups": "choice.target_data",
     "probes": "choice.probes",
     "selection": "choice.selection",
     "explain": "choice.explanation",
@@ -33,7 +33,7 @@ MOVED = {
     "evaluate": "evaluation.evaluate",
     "runs": "evaluation.runs",
     "metrics": "evaluation.metrics",
-    "group_metrics": "evaluation.group_metrics",
+    "group_metrics": "evaluation.metrics",
     "report": "evaluation.report",
     "reference": "evaluation.reference",
     "reasonings": "evaluation.reasonings",

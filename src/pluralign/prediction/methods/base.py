@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from pluralign.choice.attributes import Attribute
 from pluralign.choice.probes import Probe
 from pluralign.choice.selection import Choice, Metric, TieRule, select
-from pluralign.choice.targets import AlignmentTarget
+from pluralign.choice.targets import AlignmentTarget, Target
 from pluralign.support.errors import InputError
 from pluralign.support.strict import Number
 
@@ -108,17 +108,18 @@ class Method(ABC):
     def choose(
         self,
         judgement: Judgement,
-        target: AlignmentTarget,
+        target: Target,
         metric: Metric | str = Metric.auto,
         ties: TieRule | str = TieRule.exact,
     ) -> Choice:
+        """The response ``target`` (a person or a group) would choose from this judgement."""
         if judgement.choice is not None:
             return Choice(index=judgement.choice, distances=[], reasoning=judgement.choice_reasoning)
         if judgement.predictions is None:
             raise InputError(f"method {self.name} produced neither predictions nor a choice")
         reasons = None
         if judgement.reasonings is not None:
-            reasons = [" ".join(r[a] for a in target.values if r.get(a)) for r in judgement.reasonings]
+            reasons = [" ".join(r[a] for a in target.attributes if r.get(a)) for r in judgement.reasonings]
         return select(judgement.predictions, target, metric, reasonings=reasons, ties=ties)
 
     def close(self) -> None:  # noqa: B027 - optional hook, most methods hold nothing

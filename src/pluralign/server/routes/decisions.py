@@ -47,7 +47,7 @@ async def choose(
 ) -> ChooseResult:
     """Choose the response closest to the target, with predictions, explanation and confidence."""
     s.admission.probe(body.question, body.responses)
-    target = s.admission.goal(body.target)
+    target = s.admission.target(body.target)
     overrides = s.admission.samples(body.samples)
     return await s.queue.run(
         lambda: c.choose(body.question, body.responses, target, seed=body.seed, overrides=overrides),

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import fill_predictions
-from pluralign.choice.targets import target_from_data
+from pluralign.choice.target_data import profile_from_data
 from pluralign.people.profile import (
     ChoiceRecord,
     attributes_of,
@@ -128,7 +128,7 @@ async def profiles(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
     out = []
     for f in sorted(folder.glob("*.json")):
         try:
-            target = target_from_data(read_json(f, "profile"), f.stem, s.config.registry)
+            target = profile_from_data(read_json(f, "profile"), f.stem, s.config.registry)
         except InputError:
             continue
         entry: dict[str, Any] = {"name": f.stem, "values": target.values}
@@ -153,6 +153,6 @@ async def save_profile(body: SaveProfile, s: ServiceState = Depends(state)) -> d
     if not PROFILE_NAME.fullmatch(body.name):  # match() would let "ok\n" through
         raise HTTPException(422, "name: use 1-64 letters, digits, _ or -")
     raw: dict[str, Any] = {"values": body.values, "weights": body.weights} if body.weights else dict(body.values)
-    target = target_from_data(raw, body.name, s.config.registry)
+    target = profile_from_data(raw, body.name, s.config.registry)
     write_json_atomic(folder / f"{body.name}.json", target.to_file_dict() if body.weights else dict(target.values))
     return {"name": body.name, "values": target.values, "weights": target.weights}

@@ -1,7 +1,7 @@
 """``POST /v1/chat/completions`` (OpenAI-compatible) and ``POST /v1/rerank`` (the vLLM /
 llama.cpp / Jina / Cohere shape), steered to a person: the target comes from the request's
 ``pluralign`` object (``target`` or a saved ``profile``) or from the profile stored for
-``user`` (learned from ``/v1/feedback``). A target may be a group (:mod:`pluralign.choice.groups`):
+``user`` (learned from ``/v1/feedback``). A target may be a group (:mod:`pluralign.choice.targets`):
 candidates then come largest share first, and the ``pluralign`` field carries the shares.
 
 A completion asks the generator for ``--candidates`` answers, judges them with the served
@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from pluralign.api import ChooseResult
-from pluralign.choice.groups import Goal
-from pluralign.choice.targets import target_from_data
+from pluralign.choice.target_data import profile_from_data
+from pluralign.choice.targets import Target
 from pluralign.people.profile import ChoiceRecord
 from pluralign.prediction.generators import Candidates, Draw
 from pluralign.prediction.judges.base import ChatMessage
@@ -123,7 +123,7 @@ def _parse(model: type[BaseModel], raw: bytes) -> Any:
 
 async def steering_target(
     s: ServiceState, steering: Steering | None, user: str | None, ns: str
-) -> tuple[Goal, int | None]:
+) -> tuple[Target, int | None]:
     """The request's target (or group), its saved profile (or group), or the profile stored for
     its user; with the incarnation of the user whose stored profile it is (None otherwise), so
     nothing is kept for a user forgotten meanwhile."""
@@ -131,7 +131,7 @@ async def steering_target(
 
     registry = s.config.registry
     if steering is not None and steering.target is not None:
-        return s.admission.goal(steering.target), None
+        return s.admission.target(steering.target), None
     if steering is not None and steering.profile is not None:
         folder = s.config.limits.profiles_dir
         if not PROFILE_NAME.fullmatch(steering.profile):
@@ -141,12 +141,12 @@ async def steering_target(
             raise HTTPException(422, f"pluralign.profile: no saved profile named {steering.profile!r}")
         from pluralign.support.files import read_json
 
-        return s.admission.goal(read_json(path, "profile"), steering.profile), None
+        return s.admission.target(read_json(path, "profile"), steering.profile), None
     if user is not None:
         stored = await asyncio.to_thread(s.users.profile, ns, user)
         if stored is None:
             raise HTTPException(422, "user: no profile is stored for this user yet; send pluralign.target or feedback")
-        return target_from_data(stored.profile["target_file"], "profile", registry), stored.incarnation
+        return profile_from_data(stored.profile["target_file"], "profile", registry), stored.incarnation
     raise HTTPException(422, "no target: send pluralign.target, pluralign.profile, or a user with a stored profile")
 
 
@@ -242,7 +242,7 @@ async def _steered(
     ns: str,
     messages: list[ChatMessage],
     question: str,
-    target: Goal,
+    target: Target,
     incarnation: int | None,
     ticket: Ticket,
 ) -> Response | dict[str, Any]:

@@ -1,0 +1,87 @@
+"""Grading: a decision per item and target from the judgements (or from a run's saved
+decisions), one road for a person and a group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pluralign.choice.selection import Metric, TieRule
+from pluralign.choice.target_data import target_from_data
+from pluralign.evaluation.metrics import Decision, TargetResult, grade_item, summarize
+from pluralign.evaluation.plan import EvalPlan
+from pluralign.evaluation.runs import RunDir, RunResults
+from pluralign.prediction.methods.base import Judgement, Method
+
+
+def select_and_score(
+    plan: EvalPlan,
+    method: Method,
+    judgements: dict[tuple[int, str], Judgement],
+    failures: dict[tuple[int, str], str],
+    metric: Metric | str = Metric.auto,
+    ties: TieRule | str = TieRule.exact,
+) -> tuple[dict[str, list[Decision]], list[TargetResult]]:
+    """A decision per item and target (person or group) from the judgements; failed items are
+    recorded as such."""
+    decisions: dict[str, list[Decision]] = {t.name: [] for t in plan.targets}
+    for target in plan.targets:
+        key = plan.key_of(target)
+        for index, probe in enumerate(plan.probes):
+            assert probe.labels is not None
+            judgement = judgements.get((index, key))
+            if judgement is None:
+                error = failures.get((index, key), "not judged")
+                decisions[target.name].append(
+                    grade_item(index, probe.labels, target, None, metric, ties=ties, failed=error)
+                )
+                continue
+            choice = method.choose(judgement, target, metric, ties)
+            decisions[target.name].append(
+                grade_item(
+                    index,
+                    probe.labels,
+                    target,
+                    choice.index,
+                    metric,
+                    predictions=judgement.predictions,
+                    tied=choice.tied,
+                    reasoning=choice.reasoning,
+                    ties=ties,
+                    shares=choice.shares if judgement.predictions is not None else None,
+                )
+            )
+    results = [summarize(decisions[t.name], t, metric) for t in plan.targets]
+    return decisions, results
+
+
+def rescore(
+    run_dir: str | Path, metric: Metric | str | None = None, ties: TieRule | str | None = None
+) -> list[TargetResult]:
+    """Recompute a run's figures from its saved decisions and labels (no model, no benchmark),
+    for its people and its groups alike."""
+    run = RunDir(run_dir)
+    saved: RunResults = run.results()
+    metric = metric or saved.metric
+    ties = ties or saved.ties
+    targets = {name: target_from_data(value, name) for name, value in saved.target_values.items()}
+    grouped: dict[str, list[Decision]] = {name: [] for name in targets}
+    for decision in run.decisions():
+        target = targets.get(decision.target)
+        if target is None:
+            continue
+        # correctness is recomputed from the stored labels, never taken from the file
+        grouped[decision.target].append(
+            grade_item(
+                decision.item,
+                decision.labels,
+                target,
+                decision.chosen,
+                metric,
+                predictions=decision.predictions,
+                tied=decision.tied,
+                ties=ties,
+                failed=decision.failed,
+                shares=decision.shares,
+            )
+        )
+    return [summarize(grouped[name], t, metric) for name, t in targets.items()]
