@@ -243,8 +243,6 @@ def group_picker(group: GroupTarget, attributes: Sequence[str], metric: Metric |
     return pick
 
 
-
-
 def _pct(share: float) -> str:
     return f"{share:.0%}"
 
