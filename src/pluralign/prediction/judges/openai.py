@@ -164,10 +164,12 @@ class OpenAIBackend:
         mode = "json_schema" if self.response_format in ("auto", "json_schema") else "json_object"
 
         def older_form(response: httpx.Response) -> dict[str, Any] | None:
-            """A server that knows only ``json_object`` refuses ``json_schema``: ask it that way."""
+            """A server that knows only ``json_object`` refuses ``json_schema``: ask it that way
+            (and every later request too; requests already in flight when another learnt it
+            switch on their own refusal)."""
             if (
                 response.status_code in (400, 422, 500)
-                and self.response_format == "auto"
+                and self.response_format in ("auto", "json_object")
                 and mode == "json_schema"
                 and "json_schema" in response.text
             ):
