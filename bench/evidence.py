@@ -16,10 +16,11 @@ resumable: stop it any time and run the same command again.
     python bench/evidence.py --report-only                   # tabulate what the run folders hold now
     python bench/evidence.py --methods random,embedding      # a part (the report keeps every method's row)
 
-The run folders live in bench/runs/evidence/ and are committed as they grow (their
-judgements, decisions and results; not the call logs or the cache), so the study resumes on
-any machine. They hold the default offline judge's study; the same study with a larger judge
-behind any OpenAI-compatible server (vLLM, SGLang, llama.cpp's server) names its own folders:
+The run folders live in bench/runs/evidence/ and are committed as they grow (their judgements
+and decisions packed as .jsonl.gz by bench/pack_runs.py, and their results; not the call logs,
+the cache or the derived input_output/ folders), so the study resumes on any machine. They hold
+the default offline judge's study; the same study with a larger judge behind any
+OpenAI-compatible server (vLLM, SGLang, llama.cpp's server) names its own folders:
 
     python bench/evidence.py --backend openai --base-url http://HOST:8000/v1 --model Qwen/Qwen2.5-72B-Instruct \
         --runs bench/runs/evidence-72b --out bench/results/evidence-72b

@@ -21,7 +21,8 @@ from support import ROOT
 
 SRC = ROOT / "src" / "pluralign"
 README = (ROOT / "README.md").read_text()
-MAX_FUNCTION_LINES = 80
+MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 400
 
 
 def _modules() -> Iterator[tuple[str, Path, ast.Module]]:
@@ -391,3 +392,8 @@ def test_one_client_per_protocol_and_one_model_loader():
                 if loads and name != "pluralign.prediction.judges.llamacpp":
                     offenders.append(f"{name} loads a model")
     assert offenders == []
+
+
+def test_modules_are_small():
+    big = [f"{name}: {len(path.read_text().splitlines())} lines" for name, path, _ in _modules()]
+    assert [b for b in big if int(b.rsplit(": ", 1)[1].split()[0]) > MAX_MODULE_LINES] == []

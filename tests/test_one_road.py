@@ -4,6 +4,7 @@ the committed evidence-study runs (bench/runs/evidence)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
@@ -25,7 +26,7 @@ def test_the_general_road_reproduces_a_committed_run_byte_for_byte(method: str):
     saved = json.loads((run / "results.json").read_text())
     targets = {name: target_from_data(value, name) for name, value in saved["target_values"].items()}
     assert all(isinstance(t, AlignmentTarget) for t in targets.values())
-    lines = (run / "decisions.jsonl").read_text().splitlines()
+    lines = gzip.decompress((run / "decisions.jsonl.gz").read_bytes()).decode().splitlines()  # committed packed
     for line in lines:
         d = Decision.model_validate_json(line)
         again = grade_item(

@@ -285,3 +285,36 @@ def test_a_run_is_bound_to_what_its_benchmark_holds_not_where_it_lies(helpsteer2
     evaluate(bench, method, [high], run, limit=3)
     assert json.loads((run / "run.json").read_text())["identity"] == identity
     assert (run / "decisions.jsonl").read_bytes() == decisions
+
+
+def test_a_packed_run_reads_resumes_and_rewrites_as_a_plain_one(helpsteer2_dir, tmp_path):
+    """Committed studies keep their logs as .jsonl.gz (bench/pack_runs.py): every reader reads
+    them, a resume judges nothing already packed and appends to a new plain file, and a rewrite
+    of the decisions leaves no stale packed copy."""
+    import gzip
+    import subprocess
+    import sys
+
+    from pluralign.evaluation.runs import RunDir
+    from support import ROOT, run_cli
+
+    out = tmp_path / "run"
+    args = ("eval", "--benchmark", str(helpsteer2_dir), "--method", "random", "--target", "high", "--out", str(out))
+    assert run_cli(*args, "--limit", "3").returncode == 0
+    before = RunDir(out).decisions()
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "pack_runs.py"), str(out)], capture_output=True, text=True
+    )
+    assert res.returncode == 0 and "judgements.jsonl.gz" in res.stdout, res.stderr
+    assert not (out / "judgements.jsonl").exists() and (out / "decisions.jsonl.gz").exists()
+    assert RunDir(out).decisions() == before and RunDir(out).finished_items() == 3
+    shown = run_cli("metrics", str(out), "--json")
+    assert (
+        shown.returncode == 0
+        and json.loads(shown.stdout)[0]["n_scored"] + json.loads(shown.stdout)[0]["n_skipped"] == 3
+    )
+    resumed = run_cli(*args, "--limit", "5")
+    assert resumed.returncode == 0 and "judged 2 items now, 3 resumed" in resumed.stdout, resumed.stdout
+    packed = gzip.decompress((out / "judgements.jsonl.gz").read_bytes()).decode().splitlines()
+    assert len(packed) == 3 and len((out / "judgements.jsonl").read_text().splitlines()) == 2
+    assert not (out / "decisions.jsonl.gz").exists() and len(RunDir(out).decisions()) == 5

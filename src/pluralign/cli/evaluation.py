@@ -101,22 +101,20 @@ def eval_cmd(
     targets = resolve_target_specs(target or ["high", "low"], bench.attributes, registry)
     settings = make_settings(options or {}, benchmark_dir=bench.path)
     meth = build_method(method, settings)
-    run = dict(
-        limit=limit,
-        seed=seed,
-        metric=metric_,
-        registry=registry,
-        overwrite=overwrite,
-        workers=workers,
-        on_invalid=OnInvalid(on_invalid),
-        ties=ties_,
-    )
+    run: dict[str, Any] = dict(limit=limit, seed=seed, metric=metric_, registry=registry, overwrite=overwrite)
+    run |= dict(workers=workers, on_invalid=OnInvalid(on_invalid), ties=ties_)
     summary = _evaluate_with_progress(bench, meth, targets, out, run)
     if summary.n_pending:
         message = getattr(getattr(meth, "backend", None), "pending_message", None)
         say(message() if callable(message) else f"{summary.n_pending} items wait for batch answers")
         raise typer.Exit(EXIT_PENDING)
-    title = f"{method} on {bench.name} ({summary.n_items} items)"
+    _show(summary, f"{method} on {bench.name} ({summary.n_items} items)")
+
+
+def _show(summary: Any, title: str) -> None:
+    """A run's tables (people's targets, then groups) and what it cost."""
+    from pluralign.evaluation.runs import RunDir
+
     people = [r for r in summary.results if not r.is_group]
     if people:
         console.print(results_table(people, title))

@@ -104,13 +104,18 @@ def judge_items(
                 out.fresh.add(fresh.stats)
                 out.judged_now += 1
 
-    total = len(plan.probes)
+    _each_item(work, len(plan.probes), workers, on_progress)
+    return out
+
+
+def _each_item(work: Callable[[int], None], total: int, workers: int, on_progress: ProgressHook | None) -> None:
+    """``work`` on every item index, in order or on ``workers`` threads, reporting progress."""
     if workers <= 1:
         for finished, index in enumerate(range(total), start=1):
             work(index)
             if on_progress is not None:
                 on_progress(finished, total)
-        return out
+        return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # each task runs in a copy of this context, so the call log and deadlines reach it
         futures = [pool.submit(contextvars.copy_context().run, work, i) for i in range(total)]
@@ -123,7 +128,6 @@ def judge_items(
             for f in futures:
                 f.cancel()
             raise
-    return out
 
 
 @dataclass
@@ -153,6 +157,21 @@ def _costs(plan: EvalPlan, outcome: JudgingOutcome) -> tuple[CallStats, int]:
         per_attribute = totals.requests / len(plan.attributes)
         saved = round(per_attribute * sum(len(t.attributes) for t in plan.targets)) - totals.requests
     return totals, saved
+
+
+def _cost_fields(totals: CallStats, fresh: CallStats, saved: int, seconds: float) -> dict[str, Any]:
+    """What a run cost, as results.json records it."""
+    return {
+        "llm_requests": totals.requests,
+        "llm_calls": totals.calls,  # every invocation of this run, resumed items included
+        "llm_calls_now": fresh.calls,
+        "llm_calls_cached": totals.cached,
+        "llm_calls_saved_by_sharing": saved,
+        "prompt_tokens": totals.prompt_tokens,
+        "completion_tokens": totals.completion_tokens,
+        "llm_seconds": round(totals.llm_seconds, 3),  # resumed items included, unlike wall_seconds
+        "wall_seconds": round(seconds, 3),
+    }
 
 
 def run_identities(method: Method, benchmark: Benchmark, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -210,24 +229,9 @@ def evaluate(
         decisions, results = select_and_score(plan, method, outcome.judgements, outcome.failures, metric, ties)
         totals, saved = _costs(plan, outcome)
         seconds = time.perf_counter() - started
-        extra = {
-            "method": method.config(),
-            "benchmark": str(benchmark.path),
-            "n_items": len(plan.probes),
-            "n_failed": summary.n_failed,
-            "seed": seed,
-            "metric": str(metric),
-            "ties": str(ties),
-            "llm_requests": totals.requests,
-            "llm_calls": totals.calls,  # every invocation of this run, resumed items included
-            "llm_calls_now": outcome.fresh.calls,
-            "llm_calls_cached": totals.cached,
-            "llm_calls_saved_by_sharing": saved,
-            "prompt_tokens": totals.prompt_tokens,
-            "completion_tokens": totals.completion_tokens,
-            "llm_seconds": round(totals.llm_seconds, 3),  # resumed items included, unlike wall_seconds
-            "wall_seconds": round(seconds, 3),
-        }
+        asked = {"n_failed": summary.n_failed, "seed": seed, "metric": str(metric), "ties": str(ties)}
+        extra = {"method": method.config(), "benchmark": str(benchmark.path), "n_items": len(plan.probes), **asked}
+        extra |= _cost_fields(totals, outcome.fresh, saved, seconds)
         run.write_outputs(plan.probes, plan.targets, decisions, results, extra)
     summary.results = results
     summary.calls_saved_by_sharing = saved

@@ -4,7 +4,8 @@ report, the service, benchmarks).
 ::
 
     run.json            what was asked (method config, benchmark, seed): a resume must match
-    judgements.jsonl    one line per judged item (or failed item), appended and fsynced
+    judgements.jsonl    one line per judged item (or failed item), appended and fsynced; a study
+                        committed packed keeps judgements.jsonl.gz (read first) beside it
     calls.jsonl         every raw model answer, when calls are logged
     decisions.jsonl     derived: one line per item and target (a person or a group)
     group_decisions.jsonl  0.2's group decisions (read, no longer written: decisions.jsonl holds both)
@@ -21,6 +22,7 @@ file names, and the files of ``input_output/`` that hold the reference format.
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,10 +37,11 @@ from pluralign.evaluation.metrics import Decision, TargetResult, results_payload
 from pluralign.evaluation.reference import input_output_records, is_input_output
 from pluralign.prediction.methods.base import Judgement
 from pluralign.support.errors import InputError, RunLockedError, one_line, validation_message
-from pluralign.support.files import append_jsonl, exclusive, read_jsonl, repair_torn_tail
+from pluralign.support.files import append_jsonl, exclusive, gunzip_jsonl, read_jsonl, repair_torn_tail
 from pluralign.support.folders import (
     exists_under,
     list_under,
+    read_bytes_under,
     read_json_under,
     remove_under,
     write_bytes_under,
@@ -55,6 +58,7 @@ RESULTS = "results.json"
 CALLS = "calls.jsonl"
 INPUT_OUTPUT = "input_output"
 LOCK = ".lock"
+PACKED = ".gz"
 
 
 class JudgementRecord(BaseModel):
@@ -135,10 +139,40 @@ class RunDir:
         return read_json_under(self.root, self._rel(name), what, self.limit)
 
     def _read_jsonl(self, name: str, what: str) -> list[Any]:
-        return read_jsonl(self._rel(name), what, root=self.root, limit=self.limit)
+        """A log's records: its packed part (``name.gz``, see :meth:`pack`) first, then what was
+        appended since."""
+        packed = []
+        if exists_under(self.root, self._rel(name + PACKED)):
+            data = read_bytes_under(self.root, self._rel(name + PACKED), what, self.limit)
+            packed = gunzip_jsonl(data, self.path / (name + PACKED), what, self.limit)
+        plain = read_jsonl(self._rel(name), what, root=self.root, limit=self.limit) if self._plain(name) else []
+        return packed + plain
+
+    def _plain(self, name: str) -> bool:
+        return exists_under(self.root, self._rel(name))
 
     def _has(self, name: str) -> bool:
-        return exists_under(self.root, self._rel(name))
+        return self._plain(name) or exists_under(self.root, self._rel(name + PACKED))
+
+    def pack(self) -> list[str]:
+        """Compress the run's logs (judgements, decisions) into ``.jsonl.gz`` beside them, for
+        committing a study: readers read both, a resume appends to a new plain file, and a
+        rewrite of the decisions drops the packed copy. Returns the files packed."""
+        packed = []
+        for name in (JUDGEMENTS, DECISIONS):
+            if not self._plain(name):
+                continue
+            old = (
+                read_bytes_under(self.root, self._rel(name + PACKED))
+                if exists_under(self.root, self._rel(name + PACKED))
+                else b""
+            )
+            plain = read_bytes_under(self.root, self._rel(name))
+            whole = gzip.decompress(old) + plain if old else plain
+            write_bytes_under(self.root, self._rel(name + PACKED), gzip.compress(whole, mtime=0))
+            remove_under(self.root, self._rel(name))
+            packed.append(name + PACKED)
+        return packed
 
     # -- writing -------------------------------------------------------------------------------
     @contextmanager
@@ -186,6 +220,7 @@ class RunDir:
         if overwrite:  # everything a run writes, so no stale record outlives it; nothing else
             for name in (JUDGEMENTS, DECISIONS, GROUP_DECISIONS, RESULTS, CALLS):
                 remove_under(self.root, self._rel(name))
+                remove_under(self.root, self._rel(name + PACKED))
             self._remove_input_output()
         write_json_under(self.root, self._rel(RUN_FILE), {"identity": identity})
         repair_torn_tail(self.path / JUDGEMENTS)
@@ -226,6 +261,7 @@ class RunDir:
         format (input_output/) for each person, as the paper's scorer reads it."""
         lines = [d.line() for t in targets for d in decisions[t.name]]
         write_bytes_under(self.root, self._rel(DECISIONS), "".join(line + "\n" for line in lines).encode())
+        remove_under(self.root, self._rel(DECISIONS + PACKED))  # the decisions are all in the new file
         remove_under(self.root, self._rel(GROUP_DECISIONS))  # 0.2's separate file: now in decisions.jsonl
         payload = results_payload(results, extra)
         payload["target_values"] = {t.name: t.to_file_dict() for t in targets}

@@ -245,6 +245,32 @@ def _why_unreadable(exc: Exception) -> str:
     return f"cannot be read ({one_line(exc)[:100]})"
 
 
+def gunzip_jsonl(data: bytes, path: Path, what: str, limit: int | None = None) -> list[Any]:
+    """The records of a gzipped JSON Lines file's bytes (a packed run log), bad lines skipped with
+    a warning as :func:`read_jsonl` does; at most ``limit`` bytes are unpacked."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unpacked:
+            raw = unpacked.read(limit + 1 if limit is not None else -1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{what} {path} is not a gzip file ({exc})") from None
+    if limit is not None and len(raw) > limit:
+        raise TooLargeError(f"{what} {path} unpacks to more than the limit of {limit} bytes")
+    records, bad = [], 0
+    for line in raw.splitlines():
+        if not line.strip():
+            continue
+        try:
+            records.append(strict.loads(line))
+        except (ValueError, RecursionError):
+            bad += 1
+    if bad:
+        log.warning("%s %s: skipped %d unreadable line(s); the file was left unchanged", what, path, bad)
+    return records
+
+
 def read_jsonl(
     path: str | Path,
     what: str = "",
