@@ -67,12 +67,12 @@ def attribute_shares(
     if metric == Metric.auto:
         metric = Metric.weighted if target.weights else Metric.euclidean
     contributions = {}
-    for a, goal in target.values.items():
+    for a, wanted in target.values.items():
         w = target.weight(a) if metric == Metric.weighted else 1.0
         if metric == Metric.l1:
-            contributions[a] = w * (abs(other[a] - goal) - abs(chosen[a] - goal))
+            contributions[a] = w * (abs(other[a] - wanted) - abs(chosen[a] - wanted))
         else:
-            contributions[a] = w * ((other[a] - goal) ** 2 - (chosen[a] - goal) ** 2)
+            contributions[a] = w * ((other[a] - wanted) ** 2 - (chosen[a] - wanted) ** 2)
     total = sum(contributions.values())
     shares = [
         AttributeShare(
@@ -220,17 +220,17 @@ def group_picker(group: GroupTarget, attributes: Sequence[str], metric: Metric |
     the confidence's hundreds of re-judgements (near-equal distances count as ties)."""
     metric = parse_metric(metric)
     index = {a: k for k, a in enumerate(attributes)}
-    goals = np.zeros((len(group.members), len(attributes)))
-    scale = np.zeros_like(goals)
+    wanted = np.zeros((len(group.members), len(attributes)))
+    scale = np.zeros_like(wanted)
     for m, member in enumerate(group.members):
         weighted = metric == Metric.weighted or (metric == Metric.auto and member.target.weights)
         for a, v in member.target.values.items():
-            goals[m, index[a]] = v
+            wanted[m, index[a]] = v
             scale[m, index[a]] = member.target.weight(a) if weighted else 1.0
     weights = np.array(group.scaled_weights)
 
     def pick(values: np.ndarray) -> int:
-        diff = goals[:, None, :] - values[None, :, :]  # members x responses x attributes
+        diff = wanted[:, None, :] - values[None, :, :]  # members x responses x attributes
         if metric == Metric.l1:
             d = (scale[:, None, :] * np.abs(diff)).sum(axis=2)
         else:

@@ -96,8 +96,8 @@ def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | 
         )
     import numpy as np  # loaded on the first distance, not by every CLI start
 
-    goal = np.array(list(target.values.values()), dtype=np.float64)
-    diff = goal - np.array(values, dtype=np.float64)
+    wanted = np.array(list(target.values.values()), dtype=np.float64)
+    diff = wanted - np.array(values, dtype=np.float64)
     if metric == Metric.auto:
         metric = Metric.weighted if target.weights else Metric.euclidean
     if metric == Metric.euclidean:

@@ -39,11 +39,12 @@ def read_target(spec: str, registry: Any) -> Any:
 
 @with_settings_options()
 def choose_cmd(
-    target: Annotated[
+    spec: Annotated[
         str,
         typer.Option(
+            "--target",
             help="Target JSON file, or inline JSON like '{\"care\": 1}'; or a group: a .jsonl file of weighted "
-            'profiles, a JSON list of them, or {"samples": [...]}.'
+            'profiles, a JSON list of them, or {"samples": [...]}.',
         ),
     ],
     question: Annotated[str | None, typer.Option(help="The question.")] = None,
@@ -66,18 +67,18 @@ def choose_cmd(
 
     registry = registry_from(attributes_file)
     probe = _read_probe(question, response, input_file)
-    goal = read_target(target, registry)
+    target = read_target(spec, registry)
     method_spec(method)
     settings = make_settings(options or {})
     chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties))
     try:
-        result = chooser.choose(probe.prompt, probe.responses, goal, seed=seed)
+        result = chooser.choose(probe.prompt, probe.responses, target, seed=seed)
     finally:
         chooser.close()
     if as_json:
         print(json.dumps(result.model_dump(include=JSON_FIELDS), indent=2))
     else:
-        _print_result(result, goal, method)
+        _print_result(result, target, method)
 
 
 JSON_FIELDS = {
@@ -117,7 +118,7 @@ def _read_probe(question: str | None, response: list[str] | None, input_file: Pa
     return make_probe(q, r if r is not None else [], where)
 
 
-def _print_result(result: Any, goal: Any, method: str) -> None:
+def _print_result(result: Any, target: Any, method: str) -> None:
     whom = f" for the group {result.group} ({result.members} profiles)" if result.shares is not None else ""
     console.print(Text.assemble(("Chosen: ", "bold"), f"response {result.selected_index}{whom} ({method})"))
     say(result.selected_response)
@@ -135,10 +136,10 @@ def _print_result(result: Any, goal: Any, method: str) -> None:
     if result.tied:
         say(f"tie between responses {result.tied}; the lowest index was taken", style="yellow")
     if result.predictions is not None:
-        console.print(_predictions_table(result, goal))
+        console.print(_predictions_table(result, target))
 
 
-def _predictions_table(result: Any, goal: Any) -> Table:
+def _predictions_table(result: Any, target: Any) -> Table:
     grouped = result.shares is not None
     table = Table(title="predicted attribute values")
     table.add_column("")

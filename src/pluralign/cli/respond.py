@@ -46,8 +46,8 @@ def respond_cmd(
     method_spec(method)
     given = dict(options or {})
     generator = take(GeneratorOptions, given)
-    goal = read_target(target, registry_from(attributes_file))
-    out = respond(question, goal, method=method, seed=seed, generator=generator, **given)
+    wanted = read_target(target, registry_from(attributes_file))
+    out = respond(question, wanted, method=method, seed=seed, generator=generator, **given)
     if as_json:
         body = {
             "response": out.response,

@@ -285,8 +285,8 @@ def fit_profile(
         values[best.attribute] = best.value if best.value is not None else 0.5
         weights[best.attribute] = max(best.weight, MIN_WEIGHT)
     fitted = ProfileFit(target=values, weights=weights, attributes=fits, n_choices=len(choices), n_explained=0)
-    goal = fitted.as_target()
-    explained = sum(select(r.predictions or [], goal).index == r.chosen for r in choices if r.chosen is not None)
+    target = fitted.as_target()
+    explained = sum(select(r.predictions or [], target).index == r.chosen for r in choices if r.chosen is not None)
     return fitted.model_copy(update={"n_explained": int(explained)})
 
 
