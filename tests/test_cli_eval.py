@@ -147,7 +147,7 @@ def test_usage_errors_are_one_line(cli):
 
 def test_errors_raised_inside_commands_exit_nonzero(helpsteer2_dir: Path, tmp_path: Path, cli):
     """Typer returns, not raises, an Exit's code without standalone mode: it must still reach the shell."""
-    res = cli("targets", "sample", "--attributes", "2", "--count", "3", "--levels", "1", "--out", str(tmp_path))
+    res = cli("targets", "draw", "--n-attributes", "2", "--count", "3", "--levels", "1", "--out", str(tmp_path))
     assert res.returncode == 2 and "--levels must be at least 2" in res.stderr
     res = cli(
         "eval",

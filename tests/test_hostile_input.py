@@ -150,15 +150,23 @@ def test_the_timeout_bounds_an_answer_that_drips(scripted):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--attributes", "1", "--levels", "100"), "combinations"),
-        (("--attributes", "1", "--levels", "1099511627776"), "--levels must be between 2 and 101"),
-        (("--attributes", "1", "--levels", "1"), "--levels"),
-        (("--attributes", "1", "--count", "0"), "--count"),
-        (("--attributes", "9"), "--attributes must be between 1 and 5"),
+        (("--n-attributes", "1", "--levels", "100"), "combinations"),
+        (("--n-attributes", "1", "--levels", "1099511627776"), "--levels must be between 2 and 101"),
+        (("--n-attributes", "1", "--levels", "1"), "--levels"),
+        (("--n-attributes", "1", "--count", "0"), "--count"),
+        (("--n-attributes", "9"), "--n-attributes must be between 1 and 5"),
+        ((), "--n-attributes is required"),
     ],
 )
-def test_targets_sample_bounds_its_work_first(cli, args, message):
-    one_line_error(cli("targets", "sample", *args), message)
+def test_targets_draw_bounds_its_work_first(cli, args, message):
+    one_line_error(cli("targets", "draw", *args), message)
+
+
+def test_the_old_targets_sample_and_its_count_flag_still_work_with_a_warning(cli):
+    new = cli("targets", "draw", "--n-attributes", "2", "--count", "3")
+    old = cli("targets", "sample", "--attributes", "2", "--count", "3")
+    assert new.returncode == old.returncode == 0 and new.stdout == old.stdout and len(new.stdout.splitlines()) == 3
+    assert "targets draw" in old.stderr and "warning" not in new.stderr
 
 
 @pytest.mark.parametrize(
@@ -277,7 +285,7 @@ def test_paths_under_a_file_or_of_the_wrong_kind_are_one_line(helpsteer2_dir: Pa
     a_file.write_text("x")
     under = a_file / "sub"
     one_line_error(_oracle(cli, helpsteer2_dir, under, "high"))
-    one_line_error(cli("targets", "sample", "--attributes", "1", "--out", str(under)), str(a_file))
+    one_line_error(cli("targets", "draw", "--n-attributes", "1", "--out", str(under)), str(a_file))
     one_line_error(openai_choose("http://127.0.0.1:9/v1", "--cache", str(under / "c.sqlite"), cache=True), str(a_file))
     one_line_error(cli("report", str(helpsteer2_dir), "--out", str(under)))
     one_line_error(cli("data", "mic", str(a_file), "--out", str(under)))

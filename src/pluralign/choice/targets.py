@@ -210,7 +210,7 @@ def sample_targets(
     in ``itertools.product`` order, so the published target files are reproduced exactly.
     """
     if not 1 <= n_attributes <= len(attributes):
-        raise InputError(f"--attributes must be between 1 and {len(attributes)}")
+        raise InputError(f"--n-attributes must be between 1 and {len(attributes)}")
     if not 2 <= levels <= MAX_LEVELS:
         raise InputError(f"--levels must be between 2 and {MAX_LEVELS} (values are rounded to 2 decimals)")
     if count < 1:

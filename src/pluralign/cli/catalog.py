@@ -31,21 +31,27 @@ def register(app: typer.Typer) -> None:
     app.command("doctor")(doctor_cmd)
 
 
-@targets_app.command("sample")
-def targets_sample(
-    attributes: Annotated[int, typer.Option("--attributes", help="Attributes per target (K).")],
+@targets_app.command("draw")
+def targets_draw(
+    n_attributes: Annotated[int | None, typer.Option("--n-attributes", help="Attributes per target (K).")] = None,
     count: Annotated[int, typer.Option(help="How many targets (N).")] = 10,
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="random.seed, as the paper (42).")] = 42,
     levels: Annotated[int | None, typer.Option(help="Label levels (5 HelpSteer2, 7 MIC).")] = None,
     preset: Annotated[str, typer.Option(help="helpsteer2 or mic: attribute names and levels.")] = "helpsteer2",
     names: Annotated[str | None, typer.Option(help="Comma-separated attribute names (overrides preset).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write {K}attributes_target{NN}.json here.")] = None,
+    old_count: Annotated[int | None, typer.Option("--attributes", hidden=True)] = None,
 ) -> None:
-    """Sample targets as the paper did (0.5 excluded)."""
+    """Draw targets as the paper did (random.sample over the level combinations, 0.5 excluded)."""
     from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC
     from pluralign.choice.targets import sample_targets
     from pluralign.support.files import write_text_atomic
 
+    if old_count is not None:  # 0.2 called the count --attributes, which elsewhere names attributes
+        say("warning: --attributes (a count) is now --n-attributes", style="yellow", err=True)
+        n_attributes = n_attributes if n_attributes is not None else old_count
+    if n_attributes is None:
+        fail("--n-attributes is required: how many attributes each target names")
     presets = {"helpsteer2": (list(HELPSTEER2), 5), "mic": (list(MIC), 7)}
     if preset not in presets:
         fail(f"unknown preset {preset!r} (helpsteer2 or mic)")
@@ -58,14 +64,31 @@ def targets_sample(
         fail("--levels must be at least 2")
     if count < 1:
         fail("--count must be at least 1")
-    sampled = sample_targets(attr_names, n_levels, attributes, count, seed)
-    for i, values in enumerate(sampled):
+    drawn = sample_targets(attr_names, n_levels, n_attributes, count, seed)
+    for i, values in enumerate(drawn):
         if out:
-            write_text_atomic(out / f"{attributes}attributes_target{i:02d}.json", json.dumps(values))
+            write_text_atomic(out / f"{n_attributes}attributes_target{i:02d}.json", json.dumps(values))
         else:
             print(json.dumps(values))
     if out:
-        say(f"wrote {len(sampled)} targets to {out}")
+        say(f"wrote {len(drawn)} targets to {out}")
+
+
+@targets_app.command("sample", hidden=True, help="The old name of `pluralign targets draw`.")
+def targets_sample(
+    old_count: Annotated[int | None, typer.Option("--attributes")] = None,
+    n_attributes: Annotated[int | None, typer.Option("--n-attributes")] = None,
+    count: Annotated[int, typer.Option()] = 10,
+    seed: Annotated[int, typer.Option(min=0, max=MAX_SEED)] = 42,
+    levels: Annotated[int | None, typer.Option()] = None,
+    preset: Annotated[str, typer.Option()] = "helpsteer2",
+    names: Annotated[str | None, typer.Option()] = None,
+    out: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    say("warning: `pluralign targets sample` is now `pluralign targets draw`", style="yellow", err=True)
+    if old_count is not None:
+        n_attributes = n_attributes if n_attributes is not None else old_count
+    targets_draw(n_attributes, count, seed, levels, preset, names, out)
 
 
 @attributes_app.command("list")
