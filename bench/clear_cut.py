@@ -7,6 +7,7 @@ known failure of the small judge.
     python bench/clear_cut.py                       # the default configuration of `pluralign choose`
     python bench/clear_cut.py --samples 3 --seeds 3 --out bench/results/clear_cut_before.json
     python bench/clear_cut.py --icl-rule fixed --seeds 1 --demo-seeds 1 --cache /tmp/c.sqlite
+    python bench/clear_cut.py --estimator logprobs --samples 1 --no-reasoning   # how the proxy judges
 
 Prints the share of right choices per seed and overall, and how often the demo is right.
 Answers go through a judgement cache of their own (bench/runs/clear_cut.sqlite), so an
@@ -65,6 +66,9 @@ def main() -> None:
         help="levels (similarity, the paper's) or fixed (the same examples for every question)",
     )
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--no-reasoning", dest="reasoning", action="store_false", help="scores only (what the steering proxy asks)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--demo-seeds", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None)
@@ -80,6 +84,7 @@ def main() -> None:
             prompts=args.prompts,
             threads=args.threads,
             icl_rule=args.icl_rule,
+            reasoning=None if args.reasoning else False,
         ).items()
         if v is not None
     }

@@ -262,3 +262,26 @@ def test_passes_that_do_not_fit_the_context_together_are_decoded_in_turn(smollm2
     finally:
         backend.close()
     assert all(r.attempts == 1 and set(r.data) == {"A", "B", "C"} for r in results)
+
+
+def test_the_quicker_steering_judge_makes_one_pass_per_attribute_with_scores_only(llamacpp_backend):
+    """What the steering proxy judges with (``--steer-passes 1``, no ``--steer-reasoning``): one
+    greedy pass per attribute whose answer holds scores only, from their log-probabilities."""
+    from pluralign.choice.attributes import DEFAULT_REGISTRY
+    from pluralign.choice.probes import make_probe
+    from pluralign.prediction.methods.spm import ComparativeRegression, ZeroShotOptions
+
+    method = ComparativeRegression(llamacpp_backend, ZeroShotOptions(), backend_estimator="logprobs")
+    overrides = method.quicker(1, reasoning=False)
+    assert overrides == {"samples": 1, "estimator": "logprobs", "reasoning": False}
+    assert method.quicker(None, reasoning=True) == {}
+    quick = method.with_options(method.options.override(**overrides))
+    probe = make_probe("Should I help my neighbour?", ["Yes, gladly.", "No.", "Only if she pays."])
+    attributes = DEFAULT_REGISTRY.require(["care", "authority"])
+    judged = quick.judge(probe, attributes, seed=0)
+    full = method.judge(probe, attributes, seed=0)
+    assert judged.stats.requests == 2 and full.stats.requests == 2 * 3  # one pass an attribute, not one per order
+    assert all(r == {"care": "", "authority": ""} for r in judged.reasonings or [])
+    assert all(0 <= p[a] <= 1 for p in judged.predictions or [] for a in ("care", "authority"))
+    assert set((judged.level_probs or {}).keys()) == {"care", "authority"}
+    assert quick.config()["reasoning"] is False and "reasoning" not in method.config()

@@ -211,6 +211,22 @@ def test_expected_scores_from_token_logprobs():
     assert expected_scores(["{}"], [{}], 1, [0, 100]) is None
 
 
+def test_expected_scores_from_a_scores_only_answer():
+    """--no-reasoning answers {"A": 75, "B": 25}: every value is a score, and a quoted key inside
+    no string is taken for one; the reasoning pattern finds none there (None, not a wrong score)."""
+    import math
+
+    tokens = ['{"A": ', "7", "5", ', "B": ', "2", "5", "}"]
+    lp = [{} for _ in tokens]
+    lp[1] = {"7": math.log(0.6), "5": math.log(0.4)}
+    lp[4] = {"2": 0.0}
+    dists = level_distributions(tokens, lp, 2, [0, 25, 50, 75, 100], scores_only=True)
+    assert dists is not None
+    assert [sum(v * p for v, p in d.items()) for d in dists] == pytest.approx([0.6 * 75 + 0.4 * 50, 25])
+    assert level_distributions(tokens, lp, 2, [0, 25, 50, 75, 100]) is None
+    assert level_distributions(['{"A": ', "7", "5", "}"], [{}, {"7": 0.0}, {}, {}], 2, [75], scores_only=True) is None
+
+
 @pytest.mark.slow
 def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     bench = load_benchmark(helpsteer2_dir)

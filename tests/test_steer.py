@@ -102,19 +102,20 @@ def test_streaming_sends_the_chosen_response_and_the_steering_last(steer):
         ({"messages": [{"role": "robot", "content": "hi"}], "pluralign": {"target": TARGET}}, "role"),
     ],
 )
-def test_bad_completion_requests_get_an_openai_shaped_422(steer, body, needle):
+def test_bad_completion_requests_get_an_openai_shaped_400(steer, body, needle):
     url, _ = steer
     res = httpx.post(f"{url}/v1/chat/completions", json={"model": "x", **body}, timeout=60)
-    assert res.status_code == 422, res.text
+    assert res.status_code == 400, res.text
     error = res.json()["error"]
     assert needle in error["message"] and error["type"] == "invalid_request_error" and "\n" not in error["message"]
+    assert isinstance(error["code"], str) and error["param"], error
 
 
 def test_the_openai_client_raises_its_own_error_with_the_message(steer):
     import openai
 
     url, _ = steer
-    with pytest.raises(openai.UnprocessableEntityError, match="no target"):
+    with pytest.raises(openai.BadRequestError, match="no target"):
         _client(url, max_retries=0).chat.completions.create(model="x", messages=ASK)
 
 
@@ -132,10 +133,10 @@ def test_rerank_in_the_vllm_and_jina_shape(steer):
     assert results[0]["relevance_score"] >= results[1]["relevance_score"]
     assert all(0 <= r["relevance_score"] <= 1 and documents[r["index"]] == r["document"]["text"] for r in results)
     bad = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": ["only one"], "target": TARGET}, timeout=30)
-    assert bad.status_code == 422 and "documents" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "documents"
     for user in ("a\x00b", "tab\there", "\u200bhidden"):  # the user is a stored label: one rule with /v1/feedback
         bad = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": documents, "user": user}, timeout=30)
-        assert bad.status_code == 422 and "control characters" in bad.json()["error"]["message"], bad.text
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "user", bad.text
 
 
 PAIR = {
@@ -215,8 +216,8 @@ def test_bad_feedback_gets_a_clear_422(steer, body, needle):
 @pytest.mark.parametrize(
     ("step", "needle"),
     [
-        (("ok", ""), "usable candidates"),  # empty choices
-        (("payload", {"choices": []}), "usable candidates"),
+        (("ok", ""), "usable candidate"),  # empty choices
+        (("payload", {"choices": []}), "usable candidate"),
         (("raw", 200, {"content-type": "application/json"}, b"not json"), "not a chat completion"),
         (("payload", {"choices": None}), "not a chat completion"),
         (("payload", {"choices": [{"message": {"content": ["not", "text"]}}]}), "generator"),

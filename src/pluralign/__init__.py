@@ -13,7 +13,7 @@ from pluralign.support import moved
 moved.install()  # 0.2's module paths (pluralign.targets, pluralign.judges, ...) still import, with a warning
 
 if TYPE_CHECKING:
-    from pluralign.api import Chooser, ChooseResult, choose, respond
+    from pluralign.api import Chooser, ChooseResult, achoose, choose, respond
     from pluralign.choice.attributes import BUILTIN_ATTRIBUTES, Attribute, AttributeRegistry
     from pluralign.choice.probes import Probe
     from pluralign.choice.selection import Choice, Metric, select
@@ -24,6 +24,7 @@ _PUBLIC = {
     "Chooser": "pluralign.api",
     "ChooseResult": "pluralign.api",
     "choose": "pluralign.api",
+    "achoose": "pluralign.api",
     "respond": "pluralign.api",
     "BUILTIN_ATTRIBUTES": "pluralign.choice.attributes",
     "Attribute": "pluralign.choice.attributes",
@@ -46,6 +47,7 @@ __all__ = [
     "Metric",
     "PluralignError",
     "Probe",
+    "achoose",
     "choose",
     "respond",
     "select",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,7 @@ from pydantic import BaseModel
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.choice.explanation import Explanation, explain
-from pluralign.choice.probes import make_probe
+from pluralign.choice.probes import Probe, make_probe
 from pluralign.choice.selection import Metric, TieRule
 from pluralign.choice.target_data import is_group_data, load_target_file, target_from_data
 from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, target_values
@@ -87,6 +90,7 @@ class Chooser:
         self.registry = registry
         self.metric = metric
         self.ties = ties
+        self._worker: ThreadPoolExecutor | None = None
 
     def _method(self, overrides: Mapping[str, Any] | None) -> Method:
         """The loaded method, or a copy with other generation settings (never a change to it)."""
@@ -116,9 +120,12 @@ class Chooser:
         target: TargetLike,
         seed: int = 0,
         overrides: Mapping[str, Any] | None = None,
+        judge_at_most: int | None = None,
     ) -> ChooseResult:
         """``target`` is one person's target or a group's: one road for both (a person is a group
-        of one); a group's answer also carries each response's share."""
+        of one); a group's answer also carries each response's share. ``judge_at_most``: more
+        responses than this are judged in consecutive groups of at most that many (a rerank of
+        many documents), which needs a method that predicts attribute values."""
         check_seed(seed)
         probe = make_probe(question, responses)
         wanted = as_target(target, self.registry)
@@ -130,7 +137,7 @@ class Chooser:
                 "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
             )
         person = wanted if isinstance(wanted, AlignmentTarget) and method.target_dependent else None
-        judgement = method.judge(probe, self.registry.require(wanted.attributes), person, seed=seed)
+        judgement = self._judge(method, probe, wanted, person, seed, judge_at_most)
         if is_group and judgement.predictions is None:
             raise InputError(
                 f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
@@ -166,7 +173,50 @@ class Chooser:
             members=len(wanted.members) if isinstance(wanted, GroupTarget) else None,
         )
 
+    def _judge(
+        self,
+        method: Method,
+        probe: Probe,
+        wanted: Target,
+        person: AlignmentTarget | None,
+        seed: int,
+        judge_at_most: int | None,
+    ) -> Judgement:
+        attributes = self.registry.require(wanted.attributes)
+        n = len(probe.responses)
+        if judge_at_most is None or n <= judge_at_most:
+            return method.judge(probe, attributes, person, seed=seed)
+        if method.target_dependent:
+            raise InputError(
+                f"method {method.name} picks one of at most {judge_at_most} responses; more need a method that "
+                "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
+            )
+        groups = [list(probe.responses[i : i + judge_at_most]) for i in range(0, n, judge_at_most)]
+        if len(groups[-1]) == 1:  # a group of one cannot be compared: it joins the one before
+            groups[-2:] = [groups[-2][:-1], [groups[-2][-1], *groups[-1]]]
+        parts = [method.judge(make_probe(probe.prompt, g), attributes, None, seed=seed) for g in groups]
+        if any(p.predictions is None for p in parts):
+            raise InputError(f"method {method.name} predicts no attribute values; it judges at most {judge_at_most}")
+        return Judgement.side_by_side(parts)
+
+    async def achoose(
+        self,
+        question: Any,
+        responses: Any,
+        target: TargetLike,
+        seed: int = 0,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> ChooseResult:
+        """:meth:`choose` for asyncio code: the judging runs on this chooser's own worker thread
+        (one decision at a time, as a loaded model allows), never on the event loop."""
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pluralign-chooser")
+        work = partial(self.choose, question, responses, target, seed, overrides)
+        return await asyncio.get_running_loop().run_in_executor(self._worker, work)
+
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
         self.method.close()
 
 
@@ -184,6 +234,20 @@ def choose(
         return chooser.choose(question, responses, target, seed=seed)
     finally:
         chooser.close()
+
+
+async def achoose(
+    question: str,
+    responses: Sequence[str],
+    target: TargetLike,
+    method: str = DEFAULT_METHOD,
+    seed: int = 0,
+    **settings: Any,
+) -> ChooseResult:
+    """:func:`choose` for asyncio code: loading and judging run on a worker thread, so the event
+    loop keeps serving while the judge works (for many decisions, keep a :class:`Chooser` and
+    await :meth:`Chooser.achoose`)."""
+    return await asyncio.to_thread(choose, question, responses, target, method, seed, **settings)
 
 
 def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes: Sequence[str]) -> list[Any]:

@@ -38,6 +38,7 @@ def serve_cmd(
     /v1/attributes, /healthz and the page at /."""
     import uvicorn
 
+    from pluralign.choice.target_data import read_target
     from pluralign.prediction.generators import GeneratorOptions
     from pluralign.prediction.methods import build_method, method_spec
     from pluralign.server.admission import LOOPBACK_NAMES
@@ -55,14 +56,17 @@ def serve_cmd(
     if limits.allowed_hosts is None and host.lower() in LOOPBACK_NAMES:
         limits = limits.model_copy(update={"allowed_hosts": list(LOOPBACK_NAMES)})
     settings = make_settings(given)
+    registry = registry_from(attributes_file)
     preloaded = build_method(method, settings)  # bad settings fail here, in one line, before the server starts
+    default = read_target(limits.default_target, registry) if limits.default_target else None
     config = ServerConfig(
+        default_target=default,
         method=method,
         preloaded=preloaded,
         settings=settings,
         limits=limits,
         keys=keys,
-        registry=registry_from(attributes_file),
+        registry=registry,
         generator=generator,
     )
     if not keys and limits.allowed_hosts is None:

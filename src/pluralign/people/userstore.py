@@ -23,100 +23,27 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pluralign.people.profile import ChoiceRecord
+from pluralign.people.userstore_schema import (
+    MIGRATIONS,
+    SCHEMA_V2,
+    SCHEMA_VERSION,
+    V1_TABLES,
+    script,
+)
 from pluralign.support.errors import InputError, PluralignError
 from pluralign.support.files import regular_or_absent
 from pluralign.support.home import home
 
-SCHEMA_VERSION = 2
 APPLICATION_ID = 0x706C7575  # "pluu" in the SQLite header: this file is a pluralign user store
 BUSY_SECONDS = 30.0
-DEFAULT_NAMESPACE = "default"
 DEFAULT_COMPLETION_TTL = 7 * 86_400.0
-V1_TABLES = {"meta", "choices", "profiles", "completions", "sqlite_sequence"}
-
-SCHEMA_V2 = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    incarnation INTEGER PRIMARY KEY AUTOINCREMENT,
-    namespace TEXT NOT NULL,
-    name TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 0,
-    UNIQUE (namespace, name)
-);
-CREATE TABLE IF NOT EXISTS user_choices (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    incarnation INTEGER NOT NULL REFERENCES users (incarnation) ON DELETE CASCADE,
-    completion_id TEXT,
-    record TEXT NOT NULL,
-    created REAL NOT NULL,
-    UNIQUE (incarnation, completion_id)
-);
-CREATE INDEX IF NOT EXISTS user_choices_in_order ON user_choices (incarnation, id);
-CREATE TABLE IF NOT EXISTS user_profiles (
-    incarnation INTEGER PRIMARY KEY REFERENCES users (incarnation) ON DELETE CASCADE,
-    profile TEXT NOT NULL,
-    n_choices INTEGER NOT NULL,
-    revision INTEGER NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS user_completions (
-    id TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    user TEXT,
-    record TEXT NOT NULL,
-    created REAL NOT NULL,
-    PRIMARY KEY (namespace, id)
-);
-CREATE INDEX IF NOT EXISTS user_completions_by_user ON user_completions (namespace, user);
-CREATE INDEX IF NOT EXISTS user_completions_by_age ON user_completions (created);
-"""
-
-
-def _script(db: sqlite3.Connection, sql: str) -> None:
-    """Statements one by one (``executescript`` would commit the transaction they belong to)."""
-    for statement in sql.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-def _migrate_1_to_2(db: sqlite3.Connection) -> None:
-    """v1 kept rows by user name with no namespace: they join the default namespace."""
-    _script(db, SCHEMA_V2)
-    db.execute(
-        "INSERT INTO users (namespace, name) SELECT ?, user FROM "
-        "(SELECT user FROM choices UNION SELECT user FROM profiles) ORDER BY user",
-        (DEFAULT_NAMESPACE,),
-    )
-    db.execute(
-        "INSERT INTO user_choices (incarnation, record, created) SELECT u.incarnation, c.record, c.created "
-        "FROM choices c JOIN users u ON u.name = c.user AND u.namespace = ? ORDER BY c.id",
-        (DEFAULT_NAMESPACE,),
-    )
-    db.execute(
-        "UPDATE users SET revision = (SELECT COUNT(*) FROM user_choices c WHERE c.incarnation = users.incarnation)"
-    )
-    db.execute(
-        "INSERT INTO user_profiles SELECT u.incarnation, p.profile, p.n_choices, u.revision, p.updated "
-        "FROM profiles p JOIN users u ON u.name = p.user AND u.namespace = ?",
-        (DEFAULT_NAMESPACE,),
-    )
-    db.execute(
-        "INSERT OR IGNORE INTO user_completions SELECT id, ?, user, record, created FROM completions",
-        (DEFAULT_NAMESPACE,),
-    )
-    for table in ("choices", "profiles", "completions"):
-        db.execute(f"DROP TABLE {table}")
-
-
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_1_to_2}
-"""Schema version -> the step that brings the version before it there (run in one transaction)."""
 
 
 class UserForgotten(PluralignError):
@@ -197,11 +124,11 @@ class UserStore:
                     f"--db {self.path}: schema version {version}, this pluralign reads up to {SCHEMA_VERSION}; "
                     "use a newer pluralign or another file"
                 )
-            if version == 0:  # a new store: the current schema at once
-                _script(db, SCHEMA_V2)
-            else:
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    MIGRATIONS[step](db)
+            if version == 0:  # a new store: v2's tables, then every step since
+                script(db, SCHEMA_V2)
+                version = 2
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](db)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
@@ -360,12 +287,16 @@ class UserStore:
         namespace: str,
         completion_id: str,
         user: str | None,
-        record: ChoiceRecord,
+        record: ChoiceRecord | None,
         incarnation: int | None = None,
+        response: str | None = None,
+        model: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> bool:
-        """Keep a steered completion so feedback can name it; completions past their time are
-        trimmed. With ``incarnation`` (the user whose stored profile steered it), nothing is kept
-        if that user was forgotten meanwhile (returns False)."""
+        """Keep a steered completion so feedback can name it (``record`` None: it had one answer,
+        nothing to learn from, kept only to be fetched); completions past their time are trimmed.
+        With ``incarnation`` (the user whose stored profile steered it), nothing is kept if that
+        user was forgotten meanwhile (returns False)."""
         with self._write() as db:
             if incarnation is not None and user is not None:
                 now = self._user(db, namespace, user)
@@ -373,15 +304,75 @@ class UserStore:
                     return False
             db.execute("DELETE FROM user_completions WHERE created < ?", (time.time() - self.completion_ttl,))
             db.execute(
-                "INSERT INTO user_completions VALUES (?, ?, ?, ?, ?)",
-                (completion_id, namespace, user, record.model_dump_json(), time.time()),
+                "INSERT INTO user_completions (id, namespace, user, record, created, response, model, metadata) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    completion_id,
+                    namespace,
+                    user,
+                    record.model_dump_json() if record else "null",
+                    time.time(),
+                    response,
+                    model,
+                    json.dumps(dict(metadata or {}), sort_keys=True),
+                ),
             )
             return True
 
-    def completion(self, namespace: str, completion_id: str) -> tuple[str | None, ChoiceRecord] | None:
+    def completion_response(self, namespace: str, completion_id: str) -> str | None:
+        """The answer a steered completion gave (its JSON), while it is kept."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT response FROM user_completions WHERE namespace = ? AND id = ? AND created >= ?",
+                (namespace, completion_id, time.time() - self.completion_ttl),
+            ).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def completion_responses(
+        self,
+        namespace: str,
+        model: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        after: str | None = None,
+        limit: int = 20,
+        newest_first: bool = False,
+    ) -> tuple[list[str], bool]:
+        """Kept completions' answers (their JSON) in the order they were made, as OpenAI lists
+        stored completions: of one model, with every given metadata pair, after the one named
+        ``after``; and whether there are more."""
+        wanted = dict(metadata or {})
+        sign = "<" if newest_first else ">"
+        with self._read() as db:
+            since = time.time() - self.completion_ttl
+            start = None
+            if after is not None:
+                row = db.execute(
+                    "SELECT rowid FROM user_completions WHERE namespace = ? AND id = ?", (namespace, after)
+                ).fetchone()
+                if row is None:
+                    raise InputError(f"after: no completion {after!r} is stored on this service")
+                start = row[0]
+            rows = db.execute(
+                "SELECT response, metadata FROM user_completions WHERE namespace = ? AND created >= ? "
+                "AND response IS NOT NULL AND (? IS NULL OR model = ?) "
+                f"AND (? IS NULL OR rowid {sign} ?) ORDER BY rowid {'DESC' if newest_first else 'ASC'}",
+                (namespace, since, model, model, start, start),
+            )
+            found: list[str] = []
+            for response, meta in rows:
+                kept = json.loads(meta or "{}")
+                if all(kept.get(k) == v for k, v in wanted.items()):
+                    found.append(str(response))
+                    if len(found) > limit:
+                        return found[:limit], True
+        return found, False
+
+    def completion(self, namespace: str, completion_id: str) -> tuple[str | None, ChoiceRecord | None] | None:
         with self._read() as db:
             row = db.execute(
                 "SELECT user, record FROM user_completions WHERE namespace = ? AND id = ? AND created >= ?",
                 (namespace, completion_id, time.time() - self.completion_ttl),
             ).fetchone()
-        return None if row is None else (row[0], ChoiceRecord.model_validate_json(row[1]))
+        if row is None:
+            return None
+        return row[0], None if row[1] == "null" else ChoiceRecord.model_validate_json(row[1])

@@ -95,10 +95,18 @@ class Example:
     user: str
     answer: dict[str, dict[str, Any]]
     scores: frozenset[int]
+    user_scores_only: str = ""
+    """The query as a judge asked for scores only reads it."""
 
     @property
     def assistant(self) -> str:
         return prompts.answer_json(self.answer)
+
+    def turn(self, reasoning: bool = True) -> tuple[str, str]:
+        """The example as a user and an assistant turn, with or without the reasonings."""
+        if reasoning:
+            return self.user, self.assistant
+        return self.user_scores_only, prompts.answer_json({k: v["score"] for k, v in self.answer.items()})
 
 
 class SimilarityIndex(Protocol):
@@ -235,10 +243,12 @@ class ExampleSelector:
                         "score": score,
                     }
                     scores.add(score)
-                user = self.prompts.comparative_user(
-                    attribute, _clip(probe.prompt, self.max_chars), choices, self.scale
+                question = _clip(probe.prompt, self.max_chars)
+                user = self.prompts.comparative_user(attribute, question, choices, self.scale)
+                brief = self.prompts.comparative_user(attribute, question, choices, self.scale, reasoning=False)
+                self._cache[key] = Example(
+                    source=i, user=user, answer=answer, scores=frozenset(scores), user_scores_only=brief
                 )
-                self._cache[key] = Example(source=i, user=user, answer=answer, scores=frozenset(scores))
         return self._cache[key]
 
     def select(self, attribute: Attribute, prompt: str, responses: Sequence[str]) -> list[Example]:

@@ -28,8 +28,9 @@ from pluralign.choice.attributes import Attribute
 from pluralign.choice.target_data import group_members, target_from_data
 from pluralign.choice.targets import Target
 from pluralign.people.profile import MAX_PROFILES, ChoiceRecord, grid_size, work_units
-from pluralign.people.userstore import DEFAULT_NAMESPACE
+from pluralign.people.userstore_schema import DEFAULT_NAMESPACE
 from pluralign.server.config import ServerConfig
+from pluralign.server.openai.errors import payload, status_of
 from pluralign.support import strict
 from pluralign.support.errors import one_line
 
@@ -39,7 +40,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 PUBLIC_PATHS = {"/", "/favicon.ico"}
-OPENAI_PATHS = {"/v1/chat/completions", "/v1/rerank"}
+OPENAI_PATHS = {"/v1/chat/completions", "/v1/rerank", "/rerank", "/v2/rerank", "/v1/models"}
+
+
+def is_openai_path(path: str) -> bool:
+    """The routes that answer in the OpenAI error shape (the chat, rerank and model routes)."""
+    return path in OPENAI_PATHS or path.startswith(("/v1/chat/completions/", "/v1/models/"))
+
+
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -58,22 +66,11 @@ def is_json_type(value: str) -> bool:
     return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
 
 
-def error_kind(status: int) -> str:
-    """The OpenAI error ``type`` of a status (the one table for every OpenAI-shaped answer)."""
-    if status == 401:
-        return "authentication_error"
-    if status == 429:
-        return "rate_limit_error"
-    if status < 500:
-        return "invalid_request_error"
-    return "upstream_error" if status == 502 else "server_error"
-
-
 def error_payload(status: int, detail: str, openai: bool) -> dict[str, Any]:
     """An error as the service answers it: ``{"detail"}``, or on the OpenAI-compatible routes
-    ``{"error": {"message", "type", "code"}}``; one line, secrets removed."""
+    the OpenAI shape (:mod:`pluralign.server.openai.errors`); one line, secrets removed."""
     if openai:
-        return {"error": {"message": one_line(detail), "type": error_kind(status), "code": str(status)}}
+        return payload(status, detail)
     return {"detail": one_line(detail)}
 
 
@@ -102,7 +99,8 @@ class Guard:
         body = error_body(status, detail, openai)
         head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         head += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-        await send({"type": "http.response.start", "status": status, "headers": head})
+        shown = status_of(status) if openai else status
+        await send({"type": "http.response.start", "status": shown, "headers": head})
         await send({"type": "http.response.body", "body": body})
 
     def _host_allowed(self, headers: dict[str, str]) -> bool:
@@ -173,7 +171,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         config = self.config
-        oa = scope["path"] in OPENAI_PATHS  # answer in the OpenAI error shape
+        oa = is_openai_path(scope["path"])  # answer in the OpenAI error shape
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if not self._host_allowed(headers):
             await self._json(send, 400, "this Host header is not served here (see --allowed-host)", openai=oa)

@@ -15,16 +15,22 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pluralign import __version__
 from pluralign.api import Chooser
 from pluralign.people.userstore import UserStore
 from pluralign.prediction.generators import make_generator
 from pluralign.prediction.methods import build_method
-from pluralign.server.admission import Admission, Guard
+from pluralign.server.admission import Admission, Guard, is_openai_path
 from pluralign.server.config import ServerConfig
+from pluralign.server.openai import chat, models, rerank, stored
+from pluralign.server.openai.errors import invalid as openai_invalid
+from pluralign.server.openai.errors import openai_error
 from pluralign.server.queue import DecisionQueue
-from pluralign.server.routes import catalog, decisions, feedback, page, profile, runs, steer
+from pluralign.server.routes import catalog, decisions, feedback, page, profile, runs
+from pluralign.server.schema import service_openapi
 from pluralign.server.state import ServiceState, retry_after, status_for
 from pluralign.support.errors import InputError, PluralignError, one_line, validation_message
 
@@ -50,13 +56,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         service.chooser.close()
         await service.generator.aclose()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their scripts served here, not from a CDN
         title="pluralign",
         version=__version__,
         description="Choose the response that fits a person's values (steerable pluralistic alignment).",
         lifespan=lifespan,
     )
     app.state.pluralign = service
+    app.openapi = lambda: service_openapi(app)  # type: ignore[method-assign]
 
     app.add_middleware(Guard, config=config)
 
@@ -66,9 +73,20 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if is_openai_path(request.url.path):
+            return openai_invalid(exc)
         return JSONResponse({"detail": validation_message(exc)}, status_code=422)
 
-    for module in (decisions, steer, feedback, profile, catalog, runs, page):
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        path = request.url.path
+        unknown = exc.status_code in (404, 405) and exc.detail in ("Not Found", "Method Not Allowed")
+        if is_openai_path(path) or (unknown and path.startswith("/v1/")):
+            message = f"Invalid URL ({request.method} {path})" if unknown else str(exc.detail)
+            return openai_error(exc.status_code, message, code="unknown_url" if unknown else None)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    for module in (decisions, chat, stored, rerank, models, feedback, profile, catalog, runs, page):
         app.include_router(module.router)
     app.include_router(profile.saved)
     for router in installed_routes():

@@ -12,7 +12,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.people.userstore import DEFAULT_COMPLETION_TTL, DEFAULT_NAMESPACE
+from pluralign.choice.targets import Target
+from pluralign.people.userstore import DEFAULT_COMPLETION_TTL
+from pluralign.people.userstore_schema import DEFAULT_NAMESPACE
 from pluralign.prediction.generators import GeneratorOptions
 from pluralign.prediction.methods import Method
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
@@ -134,6 +136,42 @@ class ServiceOptions(Options):
         "reported, not read.",
         json_schema_extra=_service(),
     )
+    default_target: str | None = Field(
+        default=None,
+        description="Target (a file, or inline JSON) for a chat or rerank request that names none: a chat UI that "
+        "cannot send pluralign.target still steers.",
+        json_schema_extra=_service(),
+    )
+    stream_keepalive: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        allow_inf_nan=False,
+        description="Seconds between keep-alive comments of a streamed completion while it is drawn and judged.",
+        json_schema_extra=_service(),
+    )
+    steer_passes: int = Field(
+        default=1,
+        ge=0,
+        le=20,
+        description="Passes over a chat's candidates (or a rerank's documents) per attribute, each in another "
+        "order; 0: the method's own (single-pass scoring: one per order). Fewer passes answer sooner "
+        "(docs/results.md, the steering proxy's speed); /v1/choose keeps the method's setting.",
+        json_schema_extra=_service(),
+    )
+    steer_reasoning: bool = Field(
+        default=False,
+        description="Ask the judge for a sentence of reasoning per candidate when it judges a chat's candidates or "
+        "a rerank's documents (slower; /v1/choose keeps the method's setting).",
+        json_schema_extra=_service(),
+    )
+    max_documents: int = Field(
+        default=100,
+        ge=2,
+        le=1000,
+        description="Most documents one rerank request may send (judged in groups of at most --max-responses).",
+        json_schema_extra=_service(),
+    )
     runs_dir: Path | None = Field(
         default=None, description="Folder of evaluation runs for the run browser.", json_schema_extra=_service("--runs")
     )
@@ -198,4 +236,6 @@ class ServerConfig:
     keys: dict[str, str] = field(default_factory=dict)
     registry: AttributeRegistry = field(default_factory=lambda: DEFAULT_REGISTRY)
     preloaded: Method | None = None
+    default_target: Target | None = None
+    """The target of a request that names none (``--default-target``)."""
     generator: GeneratorOptions = field(default_factory=GeneratorOptions)

@@ -12,20 +12,13 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from pluralign.api import Chooser
-from pluralign.people.userstore import DEFAULT_NAMESPACE, HistoryChanged, UserForgotten, UserStore
+from pluralign.people.userstore import UserStore
+from pluralign.people.userstore_schema import DEFAULT_NAMESPACE
 from pluralign.prediction.generators import Generator
 from pluralign.server.admission import Admission
 from pluralign.server.config import ServerConfig
-from pluralign.server.queue import DecisionQueue, QueueFull
-from pluralign.support.errors import (
-    BackendUnavailableError,
-    ContextLengthError,
-    DeadlineExceeded,
-    InputError,
-    InvalidOutputError,
-    PluralignError,
-    UpstreamError,
-)
+from pluralign.server.queue import DecisionQueue
+from pluralign.server.statuses import retry_after, status_for
 
 
 class UserLocks:
@@ -81,29 +74,4 @@ def chooser(request: Request) -> Chooser:
     return s.chooser
 
 
-def status_for(exc: PluralignError) -> int:
-    """Whose fault an error is, as an HTTP status (the one table for the whole service)."""
-    if isinstance(exc, (QueueFull, HistoryChanged)):
-        return 503
-    if isinstance(exc, ContextLengthError):  # the request is too long for the model: the client's to shorten
-        return 400
-    if isinstance(exc, UserForgotten):
-        return 409
-    if isinstance(exc, InputError):
-        return 422
-    if isinstance(exc, DeadlineExceeded):
-        return 504
-    if isinstance(exc, (UpstreamError, InvalidOutputError)):
-        return 502
-    if isinstance(exc, BackendUnavailableError):
-        return 503
-    return 500
-
-
-def retry_after(exc: PluralignError) -> dict[str, str] | None:
-    """The Retry-After header a refusal carries (a full queue, a busy user)."""
-    if isinstance(exc, QueueFull):
-        return {"Retry-After": str(exc.retry_after)}
-    if isinstance(exc, HistoryChanged):
-        return {"Retry-After": "1"}
-    return None
+__all__ = ["ServiceState", "UserLocks", "chooser", "namespace", "retry_after", "state", "status_for"]

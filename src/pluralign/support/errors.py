@@ -24,6 +24,14 @@ class TooLargeError(InputError):
     """A file or an answer is larger than the limit set for it; it was not read whole."""
 
 
+class UnsupportedParameter(InputError):
+    """A request parameter this component cannot honour (it is refused, never dropped)."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+
+
 class UnknownAttributeError(InputError):
     """A target or label names an attribute that is not defined."""
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -59,12 +59,22 @@ class GeneratorOptions(Options):
 
 
 class Draw(BaseModel):
-    """How to draw the candidates of one request."""
+    """How to draw the candidates of one request: the sampling settings an application sent,
+    passed on to the generator (one that cannot honour one refuses it, naming it)."""
 
     k: int = Field(ge=1)
     temperature: float = Field(ge=0.0, le=2.0)
     max_tokens: int = Field(ge=1)
     seed: int = 0
+    top_p: float | None = None
+    stop: list[str] = []
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    response_format: dict[str, Any] | None = None
+    """The OpenAI ``response_format`` object (``json_object``, ``json_schema``), or None for text."""
 
 
 class Candidates(BaseModel):
@@ -73,9 +83,14 @@ class Candidates(BaseModel):
     model: str
     finish_reasons: list[str] = []
     """Why each candidate ended ("stop", "length"), as its generator said; empty if it did not."""
+    logprobs: list[dict[str, Any] | None] = []
+    """Each candidate's log-probabilities in the OpenAI form (``{"content": [...]}``), when asked."""
 
     def finish_reason(self, index: int) -> str:
         return self.finish_reasons[index] if index < len(self.finish_reasons) else "stop"
+
+    def logprobs_of(self, index: int) -> dict[str, Any] | None:
+        return self.logprobs[index] if index < len(self.logprobs) else None
 
 
 class Generator(Protocol):

@@ -16,6 +16,36 @@ from typing import Any
 
 from pluralign.prediction.generators.base import Candidates, Draw
 from pluralign.prediction.judges.base import ChatMessage, Usage
+from pluralign.support.errors import UnsupportedParameter
+
+
+def refuse_what_llama_cannot(draw: Draw) -> None:
+    """The sampling settings the local model cannot honour are refused, naming them."""
+    for name in ("presence_penalty", "frequency_penalty", "logit_bias"):
+        if getattr(draw, name) is not None:
+            raise UnsupportedParameter(name, "the local generator does not support it; use a server generator")
+    if draw.logprobs:
+        raise UnsupportedParameter("logprobs", "the local generator gives no log-probabilities; use a server generator")
+
+
+def _schema(draw: Draw) -> dict[str, Any] | None:
+    """The JSON schema a ``response_format`` asks for (``json_object``: any object), or None."""
+    fmt = draw.response_format or {}
+    if fmt.get("type") == "json_object":
+        return {"type": "object"}
+    if fmt.get("type") == "json_schema":
+        inner = fmt.get("json_schema") or {}
+        schema = inner.get("schema") if isinstance(inner, dict) else None
+        if not isinstance(schema, dict):
+            raise UnsupportedParameter("response_format", "json_schema needs json_schema.schema, an object")
+        return schema
+    return None
+
+
+def _cut(text: str, stops: Sequence[str], reason: str) -> tuple[str, str]:
+    """The text up to the first stop sequence (which ends it: finish reason ``stop``)."""
+    ends = [text.find(s) for s in stops if s and s in text]
+    return (text[: min(ends)], "stop") if ends else (text, reason)
 
 
 class LlamaCppGenerator:
@@ -35,16 +65,18 @@ class LlamaCppGenerator:
         return self._backend
 
     def generate_sync(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
-        answers = self._loaded().write(messages, draw.k, draw.temperature, draw.max_tokens, draw.seed)
+        refuse_what_llama_cannot(draw)
+        answers = self._loaded().write(
+            messages, draw.k, draw.temperature, draw.max_tokens, draw.seed, draw.top_p or 0.95, _schema(draw)
+        )
         usage = Usage()
+        texts, reasons = [], []
         for a in answers:
             usage = usage + a.usage
-        return Candidates(
-            texts=[a.text for a in answers],
-            finish_reasons=[a.finish_reason for a in answers],
-            usage=usage,
-            model=self.model,
-        )
+            text, reason = _cut(a.text, draw.stop, a.finish_reason)
+            texts.append(text)
+            reasons.append(reason)
+        return Candidates(texts=texts, finish_reasons=reasons, usage=usage, model=self.model)
 
     async def generate(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
         ctx = contextvars.copy_context()

@@ -46,12 +46,23 @@ class OpenAIGenerator:
 
     async def _ask(
         self, http: Any, messages: list[dict[str, str]], draw: Draw, n: int, seed: int
-    ) -> tuple[list[str], list[str], Usage]:
+    ) -> tuple[list[str], list[str], list[Any], Usage]:
         body: dict[str, Any] = dict(
             model=self.model, messages=messages, temperature=draw.temperature, max_tokens=draw.max_tokens, seed=seed
         )
         if n > 1:
             body["n"] = n
+        optional = {
+            "top_p": draw.top_p,
+            "stop": draw.stop or None,
+            "presence_penalty": draw.presence_penalty,
+            "frequency_penalty": draw.frequency_penalty,
+            "logit_bias": draw.logit_bias,
+            "logprobs": draw.logprobs or None,
+            "top_logprobs": (draw.top_logprobs or 0) if draw.logprobs else None,  # llama.cpp: none without it
+            "response_format": draw.response_format,
+        }
+        body |= {k: v for k, v in optional.items() if v is not None}
         try:
             response = await self.client.complete(http, body)
         except UpstreamStatusError as exc:
@@ -63,6 +74,7 @@ class OpenAIGenerator:
             choices = [c for c in payload["choices"] if isinstance(c.get("message", {}).get("content"), str)]
             texts = [c["message"]["content"] for c in choices]
             reasons = [str(c.get("finish_reason") or "stop") for c in choices]
+            logprobs = [c.get("logprobs") if isinstance(c.get("logprobs"), dict) else None for c in choices]
             used = payload.get("usage") or {}
             usage = Usage(
                 prompt_tokens=int(used.get("prompt_tokens") or 0),
@@ -70,29 +82,35 @@ class OpenAIGenerator:
             )
         except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
             raise UpstreamError(NOT_A_COMPLETION) from None
-        return texts, reasons, usage
+        return texts, reasons, logprobs, usage
 
     async def _generate(self, http: Any, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:
         plain = [m.model_dump() for m in messages]
         texts: list[str] = []
         reasons: list[str] = []
+        logprobs: list[Any] = []
         usage = Usage()
         try:
-            texts, reasons, usage = await self._ask(http, plain, draw, draw.k, draw.seed)
+            texts, reasons, logprobs, usage = await self._ask(http, plain, draw, draw.k, draw.seed)
         except _NoN:
             pass
         missing = draw.k - len(texts)
         if missing > 0:  # one request per candidate, concurrently, a seed each
             asks = [self._ask(http, plain, draw, 1, draw.seed + len(texts) + i) for i in range(missing)]
-            for more, why, u in await gather_or_stop(asks):
+            for more, why, lp, u in await gather_or_stop(asks):
                 texts += more
                 reasons += why
+                logprobs += lp
                 usage = usage + u
-        usable = [(t, r) for t, r in zip(texts, reasons, strict=True) if t.strip()][: draw.k]
-        if len(usable) < 2:
-            raise UpstreamError(f"the generator returned {len(usable)} usable candidates; at least 2 are needed")
+        usable = [(t, r, lp) for t, r, lp in zip(texts, reasons, logprobs, strict=True) if t.strip()][: draw.k]
+        if not usable:
+            raise UpstreamError("the generator returned no usable candidate")
         return Candidates(
-            texts=[t for t, _ in usable], finish_reasons=[r for _, r in usable], usage=usage, model=self.model
+            texts=[t for t, _, _ in usable],
+            finish_reasons=[r for _, r, _ in usable],
+            logprobs=[lp for _, _, lp in usable],
+            usage=usage,
+            model=self.model,
         )
 
     async def generate(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates:

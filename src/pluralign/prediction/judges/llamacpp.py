@@ -2,8 +2,7 @@
 
 A judgement pays only for what the judge has not read before:
 - the model's state after a prompt's shared beginning (system message and examples) is kept
-  in memory and on disk (:mod:`pluralign.prediction.judges.prefixes`) and restored instead of read again,
-  by later decisions and by later processes;
+  in memory and on disk (:mod:`pluralign.prediction.judges.prefixes`) and restored, not read again;
 - the passes of one attribute (response orders, samples) share that prefix and the question,
   and are decoded together as parallel sequences of one context
   (:mod:`pluralign.prediction.judges.llamacpp_decoder`): one forward pass a step serves them all.
@@ -240,14 +239,25 @@ class LlamaCppBackend:
         return tokens, head
 
     def write(
-        self, messages: Sequence[ChatMessage], k: int, temperature: float, max_tokens: int, seed: int
+        self,
+        messages: Sequence[ChatMessage],
+        k: int,
+        temperature: float,
+        max_tokens: int,
+        seed: int,
+        top_p: float = 0.95,
+        schema: dict[str, Any] | None = None,
     ) -> list[RawAnswer]:
-        """``k`` free-text answers to a conversation (a generator's candidates), seeds ``seed``,
-        ``seed + 1``, ..., decoded together as the judge's passes are, on the judge's own context."""
+        """``k`` answers to a conversation (a generator's candidates): free text, or JSON under
+        ``schema`` (a grammar, as the judge's answers are), seeds ``seed``, ``seed + 1``, ...,
+        decoded together as the judge's passes are, on the judge's own context."""
         with self._lock:
             tokens, head = self._fitting(messages)
             budget = min(max_tokens, self.n_ctx - len(tokens))
-            passes = [(0, seed + i, Pass(tokens, None, temperature, seed + i, budget), head) for i in range(k)]
+            grammar = self._grammar(schema) if schema is not None else None
+            passes = [
+                (0, seed + i, Pass(tokens, grammar, temperature, seed + i, budget, top_p=top_p), head) for i in range(k)
+            ]
             return [answer for group in self._groups(passes) for answer in self._decode_group(group)]
 
     def _passes(self, requests: Sequence[JudgeRequest]) -> list[tuple[int, int, Pass, int]]:

@@ -39,6 +39,7 @@ class Pass:
     seed: int
     max_tokens: int
     top_logprobs: int = 0
+    top_p: float = 0.95
 
 
 @dataclass
@@ -89,7 +90,7 @@ class _Sampler:
             self._add(llama_cpp.llama_sampler_init_greedy())
         else:
             self._add(llama_cpp.llama_sampler_init_top_k(40))
-            self._add(llama_cpp.llama_sampler_init_top_p(0.95, 1))
+            self._add(llama_cpp.llama_sampler_init_top_p(p.top_p, 1))
             self._add(llama_cpp.llama_sampler_init_min_p(0.05, 1))
             self._add(llama_cpp.llama_sampler_init_temp(p.temperature))
             self._add(llama_cpp.llama_sampler_init_dist(p.seed & 0xFFFFFFFF))

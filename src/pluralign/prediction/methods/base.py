@@ -76,6 +76,29 @@ class Judgement(BaseModel):
             stats=stats,
         )
 
+    @classmethod
+    def side_by_side(cls, parts: Sequence[Judgement]) -> Judgement:
+        """The judgements of consecutive groups of one probe's responses as one (the responses of
+        the first group, then the second's...): predictions, reasonings and each response's level
+        probabilities joined; the samples' draws, which differ in number between groups, dropped."""
+        if any(p.predictions is None for p in parts):
+            raise ValueError("only judgements with predictions can be joined")
+        stats = CallStats()
+        for p in parts:
+            stats.add(p.stats)
+        reasonings = None
+        if all(p.reasonings is not None for p in parts):
+            reasonings = [r for p in parts for r in p.reasonings or []]
+        levels = None
+        if all(p.level_probs for p in parts):
+            levels = {a: [d for p in parts for d in (p.level_probs or {})[a]] for a in parts[0].level_probs or {}}
+        return cls(
+            predictions=[x for p in parts for x in p.predictions or []],
+            reasonings=reasonings,
+            level_probs=levels,
+            stats=stats,
+        )
+
     def missing(self, attributes: Sequence[Attribute]) -> list[Attribute]:
         """The attributes this judgement has no prediction for (none for a direct choice)."""
         if self.choice is not None:

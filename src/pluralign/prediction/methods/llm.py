@@ -202,6 +202,19 @@ class LLMMethod(Method):
             )
         return result.tokens[0], result.logprobs[0]
 
+    def quicker(self, passes: int | None, reasoning: bool) -> dict[str, Any]:
+        """Option overrides that judge sooner, for a person waiting on the answer: ``passes``
+        passes per attribute in the estimator it uses now (naming samples alone would switch
+        ``auto`` to sampling), and no reasonings where the method asks for them."""
+        out: dict[str, Any] = {}
+        if passes is not None:
+            out["samples"] = passes
+            if self.mode == "logprobs":
+                out["estimator"] = "logprobs"
+        if not reasoning and "reasoning" in type(self.options).model_fields:
+            out["reasoning"] = False
+        return out
+
     def with_options(self, options: LLMOptions) -> LLMMethod:
         """A shallow copy with other options: same judge, same example index."""
         clone = copy.copy(self)

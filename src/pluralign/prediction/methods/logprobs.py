@@ -14,20 +14,27 @@ import re
 from collections.abc import Sequence
 
 _SCORE = re.compile(r'"score"\s*:\s*(\d+)')
+_BARE = re.compile(r'"[^"\\]+"\s*:\s*(\d+)')
+"""A scores-only answer (``{"A": 7, "B": 5}``): every value is a score."""
 
 
 def level_distributions(
-    tokens: Sequence[str], logprobs: Sequence[dict[str, float]], n_scores: int, allowed: Sequence[int]
+    tokens: Sequence[str],
+    logprobs: Sequence[dict[str, float]],
+    n_scores: int,
+    allowed: Sequence[int],
+    scores_only: bool = False,
 ) -> list[dict[int, float]] | None:
-    """For each of the first ``n_scores`` scores in a JSON answer, the probability of each
-    allowed value, or None when the answer does not expose them."""
+    """For each of the first ``n_scores`` scores in a JSON answer (items ``{"reasoning", "score"}``,
+    or the integers themselves when ``scores_only``), the probability of each allowed value, or
+    None when the answer does not expose them."""
     text = "".join(tokens)
     starts = []
     offset = 0
     for tok in tokens:
         starts.append(offset)
         offset += len(tok)
-    matches = list(_SCORE.finditer(text))[:n_scores]
+    matches = list((_BARE if scores_only else _SCORE).finditer(text))[:n_scores]
     if len(matches) < n_scores:
         return None
     values = [str(v) for v in allowed]

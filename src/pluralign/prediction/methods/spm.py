@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
+
 from pluralign.choice.attributes import Attribute
 from pluralign.choice.probes import Probe
 from pluralign.choice.targets import AlignmentTarget
@@ -30,6 +32,7 @@ from pluralign.prediction.methods.llm import (
 )
 from pluralign.prediction.methods.logprobs import level_distributions
 from pluralign.prediction.methods.registry import MethodSpec, register_method
+from pluralign.support.options import cli
 
 TOP_LOGPROBS = 20
 
@@ -40,8 +43,11 @@ def unshuffle(answer: dict[str, Any], order: Sequence[int], letters: Sequence[st
     scores: list[float] = [0] * n
     reasons = [""] * n
     for j, i in enumerate(order):
-        scores[i] = int(answer[letters[j]]["score"])
-        reasons[i] = str(answer[letters[j]]["reasoning"])
+        item = answer[letters[j]]
+        if isinstance(item, dict):
+            scores[i], reasons[i] = int(item["score"]), str(item["reasoning"])
+        else:  # scores only (--no-reasoning)
+            scores[i] = int(item)
     return {"order": list(order), "scores": scores, "reasonings": reasons}
 
 
@@ -56,6 +62,12 @@ class ZeroShotOptions(EstimatorOptions, ShuffleOptions):
     """What ``spm-zeroshot`` reads."""
 
     default_samples = 5
+    reasoning: bool = Field(
+        default=True,
+        description="Ask for a sentence of reasoning before each response's score (the paper); "
+        "--no-reasoning asks for the scores only: far fewer tokens to write (docs/results.md).",
+        json_schema_extra=cli("--no-reasoning", invert=True, group="generation"),
+    )
 
 
 class SpmOptions(ZeroShotOptions, FewShotOptions):
@@ -86,6 +98,7 @@ class ComparativeRegression(LLMMethod):
             "scoring": self.mode,
             "shuffle": self.options.shuffle,
             "examples": self.examples.config() if self.examples else None,
+            **({} if self.options.reasoning else {"reasoning": False}),  # earlier runs' identity unchanged
         }
 
     def requests_for(self, probe: Probe, attribute: Attribute, seed: int) -> tuple[list[JudgeRequest], list[list[int]]]:
@@ -100,14 +113,15 @@ class ComparativeRegression(LLMMethod):
         else:
             orders = shuffles(n, self.samples, seed, attribute.name, self.options.shuffle)
         examples = self.examples.select(attribute, probe.prompt, probe.responses) if self.examples else []
-        system = self.prompts.comparative_system(attribute, self.scale)
-        schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute))
+        reasoning = self.options.reasoning
+        system = self.prompts.comparative_system(attribute, self.scale, reasoning)
+        schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute), reasoning)
         top = TOP_LOGPROBS if self.mode == "logprobs" else 0
         requests = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
-            user = self.prompts.comparative_user(attribute, probe.prompt, choices, self.scale)
-            messages = prompts.conversation(system, [(e.user, e.assistant) for e in examples], user)
+            user = self.prompts.comparative_user(attribute, probe.prompt, choices, self.scale, reasoning)
+            messages = prompts.conversation(system, [e.turn(reasoning) for e in examples], user)
             settings = self.generation(seed + k, items=n, top_logprobs=top)
             requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         return requests, orders
@@ -152,7 +166,7 @@ class ComparativeRegression(LLMMethod):
         returns each response's probability per level (on [0, 1], as strings)."""
         tokens, logprobs = self.first_logprobs(result)
         allowed = self.allowed_scores(attribute) or []
-        dists = level_distributions(tokens, logprobs, len(order), allowed)
+        dists = level_distributions(tokens, logprobs, len(order), allowed, scores_only=not self.options.reasoning)
         out: list[dict[str, float]] = [{} for _ in order]
         if dists is None:  # the answer hides its scores: keep the generated value, certain
             for i in range(len(order)):

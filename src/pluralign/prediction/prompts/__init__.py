@@ -111,23 +111,23 @@ def example_reasoning(attribute: str, value: float) -> str:
 # ---- schemas ---------------------------------------------------------------------------
 
 
-def _scored_item(scale: int, allowed: Sequence[int] | None = None) -> dict[str, Any]:
+def _scored_item(scale: int, allowed: Sequence[int] | None = None, reasoning: bool = True) -> dict[str, Any]:
     # An enum, not minimum/maximum: llama.cpp's grammar converter ignores integer bounds.
     values = list(allowed) if allowed is not None else list(range(scale + 1))
+    score = {"type": "integer", "enum": values}
+    if not reasoning:  # the score alone: the judge writes a few tokens per response instead of a sentence
+        return score
     return {
         "type": "object",
-        "properties": {
-            "reasoning": {"type": "string", "minLength": 1, "maxLength": REASONING_MAX},
-            "score": {"type": "integer", "enum": values},
-        },
+        "properties": {"reasoning": {"type": "string", "minLength": 1, "maxLength": REASONING_MAX}, "score": score},
         "required": ["reasoning", "score"],
     }
 
 
 def comparative_schema(
-    letters: Sequence[str], scale: int = SCALE, allowed: Sequence[int] | None = None
+    letters: Sequence[str], scale: int = SCALE, allowed: Sequence[int] | None = None, reasoning: bool = True
 ) -> dict[str, Any]:
-    item = _scored_item(scale, allowed)
+    item = _scored_item(scale, allowed, reasoning)
     return {"type": "object", "properties": {k: item for k in letters}, "required": list(letters)}
 
 
@@ -214,13 +214,25 @@ class PromptSet:
             raise InputError(f"prompt template {name}, line {exc.lineno}: {exc.message}") from None
 
     # comparative regression (spm)
-    def comparative_system(self, attribute: Attribute, scale: int = SCALE) -> str:
-        return self.render("comparative_system.j2", attribute=attribute, scale=scale)
+    def comparative_system(self, attribute: Attribute, scale: int = SCALE, reasoning: bool = True) -> str:
+        return self.render("comparative_system.j2", attribute=attribute, scale=scale, reasoning=reasoning)
 
     def comparative_user(
-        self, attribute: Attribute, question: str, choices: Mapping[str, str], scale: int = SCALE
+        self,
+        attribute: Attribute,
+        question: str,
+        choices: Mapping[str, str],
+        scale: int = SCALE,
+        reasoning: bool = True,
     ) -> str:
-        return self.render("comparative_user.j2", attribute=attribute, question=question, choices=choices, scale=scale)
+        return self.render(
+            "comparative_user.j2",
+            attribute=attribute,
+            question=question,
+            choices=choices,
+            scale=scale,
+            reasoning=reasoning,
+        )
 
     # per-response regression
     def regression_system(self, attribute: Attribute, scale: int = SCALE) -> str:

@@ -25,7 +25,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import AfterValidator, BaseModel, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, Field, StrictStr, model_validator
 
 from pluralign.api import fill_predictions
 from pluralign.choice.probes import Responses, Text
@@ -59,9 +59,24 @@ class FeedbackRequest(BaseModel):
     completion_id: StrictStr | None = Field(default=None, min_length=1, max_length=100)
     question: Text | None = None
     responses: Responses | None = None
-    chosen: Count | None = Field(description="The preferred response's index; null: no preference.")
+    chosen: Count | None = Field(
+        default=None, description="The preferred response's index (a candidate's); null: no preference."
+    )
+    choice: Count | None = Field(
+        default=None,
+        description="With completion_id: the preferred answer's position in the completion's choices, as shown.",
+    )
     predictions: list[dict[str, Number]] | None = None
     attributes: list[StrictStr] | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> FeedbackRequest:
+        given = {"chosen", "choice"} & self.model_fields_set
+        if len(given) != 1:
+            raise ValueError("send chosen (a candidate index, or null for no preference) or choice (a position), one")
+        if "choice" in given and self.completion_id is None:
+            raise ValueError("choice: a position in a completion's choices needs completion_id")
+        return self
 
 
 class FeedbackResponse(BaseModel):
@@ -98,7 +113,10 @@ async def _record(body: FeedbackRequest, s: ServiceState, ns: str) -> ChoiceReco
         owner, stored = found
         if owner is not None and owner != body.user:
             raise HTTPException(422, "completion_id: that completion was made for another user")
-        record = stored.model_copy(update={"id": body.completion_id, "chosen": body.chosen})
+        if stored is None:
+            raise HTTPException(422, "completion_id: that completion had one answer; there was no choice to learn from")
+        chosen = body.chosen if body.choice is None else await _candidate_of(s, ns, body.completion_id, body.choice)
+        record = stored.model_copy(update={"id": body.completion_id, "chosen": chosen})
     else:
         if body.question is None or body.responses is None:
             raise HTTPException(422, "send completion_id, or question and responses")
@@ -121,6 +139,19 @@ async def _record(body: FeedbackRequest, s: ServiceState, ns: str) -> ChoiceReco
             if set(p) != set(names):
                 raise HTTPException(422, f"predictions: response {i} names other attributes than response 0")
     return record
+
+
+async def _candidate_of(s: ServiceState, ns: str, completion_id: str, choice: int) -> int:
+    """The candidate behind a position in a completion's ``choices`` (its ``pluralign.order``)."""
+    from pluralign.server.openai.protocol import ChatCompletion
+
+    answer = await asyncio.to_thread(s.users.completion_response, ns, completion_id)
+    if answer is None:
+        raise HTTPException(422, f"completion_id: no completion {completion_id!r} on this service")
+    shown = ChatCompletion.model_validate_json(answer)
+    if choice >= len(shown.choices):
+        raise HTTPException(422, f"choice: the completion has {len(shown.choices)} choices, got position {choice}")
+    return shown.pluralign.order[choice]
 
 
 def _profile(fitted: Any) -> dict[str, Any]:
