@@ -1,12 +1,13 @@
 """One steered completion, old and new side by side in one run: two `pluralign serve` on
 127.0.0.1 with the default offline judge and generator (the judge's model, in process), the
 official `openai` client, the demo's target, judgement cache off, questions from the clear-cut
-set. "old" judges a chat's candidates as 0.3.0 did (the method's own passes, one per order of
-the candidates, each with a sentence of reasoning per candidate: `--steer-passes 0
---steer-reasoning`); "new" with the service's defaults. Both draw the same candidates (the same
+set. "old" judges a chat's candidates as the proxy did up to 652c47d (the method's own passes, one per order of
+the candidates, each with a sentence of reasoning per candidate: `--steer-passes 0`); "new"
+with the service's defaults (two orders). Both draw the same candidates (the same
 seed), so the chosen ones can be compared.
 
   python bench/steer_speed.py [--questions 5] [--candidates 4] [--model smollm2-135m]
+                              [--new "--steer-passes 1 --no-steer-reasoning"]
                               [--out bench/results/steer_speed.json]
 
 Prints, per question and configuration, seconds of generation and of judging and the chosen
@@ -29,7 +30,7 @@ from common import header, machine, positive_int, uptime, write_json
 from serve_throughput import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = {"old": ["--steer-passes", "0", "--steer-reasoning"], "new": []}
+CONFIGS = {"old": ["--steer-passes", "0"], "new": []}
 
 
 def _start(home: str, name: str, extra: list[str], args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
@@ -78,10 +79,13 @@ def main() -> None:
     ap.add_argument("--candidates", type=positive_int, default=4)
     ap.add_argument("--max-tokens", type=positive_int, default=120)
     ap.add_argument("--model", default=None, help="judge and generator (default: the default judge's model)")
+    ap.add_argument("--new", default="", help="flags of the new configuration (default: the service's defaults)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    CONFIGS["new"] = args.new.split()
 
     print(header(), flush=True)
+    print(f"old: serve {' '.join(CONFIGS['old'])}; new: serve {' '.join(CONFIGS['new']) or '(defaults)'}", flush=True)
     probes = [json.loads(line) for line in (ROOT / "bench" / "data" / "clear_cut.jsonl").read_text().splitlines()]
     questions = list(dict.fromkeys(p["question"] for p in probes))[: args.questions]
     target = json.loads((ROOT / "examples" / "target_care.json").read_text())

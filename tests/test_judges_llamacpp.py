@@ -265,8 +265,8 @@ def test_passes_that_do_not_fit_the_context_together_are_decoded_in_turn(smollm2
 
 
 def test_the_quicker_steering_judge_makes_one_pass_per_attribute_with_scores_only(llamacpp_backend):
-    """What the steering proxy judges with (``--steer-passes 1``, no ``--steer-reasoning``): one
-    greedy pass per attribute whose answer holds scores only, from their log-probabilities."""
+    """The quickest steering judge (``--steer-passes 1 --no-steer-reasoning``): one greedy pass
+    per attribute whose answer holds scores only, from their log-probabilities."""
     from pluralign.choice.attributes import DEFAULT_REGISTRY
     from pluralign.choice.probes import make_probe
     from pluralign.prediction.methods.spm import ComparativeRegression, ZeroShotOptions

@@ -151,19 +151,21 @@ class ServiceOptions(Options):
         json_schema_extra=_service(),
     )
     steer_passes: int = Field(
-        default=1,
+        default=2,
         ge=0,
         le=20,
         description="Passes over a chat's candidates (or a rerank's documents) per attribute, each in another "
-        "order; 0: the method's own (single-pass scoring: one per order). Fewer passes answer sooner "
-        "(docs/results.md, the steering proxy's speed); /v1/choose keeps the method's setting.",
+        "order; 0: the method's own (single-pass scoring: one per order). Two orders keep the clear-cut set "
+        "right and answer sooner than one per order; one is quicker and less right (docs/results.md, the "
+        "steering proxy's speed); /v1/choose keeps the method's setting.",
         json_schema_extra=_service(),
     )
     steer_reasoning: bool = Field(
-        default=False,
+        default=True,
         description="Ask the judge for a sentence of reasoning per candidate when it judges a chat's candidates or "
-        "a rerank's documents (slower; /v1/choose keeps the method's setting).",
-        json_schema_extra=_service(),
+        "a rerank's documents; --no-steer-reasoning asks for the scores only (quicker, less right on the "
+        "clear-cut set; /v1/choose keeps the method's setting).",
+        json_schema_extra=cli("--no-steer-reasoning", invert=True, group="service"),
     )
     max_documents: int = Field(
         default=100,
