@@ -4,7 +4,8 @@ The 100 shortest HelpSteer2 eval items whose two responses' labels are not all e
 attributes scored once per item, so the 52 targets (high, low and the paper's 50 sampled)
 share the scores. spm, spm-zeroshot, regression and unaligned with the default offline
 judge; prompt-aligned (target-dependent, so one judgement per target) on high and low only;
-embedding and random for reference.
+embedding, the length baseline (each attribute a line in log length, no model) and random for
+reference; each method's length control (pluralign metrics --benchmark) below the table.
 
 Reported per method: accuracy (mean over its targets) with a 95% interval from resampling
 the items, the paired difference to spm on the same items and targets (bootstrap over
@@ -44,7 +45,7 @@ from pluralign.support.errors import InputError, PluralignError, one_line
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 SHARED = ROOT.parent / "shared" / "data"
-METHODS = "random,embedding,unaligned,spm-zeroshot,spm,regression,prompt-aligned"
+METHODS = "random,length,embedding,unaligned,spm-zeroshot,spm,regression,prompt-aligned"
 BOOT = 2000
 DEFAULT_RUNS = ROOT / "bench" / "runs" / "evidence"
 DEFAULT_OUT = ROOT / "bench" / "results" / "evidence"
@@ -291,6 +292,16 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def length_sections(runs: Path, bench, methods: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Each method's length control (pluralign.evaluation.length_control) on the study's items."""
+    from pluralign.evaluation.length_control import for_run, markdown
+
+    lines = ["## Length control", ""]
+    for method in methods:
+        lines += markdown(for_run(runs / method, bench, items=bench.eval), method)
+    return lines
+
+
 def report_methods(runs: Path, methods: list[str]) -> list[str]:
     """The methods run now and every other with a folder under ``runs``, in the study's order: a
     run of one method rewrites the report, and must not drop the rows the others have earned."""
@@ -361,6 +372,7 @@ def study(args) -> None:  # type: ignore[no-untyped-def]
         run_rounds(args, bench, all_targets, methods, attributes)
     rows, _ = summarise(args, bench, all_targets, report_methods(args.runs, methods))
     text = table(rows, args.reference, scope, len(bench.eval))
+    text += "\n" + "\n".join(length_sections(args.runs, bench, [r["method"] for r in rows]))
     print(text, flush=True)
     print(uptime(), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)

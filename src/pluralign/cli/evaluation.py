@@ -172,8 +172,13 @@ def metrics_cmd(
     metric: Annotated[str | None, typer.Option(help="auto, euclidean, weighted or l1 (default: the run's).")] = None,
     ties: Annotated[str | None, typer.Option(help="exact (the paper's) or tolerant (reports both).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    benchmark: Annotated[
+        Path | None,
+        typer.Option(help="The run's benchmark folder: adds length control (docs/concepts.md, length)."),
+    ] = None,
 ) -> None:
-    """Recompute metrics from saved decisions (or the reference's input_output.json)."""
+    """Recompute metrics from saved decisions (or the reference's input_output.json); with
+    --benchmark, also how much of the run a length rule explains."""
     from pluralign.choice.selection import parse_metric, parse_ties
     from pluralign.choice.target_data import resolve_target_specs
     from pluralign.evaluation.grading import rescore
@@ -191,22 +196,46 @@ def metrics_cmd(
             fail("scoring an input_output.json needs --target")
         targets = resolve_target_specs(target, input_output_attributes(path))
         results = [score_input_output(path, t, metric_ or "auto", ties_ or "exact") for t in targets]
+    control = _length_control(path, benchmark) if benchmark is not None else None
     if as_json:
         rows = [r.payload() for r in results] + [{"group": True, **g.payload()} for g in groups]
-        print(json.dumps(rows, indent=2))
+        print(
+            json.dumps(rows if control is None else {"targets": rows, "length_control": control.model_dump()}, indent=2)
+        )
     else:
         if results or not groups:
             console.print(results_table(results, f"scores of {path}"))
         if groups:
             console.print(group_results_table(groups, f"groups of {path}"))
+        if control is not None:
+            from rich.markdown import Markdown
+
+            from pluralign.evaluation.length_control import markdown
+
+            console.print(Markdown("\n".join(markdown(control))))
+
+
+def _length_control(path: Path, benchmark: Path) -> Any:
+    from pluralign.evaluation.data.benchmark import load_benchmark
+    from pluralign.evaluation.length_control import for_run
+
+    if not path.is_dir():
+        fail("--benchmark needs a run folder (an input_output.json does not say its items)")
+    return for_run(path, load_benchmark(benchmark))
 
 
 def report_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run directories to compare.")],
     out: Annotated[Path, typer.Option(help="Folder for report.md and the PNG plots.")] = Path("report"),
     item: Annotated[int, typer.Option(help="Item for the radar chart.")] = 0,
+    benchmark: Annotated[
+        Path | None, typer.Option(help="The runs' benchmark folder: adds each run's length control.")
+    ] = None,
 ) -> None:
-    """Markdown report with plots: accuracy per method and per number of attributes, MSE, calibration."""
+    """Markdown report with plots: accuracy per method and per number of attributes, MSE,
+    calibration; with --benchmark, each run beside the length baseline."""
+    from pluralign.evaluation.data.benchmark import load_benchmark
     from pluralign.evaluation.report import write_report
 
-    say(f"wrote {write_report(runs, out, item=item)}")
+    bench = load_benchmark(benchmark) if benchmark is not None else None
+    say(f"wrote {write_report(runs, out, item=item, benchmark=bench)}")

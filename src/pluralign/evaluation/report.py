@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import html
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,9 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from pluralign.evaluation.data.benchmark import Benchmark
+from pluralign.evaluation.length_control import for_run, markdown
 from pluralign.evaluation.runs import RunDir
 from pluralign.support.errors import InputError
 from pluralign.support.files import write_text_atomic
+from pluralign.support.markdown import escape_cell
 
 
 def _load(run: Path) -> dict[str, Any]:
@@ -30,12 +31,6 @@ def _load(run: Path) -> dict[str, Any]:
     if isinstance(method, dict) and method.get("model"):
         label += f" ({method['model']})"
     return {"run": run, "label": f"{label} [{run.name}]", "results": results, "decisions": decisions}
-
-
-def escape_cell(text: str) -> str:
-    """A name from data as literal text in a Markdown table cell: no markup, no column break."""
-    text = html.escape(" ".join(str(text).split()), quote=True)
-    return re.sub(r"([\\`*_\[\]|#!~])", r"\\\1", text)
 
 
 def _plt() -> Any:
@@ -55,11 +50,15 @@ def accuracy_by_attribute_count(run: dict[str, Any]) -> dict[int, float]:
     return {k: float(np.mean(v)) for k, v in sorted(by_k.items())}
 
 
-def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> Path:
-    """Write ``report.md`` and PNGs into ``out``; return the Markdown path."""
+def write_report(
+    runs: Sequence[str | Path], out: str | Path, item: int = 0, benchmark: Benchmark | None = None
+) -> Path:
+    """Write ``report.md`` and PNGs into ``out``; return the Markdown path. With the runs'
+    ``benchmark``, each run's length control too (its accuracy beside the length baseline's)."""
     if not runs:
         raise InputError("give at least one run directory")
     loaded = [_load(Path(r)) for r in runs]
+    controls = [(r["label"], for_run(r["run"], benchmark)) for r in loaded] if benchmark is not None else []
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
@@ -70,6 +69,9 @@ def write_report(runs: Sequence[str | Path], out: str | Path, item: int = 0) -> 
     if with_preds:
         lines += _prediction_error_section(plt, with_preds, out)
         lines += _radar_section(with_preds[0], item, out)
+    if controls:
+        lines += ["## Length control", ""]
+        lines += [line for label, control in controls for line in markdown(control, escape_cell(label))]
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -45,6 +45,7 @@ INDEX = {
     "unaligned": "pluralign.prediction.methods.choice",
     "prompt-aligned": "pluralign.prediction.methods.choice",
     "embedding": "pluralign.prediction.methods.embedding",
+    "length": "pluralign.prediction.methods.length",
     "reward-model": "pluralign.prediction.methods.reward_model",
     "random": "pluralign.prediction.methods.simple",
     "oracle": "pluralign.prediction.methods.simple",
