@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.choice.explanation import Explanation, explain
 from pluralign.choice.probes import Probe, make_probe
-from pluralign.choice.selection import Metric, TieRule
+from pluralign.choice.selection import Metric, Selection, TieRule
 from pluralign.choice.target_data import is_group_data, load_target_file, target_from_data
 from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, target_values
 from pluralign.prediction.methods import Judgement, Method, build_method
@@ -85,11 +85,13 @@ class Chooser:
         registry: AttributeRegistry = DEFAULT_REGISTRY,
         metric: Metric | str = Metric.auto,
         ties: TieRule | str = TieRule.exact,
+        selection: Selection | str = Selection.closest,
     ) -> None:
         self.method = method if isinstance(method, Method) else build_method(method, settings)
         self.registry = registry
         self.metric = metric
         self.ties = ties
+        self.selection = selection
         self._worker: ThreadPoolExecutor | None = None
 
     def _method(self, overrides: Mapping[str, Any] | None) -> Method:
@@ -143,7 +145,7 @@ class Chooser:
                 f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
                 "would choose; use spm, spm-zeroshot, regression or embedding"
             )
-        choice = method.choose(judgement, wanted, self.metric, self.ties)
+        choice = method.choose(judgement, wanted, self.metric, self.ties, self.selection)
         explanation = None
         if judgement.predictions is not None:
             explanation = explain(

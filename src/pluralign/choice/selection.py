@@ -47,6 +47,21 @@ class TieRule(StrEnum):
     tolerant = "tolerant"
 
 
+class Selection(StrEnum):
+    """``closest`` (the paper's): the distance of each response's predicted values to the target.
+    ``expected``: the expected distance under the judge's probability of each label level (for
+    ``euclidean`` and ``weighted``, the root of the expected squared distance; for ``l1``, the
+    expected absolute distance), so a response the judge is unsure about pays for its spread. The
+    two agree wherever the judge is certain (one level with probability 1) or gave no levels."""
+
+    closest = "closest"
+    expected = "expected"
+
+
+Levels = Sequence[Mapping[str, Mapping[str, float]]]
+"""Per response, attribute -> {label level as text: probability} (what single-pass scoring gives)."""
+
+
 @dataclass(frozen=True)
 class Choice:
     """The chosen index, every response's distance (a group's: the members' weighted mean), the
@@ -74,6 +89,13 @@ def parse_metric(value: str | Metric) -> Metric:
         return Metric(value)
     except ValueError:
         raise InputError(f"unknown metric {value!r} (use {', '.join(m.value for m in Metric)})") from None
+
+
+def parse_selection(value: str | Selection) -> Selection:
+    try:
+        return Selection(value)
+    except ValueError:
+        raise InputError(f"unknown selection {value!r} (use closest or expected)") from None
 
 
 def parse_ties(value: str | TieRule) -> TieRule:
@@ -108,6 +130,32 @@ def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | 
     return float(np.sqrt((w * diff * diff).sum()))
 
 
+def expected_distance(
+    values: Sequence[float],
+    levels: Mapping[str, Mapping[str, float]],
+    target: AlignmentTarget,
+    metric: Metric | str = Metric.auto,
+) -> float:
+    """The expected distance of one response to the target under its level probabilities (an
+    attribute without levels counts as certain at its value); the plain distance when every
+    attribute is certain, bit for bit."""
+    spreads = [levels.get(a) or {f"{v:g}": 1.0} for a, v in zip(target.values, values, strict=True)]
+    if all(len(d) == 1 for d in spreads):
+        return distance(values, target, metric)
+    metric = parse_metric(metric)
+    if metric == Metric.auto:
+        metric = Metric.weighted if target.weights else Metric.euclidean
+    total = 0.0
+    for (attribute, wanted), dist in zip(target.values.items(), spreads, strict=True):
+        mass = sum(dist.values())
+        if metric == Metric.l1:
+            total += sum(p * abs(float(level) - wanted) for level, p in dist.items()) / mass
+            continue
+        weight = target.weight(attribute) if metric == Metric.weighted else 1.0
+        total += weight * sum(p * (float(level) - wanted) ** 2 for level, p in dist.items()) / mass
+    return total if metric == Metric.l1 else total**0.5
+
+
 def target_vector(values: Mapping[str, float], target: AlignmentTarget, what: str = "prediction") -> list[float]:
     """The values of the target's attributes, in the target's order (what distances compare)."""
     missing = [a for a in target.values if a not in values]
@@ -130,11 +178,17 @@ def member_picks(
     metric: Metric | str = Metric.auto,
     ties: TieRule | str = TieRule.exact,
     what: str = "prediction",
+    levels: Levels | None = None,
 ) -> tuple[list[list[int]], list[list[float]]]:
-    """Each member's closest responses (several when they tie) and distances."""
+    """Each member's closest responses (several when they tie) and distances (expected ones
+    under ``levels`` when given)."""
     picks, dists = [], []
     for member in group.members:
-        row = [distance(target_vector(p, member.target, what), member.target, metric) for p in predictions]
+        vectors = [target_vector(p, member.target, what) for p in predictions]
+        if levels is None:
+            row = [distance(v, member.target, metric) for v in vectors]
+        else:
+            row = [expected_distance(v, lv, member.target, metric) for v, lv in zip(vectors, levels, strict=True)]
         picks.append(closest(row, ties))
         dists.append(row)
     return picks, dists
@@ -162,13 +216,17 @@ def select(
     metric: Metric | str = Metric.auto,
     reasonings: Sequence[str] | None = None,
     ties: TieRule | str = TieRule.exact,
+    levels: Levels | None = None,
 ) -> Choice:
     """Pick the response the target would choose (a person: the closest; a group: the largest
-    share); predictions are one mapping per response."""
+    share); predictions are one mapping per response; with ``levels`` (per response), by the
+    expected distance (:class:`Selection`)."""
     if len(predictions) < 2:
         raise InputError("selection needs at least 2 responses")
+    if levels is not None and len(levels) != len(predictions):
+        raise InputError(f"{len(levels)} level distributions for {len(predictions)} responses")
     group = as_group(target)
-    picks, dists = member_picks(predictions, group, metric, ties)
+    picks, dists = member_picks(predictions, group, metric, ties, levels=levels)
     shares = shares_of(picks, group, len(predictions))
     best = top_shares(shares)
     weights = group.scaled_weights

@@ -13,6 +13,7 @@ from rich.text import Text
 from pluralign.cli.common import (
     AttributesOpt,
     MetricOpt,
+    SelectionOpt,
     TiesOpt,
     console,
     registry_from,
@@ -56,13 +57,14 @@ def choose_cmd(
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for sampling and shuffling.")] = 0,
     metric: MetricOpt = "auto",
     ties: TiesOpt = "exact",
+    selection: SelectionOpt = "closest",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
 ) -> None:
     """Choose the response that best fits a target, and say why."""
     from pluralign.api import Chooser
-    from pluralign.choice.selection import parse_metric, parse_ties
+    from pluralign.choice.selection import parse_metric, parse_selection, parse_ties
     from pluralign.prediction.methods import method_spec
 
     registry = registry_from(attributes_file)
@@ -70,7 +72,7 @@ def choose_cmd(
     target = read_target(spec, registry)
     method_spec(method)
     settings = make_settings(options or {})
-    chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties))
+    chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties), parse_selection(selection))
     try:
         result = chooser.choose(probe.prompt, probe.responses, target, seed=seed)
     finally:

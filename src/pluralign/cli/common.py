@@ -54,6 +54,13 @@ MetricOpt = Annotated[
         help="Distance: auto (weighted when the target has weights, else euclidean), euclidean, weighted, l1."
     ),
 ]
+SelectionOpt = Annotated[
+    str,
+    typer.Option(
+        help="closest (the paper's: the distance of the predicted values) or expected (the expected distance "
+        "under the judge's level probabilities; docs/results.md section 17)."
+    ),
+]
 TiesOpt = Annotated[
     str,
     typer.Option(help="exact (the paper's: exact comparison) or tolerant (within 1e-9; reports both)."),

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from pluralign.cli.common import (
     AttributesOpt,
     MetricOpt,
+    SelectionOpt,
     TiesOpt,
     console,
     err_console,
@@ -70,6 +71,7 @@ def eval_cmd(
     seed: Annotated[int, typer.Option(min=0, max=MAX_SEED, help="Seed for sampling and shuffling.")] = 0,
     metric: MetricOpt = "auto",
     ties: TiesOpt = "exact",
+    selection: SelectionOpt = "closest",
     overwrite: Annotated[bool, typer.Option(help="Start the run directory afresh.")] = False,
     on_invalid: Annotated[
         str, typer.Option(help="skip: record an item the judge never answers validly as failed and go on; stop.")
@@ -79,7 +81,7 @@ def eval_cmd(
     options: dict[str, Any] | None = None,
 ) -> None:
     """Evaluate a method on a benchmark against one or more targets."""
-    from pluralign.choice.selection import parse_metric, parse_ties
+    from pluralign.choice.selection import parse_metric, parse_selection, parse_ties
     from pluralign.choice.target_data import resolve_target_specs
     from pluralign.evaluation.data.benchmark import load_benchmark
     from pluralign.evaluation.evaluate import OnInvalid
@@ -102,7 +104,7 @@ def eval_cmd(
     settings = make_settings(options or {}, benchmark_dir=bench.path)
     meth = build_method(method, settings)
     run: dict[str, Any] = dict(limit=limit, seed=seed, metric=metric_, registry=registry, overwrite=overwrite)
-    run |= dict(workers=workers, on_invalid=OnInvalid(on_invalid), ties=ties_)
+    run |= dict(workers=workers, on_invalid=OnInvalid(on_invalid), ties=ties_, selection=parse_selection(selection))
     summary = _evaluate_with_progress(bench, meth, targets, out, run)
     if summary.n_pending:
         message = getattr(getattr(meth, "backend", None), "pending_message", None)
@@ -171,6 +173,10 @@ def metrics_cmd(
     target: Annotated[list[str] | None, typer.Option(help="Target SPEC (for an input_output.json).")] = None,
     metric: Annotated[str | None, typer.Option(help="auto, euclidean, weighted or l1 (default: the run's).")] = None,
     ties: Annotated[str | None, typer.Option(help="exact (the paper's) or tolerant (reports both).")] = None,
+    selection: Annotated[
+        str | None,
+        typer.Option(help="Choose again from the run's judgements: closest (the paper's) or expected."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     benchmark: Annotated[
         Path | None,
@@ -179,7 +185,7 @@ def metrics_cmd(
 ) -> None:
     """Recompute metrics from saved decisions (or the reference's input_output.json); with
     --benchmark, also how much of the run a length rule explains."""
-    from pluralign.choice.selection import parse_metric, parse_ties
+    from pluralign.choice.selection import parse_metric, parse_selection, parse_ties
     from pluralign.choice.target_data import resolve_target_specs
     from pluralign.evaluation.grading import rescore
     from pluralign.evaluation.reference import input_output_attributes, score_input_output
@@ -188,7 +194,7 @@ def metrics_cmd(
     ties_ = parse_ties(ties) if ties else None
     groups = []
     if path.is_dir():
-        results = rescore(path, metric_, ties_)
+        results = rescore(path, metric_, ties_, parse_selection(selection) if selection else None)
         groups = [r for r in results if r.is_group]
         results = [r for r in results if not r.is_group]
     else:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
-from pluralign.choice.selection import Metric, TieRule
+from pluralign.choice.selection import Metric, Selection, TieRule
 from pluralign.choice.targets import Target
 from pluralign.evaluation.data.benchmark import Benchmark
 from pluralign.evaluation.grading import select_and_score
@@ -196,6 +196,7 @@ def evaluate(
     workers: int = 1,
     on_invalid: OnInvalid | str = OnInvalid.skip,
     ties: TieRule | str = TieRule.exact,
+    selection: Selection | str = Selection.closest,
 ) -> EvalSummary:
     """Judge, then select and grade; everything lands in ``out_dir`` (resumable). ``targets`` may
     hold groups (:class:`~pluralign.choice.targets.GroupTarget`), graded by the share matched."""
@@ -226,10 +227,13 @@ def evaluate(
         if outcome.pending:  # the batch backend: nothing to score until the answers are imported
             summary.seconds = time.perf_counter() - started
             return summary
-        decisions, results = select_and_score(plan, method, outcome.judgements, outcome.failures, metric, ties)
+        decisions, results = select_and_score(
+            plan, method, outcome.judgements, outcome.failures, metric, ties, selection
+        )
         totals, saved = _costs(plan, outcome)
         seconds = time.perf_counter() - started
         asked = {"n_failed": summary.n_failed, "seed": seed, "metric": str(metric), "ties": str(ties)}
+        asked |= {"selection": str(selection)} if str(selection) != Selection.closest else {}
         extra = {"method": method.config(), "benchmark": str(benchmark.path), "n_items": len(plan.probes), **asked}
         extra |= _cost_fields(totals, outcome.fresh, saved, seconds)
         run.write_outputs(plan.probes, plan.targets, decisions, results, extra)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pluralign.choice.selection import Metric, TieRule
+from pluralign.choice.selection import Metric, Selection, TieRule
 from pluralign.choice.target_data import target_from_data
+from pluralign.choice.targets import Target
 from pluralign.evaluation.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.evaluation.plan import EvalPlan
 from pluralign.evaluation.runs import RunDir, RunResults
-from pluralign.prediction.methods.base import Judgement, Method
+from pluralign.prediction.methods.base import Judgement, Method, choose_from
 
 
 def select_and_score(
@@ -20,6 +21,7 @@ def select_and_score(
     failures: dict[tuple[int, str], str],
     metric: Metric | str = Metric.auto,
     ties: TieRule | str = TieRule.exact,
+    selection: Selection | str = Selection.closest,
 ) -> tuple[dict[str, list[Decision]], list[TargetResult]]:
     """A decision per item and target (person or group) from the judgements; failed items are
     recorded as such."""
@@ -35,7 +37,7 @@ def select_and_score(
                     grade_item(index, probe.labels, target, None, metric, ties=ties, failed=error)
                 )
                 continue
-            choice = method.choose(judgement, target, metric, ties)
+            choice = method.choose(judgement, target, metric, ties, selection)
             decisions[target.name].append(
                 grade_item(
                     index,
@@ -55,33 +57,60 @@ def select_and_score(
 
 
 def rescore(
-    run_dir: str | Path, metric: Metric | str | None = None, ties: TieRule | str | None = None
+    run_dir: str | Path,
+    metric: Metric | str | None = None,
+    ties: TieRule | str | None = None,
+    selection: Selection | str | None = None,
 ) -> list[TargetResult]:
     """Recompute a run's figures from its saved decisions and labels (no model, no benchmark),
-    for its people and its groups alike."""
+    for its people and its groups alike; with ``selection``, each choice made again from the
+    run's judgements by that rule."""
+    return summarize_by_target(*regrade(run_dir, metric, ties, selection))
+
+
+def regrade(
+    run_dir: str | Path,
+    metric: Metric | str | None = None,
+    ties: TieRule | str | None = None,
+    selection: Selection | str | None = None,
+) -> tuple[dict[str, list[Decision]], dict[str, Target], Metric | str]:
+    """A run's decisions graded again (correctness from the stored labels, never from the file),
+    chosen again from its judgements when ``selection`` is given."""
     run = RunDir(run_dir)
     saved: RunResults = run.results()
     metric = metric or saved.metric
     ties = ties or saved.ties
+    judgements = run.judgements()[0] if selection is not None else {}
     targets = {name: target_from_data(value, name) for name, value in saved.target_values.items()}
     grouped: dict[str, list[Decision]] = {name: [] for name in targets}
     for decision in run.decisions():
         target = targets.get(decision.target)
         if target is None:
             continue
-        # correctness is recomputed from the stored labels, never taken from the file
+        chosen, tied, shares = decision.chosen, decision.tied, decision.shares
+        judgement = judgements.get((decision.item, "*")) or judgements.get((decision.item, decision.target))
+        if selection is not None and judgement is not None and decision.failed is None:
+            choice = choose_from(judgement, target, metric, ties, selection)
+            chosen, tied = choice.index, choice.tied
+            shares = choice.shares if decision.shares is not None else None
         grouped[decision.target].append(
             grade_item(
                 decision.item,
                 decision.labels,
                 target,
-                decision.chosen,
+                chosen,
                 metric,
                 predictions=decision.predictions,
-                tied=decision.tied,
+                tied=tied,
                 ties=ties,
                 failed=decision.failed,
-                shares=decision.shares,
+                shares=shares,
             )
         )
+    return grouped, targets, metric
+
+
+def summarize_by_target(
+    grouped: dict[str, list[Decision]], targets: dict[str, Target], metric: Metric | str
+) -> list[TargetResult]:
     return [summarize(grouped[name], t, metric) for name, t in targets.items()]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from pluralign.choice.attributes import Attribute
 from pluralign.choice.probes import Probe
-from pluralign.choice.selection import Choice, Metric, TieRule, select
+from pluralign.choice.selection import Choice, Metric, Selection, TieRule, parse_selection, select
 from pluralign.choice.targets import AlignmentTarget, Target
 from pluralign.support.errors import InputError
 from pluralign.support.strict import Number
@@ -134,16 +134,40 @@ class Method(ABC):
         target: Target,
         metric: Metric | str = Metric.auto,
         ties: TieRule | str = TieRule.exact,
+        selection: Selection | str = Selection.closest,
     ) -> Choice:
         """The response ``target`` (a person or a group) would choose from this judgement."""
-        if judgement.choice is not None:
-            return Choice(index=judgement.choice, distances=[], reasoning=judgement.choice_reasoning)
-        if judgement.predictions is None:
-            raise InputError(f"method {self.name} produced neither predictions nor a choice")
-        reasons = None
-        if judgement.reasonings is not None:
-            reasons = [" ".join(r[a] for a in target.attributes if r.get(a)) for r in judgement.reasonings]
-        return select(judgement.predictions, target, metric, reasonings=reasons, ties=ties)
+        return choose_from(judgement, target, metric, ties, selection, self.name)
 
     def close(self) -> None:  # noqa: B027 - optional hook, most methods hold nothing
         """Release models or connections."""
+
+
+def levels_of(judgement: Judgement, n: int) -> list[dict[str, dict[str, float]]]:
+    """Per response, attribute -> {level: probability}, from the judgement's level probabilities."""
+    probs = judgement.level_probs or {}
+    return [{a: dict(rows[i]) for a, rows in probs.items() if i < len(rows)} for i in range(n)]
+
+
+def choose_from(
+    judgement: Judgement,
+    target: Target,
+    metric: Metric | str = Metric.auto,
+    ties: TieRule | str = TieRule.exact,
+    selection: Selection | str = Selection.closest,
+    method: str = "method",
+) -> Choice:
+    """The response ``target`` would choose from a judgement: its direct choice, or selection
+    over its predictions (by the expected distance under its level probabilities when
+    ``selection`` is ``expected``)."""
+    if judgement.choice is not None:
+        return Choice(index=judgement.choice, distances=[], reasoning=judgement.choice_reasoning)
+    if judgement.predictions is None:
+        raise InputError(f"method {method} produced neither predictions nor a choice")
+    reasons = None
+    if judgement.reasonings is not None:
+        reasons = [" ".join(r[a] for a in target.attributes if r.get(a)) for r in judgement.reasonings]
+    levels = None
+    if parse_selection(selection) == Selection.expected and judgement.level_probs:
+        levels = levels_of(judgement, len(judgement.predictions))
+    return select(judgement.predictions, target, metric, reasonings=reasons, ties=ties, levels=levels)

@@ -1,0 +1,71 @@
+"""Does choosing by the expected distance under the judge's level probabilities beat choosing by
+the distance of the expected values? Both rules applied to the same judgements of each committed
+study run (no model call), compared item by item.
+
+    python bench/selection_rule.py [--runs bench/runs/evidence] [--out bench/results/selection_rule.json]
+
+Prints, per method, the accuracy by each rule (mean over targets), expected minus closest with a
+95% paired bootstrap interval over items, McNemar's p and the sign-flip p with the item as unit.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import header, uptime, write_json
+
+from pluralign.evaluation.grading import regrade
+from pluralign.evaluation.runs import is_run
+from pluralign.evaluation.statistics import BOOTSTRAP, mean_over_targets, p_text, paired
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def matrix(run: Path, selection: str | None) -> tuple[np.ndarray, list[str]]:
+    grouped, targets, _ = regrade(run, selection=selection)
+    names = sorted(targets)
+    size = 1 + max((d.item for rows in grouped.values() for d in rows), default=-1)
+    out = np.full((size, len(names)), np.nan)
+    for j, name in enumerate(names):
+        for d in grouped[name]:
+            if not d.skipped and d.failed is None and d.chosen is not None:
+                out[d.item, j] = float(d.chosen in d.correct)
+    return out, names
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=Path, default=ROOT / "bench" / "runs" / "evidence")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    print(header(), flush=True)
+    rows = []
+    for run in sorted(p for p in args.runs.iterdir() if is_run(p)):
+        closest, _ = matrix(run, "closest")
+        expected, _ = matrix(run, "expected")
+        rng = np.random.default_rng(0)
+        resamples = rng.integers(0, closest.shape[0], size=(BOOTSTRAP, closest.shape[0]))
+        c = paired(expected, closest, resamples)
+        row = {
+            "method": run.name,
+            "closest": round(mean_over_targets(closest), 2),
+            "expected": round(mean_over_targets(expected), 2),
+            **c.model_dump(),
+        }
+        rows.append(row)
+        print(
+            f"{run.name:15s} closest {row['closest']:6.2f}  expected {row['expected']:6.2f}  "
+            f"difference {c.difference:+.2f} ({c.ci95[0]:+.2f} to {c.ci95[1]:+.2f})  "
+            f"only expected / only closest right {c.only_a_right} / {c.only_b_right}  "
+            f"McNemar p {p_text(c.mcnemar_p)}  sign-flip p {p_text(c.sign_flip_p)}",
+            flush=True,
+        )
+    print(uptime(), flush=True)
+    if args.out:
+        write_json(args.out, {"rows": rows})
+
+
+if __name__ == "__main__":
+    main()
