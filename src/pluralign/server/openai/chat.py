@@ -29,7 +29,7 @@ from pluralign.choice.targets import Target, target_values
 from pluralign.people.profile import ChoiceRecord
 from pluralign.prediction.generators import Candidates, Draw
 from pluralign.prediction.judges.base import ChatMessage
-from pluralign.server.openai.errors import error_of, shaped
+from pluralign.server.openai.errors import documented, error_of, shaped
 from pluralign.server.openai.protocol import (
     REFUSED,
     ChatChoice,
@@ -39,7 +39,6 @@ from pluralign.server.openai.protocol import (
     ChoiceLogprobs,
     ChunkChoice,
     Delta,
-    ErrorResponse,
     ResponseMessage,
     SteeredCandidate,
     SteerInfo,
@@ -52,9 +51,7 @@ from pluralign.server.state import ServiceState, chooser, namespace, state
 from pluralign.support.errors import DeadlineExceeded, PluralignError, UnsupportedParameter, UpstreamError
 
 router = APIRouter(tags=["openai"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 415, 502, 503, 504)
-}
+ERRORS = documented(400, 401, 404, 409, 413, 415, 502, 503, 504)
 
 
 def _refuse_what_cannot_be_steered(body: ChatCompletionRequest) -> None:

@@ -125,3 +125,8 @@ async def shaped(work: Callable[[], Awaitable[Any]]) -> Response:
     if isinstance(result, Response):
         return result
     return JSONResponse(result.model_dump(exclude_none=False) if hasattr(result, "model_dump") else result)
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The error statuses a route answers, each with the one error body, for /openapi.json."""
+    return {status: {"model": ErrorResponse} for status in statuses}

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
 from pluralign.api import ChooseResult
-from pluralign.server.openai.errors import shaped
+from pluralign.server.openai.errors import documented, shaped
 from pluralign.server.openai.protocol import (
-    ErrorResponse,
     RerankDocument,
     RerankRequest,
     RerankResponse,
@@ -31,9 +29,7 @@ from pluralign.server.routes.feedback import check_user
 from pluralign.server.state import ServiceState, chooser, namespace, state
 
 router = APIRouter(tags=["openai"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 413, 415, 502, 503, 504)
-}
+ERRORS = documented(400, 401, 413, 415, 502, 503, 504)
 
 
 def relevance(distance: float, result: ChooseResult) -> float:
