@@ -24,7 +24,7 @@ from typing import IO, Any, Literal
 
 from pluralign.support import strict
 from pluralign.support.errors import InputError, TooLargeError, one_line
-from pluralign.support.folders import exists_under, open_under, refusal
+from pluralign.support.folders import exists_under, open_under, refusal, write_whole
 
 log = logging.getLogger("pluralign.support.files")
 
@@ -155,11 +155,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_whole(fd, data, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

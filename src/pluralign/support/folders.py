@@ -19,6 +19,16 @@ from pluralign.support import strict
 from pluralign.support.errors import InputError, TooLargeError
 
 
+def write_whole(fd: int, data: bytes, mode: int) -> None:
+    """Give a new file descriptor ``mode``, write ``data`` to it, flush it to disk and close it:
+    the step every atomic writer takes before its rename."""
+    os.fchmod(fd, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def _parts(rel: str | Path) -> list[str]:
     parts = Path(rel).parts
     if not parts or Path(rel).is_absolute() or any(p in ("", ".", "..") for p in parts):
@@ -151,11 +161,7 @@ def write_bytes_under(root: str | Path, rel: str | Path, data: bytes) -> None:
             keep = 0o644
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, keep, dir_fd=folder)
         try:
-            os.fchmod(fd, keep)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+            write_whole(fd, data, keep)
             os.replace(tmp, parts[-1], src_dir_fd=folder, dst_dir_fd=folder)
         except BaseException:
             try:
