@@ -18,21 +18,15 @@ from common import header, uptime, write_json
 
 from pluralign.evaluation.grading import regrade
 from pluralign.evaluation.runs import is_run
-from pluralign.evaluation.statistics import BOOTSTRAP, mean_over_targets, p_text, paired
+from pluralign.evaluation.statistics import BOOTSTRAP, decision_matrix, mean_over_targets, p_text, paired
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def matrix(run: Path, selection: str | None) -> tuple[np.ndarray, list[str]]:
+def matrix(run: Path, selection: str) -> np.ndarray:
+    """items x targets, right or wrong, with every choice made again by ``selection``."""
     grouped, targets, _ = regrade(run, selection=selection)
-    names = sorted(targets)
-    size = 1 + max((d.item for rows in grouped.values() for d in rows), default=-1)
-    out = np.full((size, len(names)), np.nan)
-    for j, name in enumerate(names):
-        for d in grouped[name]:
-            if not d.skipped and d.failed is None and d.chosen is not None:
-                out[d.item, j] = float(d.chosen in d.correct)
-    return out, names
+    return decision_matrix([d for rows in grouped.values() for d in rows], sorted(targets))
 
 
 def main() -> None:
@@ -43,8 +37,8 @@ def main() -> None:
     print(header(), flush=True)
     rows = []
     for run in sorted(p for p in args.runs.iterdir() if is_run(p)):
-        closest, _ = matrix(run, "closest")
-        expected, _ = matrix(run, "expected")
+        closest = matrix(run, "closest")
+        expected = matrix(run, "expected")
         rng = np.random.default_rng(0)
         resamples = rng.integers(0, closest.shape[0], size=(BOOTSTRAP, closest.shape[0]))
         c = paired(expected, closest, resamples)

@@ -78,3 +78,21 @@ def test_the_signal_test_finds_a_predictor_length_does_not_explain_and_none_that
     assert adjusted_signal([(0.1, 0.2, 1.0)] * 5, "a").p_value is None  # too few pairs to say
     coefficients, loglik = logistic_fit([[1.0, x] for x in lengths], [1.0 if y > 0 else 0.0 for y in labels])
     assert coefficients[1] > 0 and loglik < 0
+
+
+def test_names_from_data_are_literal_text_in_the_tables():
+    from pluralign.evaluation.length_control import (
+        AdjustedSignal,
+        LengthControl,
+        PairwiseOrdering,
+        markdown,
+    )
+
+    control = LengthControl(
+        ordering=[PairwiseOrdering(attribute="a|b", pairs=0, method=None, longer_is_higher=None)],
+        spread=[],
+        signal=[AdjustedSignal(attribute="[x](y)", pairs=0, coefficient=None, p_value=None)],
+    )
+    text = "\n".join(markdown(control, "run | `z`"))
+    assert "a\\|b" in text and "\\[x\\](y)" in text and "### run \\| \\`z\\`" in text
+    assert "| a\\|b | 0 | - | - |" in text  # no pairs: no share, not 0

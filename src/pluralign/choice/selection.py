@@ -22,9 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TypeVar
 
 from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, as_group
 from pluralign.support.errors import InputError
+
+E = TypeVar("E", bound=StrEnum)
 
 TIE_TOLERANCE = 1e-9
 SHARE_TOLERANCE = 1e-9
@@ -84,25 +87,25 @@ class Choice:
         return len(self.tied) > 1
 
 
-def parse_metric(value: str | Metric) -> Metric:
+def _member(kind: type[E], value: str | E, what: str) -> E:
+    """``value`` as a member of the option's enum, or one line naming the values it may take."""
     try:
-        return Metric(value)
+        return kind(value)
     except ValueError:
-        raise InputError(f"unknown metric {value!r} (use {', '.join(m.value for m in Metric)})") from None
+        names = [m.value for m in kind]
+        raise InputError(f"unknown {what} {value!r} (use {', '.join(names[:-1])} or {names[-1]})") from None
+
+
+def parse_metric(value: str | Metric) -> Metric:
+    return _member(Metric, value, "metric")
 
 
 def parse_selection(value: str | Selection) -> Selection:
-    try:
-        return Selection(value)
-    except ValueError:
-        raise InputError(f"unknown selection {value!r} (use closest or expected)") from None
+    return _member(Selection, value, "selection")
 
 
 def parse_ties(value: str | TieRule) -> TieRule:
-    try:
-        return TieRule(value)
-    except ValueError:
-        raise InputError(f"unknown tie rule {value!r} (use exact or tolerant)") from None
+    return _member(TieRule, value, "tie rule")
 
 
 def distance(values: Sequence[float], target: AlignmentTarget, metric: Metric | str = Metric.auto) -> float:

@@ -65,7 +65,8 @@ def rescore(
     """Recompute a run's figures from its saved decisions and labels (no model, no benchmark),
     for its people and its groups alike; with ``selection``, each choice made again from the
     run's judgements by that rule."""
-    return summarize_by_target(*regrade(run_dir, metric, ties, selection))
+    grouped, targets, metric = regrade(run_dir, metric, ties, selection)
+    return [summarize(grouped[name], t, metric) for name, t in targets.items()]
 
 
 def regrade(
@@ -108,9 +109,3 @@ def regrade(
             )
         )
     return grouped, targets, metric
-
-
-def summarize_by_target(
-    grouped: dict[str, list[Decision]], targets: dict[str, Target], metric: Metric | str
-) -> list[TargetResult]:
-    return [summarize(grouped[name], t, metric) for name, t in targets.items()]

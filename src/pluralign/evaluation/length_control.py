@@ -33,6 +33,7 @@ from pluralign.choice.selection import select
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.evaluation.data.benchmark import Benchmark
 from pluralign.evaluation.metrics import Decision
+from pluralign.evaluation.runs import RunDir
 from pluralign.prediction.methods.length import LengthMethod, log_length
 from pluralign.support.errors import InputError
 from pluralign.support.markdown import escape_cell
@@ -46,7 +47,7 @@ class PairwiseOrdering(BaseModel):
     attribute: str
     pairs: int
     method: float | None
-    longer_is_higher: float
+    longer_is_higher: float | None
 
 
 class SpreadBin(BaseModel):
@@ -161,16 +162,18 @@ def spread_bins(
     targets: Mapping[str, Mapping[str, float]],
 ) -> list[SpreadBin]:
     """The run's accuracy and the length baseline's on the same scored decisions, by spread."""
+    wanted = {name: AlignmentTarget(values=dict(values)) for name, values in targets.items()}
+    attributes = [Attribute(name=a, description=a) for a in dict.fromkeys(a for v in targets.values() for a in v)]
+    baseline: dict[int, list[dict[str, float]]] = {}  # an item's length predictions, for every target
     rows: list[tuple[float, float, float]] = []
     for d in decisions:
-        if d.skipped or d.chosen is None or d.item >= len(probes) or d.target not in targets:
+        if d.skipped or d.chosen is None or d.item >= len(probes) or d.target not in wanted:
             continue
         probe = probes[d.item]
-        values = targets[d.target]
-        attributes = [Attribute(name=a, description=a) for a in values]
-        predictions = length.judge(probe, attributes).predictions or []
-        baseline = select(predictions, AlignmentTarget(values=dict(values))).index
-        rows.append((_spread(probe.responses), float(d.chosen in d.correct), float(baseline in d.correct)))
+        if d.item not in baseline:
+            baseline[d.item] = length.judge(probe, attributes).predictions or []
+        pick = select(baseline[d.item], wanted[d.target]).index
+        rows.append((_spread(probe.responses), float(d.chosen in d.correct), float(pick in d.correct)))
     out = []
     for low, high in pairwise(SPREAD_BINS):
         inside = [r for r in rows if low <= r[0] < high]
@@ -203,7 +206,7 @@ def length_control(
                 attribute=attribute,
                 pairs=len(pairs),
                 method=_share([_agree(float(dp or 0.0), dy) for _, dp, dy in with_preds]) if with_preds else None,
-                longer_is_higher=_share([_agree(dl, dy) for dl, _, dy in pairs]) or 0.0,
+                longer_is_higher=_share([_agree(dl, dy) for dl, _, dy in pairs]),
             )
         )
         signal.append(adjusted_signal(pairs, attribute))
@@ -215,8 +218,6 @@ def for_run(run: str | Path, benchmark: Benchmark, items: Sequence[Probe] | None
     """Length control of a run folder on the benchmark it was run on (``items``: the eval items in
     the run's order, when it ran on a subset). Refused in one line when the run's fingerprint or
     labels show other items."""
-    from pluralign.evaluation.runs import RunDir
-
     run_dir = RunDir(Path(run))
     fingerprint = run_dir.identity().get("benchmark")
     if fingerprint is not None and fingerprint != benchmark.fingerprint:
@@ -233,7 +234,7 @@ def for_run(run: str | Path, benchmark: Benchmark, items: Sequence[Probe] | None
             )
     results = run_dir.results()
     targets = {t.name: dict(t.target) for t in results.targets if not t.is_group and t.target}
-    attributes = list(dict.fromkeys(a for d in decisions[:1] for a in d.labels[0])) if decisions else []
+    attributes = list(decisions[0].labels[0]) if decisions else []
     return length_control(decisions, probes, benchmark.train, attributes, targets)
 
 
@@ -242,10 +243,11 @@ def _pct(value: float | None) -> str:
 
 
 def markdown(control: LengthControl, title: str = "Length control") -> list[str]:
-    """The three instruments as Markdown tables (the report's section; the CLI prints the same)."""
+    """The three instruments as Markdown tables (the report's section; the CLI prints the same);
+    the title and the attribute names are data, printed as literal text."""
     overall = control.overall
     lines = [
-        f"### {title}",
+        f"### {escape_cell(title)}",
         "",
         f"Accuracy pooled over the {overall.decisions} scored decisions: {_pct(overall.method)}%; the length baseline "
         f"(each attribute a line in log length, fit on the train set) on the same: {_pct(overall.length)}%.",
@@ -255,7 +257,8 @@ def markdown(control: LengthControl, title: str = "Length control") -> list[str]
     ]
     lines += ["| attribute | pairs | method | longer is higher |", "|---|---|---|---|"]
     lines += [
-        f"| {o.attribute} | {o.pairs} | {_pct(o.method)} | {_pct(o.longer_is_higher)} |" for o in control.ordering
+        f"| {escape_cell(o.attribute)} | {o.pairs} | {_pct(o.method)} | {_pct(o.longer_is_higher)} |"
+        for o in control.ordering
     ]
     lines += ["", "Accuracy by length spread, |log(longest / shortest)| (%):", ""]
     lines += ["| spread | decisions | method | length baseline |", "|---|---|---|---|"]

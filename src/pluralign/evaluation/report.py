@@ -71,7 +71,7 @@ def write_report(
         lines += _radar_section(with_preds[0], item, out)
     if controls:
         lines += ["## Length control", ""]
-        lines += [line for label, control in controls for line in markdown(control, escape_cell(label))]
+        lines += [line for label, control in controls for line in markdown(control, label)]
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from pluralign.evaluation.metrics import Decision
 from pluralign.evaluation.runs import RunDir
 from pluralign.support.errors import InputError
 
@@ -33,7 +34,11 @@ SIGN_FLIPS = 10_000
 
 def correctness(run: RunDir, targets: Sequence[str], n_items: int | None = None) -> np.ndarray:
     """items x targets: 1 right, 0 wrong, NaN skipped (all tied), failed or not run."""
-    decisions = run.decisions()
+    return decision_matrix(run.decisions(), targets, n_items)
+
+
+def decision_matrix(decisions: Sequence[Decision], targets: Sequence[str], n_items: int | None = None) -> np.ndarray:
+    """:func:`correctness` of decisions held in memory (a run graded again, for one)."""
     size = n_items if n_items is not None else 1 + max((d.item for d in decisions), default=-1)
     out = np.full((size, len(targets)), np.nan)
     col = {t: j for j, t in enumerate(targets)}
