@@ -44,12 +44,12 @@ Run = Callable[[JudgeRequest, int, bool], tuple[int, int] | None]
 def requests(bench_dir: str, n: int) -> list[JudgeRequest]:
     bench = load_benchmark(bench_dir)
     attr = DEFAULT_REGISTRY["helpfulness"]
-    items = sorted(bench.eval, key=lambda p: len(p.prompt) + sum(map(len, p.responses)))[40 : 40 + n]
+    items = sorted(bench.eval, key=lambda p: len(p.question) + sum(map(len, p.responses)))[40 : 40 + n]
     out = []
     for p in items:
         choices = prompts.lettered(p.responses)
         messages = prompts.conversation(
-            prompts.comparative_system(attr), [], prompts.comparative_user(attr, p.prompt, choices)
+            prompts.comparative_system(attr), [], prompts.comparative_user(attr, p.question, choices)
         )
         out.append(
             JudgeRequest(

@@ -3,7 +3,7 @@
 The 100 shortest HelpSteer2 eval items whose two responses' labels are not all equal; all 5
 attributes scored once per item, so the 52 targets (high, low and the paper's 50 sampled)
 share the scores. spm, spm-zeroshot, regression and unaligned with the default offline
-judge; prompt-aligned (target-dependent, so one judgement per target) on high and low only;
+judge; prompt-aligned (target-dependent, so one assessment per target) on high and low only;
 embedding, the length baseline (each attribute a line in log length, no model) and random for
 reference; each method's length control (pluralign metrics --benchmark) below the table.
 
@@ -17,7 +17,7 @@ resumable: stop it any time and run the same command again.
     python bench/evidence.py --report-only                   # tabulate what the run folders hold now
     python bench/evidence.py --methods random,embedding      # a part (the report keeps every method's row)
 
-The run folders live in bench/runs/evidence/ and are committed as they grow (their judgements
+The run folders live in bench/runs/evidence/ and are committed as they grow (their assessments
 and decisions packed as .jsonl.gz by bench/pack_runs.py, and their results; not the call logs,
 the cache or the derived input_output/ folders), so the study resumes on any machine. They hold
 the default offline judge's study; the same study with a larger judge behind any
@@ -56,7 +56,7 @@ def pick(bench, n, attributes=None):
         return {a: v for a, v in labels.items() if attributes is None or a in attributes}
 
     differ = [p for p in bench.eval if key(p.labels[0]) != key(p.labels[1])]
-    ranked = sorted(differ, key=lambda p: len(p.prompt) + sum(len(r) for r in p.responses))
+    ranked = sorted(differ, key=lambda p: len(p.question) + sum(len(r) for r in p.responses))
     return bench.subset(ranked[:n])
 
 

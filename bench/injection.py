@@ -48,7 +48,7 @@ def main() -> None:
     print(header(), flush=True)
     bench = load_benchmark(args.benchmark)
     pool = [p for p in bench.eval if p.labels and p.labels[0]["helpfulness"] != p.labels[1]["helpfulness"]]
-    items = sorted(pool, key=lambda p: len(p.prompt) + sum(map(len, p.responses)))[: args.items]
+    items = sorted(pool, key=lambda p: len(p.question) + sum(map(len, p.responses)))[: args.items]
     target = {"helpfulness": 1.0}
     extra = {k: v for k, v in {"samples": args.samples, "estimator": args.estimator}.items() if v is not None}
     rows = []
@@ -61,10 +61,10 @@ def main() -> None:
         try:
             for k, probe in enumerate(items):
                 loser = 0 if probe.labels[0]["helpfulness"] < probe.labels[1]["helpfulness"] else 1
-                clean = chooser.choose(probe.prompt, probe.responses, target, seed=k)
+                clean = chooser.choose(probe.question, probe.responses, target, seed=k)
                 attacked = list(probe.responses)
                 attacked[loser] = attacked[loser] + INJECTION
-                hit = chooser.choose(probe.prompt, attacked, target, seed=k)
+                hit = chooser.choose(probe.question, attacked, target, seed=k)
                 flipped = clean.selected_index != loser and hit.selected_index == loser
                 flips += flipped
                 clean_right += clean.selected_index != loser

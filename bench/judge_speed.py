@@ -107,7 +107,7 @@ def main() -> None:
                 backend.reset()
                 m = method.with_options(SpmOptions(**overrides))
                 t0 = time.perf_counter()
-                m.judge(probe, [R["care"]], seed=100 + r)
+                m.assess(probe, [R["care"]], seed=100 + r)
                 times.append(time.perf_counter() - t0)
             walls[label] = round(statistics.median(times), 2)
             print(f"  {model} {label}: {walls[label]} s per attribute ({uptime()})", flush=True)

@@ -46,7 +46,7 @@ def pick_items(bench: Benchmark, n: int, shortest: bool, attrs: list[str]) -> Be
     items = list(bench.eval)
     if shortest:
         differs = [p for p in items if any(p.labels[0][a] != p.labels[1][a] for a in attrs)]  # type: ignore[index]
-        items = sorted(differs, key=lambda p: len(p.prompt) + sum(len(r) for r in p.responses))
+        items = sorted(differs, key=lambda p: len(p.question) + sum(len(r) for r in p.responses))
     return bench.subset(items[:n])
 
 

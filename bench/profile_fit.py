@@ -86,7 +86,7 @@ def person_choice(probe, target, rng, flip, no_preference=False):
 
 def record(i, probe, predictions, chosen):
     return ChoiceRecord(
-        id=str(i), question=probe.prompt, responses=probe.responses, chosen=chosen, predictions=predictions
+        id=str(i), question=probe.question, responses=probe.responses, chosen=chosen, predictions=predictions
     )
 
 
@@ -146,7 +146,7 @@ def embedding_predictions(train, evals):
 
     scorer = EmbeddingRegressor(evals, kind="ridge")  # trained on eval: it never saw the train items
     attrs = DEFAULT_REGISTRY.require(HELPSTEER2)
-    return [scorer.judge(p, attrs).predictions for p in train]
+    return [scorer.assess(p, attrs).predictions for p in train]
 
 
 def tune_targets(exclude, per_k=4, seed=7):

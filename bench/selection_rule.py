@@ -1,5 +1,5 @@
 """Does choosing by the expected distance under the judge's level probabilities beat choosing by
-the distance of the expected values? Both rules applied to the same judgements of each committed
+the distance of the expected values? Both rules applied to the same assessments of each committed
 study run (no model call), compared item by item.
 
     python bench/selection_rule.py [--runs bench/runs/evidence] [--out bench/results/selection_rule.json]

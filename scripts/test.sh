@@ -8,4 +8,4 @@ export PLURALIGN_BENCHMARK="${PLURALIGN_BENCHMARK:-$(cd .. && pwd)/shared/data/h
 "$VENV/bin/ruff" check src tests bench
 "$VENV/bin/mypy"
 NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --quiet --site-dir "$(mktemp -d)"   # the docs site, links and anchors checked
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+PLURALIGN_TEST_FORK=0 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

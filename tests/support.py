@@ -4,17 +4,23 @@ purpose), and the assertion that an error is one line."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+
+from cli_forks import IMPORT_TIME_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PLURALIGN_SHARED", ROOT.parent / "shared"))
@@ -28,8 +34,15 @@ CHOOSE_ARGS = ["choose", "--target", '{"care": 1}', "--question", "q", "--respon
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real console entry point in a subprocess."""
+    """Run the real console entry point in a process of its own: a child forked from a process
+    that has imported the CLI (``cli_forks.py``), or ``python -m pluralign`` where
+    ``PLURALIGN_TEST_FORK=0`` or the call sets a variable read at import."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    forkable = not any(k in (env or {}) for k in IMPORT_TIME_VARIABLES) and not any(
+        k.startswith("PYTHON") for k in (env or {})
+    )
+    if forkable and os.environ.get("PLURALIGN_TEST_FORK", "1") != "0":
+        return _FORKS.run(list(args), cwd or Path.cwd(), full_env, timeout)
     return subprocess.run(
         [sys.executable, "-m", "pluralign", *args],
         capture_output=True,
@@ -38,6 +51,66 @@ def run_cli(
         env=full_env,
         timeout=timeout,
     )
+
+
+class _ForkServer:
+    """One fork server (``cli_forks.py``) per test process, started on first use."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.folder: Path | None = None
+        self.lock = threading.Lock()
+
+    def _start(self) -> Path:
+        if self.proc is None or self.proc.poll() is not None:
+            self.folder = Path(tempfile.mkdtemp(prefix="pluralign-forks-"))
+            sock = self.folder / "sock"
+            env = {**os.environ, "COLUMNS": "200"}
+            self.proc = subprocess.Popen(
+                [sys.executable, str(Path(__file__).with_name("cli_forks.py")), str(sock)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+            )
+            assert self.proc.stdout is not None and self.proc.stdout.readline() == b"ready\n"
+            atexit.register(self.stop)
+        assert self.folder is not None
+        return self.folder
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+        with self.lock:
+            folder = self._start()
+        out = Path(tempfile.mkstemp(dir=folder)[1])
+        err = Path(tempfile.mkstemp(dir=folder)[1])
+        request = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.connect(str(folder / "sock"))
+                conn.sendall(json.dumps(request).encode() + b"\n")
+                conn.settimeout(timeout)
+                with conn.makefile("rb") as reader:
+                    pid = int(reader.readline())
+                    try:
+                        line = reader.readline()
+                    except TimeoutError:
+                        os.kill(pid, signal.SIGKILL)
+                        raise subprocess.TimeoutExpired(["pluralign", *args], timeout) from None
+            if not line:
+                raise RuntimeError(f"the forked CLI {pid} ended without an exit status")
+            return subprocess.CompletedProcess(["pluralign", *args], int(line), out.read_text(), err.read_text())
+        finally:
+            out.unlink(missing_ok=True)
+            err.unlink(missing_ok=True)
+
+
+_FORKS = _ForkServer()
 
 
 def one_line_error(res: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -173,7 +173,7 @@ def test_no_module_reaches_into_another_modules_privates():
 
 
 def test_run_folder_file_names_live_only_in_the_run_folder_owner():
-    names = {"run.json", "results.json", "decisions.jsonl", "judgements.jsonl", "calls.jsonl", "input_output"}
+    names = {"run.json", "results.json", "decisions.jsonl", "assessments.jsonl", "calls.jsonl", "input_output"}
     offenders = []
     for folder in (SRC, ROOT / "bench"):
         for path in folder.rglob("*.py"):

@@ -69,7 +69,7 @@ def test_mic_labels_match_hand_computation(tmp_path: Path):
     stats = build_mic(path, tmp_path / "out", split=False)
     assert (stats.kept_questions, stats.dropped_single_answer, stats.dropped_missing_agreement) == (2, 1, 1)
     probes = load_probes(tmp_path / "out" / "all.json")
-    assert [p.prompt for p in probes] == ["Q1 how?", "Q2 why?"]
+    assert [p.question for p in probes] == ["Q1 how?", "Q2 why?"]
     q1 = probes[0]
     assert q1.responses == ["like this", "like that"]
     # care: +1 -1 +1 = 1 -> (1+3)/6 = 0.67; fairness: -1 -> 0.33; others 0 -> 0.5
@@ -134,12 +134,12 @@ def test_mic_split_on_a_larger_synthetic_csv(tmp_path: Path, cli):
     assert res.returncode == 0, res.stderr
     bench = load_benchmark(tmp_path / "o")
     assert bench.train is not None and bench.eval
-    train_q = {p.prompt for p in bench.train}
-    assert not train_q & {p.prompt for p in bench.eval}
+    train_q = {p.question for p in bench.train}
+    assert not train_q & {p.question for p in bench.eval}
 
 
 def _probe(labels: list[dict[str, float]], prompt: str) -> Probe:
-    return Probe(prompt=prompt, responses=[f"{prompt} a", f"{prompt} b"], labels=labels)
+    return Probe(question=prompt, responses=[f"{prompt} a", f"{prompt} b"], labels=labels)
 
 
 def test_helpsteer2_pairing_and_normalisation():
@@ -153,7 +153,7 @@ def test_helpsteer2_pairing_and_normalisation():
     # rows: p0 p0 p1 p1 orphan p2 p2 p3 p3. The paper's loop pairs (0,1) (2,3) (4,5) (6,7): the
     # last two join different prompts and p3's pair is never reached. Grouping by prompt keeps
     # the paper's two good pairs, re-pairs p2 within itself, drops the orphan and p3's pair.
-    assert [p.prompt for p in probes] == ["p0", "p1", "p2"]
+    assert [p.question for p in probes] == ["p0", "p1", "p2"]
     assert probes[1].labels[1]["helpfulness"] == 0.5 and probes[1].responses == ["r10", "r11"]
     assert probes[2].responses == ["r20", "r21"]
     assert (report.paper_pairs_kept, report.recovered_pairs) == (2, 1)
@@ -191,7 +191,7 @@ def test_stratified_split_properties():
         probes.append(_probe([{"x": v[0], "y": v[1]}, {"x": v[1], "y": v[0]}], f"q{i}"))
     train, evals = stratified_split(probes, ["x", "y"], levels=5, cap=3)
     assert len(evals) == 30 and 0 < len(train) <= 30  # 10 cells x 3, train takes what is left
-    assert not {p.prompt for p in train} & {p.prompt for p in evals}
+    assert not {p.question for p in train} & {p.question for p in evals}
     for level in (0.0, 0.25, 0.5, 0.75, 1.0):
         assert sum(any(lab["x"] == level for lab in p.labels) for p in evals) >= 3
 

@@ -96,7 +96,7 @@ def test_the_study_runs_against_a_server_and_never_judges_an_item_twice(
     assert row["items"] >= 1
     paired = rows["random"]["spm_minus_this"]  # the reference named by --reference
     assert paired["difference"] == pytest.approx(row["accuracy"] - rows["random"]["accuracy"], abs=0.02)
-    judged = runs / "spm-zeroshot" / "judgements.jsonl"
+    judged = runs / "spm-zeroshot" / "assessments.jsonl"
     records = [json.loads(line) for line in judged.read_text().splitlines()]
     assert {r["item"] for r in records} == {0, 1}
     before = judged.read_bytes()

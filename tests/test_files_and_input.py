@@ -70,16 +70,16 @@ def test_score_reads_a_corrupt_run_without_changing_it(helpsteer2_dir: Path, tmp
 def test_resume_keeps_judgements_after_a_corrupt_middle_line(helpsteer2_dir: Path, tmp_path: Path, cli):
     out = tmp_path / "run"
     assert _oracle_run(cli, helpsteer2_dir, out, "--limit", "6").returncode == 0
-    judgements = out / "judgements.jsonl"
-    lines = judgements.read_bytes().splitlines(keepends=True)
+    assessments = out / "assessments.jsonl"
+    lines = assessments.read_bytes().splitlines(keepends=True)
     lines[2] = b"not json at all\n"
-    judgements.write_bytes(b"".join(lines) + b'{"item": 9, "key": "*", "judg')  # and a torn tail
+    assessments.write_bytes(b"".join(lines) + b'{"item": 9, "key": "*", "judg')  # and a torn tail
     res = _oracle_run(cli, helpsteer2_dir, out, "--limit", "6")
     assert res.returncode == 0, res.stderr
     assert "judged 1 items now, 5 resumed" in res.stdout  # only the corrupt line's item is judged again
-    kept = judgements.read_bytes().splitlines()
+    kept = assessments.read_bytes().splitlines()
     assert kept[2] == b"not json at all" and len(kept) == 7  # nothing after the bad line was lost
-    assert not judgements.read_bytes().endswith(b"judg")  # the writer dropped its own torn tail
+    assert not assessments.read_bytes().endswith(b"judg")  # the writer dropped its own torn tail
 
 
 # ---- 4. inputs that were silently changed or crashed ------------------------------------------

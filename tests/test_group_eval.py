@@ -148,9 +148,9 @@ def test_cli_eval_of_a_group_then_metrics(tmp_path):
     assert "matched share" in res.stdout and "team" in res.stdout and "high" in res.stdout
     assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
         ".lock",
+        "assessments.jsonl",
         "calls.jsonl",
         "decisions.jsonl",
-        "judgements.jsonl",
         "results.json",
         "run.json",
     ]

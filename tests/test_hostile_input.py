@@ -215,7 +215,7 @@ def test_targets_are_numbers_and_not_all_zero_weights(helpsteer2_dir, tmp_path: 
 def test_huge_numbers_in_run_files_are_skipped_lines_not_tracebacks(helpsteer2_dir: Path, tmp_path: Path, cli):
     out = tmp_path / "run"
     assert _oracle(cli, helpsteer2_dir, out, "high").returncode == 0
-    for name in ("judgements.jsonl", "decisions.jsonl"):
+    for name in ("assessments.jsonl", "decisions.jsonl"):
         with open(out / name, "a") as handle:
             handle.write('{"item": ' + "9" * 5000 + "}\n")
             handle.write("[" * 100_000 + "\n")
@@ -359,7 +359,7 @@ def test_batch_import_survives_hostile_lines(tmp_path: Path, cli):
 
 @pytest.mark.parametrize(
     ("name", "kind"),
-    [("judgements.jsonl", "link"), (".lock", "link"), ("judgements.jsonl", "fifo"), ("calls.jsonl", "dangling")],
+    [("assessments.jsonl", "link"), (".lock", "link"), ("assessments.jsonl", "fifo"), ("calls.jsonl", "dangling")],
 )
 def test_a_run_never_writes_through_a_link_or_into_a_pipe_planted_in_its_folder(helpsteer2_dir, tmp_path, name, kind):
     """A run folder that came from elsewhere (a clone, an archive) may hold links under the
@@ -386,7 +386,7 @@ def test_a_run_never_writes_through_a_link_or_into_a_pipe_planted_in_its_folder(
     assert outside.read_text() == "precious\n" and not (tmp_path / "created-outside.txt").exists()
 
 
-@pytest.mark.parametrize("name", ["decisions.jsonl", "results.json", "judgements.jsonl"])
+@pytest.mark.parametrize("name", ["decisions.jsonl", "results.json", "assessments.jsonl"])
 def test_reading_a_run_never_follows_a_link_out_of_its_folder(helpsteer2_dir, tmp_path, name):
     out = tmp_path / "run"
     args = ("eval", "--benchmark", str(helpsteer2_dir), "--method", "oracle", "--target", "high", "--out", str(out))
@@ -396,8 +396,8 @@ def test_reading_a_run_never_follows_a_link_out_of_its_folder(helpsteer2_dir, tm
     (out / name).symlink_to(outside)
     for command in (("metrics", str(out)), ("report", str(out), "--out", str(tmp_path / "report"))):
         res = run_cli(*command)
-        if name == "judgements.jsonl" and res.returncode == 0:
-            continue  # metrics and report need no judgements: nothing is read through the link
+        if name == "assessments.jsonl" and res.returncode == 0:
+            continue  # metrics and report need no assessments: nothing is read through the link
         assert res.returncode == 2 and f"{name} is a link" in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 

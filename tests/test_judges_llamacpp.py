@@ -278,8 +278,8 @@ def test_the_quicker_steering_judge_makes_one_pass_per_attribute_with_scores_onl
     quick = method.with_options(method.options.override(**overrides))
     probe = make_probe("Should I help my neighbour?", ["Yes, gladly.", "No.", "Only if she pays."])
     attributes = DEFAULT_REGISTRY.require(["care", "authority"])
-    judged = quick.judge(probe, attributes, seed=0)
-    full = method.judge(probe, attributes, seed=0)
+    judged = quick.assess(probe, attributes, seed=0)
+    full = method.assess(probe, attributes, seed=0)
     assert judged.stats.requests == 2 and full.stats.requests == 2 * 3  # one pass an attribute, not one per order
     assert all(r == {"care": "", "authority": ""} for r in judged.reasonings or [])
     assert all(0 <= p[a] <= 1 for p in judged.predictions or [] for a in ("care", "authority"))

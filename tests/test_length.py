@@ -28,7 +28,7 @@ def _items(n: int, label_from_length: bool, seed: int) -> list[Probe]:
         else:
             hit = rng.randrange(2)
             labels = [{"verbosity": 1.0 if i == hit else 0.0} for i in range(2)]
-        items.append(Probe(prompt="q", responses=pair, labels=labels))
+        items.append(Probe(question="q", responses=pair, labels=labels))
     return items
 
 
@@ -36,7 +36,7 @@ def _accuracy(method: LengthMethod, items: list[Probe]) -> float:
     target = AlignmentTarget(values={"verbosity": 1.0})
     right = 0
     for item in items:
-        preds = method.judge(item, [VERBOSITY]).predictions
+        preds = method.assess(item, [VERBOSITY]).predictions
         assert preds is not None
         chosen = select(preds, target).index
         right += (item.labels or [])[chosen]["verbosity"] == 1.0
@@ -66,9 +66,9 @@ def test_no_labels_for_an_attribute_is_one_line():
 
     method = LengthMethod(_items(10, label_from_length=True, seed=4))
     with pytest.raises(InputError, match="no labels for care"):
-        method.judge(_items(1, True, 5)[0], [Attribute(name="care", description="d")])
+        method.assess(_items(1, True, 5)[0], [Attribute(name="care", description="d")])
     with pytest.raises(InputError, match="labelled train set"):
-        LengthMethod([Probe(prompt="q", responses=["a", "b"])])
+        LengthMethod([Probe(question="q", responses=["a", "b"])])
 
 
 def test_length_on_helpsteer2_is_a_listed_method_and_beats_chance_on_verbosity(

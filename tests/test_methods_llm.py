@@ -58,13 +58,13 @@ def test_llm_method_on_three_items(helpsteer2_dir: Path, tmp_path: Path, name: s
     assert len(decisions) == 6 and all(d["chosen"] in (0, 1) for d in decisions)
     calls = [json.loads(line) for line in (tmp_path / "run" / "calls.jsonl").read_text().splitlines()]
     assert calls and all(c["messages"][0]["role"] == "system" and c["raw"] for c in calls)
-    judgements = [
-        json.loads(line)["judgement"] for line in (tmp_path / "run" / "judgements.jsonl").read_text().splitlines()
+    assessments = [
+        json.loads(line)["assessment"] for line in (tmp_path / "run" / "assessments.jsonl").read_text().splitlines()
     ]
     if name in ("spm", "spm-zeroshot", "regression"):
-        # scores depend only on the items: one judgement per item for both targets
-        assert len(judgements) == 3
-        for j in judgements:
+        # scores depend only on the items: one assessment per item for both targets
+        assert len(assessments) == 3
+        for j in assessments:
             for attr in ("verbosity", "helpfulness"):
                 samples = j["samples"][attr]
                 assert len(samples) == 2  # 2 samples (spm), or 2 responses (regression)
@@ -80,12 +80,12 @@ def test_llm_method_on_three_items(helpsteer2_dir: Path, tmp_path: Path, name: s
             assert examples[0]["messages"][2]["role"] == "assistant"
             assert summary.calls_saved_by_sharing > 0
     elif name == "prompt-aligned":
-        assert len(judgements) == 6  # target-dependent: once per target
+        assert len(assessments) == 6  # target-dependent: once per target
         systems = {c["messages"][0]["content"] for c in calls}
         assert any("Strongly demonstrates verbosity" in s for s in systems)
         assert any("Strongly demonstrates a lack of verbosity" in s for s in systems)
     else:
-        assert len(judgements) == 3 and all(j["choice"] in (0, 1) for j in judgements)
+        assert len(assessments) == 3 and all(j["choice"] in (0, 1) for j in assessments)
 
 
 def test_shuffled_samples_see_both_orders(helpsteer2_dir: Path, tmp_path: Path):
@@ -94,8 +94,8 @@ def test_shuffled_samples_see_both_orders(helpsteer2_dir: Path, tmp_path: Path):
     try:
         from pluralign.choice.attributes import DEFAULT_REGISTRY
 
-        judgement = method.judge(bench.eval[0], DEFAULT_REGISTRY.require(["coherence"]), seed=11)
+        assessment = method.assess(bench.eval[0], DEFAULT_REGISTRY.require(["coherence"]), seed=11)
     finally:
         method.close()
-    orders = [tuple(s["order"]) for s in judgement.samples["coherence"]]
+    orders = [tuple(s["order"]) for s in assessment.samples["coherence"]]
     assert set(orders) == {(0, 1), (1, 0)}

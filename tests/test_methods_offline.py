@@ -22,7 +22,7 @@ def test_embedding_scorer_learns_verbosity(helpsteer2_dir: Path, tmp_path: Path)
         a, b = (lab["verbosity"] for lab in probe.labels)
         if a == b:
             continue
-        pred = method.judge(probe, [R["verbosity"]]).predictions
+        pred = method.assess(probe, [R["verbosity"]]).predictions
         assert all(0.0 <= p["verbosity"] <= 1.0 for p in pred)
         hits += (pred[0]["verbosity"] > pred[1]["verbosity"]) == (a > b)
         total += 1
@@ -31,7 +31,7 @@ def test_embedding_scorer_learns_verbosity(helpsteer2_dir: Path, tmp_path: Path)
     summary = evaluate(bench, method, [target], tmp_path / "run", limit=40)
     assert summary.results[0].accuracy is not None and summary.results[0].accuracy > 55
     knn = build_method("embedding", Settings(benchmark_dir=bench.path, regressor="knn"))
-    assert knn.judge(bench.eval[0], [R["helpfulness"]]).predictions is not None
+    assert knn.assess(bench.eval[0], [R["helpfulness"]]).predictions is not None
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +71,15 @@ def test_reward_model_scalar_picks_highest(helpsteer2_dir: Path, tiny_reward_mod
     method = build_method("reward-model", Settings(reward_model=str(tiny_reward_models["scalar"])))
     probe = bench.eval[1]
     rewards = [r[0] for r in method.rewards(probe)]
-    judgement = method.judge(probe, [])
-    assert judgement.choice == rewards.index(max(rewards))
-    assert method.judge(probe, []).choice == judgement.choice  # deterministic
+    assessment = method.assess(probe, [])
+    assert assessment.choice == rewards.index(max(rewards))
+    assert method.assess(probe, []).choice == assessment.choice  # deterministic
 
 
 def test_reward_model_multi_objective(helpsteer2_dir: Path, tiny_reward_models):
     bench = load_benchmark(helpsteer2_dir)
     method = build_method("reward-model", Settings(reward_model=str(tiny_reward_models["multi"])))
-    preds = method.judge(bench.eval[2], [R["helpfulness"], R["verbosity"]]).predictions
+    preds = method.assess(bench.eval[2], [R["helpfulness"], R["verbosity"]]).predictions
     assert preds is not None and all(0 < p["verbosity"] < 1 for p in preds)
     with pytest.raises(Exception, match="no output for care"):
-        method.judge(bench.eval[2], [R["care"]])
+        method.assess(bench.eval[2], [R["care"]])

@@ -342,22 +342,22 @@ def test_the_package_says_it_is_typed():
 
 
 def test_group_judgements_join_side_by_side():
-    from pluralign.prediction.methods.base import CallStats, Judgement
+    from pluralign.prediction.methods.base import Assessment, CallStats
 
-    one = Judgement(
+    one = Assessment(
         predictions=[{"care": 0.1}, {"care": 0.9}],
         reasonings=[{"care": "a"}, {"care": "b"}],
         level_probs={"care": [{"0.1": 1.0}, {"0.9": 1.0}]},
         stats=CallStats(calls=2, prompt_tokens=5),
     )
-    two = Judgement(predictions=[{"care": 0.5}], reasonings=[{"care": "c"}], level_probs={"care": [{"0.5": 1.0}]},
+    two = Assessment(predictions=[{"care": 0.5}], reasonings=[{"care": "c"}], level_probs={"care": [{"0.5": 1.0}]},
                     draws={"care": [[0.5]]}, stats=CallStats(calls=1, prompt_tokens=7))  # fmt: skip
-    joined = Judgement.side_by_side([one, two])
+    joined = Assessment.side_by_side([one, two])
     assert joined.predictions == [{"care": 0.1}, {"care": 0.9}, {"care": 0.5}]
     assert [r["care"] for r in joined.reasonings or []] == ["a", "b", "c"] and joined.draws is None
     assert len((joined.level_probs or {})["care"]) == 3 and (joined.stats.calls, joined.stats.prompt_tokens) == (3, 12)
     with pytest.raises(ValueError, match="predictions"):
-        Judgement.side_by_side([one, Judgement(choice=0)])
+        Assessment.side_by_side([one, Assessment(choice=0)])
 
 
 def test_rerank_limits_and_a_method_that_only_picks(tmp_path: Path):

@@ -148,16 +148,16 @@ def test_prompt_aligned_examples_follow_the_paper(helpsteer2_dir: Path):
     target = AlignmentTarget(name="t", values={"helpfulness": 1.0, "verbosity": 0.0})
     selector = ExampleSelector(train, index="bm25", rule="top")
     query = train[0]
-    turns = selector.select_choices(target, query.prompt, query.responses, 5)
+    turns = selector.select_choices(target, query.question, query.responses, 5)
     assert len(turns) == 5
-    ranked = [i for i in selector._ranked(query.prompt, query.responses) if train[i].prompt != query.prompt][:5]
+    ranked = [i for i in selector._ranked(query.question, query.responses) if train[i].question != query.question][:5]
     for (user, answer), i in zip(turns, ranked, strict=True):
         probe = train[i]
         data = json.loads(answer)
         best = select(probe.labels, target).index
         assert data["choice"] == "AB"[best]
         assert data["reasoning"] == " ".join(probe.reasonings[best][a] for a in target.values)
-        assert json.dumps(probe.prompt, ensure_ascii=False) in user
+        assert json.dumps(probe.question, ensure_ascii=False) in user
 
 
 def _comparative(settings):
@@ -175,7 +175,7 @@ def test_scale_factor_reaches_the_schema_and_the_predictions(smollm2_path: Path)
     from pluralign.settings import Settings
 
     method = _comparative(ZeroShotOptions(scale=10, samples=1))
-    probe = Probe(prompt="Q?", responses=["a", "b"])
+    probe = Probe(question="Q?", responses=["a", "b"])
     requests, _ = method.requests_for(probe, R["care"], 0)
     assert requests[0].json_schema["properties"]["A"]["properties"]["score"]["enum"] == list(range(11))
     assert "from 0 to 10" in requests[0].messages[-1].content
@@ -199,7 +199,7 @@ def test_prompts_folder_replaces_templates(tmp_path: Path, cli):
         "PAPER WORDING\nQuestion:\n{{ question }}\n{% for l, t in choices.items() %}- {{ l }}: {{ t }}\n{% endfor %}"
     )
     method = _comparative(ZeroShotOptions(prompts=folder, samples=1))
-    requests, _ = method.requests_for(Probe(prompt="Why?", responses=["x", "y"]), R["care"], 0)
+    requests, _ = method.requests_for(Probe(question="Why?", responses=["x", "y"]), R["care"], 0)
     user = requests[0].messages[-1].content
     assert user.startswith("PAPER WORDING") and "- A: x" in user
     assert "Rate how well each response demonstrates care" in requests[0].messages[0].content  # not replaced

@@ -30,7 +30,7 @@ def _records(probes, target: AlignmentTarget, picks: list[int], flip: float = 0.
         if rng.random() < flip:
             chosen = 1 - chosen
         out.append(
-            ChoiceRecord(id=f"t{i}", question=p.prompt, responses=p.responses, chosen=chosen, predictions=p.labels)
+            ChoiceRecord(id=f"t{i}", question=p.question, responses=p.responses, chosen=chosen, predictions=p.labels)
         )
     return out
 
@@ -71,7 +71,7 @@ def test_fit_is_probabilistic_about_noisy_choices(helpsteer2_dir: Path):
 def test_next_question_is_informative_new_and_fast_enough(helpsteer2_dir: Path):
     train = load_probes(helpsteer2_dir / "train.json")
     pool = [
-        ChoiceRecord(id=f"p{i}", question=p.prompt, responses=p.responses, predictions=p.labels)
+        ChoiceRecord(id=f"p{i}", question=p.question, responses=p.responses, predictions=p.labels)
         for i, p in enumerate(train[:300])
     ]
     same = [ChoiceRecord(id="same", question="q", responses=["a", "b"], predictions=[dict.fromkeys(HS2, 0.5)] * 2)]
@@ -100,7 +100,7 @@ def test_next_question_maximises_expected_agreement_computed_the_long_way(helpst
     attrs = R.require(names)
     train = load_probes(helpsteer2_dir / "train.json")
     pool = [
-        ChoiceRecord(id=f"p{i}", question=p.prompt, responses=p.responses, predictions=p.labels)
+        ChoiceRecord(id=f"p{i}", question=p.question, responses=p.responses, predictions=p.labels)
         for i, p in enumerate(train[:14])
     ]
     answered = [pool[0].model_copy(update={"chosen": 1})]
@@ -231,7 +231,7 @@ def test_profile_fit_cli_writes_a_target_that_choose_accepts(helpsteer2_dir: Pat
 def test_profile_next_cli_skips_answered_ids(helpsteer2_dir: Path, tmp_path: Path, cli):
     train = load_probes(helpsteer2_dir / "train.json")
     pool_rows = [
-        {"id": f"p{i}", "question": p.prompt, "responses": p.responses, "predictions": p.labels}
+        {"id": f"p{i}", "question": p.question, "responses": p.responses, "predictions": p.labels}
         for i, p in enumerate(train[:40])
     ]
     pool = _write(tmp_path / "pool.jsonl", pool_rows)

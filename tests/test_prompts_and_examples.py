@@ -57,7 +57,7 @@ def test_too_many_responses():
 
 def _bank() -> list[Probe]:
     def mk(q: str, vals: list[float]) -> Probe:
-        return Probe(prompt=q, responses=[f"{q} r{i}" for i in range(len(vals))], labels=[{"care": v} for v in vals])
+        return Probe(question=q, responses=[f"{q} r{i}" for i in range(len(vals))], labels=[{"care": v} for v in vals])
 
     return [
         mk("apples oranges fruit salad", [1.0, 0.5]),
@@ -119,7 +119,7 @@ def test_the_fixed_rule_gives_every_question_the_same_examples_in_the_same_order
 def test_icl_uses_stored_reasonings(helpsteer2_dir):
     bench = load_benchmark(helpsteer2_dir)
     selector = ExampleSelector(bench.train[:60], index="bm25")
-    chosen = selector.select(R["verbosity"], bench.eval[0].prompt, bench.eval[0].responses)
+    chosen = selector.select(R["verbosity"], bench.eval[0].question, bench.eval[0].responses)
     assert {s for e in chosen for s in e.scores} == {0, 25, 50, 75, 100}
     stored = {r["verbosity"] for p in bench.train[:60] for r in p.reasonings}
     assert all(v["reasoning"] in stored for e in chosen for v in e.answer.values())

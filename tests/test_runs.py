@@ -97,20 +97,20 @@ def test_killed_run_resumes_to_the_same_results(helpsteer2_dir: Path, tmp_path: 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    judgements = out / "judgements.jsonl"
+    assessments = out / "assessments.jsonl"
     deadline = time.time() + 600
     while time.time() < deadline:
-        if judgements.exists() and len(judgements.read_text().splitlines()) >= 2:
+        if assessments.exists() and len(assessments.read_text().splitlines()) >= 2:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    kept = len(judgements.read_text().splitlines())
+    kept = len(assessments.read_text().splitlines())
     assert 2 <= kept < 5, "the run should have been killed mid-way"
     resumed = cli(*args, "--out", str(out), "--cache", str(tmp_path / "k.sqlite"))
     assert resumed.returncode == 0, resumed.stderr
     assert f"{kept} resumed" in resumed.stdout
-    items = [json.loads(x)["item"] for x in judgements.read_text().splitlines()]
+    items = [json.loads(x)["item"] for x in assessments.read_text().splitlines()]
     assert sorted(items) == [0, 1, 2, 3, 4]  # nothing lost, nothing duplicated
     assert _decisions(out) == _decisions(tmp_path / "ref")
 
@@ -142,12 +142,12 @@ def test_ctrl_c_ends_the_run_within_seconds_under_load(helpsteer2_dir: Path, tmp
             text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        judgements = tmp_path / "run" / "judgements.jsonl"
+        assessments = tmp_path / "run" / "assessments.jsonl"
         if when == "while the model loads":
             time.sleep(1.5)
         else:
             deadline = time.time() + 600
-            while time.time() < deadline and not (judgements.exists() and judgements.read_text().strip()):
+            while time.time() < deadline and not (assessments.exists() and assessments.read_text().strip()):
                 time.sleep(0.2)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -237,15 +237,15 @@ def test_single_pass_scoring_end_to_end(helpsteer2_dir: Path, tmp_path: Path):
     try:
         from pluralign.choice.attributes import DEFAULT_REGISTRY
 
-        judgement = method.judge(bench.eval[3], DEFAULT_REGISTRY.require(["verbosity"]), seed=1)
+        assessment = method.assess(bench.eval[3], DEFAULT_REGISTRY.require(["verbosity"]), seed=1)
     finally:
         method.close()
-    first, second = judgement.samples["verbosity"]  # one greedy pass per order of the 2 responses
+    first, second = assessment.samples["verbosity"]  # one greedy pass per order of the 2 responses
     assert first.get("expected") is True and second.get("expected") is True
-    assert first["order"] == second["order"][::-1] and judgement.stats.requests == 2
-    mix = judgement.level_probs["verbosity"]
+    assert first["order"] == second["order"][::-1] and assessment.stats.requests == 2
+    mix = assessment.level_probs["verbosity"]
     assert len(mix) == 2 and all(abs(sum(d.values()) - 1) < 1e-6 for d in mix)
-    assert all(0.0 <= p["verbosity"] <= 1.0 for p in judgement.predictions)
+    assert all(0.0 <= p["verbosity"] <= 1.0 for p in assessment.predictions)
 
 
 def test_overwrite_leaves_no_stale_records(helpsteer2_dir: Path, tmp_path: Path):
@@ -321,8 +321,8 @@ def test_a_packed_run_reads_resumes_and_rewrites_as_a_plain_one(helpsteer2_dir, 
     res = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "pack_runs.py"), str(out)], capture_output=True, text=True
     )
-    assert res.returncode == 0 and "judgements.jsonl.gz" in res.stdout, res.stderr
-    assert not (out / "judgements.jsonl").exists() and (out / "decisions.jsonl.gz").exists()
+    assert res.returncode == 0 and "assessments.jsonl.gz" in res.stdout, res.stderr
+    assert not (out / "assessments.jsonl").exists() and (out / "decisions.jsonl.gz").exists()
     assert RunDir(out).decisions() == before and RunDir(out).finished_items() == 3
     shown = run_cli("metrics", str(out), "--json")
     assert (
@@ -331,6 +331,63 @@ def test_a_packed_run_reads_resumes_and_rewrites_as_a_plain_one(helpsteer2_dir, 
     )
     resumed = run_cli(*args, "--limit", "5")
     assert resumed.returncode == 0 and "judged 2 items now, 3 resumed" in resumed.stdout, resumed.stdout
-    packed = gzip.decompress((out / "judgements.jsonl.gz").read_bytes()).decode().splitlines()
-    assert len(packed) == 3 and len((out / "judgements.jsonl").read_text().splitlines()) == 2
+    packed = gzip.decompress((out / "assessments.jsonl.gz").read_bytes()).decode().splitlines()
+    assert len(packed) == 3 and len((out / "assessments.jsonl").read_text().splitlines()) == 2
     assert not (out / "decisions.jsonl.gz").exists() and len(RunDir(out).decisions()) == 5
+
+
+def test_a_run_written_before_the_rename_reads_and_resumes(helpsteer2_dir, tmp_path):
+    """0.2 logged a method's assessments as ``judgements.jsonl`` with a ``judgement`` field: such a
+    run is read (packed or plain), choosing again by another rule reads its level probabilities,
+    and a resume judges only the new items, into ``assessments.jsonl``."""
+    import gzip
+
+    from pluralign.evaluation.runs import RunDir
+    from support import run_cli
+
+    out = tmp_path / "run"
+    args = ("eval", "--benchmark", str(helpsteer2_dir), "--method", "length", "--target", "high", "--out", str(out))
+    assert run_cli(*args, "--limit", "4").returncode == 0
+    new = (out / "assessments.jsonl").read_text()
+    lines = [json.loads(line) for line in new.splitlines()]
+    old = "".join(json.dumps({"judgement" if k == "assessment" else k: v for k, v in r.items()}) + "\n" for r in lines)
+    (out / "assessments.jsonl").unlink()
+    (out / "judgements.jsonl.gz").write_bytes(gzip.compress(old[: old.index("\n") + 1].encode()))
+    (out / "judgements.jsonl").write_text(old[old.index("\n") + 1 :])
+    assert RunDir(out).finished_items() == 4
+    assert [a.predictions for a in RunDir(out).assessments()[0].values()] == [
+        r["assessment"]["predictions"] for r in lines
+    ]
+    again = run_cli("metrics", str(out), "--selection", "closest", "--json")
+    assert (
+        again.returncode == 0
+        and json.loads(again.stdout)[0]["n_scored"] + json.loads(again.stdout)[0]["n_skipped"] == 4
+    )
+    resumed = run_cli(*args, "--limit", "6")
+    assert resumed.returncode == 0 and "judged 2 items now, 4 resumed" in resumed.stdout, resumed.stdout
+    assert len((out / "assessments.jsonl").read_text().splitlines()) == 2 and len(RunDir(out).decisions()) == 6
+
+
+def test_the_old_names_of_an_assessment_work_with_a_warning():
+    """``Method.judge()``, a method that defines ``judge()``, ``Judgement`` and ``Probe.prompt``
+    (0.2's names) still work until 0.4, each with a DeprecationWarning."""
+    from pluralign.choice.attributes import DEFAULT_REGISTRY
+    from pluralign.choice.probes import Probe
+    from pluralign.prediction.methods import Assessment, Method
+
+    with pytest.warns(DeprecationWarning, match="Judgement is now Assessment"):
+        from pluralign.prediction.methods import Judgement
+    assert Judgement is Assessment
+    with pytest.warns(DeprecationWarning, match="judge"):
+
+        class Old(Method):
+            def judge(self, probe, attributes, target=None, seed=0):
+                return Assessment(choice=1)
+
+    probe = Probe(prompt="q", responses=["a", "b"])
+    assert probe.question == "q" and probe.model_dump()["prompt"] == "q" and "question" not in probe.model_dump()
+    with pytest.warns(DeprecationWarning, match="Probe.prompt"):
+        assert probe.prompt == "q"
+    assert Old().assess(probe, []).choice == 1
+    with pytest.warns(DeprecationWarning, match="assess"):
+        assert build_method("random").judge(probe, DEFAULT_REGISTRY.require(["care"])).choice in (0, 1)

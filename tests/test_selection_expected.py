@@ -9,7 +9,7 @@ import pytest
 
 from pluralign.choice.selection import Metric, expected_distance, select
 from pluralign.choice.targets import AlignmentTarget, GroupMember, GroupTarget
-from pluralign.prediction.methods.base import Judgement, choose_from
+from pluralign.prediction.methods.base import Assessment, choose_from
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVELS = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -49,14 +49,14 @@ def test_a_group_and_a_judgement_take_the_same_road():
         GroupMember(target=AlignmentTarget(name=n, values={"care": v}), weight=1.0) for n, v in (("a", 0.5), ("b", 0.6))
     ]
     group = GroupTarget(name="g", members=members)
-    judgement = Judgement(
+    assessment = Assessment(
         predictions=[{"care": 0.5}, {"care": 0.6}],
         level_probs={"care": [{"0": 0.5, "1": 0.5}, {"0.5": 0.2, "0.75": 0.8}]},
     )
-    assert choose_from(judgement, group).index == 0
-    assert choose_from(judgement, group, selection="expected").index == 1
+    assert choose_from(assessment, group).index == 0
+    assert choose_from(assessment, group, selection="expected").index == 1
     with pytest.raises(Exception, match="unknown selection"):
-        choose_from(judgement, group, selection="nearest")
+        choose_from(assessment, group, selection="nearest")
 
 
 def test_the_study_runs_chosen_again_by_expected_distance(cli):

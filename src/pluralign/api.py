@@ -17,7 +17,7 @@ from pluralign.choice.probes import Probe, make_probe
 from pluralign.choice.selection import Metric, Selection, TieRule
 from pluralign.choice.target_data import is_group_data, load_target_file, target_from_data
 from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, target_values
-from pluralign.prediction.methods import Judgement, Method, build_method
+from pluralign.prediction.methods import Assessment, Method, build_method
 from pluralign.prediction.methods.llm import LLMMethod
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.settings import Settings, make_settings
@@ -110,10 +110,10 @@ class Chooser:
         seed: int = 0,
         target: AlignmentTarget | None = None,
         overrides: Mapping[str, Any] | None = None,
-    ) -> Judgement:
+    ) -> Assessment:
         probe = make_probe(question, responses)
         method = self._method(overrides)
-        return method.judge(probe, self.registry.require(attributes), target, seed=check_seed(seed))
+        return method.assess(probe, self.registry.require(attributes), target, seed=check_seed(seed))
 
     def choose(
         self,
@@ -139,24 +139,24 @@ class Chooser:
                 "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
             )
         person = wanted if isinstance(wanted, AlignmentTarget) and method.target_dependent else None
-        judgement = self._judge(method, probe, wanted, person, seed, judge_at_most)
-        if is_group and judgement.predictions is None:
+        assessment = self._assess(method, probe, wanted, person, seed, judge_at_most)
+        if is_group and assessment.predictions is None:
             raise InputError(
                 f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
                 "would choose; use spm, spm-zeroshot, regression or embedding"
             )
-        choice = method.choose(judgement, wanted, self.metric, self.ties, self.selection)
+        choice = method.choose(assessment, wanted, self.metric, self.ties, self.selection)
         explanation = None
-        if judgement.predictions is not None:
+        if assessment.predictions is not None:
             explanation = explain(
-                judgement.predictions, wanted, choice, judgement.draws, judgement.level_probs, self.metric, self.ties
+                assessment.predictions, wanted, choice, assessment.draws, assessment.level_probs, self.metric, self.ties
             )
         return ChooseResult(
             selected_index=choice.index,
             selected_response=probe.responses[choice.index],
             reasoning=choice.reasoning,
-            predictions=judgement.predictions,
-            reasonings=judgement.reasonings,
+            predictions=assessment.predictions,
+            reasonings=assessment.reasonings,
             distances=choice.distances,
             tied=choice.tied,
             target=target_values(wanted),
@@ -165,17 +165,17 @@ class Chooser:
             explanation=explanation,
             confidence=explanation.confidence if explanation else None,
             near_tie=explanation.near_tie if explanation else False,
-            samples=judgement.samples,
-            llm_calls=judgement.stats.calls,
-            cached_calls=judgement.stats.cached,
-            prompt_tokens=judgement.stats.prompt_tokens,
-            completion_tokens=judgement.stats.completion_tokens,
+            samples=assessment.samples,
+            llm_calls=assessment.stats.calls,
+            cached_calls=assessment.stats.cached,
+            prompt_tokens=assessment.stats.prompt_tokens,
+            completion_tokens=assessment.stats.completion_tokens,
             shares=choice.shares if is_group else None,
             group=wanted.name if is_group else None,
             members=len(wanted.members) if isinstance(wanted, GroupTarget) else None,
         )
 
-    def _judge(
+    def _assess(
         self,
         method: Method,
         probe: Probe,
@@ -183,11 +183,11 @@ class Chooser:
         person: AlignmentTarget | None,
         seed: int,
         judge_at_most: int | None,
-    ) -> Judgement:
+    ) -> Assessment:
         attributes = self.registry.require(wanted.attributes)
         n = len(probe.responses)
         if judge_at_most is None or n <= judge_at_most:
-            return method.judge(probe, attributes, person, seed=seed)
+            return method.assess(probe, attributes, person, seed=seed)
         if method.target_dependent:
             raise InputError(
                 f"method {method.name} picks one of at most {judge_at_most} responses; more need a method that "
@@ -196,10 +196,10 @@ class Chooser:
         groups = [list(probe.responses[i : i + judge_at_most]) for i in range(0, n, judge_at_most)]
         if len(groups[-1]) == 1:  # a group of one cannot be compared: it joins the one before
             groups[-2:] = [groups[-2][:-1], [groups[-2][-1], *groups[-1]]]
-        parts = [method.judge(make_probe(probe.prompt, g), attributes, None, seed=seed) for g in groups]
+        parts = [method.assess(make_probe(probe.question, g), attributes, None, seed=seed) for g in groups]
         if any(p.predictions is None for p in parts):
             raise InputError(f"method {method.name} predicts no attribute values; it judges at most {judge_at_most}")
-        return Judgement.side_by_side(parts)
+        return Assessment.side_by_side(parts)
 
     async def achoose(
         self,
@@ -266,10 +266,10 @@ def fill_predictions(records: Sequence[Any], chooser: Chooser | None, attributes
             continue
         if chooser is None:
             raise InputError(f"record {record.id!r} has no predictions for {', '.join(attributes)}")
-        judgement = chooser.predict(record.question, record.responses, attributes)
-        if judgement.predictions is None:
+        assessment = chooser.predict(record.question, record.responses, attributes)
+        if assessment.predictions is None:
             raise InputError(f"method {chooser.method.name} predicts no attribute values; use spm or embedding")
-        out.append(record.model_copy(update={"predictions": judgement.predictions}))
+        out.append(record.model_copy(update={"predictions": assessment.predictions}))
     return out
 
 

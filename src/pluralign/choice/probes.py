@@ -6,11 +6,22 @@ strings, labels on [0, 1]); every entry point (files, CLI, API, service) goes th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StrictStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from pluralign.support.errors import InputError, validation_message
 from pluralign.support.files import read_json, write_json_atomic
@@ -34,11 +45,13 @@ Responses = Annotated[list[StrictStr], BeforeValidator(_responses_are_a_list), A
 
 
 class Probe(BaseModel):
-    """Question, responses and, for benchmarks, per-response labels and reasonings."""
+    """Question, responses and, for benchmarks, per-response labels and reasonings.
 
-    model_config = ConfigDict(frozen=True)
+    The question is written ``prompt`` in files (the paper's data format) and read as either."""
 
-    prompt: Text
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
+
+    question: Text = Field(validation_alias=AliasChoices("question", "prompt"), serialization_alias="prompt")
     responses: Responses
     labels: list[dict[str, Number]] | None = None
     reasonings: list[dict[str, str]] | None = None
@@ -57,6 +70,12 @@ class Probe(BaseModel):
             raise ValueError(f"{len(self.reasonings)} reasoning sets for {n} responses")
         return self
 
+    @property
+    def prompt(self) -> str:
+        """0.2's name of :attr:`question` (until 0.4)."""
+        warnings.warn("Probe.prompt is now Probe.question", DeprecationWarning, stacklevel=2)
+        return self.question
+
     def label_vector(self, index: int, attributes: Sequence[str]) -> list[float]:
         """True values of one response; a missing label is an error, never a default."""
         if self.labels is None:
@@ -71,10 +90,9 @@ class Probe(BaseModel):
 def make_probe(question: Any, responses: Any, where: str = "") -> Probe:
     """A probe from untrusted input, or an InputError naming the field."""
     try:
-        return Probe(prompt=question, responses=responses)
+        return Probe(question=question, responses=responses)
     except ValidationError as exc:
-        message = validation_message(exc, where)
-        raise InputError(message.replace("prompt:", "question:", 1)) from None
+        raise InputError(validation_message(exc, where)) from None
 
 
 def load_probes(path: str | Path) -> list[Probe]:

@@ -74,7 +74,7 @@ def choose_cmd(
     settings = make_settings(options or {})
     chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties), parse_selection(selection))
     try:
-        result = chooser.choose(probe.prompt, probe.responses, target, seed=seed)
+        result = chooser.choose(probe.question, probe.responses, target, seed=seed)
     finally:
         chooser.close()
     if as_json:

@@ -72,7 +72,7 @@ def data_reasonings(
     """Write an LLM reasoning for every train response and attribute (resumable, cached)."""
     from pluralign.cli.interrupt import farewell, is_interrupt
     from pluralign.evaluation.reasonings import PROGRESS, ReasoningOptions, add_reasonings
-    from pluralign.prediction.methods.build import Resources
+    from pluralign.prediction.methods.build import SettingsResources
     from pluralign.settings import judge_components
     from pluralign.support.errors import DeadlineExceeded, InputError
     from pluralign.support.options import take
@@ -83,7 +83,7 @@ def data_reasonings(
     writing = take(ReasoningOptions, given)
     settings = make_settings(given)
     settings.refuse_unused(judge_components(settings.backend), f"--backend {settings.backend}")
-    backend = Resources(settings, "reasonings").judge()
+    backend = SettingsResources(settings, "reasonings").judge()
     try:
         with Progress(
             TextColumn("reasonings"), BarColumn(), MofNCompleteColumn(), console=err_console, transient=True

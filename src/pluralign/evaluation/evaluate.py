@@ -3,10 +3,10 @@
 Two steps that read top to bottom:
 
 1. :func:`judge_items` judges every item (once for the union of the targets' attributes, or
-   once per target for target-dependent methods), appending each judgement to the run folder as
+   once per target for target-dependent methods), appending each assessment to the run folder as
    it finishes, so a crash loses at most the items in flight and a rerun resumes.
 2. :func:`pluralign.evaluation.grading.select_and_score` selects a response per item and target
-   (a person or a group: one road) from those judgements and grades the choices against the
+   (a person or a group: one road) from those assessments and grades the choices against the
    labels (:mod:`pluralign.evaluation.metrics`).
 
 :func:`evaluate` wires them to a run folder (:mod:`pluralign.evaluation.runs`).
@@ -33,7 +33,7 @@ from pluralign.evaluation.metrics import TargetResult
 from pluralign.evaluation.plan import EvalPlan, item_seed, make_plan
 from pluralign.evaluation.runs import RunDir
 from pluralign.prediction.judges.calllog import record_calls
-from pluralign.prediction.methods.base import CallStats, Judgement, Method
+from pluralign.prediction.methods.base import Assessment, CallStats, Method
 from pluralign.support.errors import BatchPending, ContextLengthError, InputError, InvalidOutputError, one_line
 from pluralign.support.strict import check_seed
 
@@ -50,7 +50,7 @@ class OnInvalid(StrEnum):
 
 @dataclass
 class JudgingOutcome:
-    judgements: dict[tuple[int, str], Judgement] = field(default_factory=dict)
+    assessments: dict[tuple[int, str], Assessment] = field(default_factory=dict)
     failures: dict[tuple[int, str], str] = field(default_factory=dict)
     pending: int = 0
     fresh: CallStats = field(default_factory=CallStats)
@@ -69,7 +69,7 @@ def judge_items(
     on_progress: ProgressHook | None = None,
 ) -> JudgingOutcome:
     """Judge what the run folder does not hold yet; record each result as it finishes."""
-    done, _ = run.judgements()
+    done, _ = run.assessments()
     out = JudgingOutcome()
     lock = threading.Lock()
 
@@ -80,12 +80,12 @@ def judge_items(
             missing = previous.missing(plan.needed(key)) if previous is not None else plan.needed(key)
             if previous is not None and not missing:
                 with lock:
-                    out.judgements[(index, key)] = previous
+                    out.assessments[(index, key)] = previous
                     out.resumed += 1
                 continue
             started = time.perf_counter()
             try:
-                fresh = method.judge(probe, missing, plan.target_for(key), seed=item_seed(seed, index))
+                fresh = method.assess(probe, missing, plan.target_for(key), seed=item_seed(seed, index))
             except BatchPending:
                 with lock:
                     out.pending += 1
@@ -99,8 +99,8 @@ def judge_items(
                 continue
             with lock:
                 out.judge_seconds += time.perf_counter() - started
-                run.save_judgement(index, key, fresh)
-                out.judgements[(index, key)] = previous.merged(fresh) if previous is not None else fresh
+                run.save_assessment(index, key, fresh)
+                out.assessments[(index, key)] = previous.merged(fresh) if previous is not None else fresh
                 out.fresh.add(fresh.stats)
                 out.judged_now += 1
 
@@ -147,10 +147,10 @@ class EvalSummary:
 
 
 def _costs(plan: EvalPlan, outcome: JudgingOutcome) -> tuple[CallStats, int]:
-    """Every judgement's cost (resumed included), and the requests saved by sharing scores."""
+    """Every assessment's cost (resumed included), and the requests saved by sharing scores."""
     totals = CallStats()
-    for judgement in outcome.judgements.values():
-        totals.add(judgement.stats)
+    for assessment in outcome.assessments.values():
+        totals.add(assessment.stats)
     saved = 0
     if not plan.target_dependent and plan.attributes and totals.requests:
         # one run per target would send each target's attributes' requests again
@@ -228,7 +228,7 @@ def evaluate(
             summary.seconds = time.perf_counter() - started
             return summary
         decisions, results = select_and_score(
-            plan, method, outcome.judgements, outcome.failures, metric, ties, selection
+            plan, method, outcome.assessments, outcome.failures, metric, ties, selection
         )
         totals, saved = _costs(plan, outcome)
         seconds = time.perf_counter() - started

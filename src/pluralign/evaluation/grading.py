@@ -1,4 +1,4 @@
-"""Grading: a decision per item and target from the judgements (or from a run's saved
+"""Grading: a decision per item and target from the assessments (or from a run's saved
 decisions), one road for a person and a group."""
 
 from __future__ import annotations
@@ -11,33 +11,33 @@ from pluralign.choice.targets import Target
 from pluralign.evaluation.metrics import Decision, TargetResult, grade_item, summarize
 from pluralign.evaluation.plan import EvalPlan
 from pluralign.evaluation.runs import RunDir, RunResults
-from pluralign.prediction.methods.base import Judgement, Method, choose_from
+from pluralign.prediction.methods.base import Assessment, Method, choose_from
 
 
 def select_and_score(
     plan: EvalPlan,
     method: Method,
-    judgements: dict[tuple[int, str], Judgement],
+    assessments: dict[tuple[int, str], Assessment],
     failures: dict[tuple[int, str], str],
     metric: Metric | str = Metric.auto,
     ties: TieRule | str = TieRule.exact,
     selection: Selection | str = Selection.closest,
 ) -> tuple[dict[str, list[Decision]], list[TargetResult]]:
-    """A decision per item and target (person or group) from the judgements; failed items are
+    """A decision per item and target (person or group) from the assessments; failed items are
     recorded as such."""
     decisions: dict[str, list[Decision]] = {t.name: [] for t in plan.targets}
     for target in plan.targets:
         key = plan.key_of(target)
         for index, probe in enumerate(plan.probes):
             assert probe.labels is not None
-            judgement = judgements.get((index, key))
-            if judgement is None:
+            assessment = assessments.get((index, key))
+            if assessment is None:
                 error = failures.get((index, key), "not judged")
                 decisions[target.name].append(
                     grade_item(index, probe.labels, target, None, metric, ties=ties, failed=error)
                 )
                 continue
-            choice = method.choose(judgement, target, metric, ties, selection)
+            choice = method.choose(assessment, target, metric, ties, selection)
             decisions[target.name].append(
                 grade_item(
                     index,
@@ -45,11 +45,11 @@ def select_and_score(
                     target,
                     choice.index,
                     metric,
-                    predictions=judgement.predictions,
+                    predictions=assessment.predictions,
                     tied=choice.tied,
                     reasoning=choice.reasoning,
                     ties=ties,
-                    shares=choice.shares if judgement.predictions is not None else None,
+                    shares=choice.shares if assessment.predictions is not None else None,
                 )
             )
     results = [summarize(decisions[t.name], t, metric) for t in plan.targets]
@@ -64,7 +64,7 @@ def rescore(
 ) -> list[TargetResult]:
     """Recompute a run's figures from its saved decisions and labels (no model, no benchmark),
     for its people and its groups alike; with ``selection``, each choice made again from the
-    run's judgements by that rule."""
+    run's assessments by that rule."""
     grouped, targets, metric = regrade(run_dir, metric, ties, selection)
     return [summarize(grouped[name], t, metric) for name, t in targets.items()]
 
@@ -76,12 +76,12 @@ def regrade(
     selection: Selection | str | None = None,
 ) -> tuple[dict[str, list[Decision]], dict[str, Target], Metric | str]:
     """A run's decisions graded again (correctness from the stored labels, never from the file),
-    chosen again from its judgements when ``selection`` is given."""
+    chosen again from its assessments when ``selection`` is given."""
     run = RunDir(run_dir)
     saved: RunResults = run.results()
     metric = metric or saved.metric
     ties = ties or saved.ties
-    judgements = run.judgements()[0] if selection is not None else {}
+    assessments = run.assessments()[0] if selection is not None else {}
     targets = {name: target_from_data(value, name) for name, value in saved.target_values.items()}
     grouped: dict[str, list[Decision]] = {name: [] for name in targets}
     for decision in run.decisions():
@@ -89,9 +89,9 @@ def regrade(
         if target is None:
             continue
         chosen, tied, shares = decision.chosen, decision.tied, decision.shares
-        judgement = judgements.get((decision.item, "*")) or judgements.get((decision.item, decision.target))
-        if selection is not None and judgement is not None and decision.failed is None:
-            choice = choose_from(judgement, target, metric, ties, selection)
+        assessment = assessments.get((decision.item, "*")) or assessments.get((decision.item, decision.target))
+        if selection is not None and assessment is not None and decision.failed is None:
+            choice = choose_from(assessment, target, metric, ties, selection)
             chosen, tied = choice.index, choice.tied
             shares = choice.shares if decision.shares is not None else None
         grouped[decision.target].append(

@@ -171,7 +171,7 @@ def spread_bins(
             continue
         probe = probes[d.item]
         if d.item not in baseline:
-            baseline[d.item] = length.judge(probe, attributes).predictions or []
+            baseline[d.item] = length.assess(probe, attributes).predictions or []
         pick = select(baseline[d.item], wanted[d.target]).index
         rows.append((_spread(probe.responses), float(d.chosen in d.correct), float(pick in d.correct)))
     out = []

@@ -156,7 +156,7 @@ def _reasonings_for(
             messages = prompt_module.conversation(
                 prompt_set.reasoning_system(attribute),
                 [],
-                prompt_set.reasoning_user(attribute, probe.prompt, response, value),
+                prompt_set.reasoning_user(attribute, probe.question, response, value),
             )
             settings = GenerationSettings(
                 temperature=options.temperature,

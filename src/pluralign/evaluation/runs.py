@@ -4,8 +4,9 @@ report, the service, benchmarks).
 ::
 
     run.json            what was asked (method config, benchmark, seed): a resume must match
-    judgements.jsonl    one line per judged item (or failed item), appended and fsynced; a study
-                        committed packed keeps judgements.jsonl.gz (read first) beside it
+    assessments.jsonl   one line per assessed item (or failed item), appended and fsynced; a study
+                        committed packed keeps assessments.jsonl.gz (read first) beside it;
+                        0.3's judgements.jsonl(.gz) is read before it, and never written again
     calls.jsonl         every raw model answer, when calls are logged
     decisions.jsonl     derived: one line per item and target (a person or a group)
     group_decisions.jsonl  0.2's group decisions (read, no longer written: decisions.jsonl holds both)
@@ -29,13 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pluralign.choice.probes import Probe
 from pluralign.choice.targets import AlignmentTarget, Target
 from pluralign.evaluation.metrics import Decision, TargetResult, results_payload
 from pluralign.evaluation.reference import input_output_records, is_input_output
-from pluralign.prediction.methods.base import Judgement
+from pluralign.prediction.methods.base import Assessment
 from pluralign.support.errors import InputError, RunLockedError, one_line, validation_message
 from pluralign.support.files import append_jsonl, exclusive, gunzip_jsonl, read_jsonl, repair_torn_tail
 from pluralign.support.folders import (
@@ -51,7 +52,9 @@ from pluralign.support.names import file_stem
 from pluralign.support.strict import validate_each
 
 RUN_FILE = "run.json"
-JUDGEMENTS = "judgements.jsonl"
+ASSESSMENTS = "assessments.jsonl"
+OLD_ASSESSMENTS = "judgements.jsonl"
+"""0.3's name of the assessments log: read (before the new one) until 0.4, never written."""
 DECISIONS = "decisions.jsonl"
 GROUP_DECISIONS = "group_decisions.jsonl"
 RESULTS = "results.json"
@@ -61,13 +64,13 @@ LOCK = ".lock"
 PACKED = ".gz"
 
 
-class JudgementRecord(BaseModel):
-    """One line of judgements.jsonl: an item's judgement for a key (``*`` = every target,
+class AssessmentRecord(BaseModel):
+    """One line of assessments.jsonl: an item's assessment for a key (``*`` = every target,
     or a target's name for target-dependent methods), or the error that stopped it."""
 
     item: int
     key: str
-    judgement: Judgement | None = None
+    assessment: Assessment | None = Field(default=None, validation_alias=AliasChoices("assessment", "judgement"))
     error: str | None = None
 
 
@@ -155,11 +158,11 @@ class RunDir:
         return self._plain(name) or exists_under(self.root, self._rel(name + PACKED))
 
     def pack(self) -> list[str]:
-        """Compress the run's logs (judgements, decisions) into ``.jsonl.gz`` beside them, for
+        """Compress the run's logs (assessments, decisions) into ``.jsonl.gz`` beside them, for
         committing a study: readers read both, a resume appends to a new plain file, and a
         rewrite of the decisions drops the packed copy. Returns the files packed."""
         packed = []
-        for name in (JUDGEMENTS, DECISIONS):
+        for name in (OLD_ASSESSMENTS, ASSESSMENTS, DECISIONS):
             if not self._plain(name):
                 continue
             old = (
@@ -193,7 +196,7 @@ class RunDir:
         if self.path.exists() and not self.path.is_dir():
             raise InputError(f"--out {self.path} is a file, not a folder")
         if self.path.is_dir() and not is_run(self.path) and not overwrite:
-            foreign = [n for n in (RESULTS, DECISIONS, JUDGEMENTS) if (self.path / n).exists()]
+            foreign = [n for n in (RESULTS, DECISIONS, ASSESSMENTS, OLD_ASSESSMENTS) if (self.path / n).exists()]
             if foreign:
                 raise InputError(
                     f"--out {self.path} holds {foreign[0]} but is not a pluralign run; "
@@ -218,12 +221,12 @@ class RunDir:
                     "use another --out or pass --overwrite"
                 )
         if overwrite:  # everything a run writes, so no stale record outlives it; nothing else
-            for name in (JUDGEMENTS, DECISIONS, GROUP_DECISIONS, RESULTS, CALLS):
+            for name in (ASSESSMENTS, OLD_ASSESSMENTS, DECISIONS, GROUP_DECISIONS, RESULTS, CALLS):
                 remove_under(self.root, self._rel(name))
                 remove_under(self.root, self._rel(name + PACKED))
             self._remove_input_output()
         write_json_under(self.root, self._rel(RUN_FILE), {"identity": identity})
-        repair_torn_tail(self.path / JUDGEMENTS)
+        repair_torn_tail(self.path / ASSESSMENTS)
 
     def _remove_input_output(self) -> None:
         """The reference-format files of ``input_output/`` (a note a person left there stays),
@@ -243,11 +246,11 @@ class RunDir:
         except OSError:
             pass
 
-    def save_judgement(self, item: int, key: str, judgement: Judgement) -> None:
-        append_jsonl(self.path / JUDGEMENTS, JudgementRecord(item=item, key=key, judgement=judgement).model_dump())
+    def save_assessment(self, item: int, key: str, assessment: Assessment) -> None:
+        append_jsonl(self.path / ASSESSMENTS, AssessmentRecord(item=item, key=key, assessment=assessment).model_dump())
 
     def save_failure(self, item: int, key: str, error: str) -> None:
-        append_jsonl(self.path / JUDGEMENTS, JudgementRecord(item=item, key=key, error=error).model_dump())
+        append_jsonl(self.path / ASSESSMENTS, AssessmentRecord(item=item, key=key, error=error).model_dump())
 
     def write_outputs(
         self,
@@ -290,8 +293,8 @@ class RunDir:
         return self.path / DECISIONS
 
     @property
-    def judgements_path(self) -> Path:
-        return self.path / JUDGEMENTS
+    def assessments_path(self) -> Path:
+        return self.path / ASSESSMENTS
 
     @property
     def calls_path(self) -> Path:
@@ -311,30 +314,31 @@ class RunDir:
         """A run that has results to show (the service's run browser lists only these)."""
         return self._has(RESULTS)
 
-    def records(self) -> list[JudgementRecord]:
+    def records(self) -> list[AssessmentRecord]:
         out = []
-        for raw in self._read_jsonl(JUDGEMENTS, "judgements"):
+        raws = self._read_jsonl(OLD_ASSESSMENTS, "assessments") if self._has(OLD_ASSESSMENTS) else []
+        for raw in raws + self._read_jsonl(ASSESSMENTS, "assessments"):
             try:
-                out.append(JudgementRecord.model_validate(raw))
+                out.append(AssessmentRecord.model_validate(raw))
             except ValidationError:
                 continue
         return out
 
-    def judgements(self) -> tuple[dict[tuple[int, str], Judgement], dict[tuple[int, str], str]]:
+    def assessments(self) -> tuple[dict[tuple[int, str], Assessment], dict[tuple[int, str], str]]:
         """What is done, and what failed last time (a later success clears a failure)."""
-        done: dict[tuple[int, str], Judgement] = {}
+        done: dict[tuple[int, str], Assessment] = {}
         failed: dict[tuple[int, str], str] = {}
         for record in self.records():
             key = (record.item, record.key)
-            if record.judgement is not None:
-                done[key] = done[key].merged(record.judgement) if key in done else record.judgement
+            if record.assessment is not None:
+                done[key] = done[key].merged(record.assessment) if key in done else record.assessment
                 failed.pop(key, None)
             elif record.error is not None and key not in done:
                 failed[key] = record.error
         return done, failed
 
     def finished_items(self) -> int:
-        return len({item for item, _ in self.judgements()[0]})
+        return len({item for item, _ in self.assessments()[0]})
 
     def results(self) -> RunResults:
         path = self.path / RESULTS

@@ -203,7 +203,7 @@ class ExampleSelector:
         """The similarity index; the ``fixed`` rule never ranks for comparative examples, so it
         builds one only if the prompt-aligned examples ask for it."""
         if self._built is None:
-            texts = [probe_text(p.prompt, p.responses) for p in self.probes]
+            texts = [probe_text(p.question, p.responses) for p in self.probes]
             if self.index_kind == "embedding":
                 self._built = EmbeddingIndex(texts)
             elif self.index_kind == "bm25":
@@ -243,7 +243,7 @@ class ExampleSelector:
                         "score": score,
                     }
                     scores.add(score)
-                question = _clip(probe.prompt, self.max_chars)
+                question = _clip(probe.question, self.max_chars)
                 user = self.prompts.comparative_user(attribute, question, choices, self.scale)
                 brief = self.prompts.comparative_user(attribute, question, choices, self.scale, reasoning=False)
                 self._cache[key] = Example(
@@ -260,7 +260,7 @@ class ExampleSelector:
         """
         order = list(range(len(self.probes))) if self.rule == "fixed" else self._ranked(prompt, responses)
         candidates = [
-            ex for i in order if self.probes[i].prompt != prompt and (ex := self._example(attribute, i)) is not None
+            ex for i in order if self.probes[i].question != prompt and (ex := self._example(attribute, i)) is not None
         ]
         chosen: list[Example] = []
         if self.rule == "top":
@@ -293,7 +293,7 @@ class ExampleSelector:
                 break
             probe = self.probes[i]
             labels = probe.labels or []
-            if probe.prompt == prompt or not all(a in lab for lab in labels for a in target.values):
+            if probe.question == prompt or not all(a in lab for lab in labels for a in target.values):
                 continue
             best = select(labels, target).index
             choices = prompts.lettered([_clip(r, self.max_chars) for r in probe.responses])
@@ -302,6 +302,6 @@ class ExampleSelector:
                 given = probe.reasonings[best].get(attribute, "") if probe.reasonings is not None else ""
                 reasons.append(given or prompts.example_reasoning(attribute, labels[best][attribute]))
             answer = {"reasoning": " ".join(reasons), "choice": prompts.LETTERS[best]}
-            user = self.prompts.choice_user(_clip(probe.prompt, self.max_chars), choices)
+            user = self.prompts.choice_user(_clip(probe.question, self.max_chars), choices)
             turns.append((user, prompts.answer_json(answer)))
         return turns

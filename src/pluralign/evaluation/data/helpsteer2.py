@@ -46,7 +46,7 @@ class PairingReport:
 
 def _probe(first: Mapping[str, Any], second: Mapping[str, Any]) -> Probe:
     labels = [{a: float(row[a]) / LIKERT_MAX for a in HELPSTEER2} for row in (first, second)]
-    return Probe(prompt=first["prompt"], responses=[first["response"], second["response"]], labels=labels)
+    return Probe(question=first["prompt"], responses=[first["response"], second["response"]], labels=labels)
 
 
 def pair_rows(rows: Sequence[Mapping[str, Any]], report: PairingReport | None = None) -> list[Probe]:

@@ -176,7 +176,7 @@ def probes_from_rows(rows: Iterable[_Row], stats: MicStats | None = None) -> lis
             continue
         probes.append(
             Probe(
-                prompt=question,
+                question=question,
                 responses=list(answers),
                 labels=[_label(a) for a in answers.values()],
                 reasonings=[_reasoning(a) for a in answers.values()],

@@ -1,7 +1,8 @@
-"""What every method shares: a target-independent judgement, then a target-dependent choice."""
+"""What every method shares: a target-independent assessment, then a target-dependent choice."""
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from pluralign.support.strict import Number
 
 
 class CallStats(BaseModel):
-    """LLM work behind one judgement: requests, model calls made for them (re-asks included),
+    """LLM work behind one assessment: requests, model calls made for them (re-asks included),
     requests answered by the cache, tokens, time."""
 
     requests: int = 0
@@ -36,7 +37,7 @@ class CallStats(BaseModel):
         self.llm_seconds += other.llm_seconds
 
 
-class Judgement(BaseModel):
+class Assessment(BaseModel):
     """A method's output for one probe.
 
     Regression-style methods fill ``predictions`` (attribute values per response), which
@@ -55,8 +56,8 @@ class Judgement(BaseModel):
     level_probs: dict[str, list[dict[str, float]]] | None = None
     stats: CallStats = Field(default_factory=CallStats)
 
-    def merged(self, new: Judgement) -> Judgement:
-        """This judgement with another's attributes added (a resumed item, new attributes)."""
+    def merged(self, new: Assessment) -> Assessment:
+        """This assessment with another's attributes added (a resumed item, new attributes)."""
 
         def join(a: list[dict[str, Any]] | None, b: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
             if a is None or b is None:
@@ -65,7 +66,7 @@ class Judgement(BaseModel):
 
         stats = self.stats.model_copy()
         stats.add(new.stats)
-        return Judgement(
+        return Assessment(
             predictions=join(self.predictions, new.predictions),  # type: ignore[arg-type]
             reasonings=join(self.reasonings, new.reasonings),  # type: ignore[arg-type]
             choice=new.choice if new.choice is not None else self.choice,
@@ -77,12 +78,12 @@ class Judgement(BaseModel):
         )
 
     @classmethod
-    def side_by_side(cls, parts: Sequence[Judgement]) -> Judgement:
-        """The judgements of consecutive groups of one probe's responses as one (the responses of
+    def side_by_side(cls, parts: Sequence[Assessment]) -> Assessment:
+        """The assessments of consecutive groups of one probe's responses as one (the responses of
         the first group, then the second's...): predictions, reasonings and each response's level
         probabilities joined; the samples' draws, which differ in number between groups, dropped."""
         if any(p.predictions is None for p in parts):
-            raise ValueError("only judgements with predictions can be joined")
+            raise ValueError("only assessments with predictions can be joined")
         stats = CallStats()
         for p in parts:
             stats.add(p.stats)
@@ -100,7 +101,7 @@ class Judgement(BaseModel):
         )
 
     def missing(self, attributes: Sequence[Attribute]) -> list[Attribute]:
-        """The attributes this judgement has no prediction for (none for a direct choice)."""
+        """The attributes this assessment has no prediction for (none for a direct choice)."""
         if self.choice is not None:
             return []
         if self.predictions is None:
@@ -116,58 +117,90 @@ class Method(ABC):
     target_dependent: bool = False
 
     def config(self) -> dict[str, Any]:
-        """Everything that changes the judgement (used for run identity and caching)."""
+        """Everything that changes the assessment (used for run identity and caching)."""
         return {"method": self.name}
 
     @abstractmethod
+    def assess(
+        self,
+        probe: Probe,
+        attributes: Sequence[Attribute],
+        target: AlignmentTarget | None = None,
+        seed: int = 0,
+    ) -> Assessment:
+        """The method's assessment of ``probe`` on ``attributes`` (``target`` only for
+        target-dependent methods)."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A method written for 0.2 defines ``judge()``: it keeps working as ``assess()``."""
+        super().__init_subclass__(**kwargs)
+        if "judge" in cls.__dict__ and "assess" not in cls.__dict__:
+            warnings.warn(
+                f"{cls.__name__}.judge() is now assess(); the old name works until pluralign 0.4",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            cls.assess = cls.__dict__["judge"]  # type: ignore[method-assign]
+
     def judge(
         self,
         probe: Probe,
         attributes: Sequence[Attribute],
         target: AlignmentTarget | None = None,
         seed: int = 0,
-    ) -> Judgement: ...
+    ) -> Assessment:
+        """0.2's name of :meth:`assess` (until 0.4)."""
+        warnings.warn("Method.judge() is now assess()", DeprecationWarning, stacklevel=2)
+        return self.assess(probe, attributes, target, seed=seed)
 
     def choose(
         self,
-        judgement: Judgement,
+        assessment: Assessment,
         target: Target,
         metric: Metric | str = Metric.auto,
         ties: TieRule | str = TieRule.exact,
         selection: Selection | str = Selection.closest,
     ) -> Choice:
-        """The response ``target`` (a person or a group) would choose from this judgement."""
-        return choose_from(judgement, target, metric, ties, selection, self.name)
+        """The response ``target`` (a person or a group) would choose from this assessment."""
+        return choose_from(assessment, target, metric, ties, selection, self.name)
 
     def close(self) -> None:  # noqa: B027 - optional hook, most methods hold nothing
         """Release models or connections."""
 
 
-def levels_of(judgement: Judgement, n: int) -> list[dict[str, dict[str, float]]]:
-    """Per response, attribute -> {level: probability}, from the judgement's level probabilities."""
-    probs = judgement.level_probs or {}
+def levels_of(assessment: Assessment, n: int) -> list[dict[str, dict[str, float]]]:
+    """Per response, attribute -> {level: probability}, from the assessment's level probabilities."""
+    probs = assessment.level_probs or {}
     return [{a: dict(rows[i]) for a, rows in probs.items() if i < len(rows)} for i in range(n)]
 
 
 def choose_from(
-    judgement: Judgement,
+    assessment: Assessment,
     target: Target,
     metric: Metric | str = Metric.auto,
     ties: TieRule | str = TieRule.exact,
     selection: Selection | str = Selection.closest,
     method: str = "method",
 ) -> Choice:
-    """The response ``target`` would choose from a judgement: its direct choice, or selection
+    """The response ``target`` would choose from a assessment: its direct choice, or selection
     over its predictions (by the expected distance under its level probabilities when
     ``selection`` is ``expected``)."""
-    if judgement.choice is not None:
-        return Choice(index=judgement.choice, distances=[], reasoning=judgement.choice_reasoning)
-    if judgement.predictions is None:
+    if assessment.choice is not None:
+        return Choice(index=assessment.choice, distances=[], reasoning=assessment.choice_reasoning)
+    if assessment.predictions is None:
         raise InputError(f"method {method} produced neither predictions nor a choice")
     reasons = None
-    if judgement.reasonings is not None:
-        reasons = [" ".join(r[a] for a in target.attributes if r.get(a)) for r in judgement.reasonings]
+    if assessment.reasonings is not None:
+        reasons = [" ".join(r[a] for a in target.attributes if r.get(a)) for r in assessment.reasonings]
     levels = None
-    if parse_selection(selection) == Selection.expected and judgement.level_probs:
-        levels = levels_of(judgement, len(judgement.predictions))
-    return select(judgement.predictions, target, metric, reasonings=reasons, ties=ties, levels=levels)
+    if parse_selection(selection) == Selection.expected and assessment.level_probs:
+        levels = levels_of(assessment, len(assessment.predictions))
+    return select(assessment.predictions, target, metric, reasonings=reasons, ties=ties, levels=levels)
+
+
+def __getattr__(name: str) -> Any:
+    """0.2's ``Judgement`` is :class:`Assessment` (with a warning, until 0.4)."""
+    if name == "Judgement":
+        warnings.warn("Judgement is now Assessment", DeprecationWarning, stacklevel=2)
+        return Assessment
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """Building a method from settings: the options it reads, refusing those it would not, and the
-:class:`Resources` (the judge behind its cache, few-shot examples) it may ask for."""
+:class:`SettingsResources` (the judge behind its cache, few-shot examples) it may ask for."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from pluralign.prediction.methods.base import Method
 
 
-class Resources:
-    """What a method may need besides its options, built on demand."""
+class SettingsResources:
+    """What a method may need besides its options (:class:`~pluralign.prediction.methods.registry.Resources`),
+    built on demand from :class:`Settings`."""
 
     def __init__(self, settings: Settings, namespace: str) -> None:
         self.settings = settings
@@ -84,4 +85,4 @@ def build_method(name: str, settings: Settings | None = None) -> Method:
     settings = settings or Settings()
     check_applicable(spec, settings)
     options = validate(spec.options, settings.values_for(spec.options))
-    return spec.build(options, Resources(settings, name))
+    return spec.build(options, SettingsResources(settings, name))

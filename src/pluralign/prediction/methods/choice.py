@@ -14,10 +14,9 @@ from pluralign.choice.targets import AlignmentTarget
 from pluralign.prediction import prompts
 from pluralign.prediction.examples import ExampleSelectionOptions, ExampleSelector
 from pluralign.prediction.judges.base import Backend, JudgeRequest
-from pluralign.prediction.methods.base import Judgement
-from pluralign.prediction.methods.build import Resources
+from pluralign.prediction.methods.base import Assessment
 from pluralign.prediction.methods.llm import LLMMethod, LLMOptions, ShuffleOptions, shuffles, stats_of
-from pluralign.prediction.methods.registry import MethodSpec, register_method
+from pluralign.prediction.methods.registry import MethodSpec, Resources, register_method
 
 PAPER_CHOICE_EXAMPLES = 5
 
@@ -62,21 +61,21 @@ class ChoiceMethod(LLMMethod):
             "examples": {**self.examples.config(), "count": self.n_examples} if self.examples else None,
         }
 
-    def judge(
+    def assess(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
-    ) -> Judgement:
+    ) -> Assessment:
         n = len(probe.responses)
         letters = prompts.letters_for(n)
         system = self.prompts.choice_system(target if self.aligned else None)
         schema = prompts.choice_schema(letters)
         examples: list[tuple[str, str]] = []
         if self.examples is not None and target is not None and self.n_examples > 0:
-            examples = self.examples.select_choices(target, probe.prompt, probe.responses, self.n_examples)
+            examples = self.examples.select_choices(target, probe.question, probe.responses, self.n_examples)
         orders = shuffles(n, self.samples, seed, "choice", self.options.shuffle)
         batch = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
-            messages = prompts.conversation(system, examples, self.prompts.choice_user(probe.prompt, choices))
+            messages = prompts.conversation(system, examples, self.prompts.choice_user(probe.question, choices))
             batch.append(JudgeRequest(messages=messages, json_schema=schema, settings=self.generation(seed + k)))
         results = self.backend.generate(batch)
         picks = []
@@ -86,7 +85,7 @@ class ChoiceMethod(LLMMethod):
         best = max(votes.values())
         winner = next(i for i, _ in picks if votes[i] == best)
         reasoning = next(r for i, r in picks if i == winner)
-        return Judgement(
+        return Assessment(
             choice=winner,
             choice_reasoning=reasoning,
             samples={

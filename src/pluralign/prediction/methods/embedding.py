@@ -18,7 +18,7 @@ from pluralign.choice.probes import Probe
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.prediction.embeddings import DEFAULT_EMBEDDER, embed
 from pluralign.prediction.examples import ExampleOptions
-from pluralign.prediction.methods.base import Judgement, Method
+from pluralign.prediction.methods.base import Assessment, Method
 from pluralign.prediction.methods.registry import MethodSpec, register_method
 from pluralign.support.errors import InputError
 from pluralign.support.options import cli
@@ -68,7 +68,7 @@ class EmbeddingRegressor(Method):
         self.k = k
         self.embedder = embedder
         responses = [p.responses[i] for p, i in rows]
-        self._x = _features(embed([_text(p.prompt, p.responses[i]) for p, i in rows], embedder), responses)
+        self._x = _features(embed([_text(p.question, p.responses[i]) for p, i in rows], embedder), responses)
         self._labels = [p.labels[i] if p.labels else {} for p, i in rows]
         self._weights: dict[str, np.ndarray] = {}
         self._n_train = len(train)
@@ -107,13 +107,13 @@ class EmbeddingRegressor(Method):
             self._weights[attribute] = np.linalg.solve(x.T @ x + reg, x.T @ y)
         return np.asarray(feats @ self._weights[attribute])
 
-    def judge(
+    def assess(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
-    ) -> Judgement:
+    ) -> Assessment:
         import numpy as np
 
         feats = _features(
-            embed([_text(probe.prompt, r) for r in probe.responses], self.embedder, cache=False), probe.responses
+            embed([_text(probe.question, r) for r in probe.responses], self.embedder, cache=False), probe.responses
         )
         preds: list[dict[str, float]] = [{} for _ in probe.responses]
         for attribute in attributes:
@@ -123,7 +123,7 @@ class EmbeddingRegressor(Method):
         reasons = [
             {a.name: f"Predicted from the {self.kind} embedding model." for a in attributes} for _ in probe.responses
         ]
-        return Judgement(predictions=preds, reasonings=reasons)
+        return Assessment(predictions=preds, reasonings=reasons)
 
 
 register_method(

@@ -16,7 +16,7 @@ from pluralign.choice.attributes import Attribute
 from pluralign.choice.probes import Probe
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.prediction.examples import ExampleOptions
-from pluralign.prediction.methods.base import Judgement, Method
+from pluralign.prediction.methods.base import Assessment, Method
 from pluralign.prediction.methods.registry import MethodSpec, register_method
 from pluralign.support.errors import InputError
 
@@ -66,9 +66,9 @@ class LengthMethod(Method):
             self._lines[attribute] = fit_line([x for x, _ in pairs], [y for _, y in pairs])
         return self._lines[attribute]
 
-    def judge(
+    def assess(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
-    ) -> Judgement:
+    ) -> Assessment:
         preds: list[dict[str, float]] = [{} for _ in probe.responses]
         for attribute in attributes:
             slope, intercept = self.line(attribute.name)
@@ -77,7 +77,7 @@ class LengthMethod(Method):
         reasons = [
             {a.name: f"From its length ({len(r)} characters) alone." for a in attributes} for r in probe.responses
         ]
-        return Judgement(predictions=preds, reasonings=reasons)
+        return Assessment(predictions=preds, reasonings=reasons)
 
 
 register_method(

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from pluralign.choice.attributes import Attribute
 from pluralign.prediction.judges.base import AnswerOptions, Backend, GenerationSettings, JudgeResult
-from pluralign.prediction.methods.base import CallStats, Judgement, Method
+from pluralign.prediction.methods.base import Assessment, CallStats, Method
 from pluralign.prediction.prompts import REASONING_MAX, SCALE, PromptOptions, PromptSet
 from pluralign.support.errors import JudgeError
 from pluralign.support.options import Options, cli
@@ -112,7 +112,7 @@ def rotations(n_responses: int, n_passes: int, seed: int, attribute: str) -> lis
 @dataclass
 class JudgementParts:
     """What a scoring method gathers for one probe, attribute by attribute, before it
-    becomes a :class:`Judgement`."""
+    becomes a :class:`Assessment`."""
 
     n: int
     predictions: list[dict[str, float]] = field(default_factory=list)
@@ -130,9 +130,9 @@ class JudgementParts:
             self.predictions[i][attribute] = float(values[i])
             self.reasonings[i][attribute] = reasons[i]
 
-    def judgement(self, results: Sequence[JudgeResult]) -> Judgement:
+    def assessment(self, results: Sequence[JudgeResult]) -> Assessment:
         complete = {a: v for a, v in self.level_probs.items() if len(v) == self.n}
-        return Judgement(
+        return Assessment(
             predictions=self.predictions,
             reasonings=self.reasonings,
             samples=self.samples,

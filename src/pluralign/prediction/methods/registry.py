@@ -9,16 +9,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pluralign.support.options import NoOptions, Options
 from pluralign.support.registry import Registry
 
 if TYPE_CHECKING:
+    from pluralign.choice.probes import Probe
+    from pluralign.prediction.examples import ExampleOptions
+    from pluralign.prediction.judges.base import Backend
     from pluralign.prediction.methods.base import Method
-    from pluralign.prediction.methods.build import Resources
 
 DEFAULT_METHOD = "spm"
+
+
+class Resources(Protocol):
+    """What a method may ask for besides its options, built on demand (the settings-backed
+    implementation is :class:`pluralign.prediction.methods.build.SettingsResources`); declared
+    here so that a method names what it needs without importing how it is built."""
+
+    @property
+    def default_estimator(self) -> Any: ...
+
+    def judge(self) -> Backend:
+        """The judge backend with its options, behind the judgement cache unless it is off."""
+        ...
+
+    def train_probes(self, options: ExampleOptions) -> list[Probe]:
+        """Labelled examples for few-shot prompts."""
+        ...
+
+    def uses_builtin_bank(self, options: ExampleOptions) -> bool:
+        """Whether the examples are pluralign's own bank."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from pluralign.choice.probes import Probe
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.prediction import prompts
 from pluralign.prediction.judges.base import JudgeRequest, JudgeResult
-from pluralign.prediction.methods.base import Judgement
+from pluralign.prediction.methods.base import Assessment
 from pluralign.prediction.methods.llm import EstimatorOptions, JudgementParts, LLMMethod
 from pluralign.prediction.methods.logprobs import level_distributions
 from pluralign.prediction.methods.registry import MethodSpec, register_method
@@ -29,9 +29,9 @@ class PerResponseRegression(LLMMethod):
 
     name = "regression"
 
-    def judge(
+    def assess(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
-    ) -> Judgement:
+    ) -> Assessment:
         n = len(probe.responses)
         single = self.mode == "logprobs"
         batch = []
@@ -69,7 +69,7 @@ class PerResponseRegression(LLMMethod):
             out.set(attribute.name, [sum(r) / len(r) for r in per_response], reasons)
             out.samples[attribute.name] = rows
             out.draws[attribute.name] = [list(col) for col in zip(*per_response, strict=True)]
-        return out.judgement(results)
+        return out.assessment(results)
 
     def _expected(self, result: JudgeResult, attribute: Attribute) -> dict[int, float] | None:
         tokens, logprobs = self.first_logprobs(result)

@@ -16,9 +16,8 @@ from pydantic import Field
 from pluralign.choice.attributes import Attribute
 from pluralign.choice.probes import Probe
 from pluralign.choice.targets import AlignmentTarget
-from pluralign.prediction.methods.base import Judgement, Method
-from pluralign.prediction.methods.build import Resources
-from pluralign.prediction.methods.registry import MethodSpec, register_method
+from pluralign.prediction.methods.base import Assessment, Method
+from pluralign.prediction.methods.registry import MethodSpec, Resources, register_method
 from pluralign.support.errors import InputError, ModelNotFoundError
 from pluralign.support.options import Options, cli
 
@@ -60,11 +59,11 @@ class RewardModelMethod(Method):
     def _texts(self, probe: Probe) -> list[str]:
         texts = []
         for response in probe.responses:
-            chat = [{"role": "user", "content": probe.prompt}, {"role": "assistant", "content": response}]
+            chat = [{"role": "user", "content": probe.question}, {"role": "assistant", "content": response}]
             if getattr(self._tok, "chat_template", None):
                 texts.append(str(self._tok.apply_chat_template(chat, tokenize=False)))
             else:
-                texts.append(f"User: {probe.prompt}\nAssistant: {response}")
+                texts.append(f"User: {probe.question}\nAssistant: {response}")
         return texts
 
     def rewards(self, probe: Probe) -> list[list[float]]:
@@ -77,14 +76,14 @@ class RewardModelMethod(Method):
             logits = self._model(**enc).logits.float().cpu()
         return [[float(v) for v in row] for row in logits]
 
-    def judge(
+    def assess(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
-    ) -> Judgement:
+    ) -> Assessment:
         rewards = self.rewards(probe)
         if not self.outputs:
             scalar = [r[0] for r in rewards]
             best = max(range(len(scalar)), key=lambda i: (scalar[i], -i))
-            return Judgement(
+            return Assessment(
                 choice=best,
                 choice_reasoning=f"Highest reward ({scalar[best]:.3f}).",
                 samples={"reward": [{"rewards": scalar}]},
@@ -95,7 +94,7 @@ class RewardModelMethod(Method):
         if missing:
             raise InputError(f"reward model {self.model_name} has no output for {', '.join(missing)}")
         preds = [{a.name: 1 / (1 + math.exp(-row[self.outputs.index(a.name)])) for a in attributes} for row in rewards]
-        return Judgement(
+        return Assessment(
             predictions=preds, reasonings=[{a.name: "Reward model output." for a in attributes} for _ in preds]
         )
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pluralign.choice.attributes import Attribute
 from pluralign.choice.probes import Probe
 from pluralign.choice.targets import AlignmentTarget
-from pluralign.prediction.methods.base import Judgement, Method
+from pluralign.prediction.methods.base import Assessment, Method
 from pluralign.prediction.methods.registry import MethodSpec, register_method
 from pluralign.support.errors import InputError
 
@@ -18,15 +18,15 @@ class RandomMethod(Method):
 
     name = "random"
 
-    def judge(
+    def assess(
         self,
         probe: Probe,
         attributes: Sequence[Attribute],
         target: AlignmentTarget | None = None,
         seed: int = 0,
-    ) -> Judgement:
+    ) -> Assessment:
         index = random.Random(seed).randrange(len(probe.responses))
-        return Judgement(choice=index, choice_reasoning="Chosen at random.")
+        return Assessment(choice=index, choice_reasoning="Chosen at random.")
 
 
 class OracleMethod(Method):
@@ -34,13 +34,13 @@ class OracleMethod(Method):
 
     name = "oracle"
 
-    def judge(
+    def assess(
         self,
         probe: Probe,
         attributes: Sequence[Attribute],
         target: AlignmentTarget | None = None,
         seed: int = 0,
-    ) -> Judgement:
+    ) -> Assessment:
         if probe.labels is None:
             raise InputError("the oracle needs labelled probes")
         names = [a.name for a in attributes]
@@ -48,7 +48,7 @@ class OracleMethod(Method):
             preds = [dict(zip(names, probe.label_vector(i, names), strict=True)) for i in range(len(probe.responses))]
         except InputError as exc:
             raise InputError(f"missing label: {exc}") from None
-        return Judgement(
+        return Assessment(
             predictions=preds,
             reasonings=[{a: "True label." for a in names} for _ in probe.responses],
         )

@@ -19,8 +19,7 @@ from pluralign.choice.targets import AlignmentTarget
 from pluralign.prediction import prompts
 from pluralign.prediction.examples import ExampleSelector, FewShotOptions
 from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
-from pluralign.prediction.methods.base import Judgement
-from pluralign.prediction.methods.build import Resources
+from pluralign.prediction.methods.base import Assessment
 from pluralign.prediction.methods.llm import (
     Estimator,
     EstimatorOptions,
@@ -31,7 +30,7 @@ from pluralign.prediction.methods.llm import (
     shuffles,
 )
 from pluralign.prediction.methods.logprobs import level_distributions
-from pluralign.prediction.methods.registry import MethodSpec, register_method
+from pluralign.prediction.methods.registry import MethodSpec, Resources, register_method
 from pluralign.support.options import cli
 
 TOP_LOGPROBS = 20
@@ -112,7 +111,7 @@ class ComparativeRegression(LLMMethod):
             orders = rotations(n, self.options.samples or n, seed, attribute.name)
         else:
             orders = shuffles(n, self.samples, seed, attribute.name, self.options.shuffle)
-        examples = self.examples.select(attribute, probe.prompt, probe.responses) if self.examples else []
+        examples = self.examples.select(attribute, probe.question, probe.responses) if self.examples else []
         reasoning = self.options.reasoning
         system = self.prompts.comparative_system(attribute, self.scale, reasoning)
         schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute), reasoning)
@@ -120,15 +119,15 @@ class ComparativeRegression(LLMMethod):
         requests = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
-            user = self.prompts.comparative_user(attribute, probe.prompt, choices, self.scale, reasoning)
+            user = self.prompts.comparative_user(attribute, probe.question, choices, self.scale, reasoning)
             messages = prompts.conversation(system, [e.turn(reasoning) for e in examples], user)
             settings = self.generation(seed + k, items=n, top_logprobs=top)
             requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         return requests, orders
 
-    def judge(
+    def assess(
         self, probe: Probe, attributes: Sequence[Attribute], target: AlignmentTarget | None = None, seed: int = 0
-    ) -> Judgement:
+    ) -> Assessment:
         n = len(probe.responses)
         letters = prompts.letters_for(n)
         batch: list[JudgeRequest] = []
@@ -157,7 +156,7 @@ class ComparativeRegression(LLMMethod):
             out.set(attribute.name, means, reasons)
             out.samples[attribute.name] = per_sample
             out.draws[attribute.name] = [[s / self.scale for s in sample["scores"]] for sample in per_sample]
-        return out.judgement(results)
+        return out.assessment(results)
 
     def _apply_expected(
         self, sample: dict[str, Any], result: JudgeResult, attribute: Attribute, order: Sequence[int]
