@@ -17,6 +17,7 @@ from pluralign.choice.probes import Probe, make_probe
 from pluralign.choice.selection import Metric, Selection, TieRule
 from pluralign.choice.target_data import is_group_data, load_target_file, target_from_data
 from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, target_values
+from pluralign.prediction.calibration import Calibration
 from pluralign.prediction.methods import Assessment, Method, build_method
 from pluralign.prediction.methods.llm import LLMMethod
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
@@ -86,12 +87,16 @@ class Chooser:
         metric: Metric | str = Metric.auto,
         ties: TieRule | str = TieRule.exact,
         selection: Selection | str = Selection.closest,
+        calibration: Calibration | None = None,
     ) -> None:
         self.method = method if isinstance(method, Method) else build_method(method, settings)
         self.registry = registry
         self.metric = metric
         self.ties = ties
         self.selection = selection
+        self.calibration = calibration
+        if calibration is not None:  # another judge is refused before any question is asked
+            calibration.check(self.method.config(), [])
         self._worker: ThreadPoolExecutor | None = None
 
     def _method(self, overrides: Mapping[str, Any] | None) -> Method:
@@ -139,7 +144,7 @@ class Chooser:
                 "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
             )
         person = wanted if isinstance(wanted, AlignmentTarget) and method.target_dependent else None
-        assessment = self._assess(method, probe, wanted, person, seed, judge_at_most)
+        assessment = self._calibrated(method, wanted, self._assess(method, probe, wanted, person, seed, judge_at_most))
         if is_group and assessment.predictions is None:
             raise InputError(
                 f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
@@ -174,6 +179,13 @@ class Chooser:
             group=wanted.name if is_group else None,
             members=len(wanted.members) if isinstance(wanted, GroupTarget) else None,
         )
+
+    def _calibrated(self, method: Method, wanted: Target, assessment: Assessment) -> Assessment:
+        """The assessment through ``--calibration`` (refused for a judge or attribute it does not map)."""
+        if self.calibration is None:
+            return assessment
+        self.calibration.check(method.config(), wanted.attributes)
+        return self.calibration.apply(assessment)
 
     def _assess(
         self,

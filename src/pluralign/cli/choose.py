@@ -12,6 +12,7 @@ from rich.text import Text
 
 from pluralign.cli.common import (
     AttributesOpt,
+    CalibrationOpt,
     MetricOpt,
     SelectionOpt,
     TiesOpt,
@@ -58,6 +59,7 @@ def choose_cmd(
     metric: MetricOpt = "auto",
     ties: TiesOpt = "exact",
     selection: SelectionOpt = "closest",
+    calibration: CalibrationOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON only.")] = False,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
@@ -65,6 +67,7 @@ def choose_cmd(
     """Choose the response that best fits a target, and say why."""
     from pluralign.api import Chooser
     from pluralign.choice.selection import parse_metric, parse_selection, parse_ties
+    from pluralign.prediction.calibration import load_calibration
     from pluralign.prediction.methods import method_spec
 
     registry = registry_from(attributes_file)
@@ -72,7 +75,10 @@ def choose_cmd(
     target = read_target(spec, registry)
     method_spec(method)
     settings = make_settings(options or {})
-    chooser = Chooser(method, settings, registry, parse_metric(metric), parse_ties(ties), parse_selection(selection))
+    mapping = load_calibration(calibration) if calibration is not None else None
+    chooser = Chooser(
+        method, settings, registry, parse_metric(metric), parse_ties(ties), parse_selection(selection), mapping
+    )
     try:
         result = chooser.choose(probe.question, probe.responses, target, seed=seed)
     finally:

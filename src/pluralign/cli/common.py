@@ -61,6 +61,14 @@ SelectionOpt = Annotated[
         "under the judge's level probabilities; docs/results.md section 17)."
     ),
 ]
+CalibrationOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--calibration",
+        help="A calibration file (pluralign calibrate): each attribute's predictions mapped onto the labels' "
+        "scale before choosing; refused for another judge.",
+    ),
+]
 TiesOpt = Annotated[
     str,
     typer.Option(help="exact (the paper's: exact comparison) or tolerant (within 1e-9; reports both)."),

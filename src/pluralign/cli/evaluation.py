@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from pluralign.cli.common import (
     AttributesOpt,
+    CalibrationOpt,
     MetricOpt,
     SelectionOpt,
     TiesOpt,
@@ -72,6 +73,7 @@ def eval_cmd(
     metric: MetricOpt = "auto",
     ties: TiesOpt = "exact",
     selection: SelectionOpt = "closest",
+    calibration: CalibrationOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Start the run directory afresh.")] = False,
     on_invalid: Annotated[
         str, typer.Option(help="skip: record an item the judge never answers validly as failed and go on; stop.")
@@ -86,6 +88,7 @@ def eval_cmd(
     from pluralign.evaluation.data.benchmark import load_benchmark
     from pluralign.evaluation.evaluate import OnInvalid
     from pluralign.evaluation.runs import RunDir
+    from pluralign.prediction.calibration import load_calibration
     from pluralign.prediction.methods import build_method, method_spec
 
     metric_ = parse_metric(metric)
@@ -105,6 +108,7 @@ def eval_cmd(
     meth = build_method(method, settings)
     run: dict[str, Any] = dict(limit=limit, seed=seed, metric=metric_, registry=registry, overwrite=overwrite)
     run |= dict(workers=workers, on_invalid=OnInvalid(on_invalid), ties=ties_, selection=parse_selection(selection))
+    run["calibration"] = load_calibration(calibration) if calibration is not None else None
     summary = _evaluate_with_progress(bench, meth, targets, out, run)
     if summary.n_pending:
         message = getattr(getattr(meth, "backend", None), "pending_message", None)
@@ -175,8 +179,9 @@ def metrics_cmd(
     ties: Annotated[str | None, typer.Option(help="exact (the paper's) or tolerant (reports both).")] = None,
     selection: Annotated[
         str | None,
-        typer.Option(help="Choose again from the run's judgements: closest (the paper's) or expected."),
+        typer.Option(help="Choose again from the run's assessments: closest (the paper's) or expected."),
     ] = None,
+    calibration: CalibrationOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     benchmark: Annotated[
         Path | None,
@@ -194,7 +199,13 @@ def metrics_cmd(
     ties_ = parse_ties(ties) if ties else None
     groups = []
     if path.is_dir():
-        results = rescore(path, metric_, ties_, parse_selection(selection) if selection else None)
+        adjust = None
+        if calibration is not None:
+            from pluralign.evaluation.calibrate import calibrating
+            from pluralign.prediction.calibration import load_calibration
+
+            adjust = calibrating(load_calibration(calibration), path)
+        results = rescore(path, metric_, ties_, parse_selection(selection) if selection else None, adjust)
         groups = [r for r in results if r.is_group]
         results = [r for r in results if not r.is_group]
     else:

@@ -39,6 +39,7 @@ def serve_cmd(
     import uvicorn
 
     from pluralign.choice.target_data import read_target
+    from pluralign.prediction.calibration import load_calibration
     from pluralign.prediction.generators import GeneratorOptions
     from pluralign.prediction.methods import build_method, method_spec
     from pluralign.server.admission import LOOPBACK_NAMES
@@ -59,6 +60,9 @@ def serve_cmd(
     registry = registry_from(attributes_file)
     preloaded = build_method(method, settings)  # bad settings fail here, in one line, before the server starts
     default = read_target(limits.default_target, registry) if limits.default_target else None
+    calibration = load_calibration(limits.calibration) if limits.calibration is not None else None
+    if calibration is not None:
+        calibration.check(preloaded.config(), [], "--calibration")  # another judge: refused before serving
     config = ServerConfig(
         default_target=default,
         method=method,
@@ -68,6 +72,7 @@ def serve_cmd(
         keys=keys,
         registry=registry,
         generator=generator,
+        calibration=calibration,
     )
     if not keys and limits.allowed_hosts is None:
         say(

@@ -32,6 +32,7 @@ from pluralign.evaluation.grading import select_and_score
 from pluralign.evaluation.metrics import TargetResult
 from pluralign.evaluation.plan import EvalPlan, item_seed, make_plan
 from pluralign.evaluation.runs import RunDir
+from pluralign.prediction.calibration import Calibration
 from pluralign.prediction.judges.calllog import record_calls
 from pluralign.prediction.methods.base import Assessment, CallStats, Method
 from pluralign.support.errors import BatchPending, ContextLengthError, InputError, InvalidOutputError, one_line
@@ -182,6 +183,22 @@ def run_identities(method: Method, benchmark: Benchmark, seed: int) -> tuple[dic
     return identity, {**identity, "benchmark": str(benchmark.path.resolve())}
 
 
+def _refuse_early(method: Method, plan: EvalPlan, workers: int, calibration: Calibration | None) -> None:
+    """What is refused before any judging: no worker, a calibration of another judge or one that
+    misses an attribute."""
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    if calibration is not None:
+        calibration.check(method.config(), [a.name for a in plan.attributes])
+
+
+def calibrated(
+    calibration: Calibration | None, assessments: dict[tuple[int, str], Assessment]
+) -> dict[tuple[int, str], Assessment]:
+    """Each assessment through ``calibration`` (the run's files keep them as judged)."""
+    return {k: calibration.apply(a) for k, a in assessments.items()} if calibration else assessments
+
+
 def evaluate(
     benchmark: Benchmark,
     method: Method,
@@ -197,13 +214,13 @@ def evaluate(
     on_invalid: OnInvalid | str = OnInvalid.skip,
     ties: TieRule | str = TieRule.exact,
     selection: Selection | str = Selection.closest,
+    calibration: Calibration | None = None,
 ) -> EvalSummary:
     """Judge, then select and grade; everything lands in ``out_dir`` (resumable). ``targets`` may
     hold groups (:class:`~pluralign.choice.targets.GroupTarget`), graded by the share matched."""
     started = time.perf_counter()
     plan = make_plan(benchmark, method, targets, limit, registry)
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
+    _refuse_early(method, plan, workers, calibration)
     run = RunDir(out_dir)
     run.check_writable(overwrite)
     identity, by_place = run_identities(method, benchmark, check_seed(seed))
@@ -227,13 +244,13 @@ def evaluate(
         if outcome.pending:  # the batch backend: nothing to score until the answers are imported
             summary.seconds = time.perf_counter() - started
             return summary
-        decisions, results = select_and_score(
-            plan, method, outcome.assessments, outcome.failures, metric, ties, selection
-        )
+        assessments = calibrated(calibration, outcome.assessments)
+        decisions, results = select_and_score(plan, method, assessments, outcome.failures, metric, ties, selection)
         totals, saved = _costs(plan, outcome)
         seconds = time.perf_counter() - started
         asked = {"n_failed": summary.n_failed, "seed": seed, "metric": str(metric), "ties": str(ties)}
         asked |= {"selection": str(selection)} if str(selection) != Selection.closest else {}
+        asked |= {"calibration": calibration.digest()} if calibration is not None else {}
         extra = {"method": method.config(), "benchmark": str(benchmark.path), "n_items": len(plan.probes), **asked}
         extra |= _cost_fields(totals, outcome.fresh, saved, seconds)
         run.write_outputs(plan.probes, plan.targets, decisions, results, extra)

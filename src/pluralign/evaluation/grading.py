@@ -3,6 +3,7 @@ decisions), one road for a person and a group."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from pluralign.choice.selection import Metric, Selection, TieRule
@@ -56,16 +57,21 @@ def select_and_score(
     return decisions, results
 
 
+Adjust = Callable[[int, Assessment], Assessment]
+"""What is done to an item's assessment before it is chosen from again (a calibration)."""
+
+
 def rescore(
     run_dir: str | Path,
     metric: Metric | str | None = None,
     ties: TieRule | str | None = None,
     selection: Selection | str | None = None,
+    adjust: Adjust | None = None,
 ) -> list[TargetResult]:
     """Recompute a run's figures from its saved decisions and labels (no model, no benchmark),
-    for its people and its groups alike; with ``selection``, each choice made again from the
-    run's assessments by that rule."""
-    grouped, targets, metric = regrade(run_dir, metric, ties, selection)
+    for its people and its groups alike; with ``selection`` or ``adjust``, each choice made
+    again from the run's (adjusted) assessments."""
+    grouped, targets, metric = regrade(run_dir, metric, ties, selection, adjust)
     return [summarize(grouped[name], t, metric) for name, t in targets.items()]
 
 
@@ -74,9 +80,13 @@ def regrade(
     metric: Metric | str | None = None,
     ties: TieRule | str | None = None,
     selection: Selection | str | None = None,
+    adjust: Adjust | None = None,
 ) -> tuple[dict[str, list[Decision]], dict[str, Target], Metric | str]:
     """A run's decisions graded again (correctness from the stored labels, never from the file),
-    chosen again from its assessments when ``selection`` is given."""
+    chosen again from its assessments when ``selection`` is given, each first passed through
+    ``adjust`` when that is given."""
+    if adjust is not None and selection is None:
+        selection = Selection.closest
     run = RunDir(run_dir)
     saved: RunResults = run.results()
     metric = metric or saved.metric
@@ -88,9 +98,12 @@ def regrade(
         target = targets.get(decision.target)
         if target is None:
             continue
-        chosen, tied, shares = decision.chosen, decision.tied, decision.shares
+        chosen, tied, shares, predictions = decision.chosen, decision.tied, decision.shares, decision.predictions
         assessment = assessments.get((decision.item, "*")) or assessments.get((decision.item, decision.target))
         if selection is not None and assessment is not None and decision.failed is None:
+            if adjust is not None:
+                assessment = adjust(decision.item, assessment)
+                predictions = assessment.predictions
             choice = choose_from(assessment, target, metric, ties, selection)
             chosen, tied = choice.index, choice.tied
             shares = choice.shares if decision.shares is not None else None
@@ -101,7 +114,7 @@ def regrade(
                 target,
                 chosen,
                 metric,
-                predictions=decision.predictions,
+                predictions=predictions,
                 tied=tied,
                 ties=ties,
                 failed=decision.failed,

@@ -47,7 +47,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         method = config.preloaded or build_method(config.method, config.settings)  # once, before the first request
-        service.chooser = Chooser(method, registry=config.registry)
+        service.chooser = Chooser(method, registry=config.registry, calibration=config.calibration)
         service.method_config = method.config()
         service.generator = make_generator(config.generator, config.settings)
         yield

@@ -15,6 +15,7 @@ from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.choice.targets import Target
 from pluralign.people.userstore import DEFAULT_COMPLETION_TTL
 from pluralign.people.userstore_schema import DEFAULT_NAMESPACE
+from pluralign.prediction.calibration import Calibration
 from pluralign.prediction.generators import GeneratorOptions
 from pluralign.prediction.methods import Method
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
@@ -167,6 +168,12 @@ class ServiceOptions(Options):
         "clear-cut set; /v1/choose keeps the method's setting).",
         json_schema_extra=cli("--no-steer-reasoning", invert=True, group="service"),
     )
+    calibration: Path | None = Field(
+        default=None,
+        description="A calibration file (pluralign calibrate) applied to every decision's predictions before "
+        "choosing; refused at start for another judge.",
+        json_schema_extra=_service(),
+    )
     max_documents: int = Field(
         default=100,
         ge=2,
@@ -241,3 +248,5 @@ class ServerConfig:
     default_target: Target | None = None
     """The target of a request that names none (``--default-target``)."""
     generator: GeneratorOptions = field(default_factory=GeneratorOptions)
+    calibration: Calibration | None = None
+    """Maps applied to predictions before choosing (``--calibration``)."""

@@ -142,16 +142,10 @@ class Method(ABC):
             )
             cls.assess = cls.__dict__["judge"]  # type: ignore[method-assign]
 
-    def judge(
-        self,
-        probe: Probe,
-        attributes: Sequence[Attribute],
-        target: AlignmentTarget | None = None,
-        seed: int = 0,
-    ) -> Assessment:
+    def judge(self, *args: Any, **kwargs: Any) -> Assessment:
         """0.2's name of :meth:`assess` (until 0.4)."""
         warnings.warn("Method.judge() is now assess()", DeprecationWarning, stacklevel=2)
-        return self.assess(probe, attributes, target, seed=seed)
+        return self.assess(*args, **kwargs)
 
     def choose(
         self,

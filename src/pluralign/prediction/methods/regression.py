@@ -39,7 +39,7 @@ class PerResponseRegression(LLMMethod):
             schema = prompts.regression_schema(self.scale, self.allowed_scores(attribute))
             system = self.prompts.regression_system(attribute, self.scale)
             for response in probe.responses:
-                user = self.prompts.regression_user(attribute, probe.prompt, response, self.scale)
+                user = self.prompts.regression_user(attribute, probe.question, response, self.scale)
                 messages = prompts.conversation(system, [], user)
                 settings = self.generation(
                     seed, n=1 if single else self.samples, top_logprobs=TOP_LOGPROBS if single else 0

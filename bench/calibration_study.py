@@ -1,0 +1,115 @@
+"""Calibration out of sample: fit on train items the judge assessed, apply to the committed study.
+
+The evidence study (bench/evidence.py) assessed 100 HelpSteer2 eval items. Its cross-validated
+calibration (`pluralign calibrate RUN --folds 5`) fits and applies on those same 100 items, fold
+by fold; this study fits instead on train items, the way a user would calibrate before choosing:
+
+    python bench/calibration_study.py prepare    # bench/data/helpsteer2_calibration/ (not committed: made again
+                                                 # the same from shared/): 100 train items to assess (eval.json)
+                                                 # and the other 400 as the examples (train.json)
+    python bench/calibration_study.py run        # spm-zeroshot, then spm, 10 items more per round (resumable)
+    python bench/calibration_study.py report     # fit on what is assessed, apply to the study: results/calibration.*
+
+The 100 items are chosen the way the study chose its own (the shortest whose two responses'
+labels differ), from the train split, so no study item and no example is among them. Run
+folders are bench/runs/calibration/METHOD, committed as they grow (packed, like the study).
+A report needs at least 20 assessed items per method and says how many it used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from common import header, uptime, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+DATA = ROOT / "bench" / "data" / "helpsteer2_calibration"
+RUNS = ROOT / "bench" / "runs" / "calibration"
+STUDY = ROOT / "bench" / "runs" / "evidence"
+OUT = ROOT / "bench" / "results" / "calibration"
+METHODS = ("spm-zeroshot", "spm")
+ITEMS = 100
+MIN_ITEMS = 20
+
+
+def prepare(source: Path) -> None:
+    from pluralign.choice.probes import load_probes, save_probes
+
+    train = load_probes(source / "train.json")
+    differ = [p for p in train if p.labels and p.labels[0] != p.labels[1]]
+    ranked = sorted(differ, key=lambda p: len(p.question) + sum(len(r) for r in p.responses))[:ITEMS]
+    chosen = {id(p) for p in ranked}
+    DATA.mkdir(parents=True, exist_ok=True)
+    save_probes(DATA / "eval.json", ranked)
+    save_probes(DATA / "train.json", [p for p in train if id(p) not in chosen])
+    print(f"wrote {DATA}: {len(ranked)} items to assess, {len(train) - len(ranked)} as examples", flush=True)
+
+
+def run(methods: list[str], step: int, threads: int, source: Path) -> None:
+    if not (DATA / "eval.json").exists():
+        prepare(source)  # the same files every time: the runs' fingerprints stay valid
+    for limit in range(step, ITEMS + step, step):
+        for method in methods:
+            out = RUNS / method
+            args = [sys.executable, "-m", "pluralign", "eval", "--method", method, "--benchmark", str(DATA)]
+            args += ["--target", "high", "--limit", str(min(limit, ITEMS)), "--out", str(out)]
+            args += ["--threads", str(threads)]
+            print(f"{method}: {min(limit, ITEMS)} items ({uptime()})", flush=True)
+            subprocess.run(args, check=True)
+            subprocess.run([sys.executable, str(ROOT / "bench" / "pack_runs.py"), str(out)], check=True)
+
+
+def report() -> None:
+    from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect, cross_validate
+    from pluralign.evaluation.runs import RunDir
+    from pluralign.evaluation.statistics import p_text
+
+    rows, lines = [], [header(), "", "| method | fit on | accuracy | calibrated | difference | 95% CI | sign-flip p |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for method in METHODS:
+        folder = RUNS / method
+        assessed = RunDir(folder).finished_items() if RunDir(folder).finished() else 0
+        effects = [("5-fold on the study's own items", cross_validate(STUDY / method))]
+        if assessed >= MIN_ITEMS:
+            calibration = calibrate_runs([folder])
+            effects.append((f"{assessed} train items", calibration_effect(STUDY / method, calibration)))
+        for fit_on, e in effects:
+            c = e.comparison
+            rows.append({"method": method, "fit_on": fit_on, **e.model_dump()})
+            lines.append(
+                f"| {method} | {fit_on} | {e.accuracy:.1f} | {e.calibrated:.1f} | {c.difference:+.1f} | "
+                f"{c.ci95[0]:+.1f} to {c.ci95[1]:+.1f} | {p_text(c.sign_flip_p)} |"
+            )
+    lines += ["", f"({uptime()})"]
+    text = "\n".join(lines)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.with_suffix(".md").write_text(text + "\n")
+    write_json(OUT.with_suffix(".json"), rows)
+    print(text, flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("step_name", choices=("prepare", "run", "report"))
+    ap.add_argument("--source", type=Path, default=SHARED / "helpsteer2", help="HelpSteer2 folder (train.json)")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--step", type=int, default=10, help="items more per round")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    print(header(), flush=True)
+    if args.step_name == "prepare":
+        prepare(args.source)
+    elif args.step_name == "run":
+        run(args.methods.split(","), args.step, args.threads, args.source)
+    else:
+        report()
+    print(json.dumps({"done": args.step_name}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""Calibration (``pluralign calibrate``, ``--calibration``): fit from runs without a model, applied
+in choose, eval, metrics and serve, refused for another judge or a missing attribute, and the
+committed study's cross-validated figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pluralign.choice.probes import Probe
+from pluralign.prediction.calibration import AttributeMap, Calibration, load_calibration
+from pluralign.prediction.methods.base import Assessment
+from support import ROOT, one_line_error, run_cli
+
+STUDY = ROOT / "bench" / "runs" / "evidence"
+
+
+@pytest.fixture(scope="module")
+def length_run(tmp_path_factory: pytest.TempPathFactory, helpsteer2_dir: Path) -> Path:
+    out = tmp_path_factory.mktemp("calibration") / "length"
+    args = ["eval", "--method", "length", "--benchmark", str(helpsteer2_dir), "--limit", "80", "--out", str(out)]
+    res = run_cli(*args, "--target", "high", "--target", "low")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def fitted(length_run: Path) -> Path:
+    path = length_run.parent / "length.calibration.json"
+    res = run_cli("calibrate", str(length_run), "--out", str(path))
+    assert res.returncode == 0, res.stderr
+    return path
+
+
+def test_a_calibration_is_fit_from_a_run_with_a_monotone_map_per_attribute(fitted: Path):
+    calibration = load_calibration(fitted)
+    assert calibration.judge == {"method": "length"}
+    assert set(calibration.attributes) == {"helpfulness", "correctness", "coherence", "complexity", "verbosity"}
+    for mapping in calibration.attributes.values():
+        assert mapping.pairs == 160  # 80 items x 2 responses
+        values = [mapping(x / 20) for x in range(21)]
+        assert values == sorted(values) and all(0 <= v <= 1 for v in values)
+    assert calibration.fit_on["items"] == 80
+
+
+def test_the_identity_map_changes_no_choice_and_a_map_moves_every_value():
+    identity = Calibration(judge={"method": "m"}, attributes={"care": AttributeMap(x=[0, 1], y=[0, 1], pairs=10)})
+    a = Assessment(
+        predictions=[{"care": 0.2}, {"care": 0.9}], level_probs={"care": [{"0.2": 1.0}, {"0.75": 0.5, "1.0": 0.5}]}
+    )
+    assert identity.apply(a).predictions == a.predictions
+    halve = Calibration(judge={"method": "m"}, attributes={"care": AttributeMap(x=[0, 1], y=[0, 0.5], pairs=10)})
+    moved = halve.apply(a)
+    assert moved.predictions == [{"care": 0.1}, {"care": 0.45}]
+    assert moved.level_probs == {"care": [{"0.1": 1.0}, {"0.375": 0.5, "0.5": 0.5}]}
+    assert Assessment(choice=1) == halve.apply(Assessment(choice=1))
+
+
+def test_metrics_and_eval_apply_it_and_say_so(fitted: Path, length_run: Path, helpsteer2_dir: Path, tmp_path: Path):
+    plain = run_cli("metrics", str(length_run), "--json")
+    calibrated = run_cli("metrics", str(length_run), "--calibration", str(fitted), "--json")
+    assert plain.returncode == calibrated.returncode == 0, calibrated.stderr
+    mse = json.loads(plain.stdout)[0]["mse"]
+    mse_cal = json.loads(calibrated.stdout)[0]["mse"]
+    assert all(mse_cal[a] < mse[a] for a in mse)  # fit on these very items: closer to the labels
+    out = tmp_path / "eval"
+    args = ["eval", "--method", "length", "--benchmark", str(helpsteer2_dir), "--limit", "80", "--out", str(out)]
+    res = run_cli(*args, "--target", "high", "--target", "low", "--calibration", str(fitted))
+    assert res.returncode == 0, res.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["calibration"] == load_calibration(fitted).digest()
+    again = {r["name"]: r["accuracy"] for r in json.loads(calibrated.stdout)}
+    assert {t["name"]: t["accuracy"] for t in results["targets"]} == again
+
+
+def test_choose_applies_it(fitted: Path, helpsteer2_dir: Path):
+    probe = Probe.model_validate(json.loads((helpsteer2_dir / "eval.json").read_text())[0])
+    args = [
+        "choose",
+        "--method",
+        "length",
+        "--examples",
+        str(helpsteer2_dir),
+        "--target",
+        '{"verbosity": 0, "helpfulness": 1}',
+        "--json",
+    ]
+    args += ["--question", probe.question, *[x for r in probe.responses for x in ("--response", r)]]
+    plain, calibrated = run_cli(*args), run_cli(*args, "--calibration", str(fitted))
+    assert plain.returncode == calibrated.returncode == 0, calibrated.stderr
+    mapping = load_calibration(fitted).attributes
+    raw = json.loads(plain.stdout)["predictions"]
+    expected = [{a: pytest.approx(mapping[a](v)) for a, v in p.items()} for p in raw]
+    assert json.loads(calibrated.stdout)["predictions"] == expected
+
+
+@pytest.mark.parametrize("command", ["eval", "metrics", "choose", "serve"])
+def test_another_judge_is_refused_in_one_line(fitted: Path, helpsteer2_dir: Path, tmp_path: Path, command: str):
+    other = tmp_path / "other.json"
+    data = json.loads(fitted.read_text())
+    data["judge"] = {"method": "spm", "model": "qwen2.5-coder-1.5b"}
+    other.write_text(json.dumps(data))
+    if command == "eval":
+        args = ["eval", "--method", "length", "--benchmark", str(helpsteer2_dir), "--limit", "3"]
+        args += ["--out", str(tmp_path / "run")]
+    elif command == "metrics":
+        args = ["metrics", str(STUDY / "embedding")]
+    elif command == "choose":
+        args = ["choose", "--method", "length", "--examples", str(helpsteer2_dir), "--target", '{"verbosity": 0}']
+        args += ["--question", "q", "--response", "a", "--response", "bb"]
+    else:
+        args = ["serve", "--method", "random", "--port", "1"]
+    res = run_cli(*args, "--calibration", str(other))
+    one_line_error(res, "another judge")
+    assert not (tmp_path / "run" / "assessments.jsonl").exists()  # refused before anything was judged
+
+
+def test_a_missing_attribute_a_foreign_file_and_bad_maps_are_one_line(fitted: Path, length_run: Path, tmp_path: Path):
+    data = json.loads(fitted.read_text())
+    del data["attributes"]["verbosity"]
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps(data))
+    one_line_error(run_cli("metrics", str(length_run), "--calibration", str(partial)), "no map for verbosity")
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"care": 1}))
+    one_line_error(run_cli("metrics", str(length_run), "--calibration", str(foreign)), "not a pluralign calibration")
+    data = json.loads(fitted.read_text())
+    data["attributes"]["verbosity"]["y"] = list(reversed(data["attributes"]["verbosity"]["y"]))
+    falling = tmp_path / "falling.json"
+    falling.write_text(json.dumps(data))
+    one_line_error(run_cli("metrics", str(length_run), "--calibration", str(falling)), "must not decrease")
+    one_line_error(run_cli("calibrate", str(length_run)), "--out")
+    direct = run_cli("calibrate", str(STUDY / "prompt-aligned"), "--out", str(tmp_path / "x.json"))
+    one_line_error(direct, "predictions")
+    mixed = run_cli("calibrate", str(length_run), str(STUDY / "spm"), "--out", str(tmp_path / "y.json"))
+    one_line_error(mixed, "another judge")
+
+
+def test_cross_validation_on_the_committed_study_gives_the_figures_of_the_write_up():
+    res = run_cli("calibrate", str(STUDY / "spm"), str(STUDY / "spm-zeroshot"), "--folds", "5", "--json")
+    assert res.returncode == 0, res.stderr
+    spm, zeroshot = json.loads(res.stdout)
+    assert (spm["items"], round(spm["accuracy"], 1), round(spm["calibrated"], 1)) == (100, 55.6, 59.2)
+    assert round(spm["comparison"]["difference"], 1) == 3.6 and 0.05 < spm["comparison"]["sign_flip_p"] < 0.09
+    assert (round(zeroshot["accuracy"], 1), round(zeroshot["comparison"]["difference"], 1)) == (55.2, 3.5)
+
+
+def test_the_service_applies_it_and_refuses_an_unmapped_attribute(fitted: Path, helpsteer2_dir: Path):
+    from fastapi.testclient import TestClient
+
+    from pluralign.server.app import create_app
+    from pluralign.server.config import ServerConfig, ServiceOptions
+    from pluralign.settings import make_settings
+
+    body = {"question": "q", "responses": ["short", "a much longer answer " * 20], "target": {"verbosity": 0}}
+    calibration = load_calibration(fitted)
+    seen = []
+    for mapping in (None, calibration):
+        config = ServerConfig(
+            method="length",
+            settings=make_settings({"examples": helpsteer2_dir}),
+            limits=ServiceOptions(db=fitted.parent / f"users-{mapping is None}.sqlite"),
+            calibration=mapping,
+        )
+        with TestClient(create_app(config), raise_server_exceptions=False) as client:
+            res = client.post("/v1/choose", json=body)
+            assert res.status_code == 200, res.text
+            seen.append(res.json()["predictions"])
+            if mapping is not None:  # a file that lacks a map for an attribute a request asks for: a 422 naming it
+                client.app.state.pluralign.chooser.calibration = mapping.model_copy(
+                    update={"attributes": {a: m for a, m in mapping.attributes.items() if a != "helpfulness"}}
+                )
+                refused = client.post("/v1/choose", json={**body, "target": {"helpfulness": 1}})
+                assert refused.status_code == 422 and "no map for helpfulness" in refused.text, refused.text
+    expected = [{a: pytest.approx(calibration.attributes[a](v)) for a, v in p.items()} for p in seen[0]]
+    assert seen[1] == expected and seen[1] != seen[0]
