@@ -135,26 +135,26 @@ class Chooser:
         many documents), which needs a method that predicts attribute values."""
         check_seed(seed)
         probe = make_probe(question, responses)
-        wanted = as_target(target, self.registry)
+        target = as_target(target, self.registry)
         method = self._method(overrides)
-        is_group = isinstance(wanted, GroupTarget)
+        is_group = isinstance(target, GroupTarget)
         if is_group and method.target_dependent:
             raise InputError(
                 f"method {method.name} judges for one target at a time; a group needs a method that "
                 "predicts attribute values (spm, spm-zeroshot, regression, embedding)"
             )
-        person = wanted if isinstance(wanted, AlignmentTarget) and method.target_dependent else None
-        assessment = self._calibrated(method, wanted, self._assess(method, probe, wanted, person, seed, judge_at_most))
+        person = target if isinstance(target, AlignmentTarget) and method.target_dependent else None
+        assessment = self._calibrated(self._assess(method, probe, target, person, seed, judge_at_most))
         if is_group and assessment.predictions is None:
             raise InputError(
                 f"method {method.name} predicts no attribute values, so it cannot tell what a group's members "
                 "would choose; use spm, spm-zeroshot, regression or embedding"
             )
-        choice = method.choose(assessment, wanted, self.metric, self.ties, self.selection)
+        choice = method.choose(assessment, target, self.metric, self.ties, self.selection)
         explanation = None
         if assessment.predictions is not None:
             explanation = explain(
-                assessment.predictions, wanted, choice, assessment.draws, assessment.level_probs, self.metric, self.ties
+                assessment.predictions, target, choice, assessment.draws, assessment.level_probs, self.metric, self.ties
             )
         return ChooseResult(
             selected_index=choice.index,
@@ -164,8 +164,8 @@ class Chooser:
             reasonings=assessment.reasonings,
             distances=choice.distances,
             tied=choice.tied,
-            target=target_values(wanted),
-            weights=dict(wanted.weights) if isinstance(wanted, AlignmentTarget) and wanted.weights else None,
+            target=target_values(target),
+            weights=dict(target.weights) if isinstance(target, AlignmentTarget) and target.weights else None,
             method=method.name,
             explanation=explanation,
             confidence=explanation.confidence if explanation else None,
@@ -176,27 +176,25 @@ class Chooser:
             prompt_tokens=assessment.stats.prompt_tokens,
             completion_tokens=assessment.stats.completion_tokens,
             shares=choice.shares if is_group else None,
-            group=wanted.name if is_group else None,
-            members=len(wanted.members) if isinstance(wanted, GroupTarget) else None,
+            group=target.name if is_group else None,
+            members=len(target.members) if isinstance(target, GroupTarget) else None,
         )
 
-    def _calibrated(self, method: Method, wanted: Target, assessment: Assessment) -> Assessment:
-        """The assessment through ``--calibration`` (refused for a judge or attribute it does not map)."""
-        if self.calibration is None:
-            return assessment
-        self.calibration.check(method.config(), wanted.attributes)
-        return self.calibration.apply(assessment)
+    def _calibrated(self, assessment: Assessment) -> Assessment:
+        """The assessment through ``--calibration``, if one was given (checked against the judge
+        when this chooser was made; an attribute it has no map for is refused)."""
+        return self.calibration.apply(assessment) if self.calibration is not None else assessment
 
     def _assess(
         self,
         method: Method,
         probe: Probe,
-        wanted: Target,
+        target: Target,
         person: AlignmentTarget | None,
         seed: int,
         judge_at_most: int | None,
     ) -> Assessment:
-        attributes = self.registry.require(wanted.attributes)
+        attributes = self.registry.require(target.attributes)
         n = len(probe.responses)
         if judge_at_most is None or n <= judge_at_most:
             return method.assess(probe, attributes, person, seed=seed)

@@ -77,18 +77,22 @@ class Calibration(BaseModel):
         if differ:
             shown = ", ".join(f"{k} {self.judge.get(k)!r} (not {judge.get(k)!r})" for k in differ)
             raise InputError(f"{where} was fit for another judge: {shown}")
+        self.check_attributes(attributes, where)
+
+    def check_attributes(self, attributes: Sequence[str], where: str = "--calibration") -> None:
         missing = [a for a in attributes if a not in self.attributes]
         if missing:
             raise InputError(f"{where} has no map for {', '.join(missing)} (it maps {', '.join(self.attributes)})")
 
     def apply(self, assessment: Assessment) -> Assessment:
-        """The assessment with each mapped attribute's predictions, draws and level values mapped
-        (a direct choice is left as it is)."""
+        """The assessment with its predictions, draws and level values mapped (a direct choice is
+        left as it is); an attribute without a map is refused."""
         if assessment.predictions is None:
             return assessment
+        self.check_attributes(sorted({a for p in assessment.predictions for a in p}))
 
         def mapped(a: str, v: float) -> float:
-            return self.attributes[a](v) if a in self.attributes else v
+            return self.attributes[a](v)
 
         predictions = [{a: mapped(a, v) for a, v in p.items()} for p in assessment.predictions]
         draws = {a: [[mapped(a, v) for v in row] for row in rows] for a, rows in (assessment.draws or {}).items()}
