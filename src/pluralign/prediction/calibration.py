@@ -122,7 +122,9 @@ def fit_maps(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> di
     try:
         from sklearn.isotonic import IsotonicRegression
     except ImportError:
-        raise InputError("calibration needs scikit-learn: pip install 'pluralign[calibration]'") from None
+        raise InputError(
+            "calibration needs scikit-learn: pip install scikit-learn (it comes with pluralign[embeddings])"
+        ) from None
     out = {}
     for attribute, (predicted, labels) in pairs.items():
         if len(predicted) < MIN_PAIRS:
