@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pluralign.cli.common import SelectionOpt, console, fail, say
 from pluralign.support.strict import MAX_SEED
+
+if TYPE_CHECKING:
+    from pluralign.evaluation.calibrate import CalibrationEffect
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +60,7 @@ def calibrate_cmd(
     say(f"wrote {out} (judge: {', '.join(f'{k} {v}' for k, v in calibration.judge.items())})")
 
 
-def _table(found: list) -> None:  # type: ignore[type-arg]
+def _table(found: list[CalibrationEffect]) -> None:
     from rich.table import Table
     from rich.text import Text
 
