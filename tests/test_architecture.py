@@ -32,22 +32,13 @@ def _modules() -> Iterator[tuple[str, Path, ast.Module]]:
         yield name, path, ast.parse(path.read_text(), str(path))
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
-
-
 def _imports(tree: ast.Module, name: str, is_package: bool) -> set[str]:
-    """pluralign modules this module imports anywhere: at module level and inside functions (a
-    cycle hidden in a function is still a cycle), but not for type checking only; ``from a import
-    b`` counts ``a.b`` when ``b`` is a module."""
+    """pluralign modules this module imports anywhere: at module level, inside functions (a
+    cycle hidden in a function is still a cycle) and for type checking (a type that needs a
+    module above or beside in a circle is a sign the type lives in the wrong place); ``from a
+    import b`` counts ``a.b`` when ``b`` is a module."""
     out: set[str] = set()
-    typing_only = {
-        id(inner) for node in ast.walk(tree) if isinstance(node, ast.If) and _is_type_checking(node)
-        for inner in ast.walk(node)
-    }  # fmt: skip
     for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.startswith("pluralign"))
         elif isinstance(node, ast.ImportFrom):
