@@ -60,6 +60,7 @@ class _ForkServer:
         self.proc: subprocess.Popen | None = None
         self.folder: Path | None = None
         self.lock = threading.Lock()
+        atexit.register(self.stop)
 
     def _start(self) -> Path:
         if self.proc is None or self.proc.poll() is not None:
@@ -73,7 +74,6 @@ class _ForkServer:
                 stdin=subprocess.DEVNULL,
             )
             assert self.proc.stdout is not None and self.proc.stdout.readline() == b"ready\n"
-            atexit.register(self.stop)
         assert self.folder is not None
         return self.folder
 
@@ -84,11 +84,17 @@ class _ForkServer:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
+    @staticmethod
+    def _scratch(folder: Path) -> Path:
+        """A new empty file for a child's stream (the child opens it; ours is closed at once)."""
+        fd, name = tempfile.mkstemp(dir=folder)
+        os.close(fd)
+        return Path(name)
+
     def run(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
         with self.lock:
             folder = self._start()
-        out = Path(tempfile.mkstemp(dir=folder)[1])
-        err = Path(tempfile.mkstemp(dir=folder)[1])
+        out, err = self._scratch(folder), self._scratch(folder)
         request = {"args": args, "cwd": str(cwd), "env": env, "stdout": str(out), "stderr": str(err)}
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
