@@ -96,7 +96,7 @@ class Chooser:
         self.selection = selection
         self.calibration = calibration
         if calibration is not None:  # another judge is refused before any question is asked
-            calibration.check(self.method.config(), [])
+            calibration.check_judge(self.method.config())
         self._worker: ThreadPoolExecutor | None = None
 
     def _method(self, overrides: Mapping[str, Any] | None) -> Method:

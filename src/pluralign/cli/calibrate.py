@@ -55,8 +55,8 @@ def calibrate_cmd(
         print(json.dumps(calibration.model_dump(mode="json"), indent=2))
         return
     for name, mapping in calibration.attributes.items():
-        low, high = mapping(0.0), mapping(1.0)
-        say(f"{name}: {mapping.pairs} pairs; 0 -> {low:.2f}, 0.5 -> {mapping(0.5):.2f}, 1 -> {high:.2f}")
+        shown = ", ".join(f"{x:g} -> {mapping(x):.2f}" for x in (0.0, 0.5, 1.0))
+        say(f"{name}: {mapping.pairs} pairs; {shown}")
     say(f"wrote {out} (judge: {', '.join(f'{k} {v}' for k, v in calibration.judge.items())})")
 
 

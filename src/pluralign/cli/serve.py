@@ -62,7 +62,7 @@ def serve_cmd(
     default = read_target(limits.default_target, registry) if limits.default_target else None
     calibration = load_calibration(limits.calibration) if limits.calibration is not None else None
     if calibration is not None:
-        calibration.check(preloaded.config(), [], "--calibration")  # another judge: refused before serving
+        calibration.check_judge(preloaded.config())  # another judge: refused before serving
     config = ServerConfig(
         default_target=default,
         method=method,

@@ -80,10 +80,9 @@ def calibrate_runs(paths: Sequence[str | Path]) -> Calibration:
 
 def calibrating(calibration: Calibration, path: str | Path) -> Adjust:
     """``calibration`` as a run's adjustment when choosing again, once it is known to be the
-    run's judge's and to map every attribute the run judged."""
-    run = RunDir(path)
-    attributes = sorted({a for x, _ in _labelled(run).values() for p in x.predictions or [] for a in p})
-    calibration.check(run.identity().get("method") or {}, attributes)
+    run's judge's (from run.json alone; an attribute it has no map for is refused as the first
+    assessment that has one is adjusted)."""
+    calibration.check_judge(RunDir(path).identity().get("method") or {})
     return lambda item, assessment: calibration.apply(assessment)
 
 

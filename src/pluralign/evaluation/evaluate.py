@@ -189,7 +189,8 @@ def _refuse_early(method: Method, plan: EvalPlan, workers: int, calibration: Cal
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     if calibration is not None:
-        calibration.check(method.config(), [a.name for a in plan.attributes])
+        calibration.check_judge(method.config())
+        calibration.check_attributes([a.name for a in plan.attributes])
 
 
 def calibrated(

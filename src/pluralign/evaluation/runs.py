@@ -316,8 +316,7 @@ class RunDir:
 
     def records(self) -> list[AssessmentRecord]:
         out = []
-        raws = self._read_jsonl(OLD_ASSESSMENTS, "assessments") if self._has(OLD_ASSESSMENTS) else []
-        for raw in raws + self._read_jsonl(ASSESSMENTS, "assessments"):
+        for raw in [r for name in (OLD_ASSESSMENTS, ASSESSMENTS) for r in self._read_jsonl(name, "assessments")]:
             try:
                 out.append(AssessmentRecord.model_validate(raw))
             except ValidationError:

@@ -71,15 +71,15 @@ class Calibration(BaseModel):
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def check(self, judge: Mapping[str, Any], attributes: Sequence[str], where: str = "--calibration") -> None:
-        """Refuse, in one line, predictions of another judge or attributes it has no map for."""
+    def check_judge(self, judge: Mapping[str, Any], where: str = "--calibration") -> None:
+        """Refuse, in one line, predictions of another judge (``judge``: a method's configuration)."""
         differ = [k for k in JUDGE_KEYS if k in self.judge and self.judge.get(k) != judge.get(k)]
         if differ:
             shown = ", ".join(f"{k} {self.judge.get(k)!r} (not {judge.get(k)!r})" for k in differ)
             raise InputError(f"{where} was fit for another judge: {shown}")
-        self.check_attributes(attributes, where)
 
     def check_attributes(self, attributes: Sequence[str], where: str = "--calibration") -> None:
+        """Refuse, in one line, attributes it has no map for."""
         missing = [a for a in attributes if a not in self.attributes]
         if missing:
             raise InputError(f"{where} has no map for {', '.join(missing)} (it maps {', '.join(self.attributes)})")
