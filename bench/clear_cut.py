@@ -69,6 +69,9 @@ def main() -> None:
     parser.add_argument(
         "--no-reasoning", dest="reasoning", action="store_false", help="scores only (what the steering proxy asks)"
     )
+    parser.add_argument(
+        "--reasoning-chars", type=int, default=None, help="the longest reasoning per response (the proxy's cap)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--demo-seeds", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None)
@@ -85,6 +88,7 @@ def main() -> None:
             threads=args.threads,
             icl_rule=args.icl_rule,
             reasoning=None if args.reasoning else False,
+            reasoning_chars=args.reasoning_chars,
         ).items()
         if v is not None
     }

@@ -7,7 +7,7 @@ with the service's defaults (two orders). Both draw the same candidates (the sam
 seed), so the chosen ones can be compared.
 
   python bench/steer_speed.py [--questions 5] [--candidates 4] [--model smollm2-135m]
-                              [--new "--steer-passes 1 --no-steer-reasoning"]
+                              [--old "--steer-passes 0"] [--new "--steer-passes 1 --no-steer-reasoning"]
                               [--out bench/results/steer_speed.json]
 
 Prints, per question and configuration, seconds of generation and of judging and the chosen
@@ -79,10 +79,11 @@ def main() -> None:
     ap.add_argument("--candidates", type=positive_int, default=4)
     ap.add_argument("--max-tokens", type=positive_int, default=120)
     ap.add_argument("--model", default=None, help="judge and generator (default: the default judge's model)")
+    ap.add_argument("--old", default="--steer-passes 0", help="flags of the old configuration (default: 0.2's judging)")
     ap.add_argument("--new", default="", help="flags of the new configuration (default: the service's defaults)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    CONFIGS["new"] = args.new.split()
+    CONFIGS["old"], CONFIGS["new"] = args.old.split(), args.new.split()
 
     print(header(), flush=True)
     print(f"old: serve {' '.join(CONFIGS['old'])}; new: serve {' '.join(CONFIGS['new']) or '(defaults)'}", flush=True)

@@ -285,3 +285,24 @@ def test_the_quicker_steering_judge_makes_one_pass_per_attribute_with_scores_onl
     assert all(0 <= p[a] <= 1 for p in judged.predictions or [] for a in ("care", "authority"))
     assert set((judged.level_probs or {}).keys()) == {"care", "authority"}
     assert quick.config()["reasoning"] is False and "reasoning" not in method.config()
+
+
+def test_the_steering_judges_reasonings_are_held_to_its_cap(llamacpp_backend):
+    """``--steer-reasoning-chars``: the grammar holds every reasoning to the cap (SmolLM2 otherwise
+    fills them to 512 characters), never above the method's own limit; the run identity names a
+    cap only when it is not the default."""
+    from pluralign.choice.attributes import DEFAULT_REGISTRY
+    from pluralign.choice.probes import make_probe
+    from pluralign.prediction.methods.spm import ComparativeRegression, ZeroShotOptions
+
+    method = ComparativeRegression(llamacpp_backend, ZeroShotOptions(), backend_estimator="logprobs")
+    assert method.quicker(2, True, 60) == {"samples": 2, "estimator": "logprobs", "reasoning_chars": 60}
+    assert method.quicker(2, False, 60) == {"samples": 2, "estimator": "logprobs", "reasoning": False}
+    tight = method.with_options(method.options.override(reasoning_chars=50))
+    assert tight.quicker(None, True, 160) == {"reasoning_chars": 50}  # never above the method's own
+    capped = method.with_options(method.options.override(**method.quicker(2, True, 60)))
+    probe = make_probe("Should I help my neighbour?", ["Yes, gladly.", "No.", "Only if she pays."])
+    judged = capped.assess(probe, DEFAULT_REGISTRY.require(["care"]), seed=0)
+    reasons = [r["care"] for r in judged.reasonings or []]
+    assert len(reasons) == 3 and all(0 < len(r) <= 60 for r in reasons), reasons
+    assert capped.config()["reasoning_chars"] == 60 and "reasoning_chars" not in method.config()

@@ -340,6 +340,39 @@ def test_finish_reason_is_the_chosen_candidates_own(tmp_path: Path, scripted):
         assert reasons == ["length"], reasons
 
 
+def test_a_chat_asks_the_judge_for_reasonings_within_the_steering_cap(tmp_path: Path, scripted):
+    """--steer-reasoning-chars (160 by default) bounds each reasoning in the schema the judge gets
+    for a chat's candidates; /v1/choose keeps the method's own 512."""
+    two = {
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "Gladly, I will help."}, "finish_reason": "stop"},
+            {"index": 1, "message": {"role": "assistant", "content": "Ask someone else."}, "finish_reason": "stop"},
+        ],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+    }
+    generator, _ = scripted([("payload", two)])
+    answer = json.dumps({"A": {"reasoning": "Kind.", "score": 90}, "B": {"reasoning": "Cold.", "score": 10}})
+    judge, script = scripted([("ok", answer)])
+    settings = {"backend": "openai", "base_urls": [judge], "model": "m", "samples": 1, "max_retries": 0}
+
+    def caps() -> set[int]:
+        out = set()
+        for body in script.bodies:
+            schema = body["response_format"]["json_schema"]["schema"]
+            out |= {item["properties"]["reasoning"]["maxLength"] for item in schema["properties"].values()}
+        script.bodies.clear()
+        return out
+
+    for extra, cap in (({}, 160), ({"steer_reasoning_chars": 60}, 60)):
+        drawn = {"generator_base_url": generator, "candidates": 2}
+        with service(tmp_path, method="spm-zeroshot", settings=settings, generator=drawn, **extra) as client:
+            chat = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
+            assert chat.status_code == 200, chat.text
+            assert caps() == {cap}
+            assert client.post("/v1/choose", json={**PAIR, "target": {"care": 1}}).status_code == 200
+            assert caps() == {512}
+
+
 @pytest.mark.parametrize(
     ("path", "body", "needle"),
     [

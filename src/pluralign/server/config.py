@@ -19,11 +19,15 @@ from pluralign.prediction.calibration import Calibration
 from pluralign.prediction.generators import GeneratorOptions
 from pluralign.prediction.methods import Method
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
+from pluralign.prediction.prompts import REASONING_MAX
 from pluralign.settings import Settings
 from pluralign.support.errors import InputError
+from pluralign.support.files import SQLiteFile
 from pluralign.support.options import Options, cli
 from pluralign.support.redact import SecretEnv, register_env
 
+STEER_REASONING_CHARS = 160
+"""A sentence: the small judges otherwise fill every reasoning to 512 characters with repetitions."""
 NAMESPACE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
@@ -168,6 +172,15 @@ class ServiceOptions(Options):
         "clear-cut set; /v1/choose keeps the method's setting).",
         json_schema_extra=cli("--no-steer-reasoning", invert=True, group="service"),
     )
+    steer_reasoning_chars: int = Field(
+        default=STEER_REASONING_CHARS,
+        ge=40,
+        le=REASONING_MAX,
+        description="The longest reasoning per candidate, in characters, when the judge judges a chat's candidates "
+        "or a rerank's documents (a person is waiting; each character is decoding time; the method's own limit "
+        "is 512). 160 keeps the clear-cut set right (docs/results.md, the steering proxy's speed).",
+        json_schema_extra=_service(),
+    )
     calibration: Path | None = Field(
         default=None,
         description="A calibration file (pluralign calibrate) applied to every decision's predictions before "
@@ -187,7 +200,7 @@ class ServiceOptions(Options):
     profiles_dir: Path | None = Field(
         default=None, description="Folder of saved target profiles (JSON).", json_schema_extra=_service("--profiles")
     )
-    db: Path | None = Field(
+    db: SQLiteFile | None = Field(
         default=None,
         description="SQLite database of people's choices, profiles and steered completions (default: home).",
         json_schema_extra=_service(),

@@ -202,18 +202,28 @@ class LLMMethod(Method):
             )
         return result.tokens[0], result.logprobs[0]
 
-    def quicker(self, passes: int | None, reasoning: bool) -> dict[str, Any]:
+    def quicker(self, passes: int | None, reasoning: bool, reasoning_chars: int | None = None) -> dict[str, Any]:
         """Option overrides that judge sooner, for a person waiting on the answer: ``passes``
         passes per attribute in the estimator it uses now (naming samples alone would switch
-        ``auto`` to sampling), and no reasonings where the method asks for them."""
+        ``auto`` to sampling), no reasonings, or shorter ones, where the method asks for them."""
         out: dict[str, Any] = {}
         if passes is not None:
             out["samples"] = passes
             if self.mode == "logprobs":
                 out["estimator"] = "logprobs"
-        if not reasoning and "reasoning" in type(self.options).model_fields:
+        fields = type(self.options).model_fields
+        if not reasoning and "reasoning" in fields:
             out["reasoning"] = False
+        if reasoning and reasoning_chars is not None and "reasoning_chars" in fields:
+            own = int(getattr(self.options, "reasoning_chars", reasoning_chars))
+            out["reasoning_chars"] = min(reasoning_chars, own)
         return out
+
+    async def ready(self) -> str | None:
+        return await self.backend.ready()
+
+    def items_at_once(self) -> int:
+        return max(1, self.backend.concurrent_requests)
 
     def with_options(self, options: LLMOptions) -> LLMMethod:
         """A shallow copy with other options: same judge, same example index."""
@@ -223,10 +233,12 @@ class LLMMethod(Method):
             clone.prompts = PromptSet(options.prompts)
         return clone
 
-    def generation(self, seed: int, n: int = 1, items: int = 1, top_logprobs: int = 0) -> GenerationSettings:
-        """``items`` reasonings of up to REASONING_MAX characters must fit, or a rambling judge is
-        cut off mid-string and every re-ask fails the same way."""
-        budget = max(self.options.max_tokens, items * (REASONING_MAX + 40) + 32)
+    def generation(
+        self, seed: int, n: int = 1, items: int = 1, top_logprobs: int = 0, reasoning_chars: int = REASONING_MAX
+    ) -> GenerationSettings:
+        """``items`` reasonings of up to ``reasoning_chars`` characters must fit, or a rambling judge
+        is cut off mid-string and every re-ask fails the same way."""
+        budget = max(self.options.max_tokens, items * (reasoning_chars + 40) + 32)
         return GenerationSettings(
             temperature=self.temperature,
             max_tokens=budget,

@@ -67,6 +67,14 @@ class ZeroShotOptions(EstimatorOptions, ShuffleOptions):
         "--no-reasoning asks for the scores only: far fewer tokens to write (docs/results.md).",
         json_schema_extra=cli("--no-reasoning", invert=True, group="generation"),
     )
+    reasoning_chars: int = Field(
+        default=prompts.REASONING_MAX,
+        ge=40,
+        le=prompts.REASONING_MAX,
+        description="The longest reasoning the judge may write per response, in characters (held by the "
+        "JSON schema's grammar): fewer are written sooner (the steering proxy asks for fewer).",
+        json_schema_extra=cli(group="generation"),
+    )
 
 
 class SpmOptions(ZeroShotOptions, FewShotOptions):
@@ -91,6 +99,7 @@ class ComparativeRegression(LLMMethod):
 
     def config(self) -> dict[str, Any]:
         passes = self.options.samples or "one per response order"
+        chars = self.options.reasoning_chars
         return {
             **super().config(),
             "samples": passes if self.mode == "logprobs" else self.samples,
@@ -98,6 +107,7 @@ class ComparativeRegression(LLMMethod):
             "shuffle": self.options.shuffle,
             "examples": self.examples.config() if self.examples else None,
             **({} if self.options.reasoning else {"reasoning": False}),  # earlier runs' identity unchanged
+            **({} if chars == prompts.REASONING_MAX else {"reasoning_chars": chars}),
         }
 
     def requests_for(self, probe: Probe, attribute: Attribute, seed: int) -> tuple[list[JudgeRequest], list[list[int]]]:
@@ -114,14 +124,15 @@ class ComparativeRegression(LLMMethod):
         examples = self.examples.select(attribute, probe.question, probe.responses) if self.examples else []
         reasoning = self.options.reasoning
         system = self.prompts.comparative_system(attribute, self.scale, reasoning)
-        schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute), reasoning)
+        chars = self.options.reasoning_chars
+        schema = prompts.comparative_schema(letters, self.scale, self.allowed_scores(attribute), reasoning, chars)
         top = TOP_LOGPROBS if self.mode == "logprobs" else 0
         requests = []
         for k, order in enumerate(orders):
             choices = {letters[j]: probe.responses[i] for j, i in enumerate(order)}
             user = self.prompts.comparative_user(attribute, probe.question, choices, self.scale, reasoning)
             messages = prompts.conversation(system, [e.turn(reasoning) for e in examples], user)
-            settings = self.generation(seed + k, items=n, top_logprobs=top)
+            settings = self.generation(seed + k, items=n, top_logprobs=top, reasoning_chars=chars)
             requests.append(JudgeRequest(messages=messages, json_schema=schema, settings=settings))
         return requests, orders
 

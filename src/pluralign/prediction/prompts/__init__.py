@@ -111,7 +111,9 @@ def example_reasoning(attribute: str, value: float) -> str:
 # ---- schemas ---------------------------------------------------------------------------
 
 
-def _scored_item(scale: int, allowed: Sequence[int] | None = None, reasoning: bool = True) -> dict[str, Any]:
+def _scored_item(
+    scale: int, allowed: Sequence[int] | None = None, reasoning: bool = True, reasoning_max: int = REASONING_MAX
+) -> dict[str, Any]:
     # An enum, not minimum/maximum: llama.cpp's grammar converter ignores integer bounds.
     values = list(allowed) if allowed is not None else list(range(scale + 1))
     score = {"type": "integer", "enum": values}
@@ -119,15 +121,21 @@ def _scored_item(scale: int, allowed: Sequence[int] | None = None, reasoning: bo
         return score
     return {
         "type": "object",
-        "properties": {"reasoning": {"type": "string", "minLength": 1, "maxLength": REASONING_MAX}, "score": score},
+        "properties": {"reasoning": {"type": "string", "minLength": 1, "maxLength": reasoning_max}, "score": score},
         "required": ["reasoning", "score"],
     }
 
 
 def comparative_schema(
-    letters: Sequence[str], scale: int = SCALE, allowed: Sequence[int] | None = None, reasoning: bool = True
+    letters: Sequence[str],
+    scale: int = SCALE,
+    allowed: Sequence[int] | None = None,
+    reasoning: bool = True,
+    reasoning_max: int = REASONING_MAX,
 ) -> dict[str, Any]:
-    item = _scored_item(scale, allowed, reasoning)
+    """``reasoning_max`` bounds each reasoning in the grammar itself: a small judge otherwise
+    fills every one to the limit with repetitions, and each character is decoding time."""
+    item = _scored_item(scale, allowed, reasoning, reasoning_max)
     return {"type": "object", "properties": {k: item for k in letters}, "required": list(letters)}
 
 

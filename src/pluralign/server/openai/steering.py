@@ -81,9 +81,10 @@ def transcript(messages: Sequence[ChatMessage]) -> str:
 
 def judging_overrides(s: ServiceState) -> dict[str, Any] | None:
     """How a chat's candidates and a rerank's documents are judged: the served method with
-    ``--steer-passes`` and ``--steer-reasoning`` (a person is waiting), where it has them."""
+    ``--steer-passes``, ``--steer-reasoning`` and ``--steer-reasoning-chars`` (a person is
+    waiting), where it has them."""
     method = s.chooser.method if s.chooser is not None else None
     if not isinstance(method, LLMMethod):
         return None
     limits = s.config.limits
-    return method.quicker(limits.steer_passes or None, limits.steer_reasoning) or None
+    return method.quicker(limits.steer_passes or None, limits.steer_reasoning, limits.steer_reasoning_chars) or None
