@@ -195,6 +195,18 @@ class Script:
         self.bodies: list[dict] = []
         self.arrivals: list[float] = []
         self.lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+        """Requests being answered now, and the most at once."""
+
+    def enter(self) -> None:
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+
+    def leave(self) -> None:
+        with self.lock:
+            self.active -= 1
 
     def next(self) -> tuple:
         with self.lock:
@@ -222,6 +234,23 @@ def start_scripted(steps: list[tuple]) -> tuple[str, Script, ThreadingHTTPServer
             pass
 
         def do_POST(self):
+            script.enter()
+            self._left = False
+            try:
+                self._answer()
+            finally:
+                self._leave()
+
+        def _leave(self):
+            if not self._left:
+                self._left = True
+                script.leave()
+
+        def end_headers(self):  # done answering before the client can read a byte of the answer
+            self._leave()
+            super().end_headers()
+
+        def _answer(self):
             script.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
             kind, *rest = script.next()
             if kind == "hang":

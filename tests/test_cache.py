@@ -139,3 +139,23 @@ def test_cache_key_leaves_out_what_cannot_change_an_answer():
     assert request_key("b", "m", req(max_attempts=1)) == request_key("b", "m", req(max_attempts=5))
     assert request_key("b", "m", req(seed=1)) != request_key("b", "m", req(seed=2))
     assert request_key("b", "m", req(temperature=0.0)) != request_key("b", "m", req(temperature=0.7))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://ann:pw-SECRET-1@db.example:5432/pl",
+        "postgres://ann:pw-SECRET-1@localhost/pl",
+        "mysql+pymysql://root:pw-SECRET-1@h/x",
+        "sqlite:///tmp/x.sqlite",
+    ],
+)
+@pytest.mark.parametrize("command", ["serve", "cache"])
+def test_a_database_url_is_refused_where_a_sqlite_file_is_meant(tmp_path: Path, url: str, command: str):
+    """Issue 40: `serve --db postgresql://...` made a folder named `postgresql:` with a SQLite file
+    inside. Every SQLite option refuses a URL in one line, its password masked, and makes nothing."""
+    args = ("serve", "--method", "random", "--db", url) if command == "serve" else ("cache", "stats", "--cache", url)
+    res = run_cli(*args, cwd=tmp_path, timeout=120)
+    one_line_error(res, "URL", "SQLite file path")
+    assert "pw-SECRET-1" not in res.stderr + res.stdout
+    assert list(tmp_path.iterdir()) == []

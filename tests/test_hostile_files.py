@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from pluralign.prediction.judges.cache import JudgementCache
 from support import ROOT, one_line_error, run_cli
 
 EVAL = ("eval", "--method", "oracle")
@@ -179,7 +180,7 @@ def test_a_cache_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
     if kind == "fifo":
         os.mkfifo(path)
     elif kind == "link":
-        run_cli("cache", "stats", "--cache", str(tmp_path / "real.sqlite"))
+        JudgementCache(tmp_path / "real.sqlite").close()
         path.symlink_to(tmp_path / "real.sqlite")
     else:
         path.mkdir()

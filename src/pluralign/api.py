@@ -226,6 +226,10 @@ class Chooser:
         work = partial(self.choose, question, responses, target, seed, overrides)
         return await asyncio.get_running_loop().run_in_executor(self._worker, work)
 
+    async def ready(self) -> str | None:
+        """None when the method's judge can answer now; else why not."""
+        return await self.method.ready()
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.shutdown(wait=True)

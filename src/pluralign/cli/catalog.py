@@ -162,11 +162,16 @@ def cache_stats(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> No
     """How many judgements the cache holds, per backend, model and method; and the prefix store."""
     from pluralign.prediction.judges import prefixes as prefix_store
     from pluralign.prediction.judges.cache import JudgementCache, default_cache_path
+    from pluralign.support.files import sqlite_file
 
-    stats = JudgementCache(cache or default_cache_path()).stats()
-    say(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB")
-    for row in stats["by_model"]:
-        say(f"  {row['backend']} {row['model']} {row['method']}: {row['entries']}")
+    path = sqlite_file(cache, "--cache") if cache is not None else default_cache_path()
+    if not path.exists() and not path.is_symlink():  # reading never makes one; a link is refused below
+        say(f"no cache at {path}")
+    else:
+        stats = JudgementCache(path).stats()
+        say(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB")
+        for row in stats["by_model"]:
+            say(f"  {row['backend']} {row['model']} {row['method']}: {row['entries']}")
     p = prefix_store.disk_stats(prefixes)
     say(f"{p.path}: {p.entries} prefix states, {p.bytes / 1e6:.1f} MB, {p.hits} hits")
 
@@ -184,8 +189,9 @@ def cache_clear(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> No
 def _clear_judgements(cache: Path | None) -> None:
     from pluralign.prediction.judges.cache import JudgementCache, default_cache_path, proven_own
     from pluralign.support.errors import CacheError, CacheLockedError, NotACacheError
+    from pluralign.support.files import sqlite_file
 
-    path = cache or default_cache_path()
+    path = sqlite_file(cache, "--cache") if cache is not None else default_cache_path()
     if not path.exists():
         say(f"no cache at {path}")
         return

@@ -54,6 +54,15 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_cmd)
 
 
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Items judged at once (default: 1 in process; a server judge: --concurrency x servers, so that many "
+        "requests stay in flight across items)."
+    ),
+]
+
+
 @with_settings_options()
 def eval_cmd(
     method: Annotated[str, typer.Option(help="Method name (see `pluralign methods`).")] = "random",
@@ -78,7 +87,7 @@ def eval_cmd(
     on_invalid: Annotated[
         str, typer.Option(help="skip: record an item the judge never answers validly as failed and go on; stop.")
     ] = "skip",
-    workers: Annotated[int, typer.Option(help="Items judged in parallel (server backends).")] = 1,
+    workers: WorkersOpt = None,
     attributes_file: AttributesOpt = None,
     options: dict[str, Any] | None = None,
 ) -> None:
@@ -97,7 +106,7 @@ def eval_cmd(
         fail(f"--on-invalid must be stop or skip, not {on_invalid!r}")
     if limit is not None and limit < 1:
         fail(f"--limit must be at least 1, got {limit}")
-    if workers < 1:
+    if workers is not None and workers < 1:
         fail(f"--workers must be at least 1, got {workers}")
     method_spec(method)
     registry = registry_from(attributes_file)

@@ -12,6 +12,21 @@ from pluralign.settings import make_settings
 from pluralign.support.errors import InputError
 
 
+def log_requests() -> None:
+    """One JSON line per request on standard error (pluralign.server.telemetry says what it holds)."""
+    import logging
+    import sys
+
+    from pluralign.server.telemetry import REQUEST_LOG
+
+    if not REQUEST_LOG.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        REQUEST_LOG.addHandler(handler)
+    REQUEST_LOG.setLevel(logging.INFO)
+    REQUEST_LOG.propagate = False
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_cmd)
 
@@ -82,5 +97,6 @@ def serve_cmd(
             err=True,
         )
     app_ = create_app(config)
+    log_requests()
     say(f"pluralign serving {method} on http://{host}:{port}/ (docs at /docs)", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="warning")

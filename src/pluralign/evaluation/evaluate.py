@@ -183,14 +183,16 @@ def run_identities(method: Method, benchmark: Benchmark, seed: int) -> tuple[dic
     return identity, {**identity, "benchmark": str(benchmark.path.resolve())}
 
 
-def _refuse_early(method: Method, plan: EvalPlan, workers: int, calibration: Calibration | None) -> None:
+def _refuse_early(method: Method, plan: EvalPlan, workers: int | None, calibration: Calibration | None) -> int:
     """What is refused before any judging: no worker, a calibration of another judge or one that
-    misses an attribute."""
+    misses an attribute. The items to judge at once (default: as many as keep the judge busy)."""
+    workers = method.items_at_once() if workers is None else workers
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     if calibration is not None:
         calibration.check_judge(method.config())
         calibration.check_attributes([a.name for a in plan.attributes])
+    return workers
 
 
 def calibrated(
@@ -211,7 +213,7 @@ def evaluate(
     registry: AttributeRegistry = DEFAULT_REGISTRY,
     overwrite: bool = False,
     on_progress: ProgressHook | None = None,
-    workers: int = 1,
+    workers: int | None = None,
     on_invalid: OnInvalid | str = OnInvalid.skip,
     ties: TieRule | str = TieRule.exact,
     selection: Selection | str = Selection.closest,
@@ -221,7 +223,7 @@ def evaluate(
     hold groups (:class:`~pluralign.choice.targets.GroupTarget`), graded by the share matched."""
     started = time.perf_counter()
     plan = make_plan(benchmark, method, targets, limit, registry)
-    _refuse_early(method, plan, workers, calibration)
+    workers = _refuse_early(method, plan, workers, calibration)
     run = RunDir(out_dir)
     run.check_writable(overwrite)
     identity, by_place = run_identities(method, benchmark, check_seed(seed))

@@ -38,7 +38,7 @@ from pluralign.people.userstore_schema import (
     script,
 )
 from pluralign.support.errors import InputError, PluralignError
-from pluralign.support.files import regular_or_absent
+from pluralign.support.files import regular_or_absent, sqlite_file
 from pluralign.support.home import home
 
 APPLICATION_ID = 0x706C7575  # "pluu" in the SQLite header: this file is a pluralign user store
@@ -100,7 +100,7 @@ def default_path() -> Path:
 
 class UserStore:
     def __init__(self, path: Path | None = None, completion_ttl: float = DEFAULT_COMPLETION_TTL) -> None:
-        self.path = Path(path) if path is not None else default_path()
+        self.path = sqlite_file(Path(path), "--db") if path is not None else default_path()
         self.completion_ttl = completion_ttl
         regular_or_absent(self.path, "--db")
         try:
@@ -181,6 +181,11 @@ class UserStore:
             raise InputError(f"--db {self.path}: {exc}") from None
         finally:
             db.close()
+
+    def ping(self) -> None:
+        """A read of the store (an error naming the database if it cannot be read)."""
+        with self._read() as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
     @staticmethod
     def _user(db: sqlite3.Connection, namespace: str, user: str) -> tuple[int, int] | None:

@@ -11,14 +11,17 @@ refused connections with exponential backoff, honouring ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import email.utils
 import itertools
 import math
 import random
 import re
+import ssl
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,6 +34,67 @@ from pluralign.support.errors import (
     UpstreamError,
 )
 from pluralign.support.redact import redact, shorten
+
+
+class _Waiter:
+    """One request waiting for a place: its loop's future, and whether a place was handed to it."""
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.loop = asyncio.get_running_loop()
+        self.granted = False
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class Places:
+    """``n`` places for requests in flight, shared by every thread and event loop, handed out in
+    the order they were asked for: the requests of one item that share a prefix (the samples of
+    one attribute) reach the server one after another, so its prefix cache serves them. A waiter
+    is woken in its own loop; one cancelled while it waits gives back a place it was handed."""
+
+    def __init__(self, n: int) -> None:
+        self._free = n
+        self._waiting: collections.deque[_Waiter] = collections.deque()
+        self._lock = threading.Lock()
+
+    def _give_back(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.future.done():
+                waiter.granted = True
+                waiter.loop.call_soon_threadsafe(_wake, waiter.future)
+                return
+        self._free += 1
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        waiter = None
+        with self._lock:
+            if self._free > 0 and not self._waiting:
+                self._free -= 1
+            else:
+                waiter = _Waiter()
+                self._waiting.append(waiter)
+        if waiter is not None:
+            try:
+                await waiter.future
+            except BaseException:
+                with self._lock:
+                    if waiter.granted:
+                        self._give_back()
+                    elif waiter in self._waiting:
+                        self._waiting.remove(waiter)
+                raise
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._give_back()
+
 
 if TYPE_CHECKING:  # httpx loads when a client sends, not when the CLI reads its options
     import httpx
@@ -192,6 +256,9 @@ class ChatClient:
         self.who = who
         self._rr = itertools.cycle(range(len(self.base_urls)))
         self._rr_lock = threading.Lock()
+        self.places = Places(concurrency * len(self.base_urls))
+        """Requests in flight to these servers, from every thread (``eval`` judges items at once)."""
+        self._ssl: ssl.SSLContext | None = None
 
     def session(self) -> httpx.AsyncClient:
         """An httpx client for one event loop, as many connections as requests may be in flight."""
@@ -199,7 +266,27 @@ class ChatClient:
 
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         limits = httpx.Limits(max_connections=self.concurrency * len(self.base_urls))
-        return httpx.AsyncClient(timeout=self.timeout, headers=headers, limits=limits)
+        if self._ssl is None:  # reading the certificate store is most of a new client's cost: once
+            self._ssl = httpx.create_ssl_context()
+        return httpx.AsyncClient(timeout=self.timeout, headers=headers, limits=limits, verify=self._ssl)
+
+    async def reachable(self, timeout: float = 3.0) -> str | None:
+        """None when every server answers ``GET /models`` (any answer but a refused key or a
+        fault of its own counts: some servers do not list models); else what is wrong with the
+        first that does not, its URL redacted."""
+        import httpx
+
+        async with self.session() as http:
+            for url in self.base_urls:
+                try:
+                    response = await http.get(f"{url}/models", timeout=timeout)
+                except (httpx.RequestError, TimeoutError) as exc:
+                    return f"{self._shown[url]} is unreachable ({type(exc).__name__})"
+                if response.status_code in (401, 403):
+                    return f"{self._shown[url]} refused the key ({response.status_code})"
+                if response.status_code >= 500:
+                    return f"{self._shown[url]} answered {response.status_code}"
+        return None
 
     def _next_url(self) -> str:
         with self._rr_lock:

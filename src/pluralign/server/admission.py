@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
@@ -31,6 +32,7 @@ from pluralign.people.profile import MAX_PROFILES, ChoiceRecord, grid_size, work
 from pluralign.people.userstore_schema import DEFAULT_NAMESPACE
 from pluralign.server.config import ServerConfig
 from pluralign.server.openai.errors import payload, status_of
+from pluralign.server.telemetry import Telemetry, request_id
 from pluralign.support import strict
 from pluralign.support.errors import one_line
 
@@ -87,11 +89,16 @@ class Guard:
     included), one that trickles in gets 408 after ``body_timeout`` seconds, one that is not
     JSON (or not declared as JSON, so that no web page can send it without a preflight) 415 or
     422. The caller's namespace (``scope["state"]["namespace"]``) is the one its key owns.
+    Every answer, refusals included, carries the request's id (``X-Request-Id``: the client's
+    own when it looks like one) and is counted and logged once (:mod:`.telemetry`).
     """
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], config: ServerConfig) -> None:
+    def __init__(
+        self, app: Callable[[Scope, Receive, Send], Awaitable[None]], config: ServerConfig, telemetry: Telemetry
+    ) -> None:
         self.app = app
         self.config = config
+        self.telemetry = telemetry
 
     async def _json(
         self, send: Send, status: int, detail: str, headers: dict[str, str] | None = None, openai: bool = False
@@ -148,14 +155,17 @@ class Guard:
             if not message.get("more_body", False):
                 return b"".join(chunks), []
 
-    def _body_problem(self, method: str, headers: dict[str, str], body: bytes) -> tuple[int, str] | None:
-        """Why a body is refused before any route reads it (None: it is fine)."""
+    def _body_problem(
+        self, method: str, headers: dict[str, str], body: bytes, state: dict[str, Any]
+    ) -> tuple[int, str] | None:
+        """Why a body is refused before any route reads it (None: it is fine). The ``user`` a
+        body names is noted in ``state`` as the request log's user label."""
         if method not in BODY_METHODS:
             return None
         if not is_json_type(headers.get("content-type", "")):
             return 415, "send the body as JSON with content-type: application/json"
         try:
-            strict.loads(body)
+            parsed = strict.loads(body)
         except json.JSONDecodeError as exc:
             return 422, f"the body is not JSON ({exc.msg} at character {exc.pos})"
         except UnicodeDecodeError:
@@ -164,12 +174,43 @@ class Guard:
             return 422, "the body is nested too deeply"
         except ValueError as exc:  # a key twice, NaN, a lone surrogate, a 5,000-digit number
             return 422, f"the body cannot be read: {one_line(exc)[:200]}"
+        if isinstance(parsed, dict) and isinstance(parsed.get("user"), str):
+            state["user_label"] = parsed["user"][:128]
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        given = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"x-request-id"), None)
+        rid = request_id(given)
+        answered = {"status": 499}  # nginx's "the client closed the request": nothing was sent
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered["status"] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", rid.encode())]}
+            await send(message)
+
+        started = time.perf_counter()
+        try:
+            await self._admit(scope, receive, stamped)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            state = scope.get("state", {})
+            self.telemetry.request(
+                {
+                    "id": rid,
+                    "method": scope.get("method", ""),
+                    "route": route,
+                    "status": answered["status"],
+                    "seconds": round(time.perf_counter() - started, 4),
+                    "namespace": state.get("namespace"),
+                    "user": (scope.get("path_params") or {}).get("user") or state.get("user_label"),
+                }
+            )
+
+    async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.config
         oa = is_openai_path(scope["path"])  # answer in the OpenAI error shape
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -198,7 +239,7 @@ class Guard:
             return
         assert not isinstance(read, int)
         body, pending = read
-        problem = self._body_problem(scope.get("method", "GET"), headers, body) if not pending else None
+        problem = self._body_problem(scope.get("method", "GET"), headers, body, scope["state"]) if not pending else None
         if problem is not None:
             await self._json(send, problem[0], problem[1], openai=oa)
             return

@@ -32,17 +32,29 @@ from pluralign.server.queue import DecisionQueue
 from pluralign.server.routes import catalog, decisions, feedback, page, profile, runs
 from pluralign.server.schema import service_openapi
 from pluralign.server.state import ServiceState, retry_after, status_for
+from pluralign.server.telemetry import Telemetry
 from pluralign.support.errors import InputError, PluralignError, one_line, validation_message
 
 
-def create_app(config: ServerConfig) -> FastAPI:
+def service_state(config: ServerConfig) -> ServiceState:
+    """The user store, admission, metrics and the two queues (each reporting to the metrics)."""
+    limits = config.limits
+    telemetry = Telemetry(lambda: service.queue.inflight)
     service = ServiceState(
         config=config,
-        users=UserStore(config.limits.db, config.limits.completion_ttl),
+        users=UserStore(limits.db, limits.completion_ttl),
         admission=Admission(config),
-        queue=DecisionQueue(config.limits.max_queue, config.limits.decision_timeout),
-        profile_queue=DecisionQueue(config.limits.max_queue, config.limits.profile_timeout, name="pluralign-profile"),
+        telemetry=telemetry,
+        queue=DecisionQueue(limits.max_queue, limits.decision_timeout, observe=telemetry.work),
+        profile_queue=DecisionQueue(
+            limits.max_queue, limits.profile_timeout, name="pluralign-profile", stage="profile", observe=telemetry.work
+        ),
     )
+    return service
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    service = service_state(config)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +77,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app.state.pluralign = service
     app.openapi = lambda: service_openapi(app)  # type: ignore[method-assign]
 
-    app.add_middleware(Guard, config=config)
+    app.add_middleware(Guard, config=config, telemetry=service.telemetry)
 
     @app.exception_handler(PluralignError)
     async def _pluralign_error(request: Request, exc: PluralignError) -> JSONResponse:

@@ -40,9 +40,22 @@ def _collect(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+Observer = Callable[[str, float, Any], None]
+"""Told of every finished job: its stage, seconds and result (the service's metrics)."""
+
+
 class DecisionQueue:
-    def __init__(self, max_waiting: int, timeout: float, name: str = "pluralign-judge") -> None:
+    def __init__(
+        self,
+        max_waiting: int,
+        timeout: float,
+        name: str = "pluralign-judge",
+        stage: str = "judging",
+        observe: Observer | None = None,
+    ) -> None:
         self.max_waiting = max_waiting
+        self.stage = stage
+        self.observe = observe
         self.timeout = timeout
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._lock = threading.Lock()
@@ -89,10 +102,13 @@ class DecisionQueue:
         work: Callable[[], T],
         disconnected: Callable[[], Awaitable[bool]] | None = None,
         ticket: Ticket | None = None,
+        stage: str | None = None,
     ) -> T:
+        """Run ``work`` on the worker thread under the deadline; ``stage`` names it for the
+        metrics (default: the queue's own)."""
         if ticket is None:
             with self.ticket() as own:
-                return await self.run(work, disconnected, own)
+                return await self.run(work, disconnected, own, stage)
         if ticket.queue is not self:
             raise ValueError("a ticket of another queue")
         handle = Deadline(self.timeout, "decision")
@@ -105,7 +121,10 @@ class DecisionQueue:
             with deadline(None, handle=handle):
                 handle.check()  # expired or abandoned while it waited: do nothing
                 result = work()
-            self._timed(time.monotonic() - started)
+            seconds = time.monotonic() - started
+            self._timed(seconds)
+            if self.observe is not None:
+                self.observe(stage or self.stage, seconds, result)
             return result
 
         ticket._hold()  # an abandoned job keeps its place until it has really stopped

@@ -19,6 +19,7 @@ from pluralign.server.admission import Admission
 from pluralign.server.config import ServerConfig
 from pluralign.server.queue import DecisionQueue
 from pluralign.server.statuses import retry_after, status_for
+from pluralign.server.telemetry import Telemetry
 
 
 class UserLocks:
@@ -52,6 +53,7 @@ class ServiceState:
     profile_queue: DecisionQueue
     users: UserStore
     admission: Admission
+    telemetry: Telemetry
     chooser: Chooser | None = None
     generator: Generator | None = None
     method_config: dict[str, Any] = field(default_factory=dict)

@@ -5,6 +5,7 @@ float (never ``"0.5"`` or ``true``), a count is an int (never ``"3"``), a seed f
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar
@@ -112,3 +113,27 @@ def validate_each(model: type[M], items: Iterable[Any], label: Callable[[int], s
         except ValidationError as exc:
             raise InputError(validation_message(exc, label(i))) from None
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_text: str) -> Any:
+    import jsonschema  # loaded on the first check, not by every CLI start
+
+    schema = json.loads(schema_text)
+    kind = jsonschema.validators.validator_for(schema)
+    kind.check_schema(schema)  # once per schema, not once per answer (most of a check's time)
+    return kind(schema)
+
+
+def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
+    """Why ``value`` does not obey ``schema`` (the most relevant error, with where: what
+    ``jsonschema.validate`` would raise), or None. The checked schema is kept, so the
+    thousands of answers to one schema pay for its check once. A schema that is not one raises
+    ``jsonschema.SchemaError``."""
+    import jsonschema
+
+    error = jsonschema.exceptions.best_match(_validator(json.dumps(schema, sort_keys=True)).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "answer"
+    return f"{where}: {error.message}"

@@ -108,10 +108,27 @@ class Backend(Protocol):
 
     name: str
     model: str
+    concurrent_requests: int
+    """Requests it answers at once (1 in process; a server judge: ``concurrency`` x servers)."""
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]: ...
 
+    async def ready(self) -> str | None:
+        """None when the backend can answer now; else why not, in a line (a server judge:
+        whether its servers answer; an in-process one is ready once loaded)."""
+        ...
+
     def close(self) -> None: ...
+
+
+class LocalBackend:
+    """What a backend that answers in this process (or from files) says of itself: one request
+    at a time, and ready once it is loaded."""
+
+    concurrent_requests = 1
+
+    async def ready(self) -> str | None:
+        return None
 
 
 class RawAnswer(BaseModel):
@@ -132,13 +149,9 @@ def parse_answer(text: str, schema: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"not valid JSON ({exc.msg} at char {exc.pos})") from None
     except (ValueError, RecursionError) as exc:  # a number of thousands of digits, nesting too deep
         raise ValueError(f"not usable JSON ({' '.join(str(exc).split())[:100]})") from None
-    import jsonschema  # loaded on the first answer, not by every CLI start
-
-    try:
-        jsonschema.validate(data, schema)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "answer"
-        raise ValueError(f"{where}: {exc.message}") from None
+    problem = strict.schema_problem(data, schema)
+    if problem is not None:
+        raise ValueError(problem)
     if not isinstance(data, dict):
         raise ValueError("answer is not a JSON object")
     return data

@@ -27,7 +27,14 @@ from typing import Any
 from pydantic import Field
 
 from pluralign.prediction.judges import BackendSpec, register_backend
-from pluralign.prediction.judges.base import RETRY_TEMPERATURE, JudgeRequest, JudgeResult, Usage, parse_answer
+from pluralign.prediction.judges.base import (
+    RETRY_TEMPERATURE,
+    JudgeRequest,
+    JudgeResult,
+    LocalBackend,
+    Usage,
+    parse_answer,
+)
 from pluralign.prediction.judges.cache import JudgementCache, request_key
 from pluralign.prediction.judges.openai import ResponseFormatOption, chat_body, parse_completion
 from pluralign.support.errors import BatchPending, InputError, InvalidOutputError, UpstreamError
@@ -69,7 +76,7 @@ def _attempt_request(request: JudgeRequest, attempt: int) -> JudgeRequest:
     return request.model_copy(update={"settings": settings})
 
 
-class BatchBackend:
+class BatchBackend(LocalBackend):
     """Writes what is missing to batch files and answers nothing (raises BatchPending)."""
 
     name = NAME

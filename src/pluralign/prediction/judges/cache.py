@@ -23,7 +23,7 @@ from pydantic import Field
 
 from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.support.errors import CacheError, CacheLockedError, InputError, NotACacheError
-from pluralign.support.files import open_regular, regular_or_absent
+from pluralign.support.files import SQLiteFile, open_regular, regular_or_absent, sqlite_file
 from pluralign.support.home import home
 from pluralign.support.options import Options, cli
 
@@ -65,7 +65,7 @@ class CacheOptions(Options):
         description="Do not read or write the judgement cache.",
         json_schema_extra=cli("--no-cache", invert=True, group="cache"),
     )
-    cache_path: Path | None = Field(
+    cache_path: SQLiteFile | None = Field(
         default=None, description="Judgement cache file (SQLite).", json_schema_extra=cli("--cache", group="cache")
     )
 
@@ -96,7 +96,7 @@ class JudgementCache:
     def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
         """Open (or create) a cache. An existing file is used only if it is a pluralign cache:
         another program's database or any other file is refused and left exactly as it was."""
-        self.path = Path(path)
+        self.path = sqlite_file(Path(path), "--cache")
         head = _header(self.path)
         if head and not head.startswith(_SQLITE_MAGIC):
             raise NotACacheError(f"{self.path} is not a pluralign judgement cache; name another --cache file")
@@ -242,6 +242,7 @@ class CachedBackend:
         self.namespace = namespace
         self.name = inner.name
         self.model = inner.model
+        self.concurrent_requests = inner.concurrent_requests
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         keys = [request_key(self.name, self.model, r) for r in requests]
@@ -259,6 +260,9 @@ class CachedBackend:
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+    async def ready(self) -> str | None:
+        return await self.inner.ready()
 
     def close(self) -> None:
         self.inner.close()

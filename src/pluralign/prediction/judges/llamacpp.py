@@ -11,10 +11,9 @@ Log-probabilities come from the raw logits of the step that drew each digit toke
 single-pass scoring costs no extra decode and no ``logits_all``.
 
 One model per process: :meth:`LlamaCppBackend.shared` hands out one loaded backend per model
-file and settings, counted, so the judge and an in-process generator
-(:mod:`pluralign.prediction.generators.llamacpp`) read the same weights, through the same
-context, decoder and prefix states; the generator's candidates are free-text passes of the same
-decoder, drawn together.
+file and settings, counted, so the judge and an in-process generator (:mod:`..generators.llamacpp`)
+read the same weights, context, decoder and prefix states; its candidates are free-text passes
+of the same decoder, drawn together.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from pluralign.prediction.judges.base import (
     ChatMessage,
     JudgeRequest,
     JudgeResult,
+    LocalBackend,
     RawAnswer,
     Usage,
     generate_valid,
@@ -104,7 +104,7 @@ _SHARED: dict[tuple[Any, ...], LlamaCppBackend] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(LocalBackend):
     """A GGUF model loaded once; requests run one at a time (llama.cpp is not re-entrant),
     the passes of one attribute decoded together (:mod:`pluralign.prediction.judges.llamacpp_decoder`)."""
 

@@ -24,9 +24,7 @@ from pluralign.support.redact import SecretEnv, SecretURL, shorten
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
-if TYPE_CHECKING:  # httpx and asyncio load when the backend sends, not when the CLI reads its options
-    import asyncio
-
+if TYPE_CHECKING:  # httpx loads when the backend sends, not when the CLI reads its options
     import httpx
 
 
@@ -155,6 +153,7 @@ class OpenAIBackend:
         )
         self.base_urls = self.client.base_urls
         self.concurrency = options.concurrency
+        self.concurrent_requests = options.concurrency * len(self.base_urls)
         self.timeout = options.timeout
 
     def _body(self, request: JudgeRequest, seed: int, mode: str) -> dict[str, Any]:
@@ -187,8 +186,8 @@ class OpenAIBackend:
             return RawAnswer(text=text_of(response)[:2000])  # broken JSON: re-asked as an invalid answer
         return parse_completion(payload)
 
-    async def _one(self, http: httpx.AsyncClient, sem: asyncio.Semaphore, request: JudgeRequest) -> JudgeResult:
-        async with sem:
+    async def _one(self, http: httpx.AsyncClient, request: JudgeRequest) -> JudgeResult:
+        async with self.client.places.hold():
             collector = AnswerCollector(request, f"openai:{self.model}")
             for seed in collector.seeds():
                 collector.offer(await self._post(http, collector.current, seed))
@@ -196,12 +195,10 @@ class OpenAIBackend:
 
     async def _run(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         """All requests of a batch (every sample of every attribute of an item) go out
-        together, bounded by ``concurrency`` per server."""
-        import asyncio
-
-        sem = asyncio.Semaphore(self.concurrency * len(self.base_urls))
+        together, those that share a prefix side by side, bounded by ``concurrency`` per server
+        across every batch in flight (the client's places)."""
         async with self.client.session() as http:
-            return await gather_or_stop([self._one(http, sem, r) for r in requests])
+            return await gather_or_stop([self._one(http, r) for r in requests])
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         import asyncio
@@ -209,6 +206,9 @@ class OpenAIBackend:
         if not requests:
             return []
         return asyncio.run(self._run(requests))
+
+    async def ready(self) -> str | None:
+        return await self.client.reachable()
 
     def close(self) -> None:
         """Connections are per batch; nothing to release."""

@@ -17,7 +17,15 @@ from typing import Any, Literal
 from pydantic import Field
 
 from pluralign.prediction.judges import BackendSpec, register_backend
-from pluralign.prediction.judges.base import AnswerCollector, ChatMessage, JudgeRequest, JudgeResult, RawAnswer, Usage
+from pluralign.prediction.judges.base import (
+    AnswerCollector,
+    ChatMessage,
+    JudgeRequest,
+    JudgeResult,
+    LocalBackend,
+    RawAnswer,
+    Usage,
+)
 from pluralign.prediction.weights import MODELS, fetch
 from pluralign.support import deadline
 from pluralign.support.errors import ContextLengthError, ModelNotFoundError
@@ -47,7 +55,7 @@ class TransformersOptions(Options):
     dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", description="Weights' dtype.")
 
 
-class TransformersBackend:
+class TransformersBackend(LocalBackend):
     name = "transformers"
 
     def __init__(self, model: str, options: TransformersOptions | None = None) -> None:

@@ -120,6 +120,15 @@ class Method(ABC):
         """Everything that changes the assessment (used for run identity and caching)."""
         return {"method": self.name}
 
+    async def ready(self) -> str | None:
+        """None when the method can assess now; else why not (its judge is unreachable)."""
+        return None
+
+    def items_at_once(self) -> int:
+        """How many items an evaluation judges at once by default: enough to keep its judge as
+        busy as it may be (1 for an in-process judge or none)."""
+        return 1
+
     @abstractmethod
     def assess(
         self,

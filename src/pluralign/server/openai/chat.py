@@ -48,6 +48,7 @@ from pluralign.server.openai.steering import judging_overrides, steering_target,
 from pluralign.server.queue import Ticket
 from pluralign.server.routes.feedback import check_user
 from pluralign.server.state import ServiceState, chooser, namespace, state
+from pluralign.support import strict
 from pluralign.support.errors import DeadlineExceeded, PluralignError, UnsupportedParameter, UpstreamError
 
 router = APIRouter(tags=["openai"])
@@ -89,14 +90,20 @@ async def _candidates(
     if generator is None:
         raise HTTPException(503, "this service has no generator")
     if generator.in_process:  # on the judge's worker: one at a time, under the deadline
-        made = await s.queue.run(lambda: generator.generate_sync(messages, draw), request.is_disconnected, ticket)
+
+        def draw_now() -> Candidates:
+            return generator.generate_sync(messages, draw)
+
+        made = await s.queue.run(draw_now, request.is_disconnected, ticket, stage="generation")
     else:
+        started = time.perf_counter()
         try:
             made = await asyncio.wait_for(generator.generate(messages, draw), s.config.limits.decision_timeout)
         except TimeoutError:
             raise DeadlineExceeded(
                 f"the generator ran past the deadline of {s.config.limits.decision_timeout:g} s"
             ) from None
+        s.telemetry.work("generation", time.perf_counter() - started, made)
     longest = max((len(t) for t in made.texts), default=0)
     if longest > s.config.limits.max_text_chars:  # the generator's fault, not the client's
         raise UpstreamError(
@@ -120,13 +127,7 @@ def satisfies(text: str, response_format: dict[str, Any] | None) -> bool:
     schema = ((response_format or {}).get("json_schema") or {}).get("schema")
     if not isinstance(schema, dict):
         return isinstance(value, dict)
-    import jsonschema
-
-    try:
-        jsonschema.validate(value, schema)
-    except jsonschema.ValidationError:
-        return False
-    return True
+    return strict.schema_problem(value, schema) is None
 
 
 def distinct(made: Candidates, response_format: dict[str, Any] | None) -> list[int]:
