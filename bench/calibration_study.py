@@ -35,6 +35,8 @@ OUT = ROOT / "bench" / "results" / "calibration"
 METHODS = ("spm-zeroshot", "spm")
 ITEMS = 100
 MIN_ITEMS = 20
+CALIBRATED = ("spm-zeroshot", "spm", "regression")
+"""The study's methods whose predictions are a judge's (what a calibration maps)."""
 
 
 def prepare(source: Path) -> None:
@@ -64,20 +66,25 @@ def run(methods: list[str], step: int, threads: int, source: Path) -> None:
             subprocess.run([sys.executable, str(ROOT / "bench" / "pack_runs.py"), str(out)], check=True)
 
 
-def report() -> None:
+def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -> tuple[list[dict], list[str]]:
+    """Each method's run in ``study`` chosen again from calibrated predictions: fit 5-fold on its
+    own items, and fit on the train items ``calibration_runs`` holds for it once there are at
+    least MIN_ITEMS (out of sample). Rows and a markdown table; methods without a run or without a
+    judge's predictions are left out."""
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect, cross_validate
     from pluralign.evaluation.runs import RunDir
     from pluralign.evaluation.statistics import p_text
 
-    rows, lines = [], [header(), "", "| method | fit on | accuracy | calibrated | difference | 95% CI | sign-flip p |"]
-    lines.append("|---|---|---|---|---|---|---|")
-    for method in METHODS:
-        folder = RUNS / method
+    rows: list[dict] = []
+    lines = ["| method | fit on | accuracy | calibrated | difference | 95% CI | sign-flip p |", "|---" * 7 + "|"]
+    for method in methods:
+        if method not in CALIBRATED or not RunDir(study / method).finished():
+            continue
+        folder = calibration_runs / method
         assessed = RunDir(folder).finished_items() if RunDir(folder).finished() else 0
-        effects = [("5-fold on the study's own items", cross_validate(STUDY / method))]
+        effects = [("5-fold on the study's own items", cross_validate(study / method))]
         if assessed >= MIN_ITEMS:
-            calibration = calibrate_runs([folder])
-            effects.append((f"{assessed} train items", calibration_effect(STUDY / method, calibration)))
+            effects.append((f"{assessed} train items", calibration_effect(study / method, calibrate_runs([folder]))))
         for fit_on, e in effects:
             c = e.comparison
             rows.append({"method": method, "fit_on": fit_on, **e.model_dump()})
@@ -85,8 +92,12 @@ def report() -> None:
                 f"| {method} | {fit_on} | {e.accuracy:.1f} | {e.calibrated:.1f} | {c.difference:+.1f} | "
                 f"{c.ci95[0]:+.1f} to {c.ci95[1]:+.1f} | {p_text(c.sign_flip_p)} |"
             )
-    lines += ["", f"({uptime()})"]
-    text = "\n".join(lines)
+    return rows, lines
+
+
+def report() -> None:
+    rows, table = calibrated_rows(STUDY, list(METHODS))
+    text = "\n".join([header(), "", *table, "", f"({uptime()})"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.with_suffix(".md").write_text(text + "\n")
     write_json(OUT.with_suffix(".json"), rows)

@@ -302,6 +302,26 @@ def length_sections(runs: Path, bench, methods: list[str]) -> list[str]:  # type
     return lines
 
 
+def calibrated_section(runs: Path, methods: list[str]) -> list[str]:
+    """The judge methods chosen again from calibrated predictions (bench/calibration_study.py):
+    cross-validated on the study's items, and out of sample once enough train items are judged."""
+    from calibration_study import calibrated_rows
+
+    _, lines = calibrated_rows(runs, methods)
+    if len(lines) <= 2:
+        return []
+    return [
+        "## Calibrated",
+        "",
+        "Each judge method's run chosen again after a per-attribute monotone map from its predictions to the",
+        "labels (`pluralign calibrate`), fit on the other folds of these items, or on train items judged by",
+        "bench/calibration_study.py (never these items). Difference: calibrated minus as it was, paired by item.",
+        "",
+        *lines,
+        "",
+    ]
+
+
 def report_methods(runs: Path, methods: list[str]) -> list[str]:
     """The methods run now and every other with a folder under ``runs``, in the study's order: a
     run of one method rewrites the report, and must not drop the rows the others have earned."""
@@ -373,6 +393,7 @@ def study(args) -> None:  # type: ignore[no-untyped-def]
     rows, _ = summarise(args, bench, all_targets, report_methods(args.runs, methods))
     text = table(rows, args.reference, scope, len(bench.eval))
     text += "\n" + "\n".join(length_sections(args.runs, bench, [r["method"] for r in rows]))
+    text += "\n" + "\n".join(calibrated_section(args.runs, [r["method"] for r in rows]))
     print(text, flush=True)
     print(uptime(), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
