@@ -148,3 +148,35 @@ def test_readyz_says_503_when_the_database_cannot_be_read(tmp_path: Path):
         shutil.rmtree(db)
     assert res.status_code == 503
     assert res.json()["checks"]["database"] != "ok" and res.json()["checks"]["judge"] == "ok"
+
+
+def test_a_running_service_logs_each_request_on_stderr_and_serves_metrics(tmp_path: Path):
+    """The real `pluralign serve` process: the log handler the CLI installs, the header and the
+    scrape through a plain HTTP client, the request log line carrying the same id."""
+    import httpx
+
+    from support import start_server, stop
+
+    key = "svc-key-31415"
+    proc, url = start_server(
+        "--method", "random", "--db", str(tmp_path / "users.sqlite"), "--service-key-env", "PL_TELEMETRY_KEY",
+        env={"PL_TELEMETRY_KEY": key, "PLURALIGN_HOME": str(tmp_path / "home")},
+    )  # fmt: skip
+    try:
+        auth = {"Authorization": f"Bearer {key}"}
+        chosen = httpx.post(f"{url}/v1/choose", json=CHOOSE, headers={**auth, "X-Request-Id": "e2e-1"}, timeout=30)
+        scrape = httpx.get(f"{url}/metrics", headers=auth, timeout=30)
+        ready = httpx.get(f"{url}/readyz", headers=auth, timeout=30)
+        refused = httpx.get(f"{url}/metrics", timeout=30)
+    finally:
+        stop(proc)
+    assert chosen.status_code == 200 and chosen.headers["x-request-id"] == "e2e-1"
+    assert ready.status_code == 200 and refused.status_code == 401  # metrics sit behind the key like every route
+    got = samples(scrape.text)
+    assert got[("pluralign_requests_total", (("route", "/v1/choose"), ("status", "200")))] == 1
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert [(r["route"], r["status"]) for r in lines[-4:]] == [  # after the start-up polls (401 without the key)
+        ("/v1/choose", 200), ("/metrics", 200), ("/readyz", 200), ("unmatched", 401)
+    ]  # fmt: skip
+    assert lines[-4]["id"] == "e2e-1" and key not in err
