@@ -168,7 +168,7 @@ def paired(a: np.ndarray, b: np.ndarray, resamples: np.ndarray) -> dict:
     return {
         "difference": c.difference,
         "ci95": list(c.ci95),
-        "only_spm_right": c.only_a_right,
+        "only_reference_right": c.only_a_right,
         "only_this_right": c.only_b_right,
         "mcnemar_p": round(c.mcnemar_p, 4),
         "sign_flip_p": round(c.sign_flip_p, 4),
@@ -223,7 +223,7 @@ def summarise(args, bench, all_targets, methods) -> tuple[list[dict], dict]:  # 
         if args.reference in mats and method != args.reference:
             shared = np.intersect1d(covered[args.reference], covered[method])
             idx = rng.integers(0, len(shared), size=(BOOT, len(shared)))
-            row["spm_minus_this"] = paired(mats[args.reference][shared], m[shared], idx)
+            row["reference_minus_this"] = paired(mats[args.reference][shared], m[shared], idx)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows, groups
@@ -239,7 +239,7 @@ def table(rows: list[dict], reference: str, scope: str, n_items: int) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        d = r.get("spm_minus_this")
+        d = r.get("reference_minus_this")
         mse = f"{np.mean(list(r['mse'].values())):.4f}" if r["mse"] else "-"
         secs = f"{r['llm_seconds']:.0f}" if r.get("llm_seconds") is not None else "-"
         lines.append(
@@ -247,7 +247,7 @@ def table(rows: list[dict], reference: str, scope: str, n_items: int) -> str:
             f"{r['decisions']} | "
             + (
                 f"{d['difference']:+.1f} | {d['ci95'][0]:+.1f} to {d['ci95'][1]:+.1f} | "
-                f"{d['only_spm_right']} / {d['only_this_right']} | {p_cell(d['mcnemar_p'])} | "
+                f"{d['only_reference_right']} / {d['only_this_right']} | {p_cell(d['mcnemar_p'])} | "
                 f"{p_cell(d['sign_flip_p'])} | "
                 if d
                 else "- | - | - | - | - | "

@@ -94,7 +94,7 @@ def test_the_study_runs_against_a_server_and_never_judges_an_item_twice(
     row = rows["spm-zeroshot"]
     assert row["llm_calls"] >= 2 * 5  # both items, all five attributes, one pass each, from the server
     assert row["items"] >= 1
-    paired = rows["random"]["spm_minus_this"]  # the reference named by --reference
+    paired = rows["random"]["reference_minus_this"]  # the reference named by --reference
     assert paired["difference"] == pytest.approx(row["accuracy"] - rows["random"]["accuracy"], abs=0.02)
     judged = runs / "spm-zeroshot" / "assessments.jsonl"
     records = [json.loads(line) for line in judged.read_text().splitlines()]
