@@ -121,7 +121,16 @@ def test_readyz_is_ready_when_the_database_and_judge_answer(tmp_path: Path):
     with service(tmp_path) as client:
         res = client.get("/readyz")
     assert res.status_code == 200, res.text
-    assert res.json() == {"status": "ready", "checks": {"method": "ok", "database": "ok", "judge": "ok"}}
+    checks = {"method": "ok", "database": "ok", "judge": "ok", "generator": "ok"}
+    assert res.json() == {"status": "ready", "checks": checks}
+
+
+def test_readyz_says_503_when_the_generator_server_is_unreachable(tmp_path: Path):
+    generator = {"generator_base_url": f"http://127.0.0.1:{closed_port()}/v1"}
+    with service(tmp_path, generator=generator) as client:
+        res = client.get("/readyz")
+    assert res.status_code == 503 and res.json()["checks"]["judge"] == "ok"
+    assert "unreachable" in res.json()["checks"]["generator"]
 
 
 def test_readyz_says_503_when_the_judge_server_is_unreachable(tmp_path: Path):

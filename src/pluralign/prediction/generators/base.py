@@ -107,6 +107,10 @@ class Generator(Protocol):
 
     def generate_sync(self, messages: Sequence[ChatMessage], draw: Draw) -> Candidates: ...
 
+    async def ready(self) -> str | None:
+        """None when it can answer now; else why not (a server generator: whether it answers)."""
+        ...
+
     async def aclose(self) -> None: ...
 
     def close(self) -> None:

@@ -82,6 +82,9 @@ class LlamaCppGenerator:
         ctx = contextvars.copy_context()
         return await asyncio.to_thread(ctx.run, self.generate_sync, messages, draw)
 
+    async def ready(self) -> str | None:
+        return None
+
     async def aclose(self) -> None:
         self.close()
 

@@ -126,6 +126,9 @@ class OpenAIGenerator:
 
         return asyncio.run(once())
 
+    async def ready(self) -> str | None:
+        return await self.client.reachable()
+
     async def aclose(self) -> None:
         if self._http is not None:
             await self._http.aclose()

@@ -42,10 +42,10 @@ async def _check(work: Any) -> str | None:
 
 @router.get("/readyz")
 async def readyz(s: ServiceState = Depends(state)) -> JSONResponse:
-    """Whether this replica can answer now: the method loaded, the user database readable and
-    the judge reachable (a server judge: each server answers). 503 with Retry-After when not, so
-    a load balancer sends the request elsewhere; /healthz stays instant and says only that the
-    process is up."""
+    """Whether this replica can answer now: the method loaded, the user database readable, the
+    judge and the generator reachable (each of their servers answers). 503 with Retry-After when
+    not, so a load balancer sends the request elsewhere; /healthz stays instant and says only
+    that the process is up."""
 
     async def database() -> str | None:
         await asyncio.to_thread(s.users.ping)
@@ -54,6 +54,8 @@ async def readyz(s: ServiceState = Depends(state)) -> JSONResponse:
     checks: dict[str, str | None] = {"method": None if s.chooser is not None else "still loading"}
     checks["database"] = await _check(database())
     checks["judge"] = await _check(s.chooser.ready()) if s.chooser is not None else "still loading"
+    if s.generator is not None:  # a service with a generator answers chats: it must answer too
+        checks["generator"] = await _check(s.generator.ready())
     ready = all(v is None for v in checks.values())
     body = {"status": "ready" if ready else "not ready", "checks": {k: v or "ok" for k, v in checks.items()}}
     return JSONResponse(body, status_code=200 if ready else 503, headers=None if ready else {"Retry-After": "5"})
