@@ -14,22 +14,16 @@ from pluralign.prediction.methods import build_method
 from pluralign.settings import make_settings
 
 
-def _eval(tmp_path: Path, upstream: str, helpsteer2_dir: Path, concurrency: int, workers: int | None, name: str):
+def _eval(
+    tmp_path: Path, upstream: str, helpsteer2_dir: Path, concurrency: int, workers: int | None, name: str,
+    items: int = 6, samples: int = 1,
+):  # fmt: skip
+    """spm-zeroshot (scores only, ``samples`` passes an attribute) on the first ``items`` items."""
     bench = load_benchmark(helpsteer2_dir)
-    bench = bench.subset(bench.eval[:6])
-    settings = make_settings(
-        {
-            "backend": "openai",
-            "base_urls": [upstream],
-            "model": "m",
-            "concurrency": concurrency,
-            "cache": False,
-            "estimator": "sample",
-            "samples": 1,
-            "reasoning": False,
-            "max_retries": 0,
-        }
-    )
+    bench = bench.subset(bench.eval[:items])
+    options = {"backend": "openai", "base_urls": [upstream], "model": "m", "concurrency": concurrency}
+    options |= {"cache": False, "estimator": "sample", "samples": samples, "reasoning": False, "max_retries": 0}
+    settings = make_settings(options)
     method = build_method("spm-zeroshot", settings)
     assert method.items_at_once() == concurrency
     targets = resolve_target_specs(["high"], bench.attributes)
@@ -61,23 +55,7 @@ def test_requests_that_share_a_prefix_reach_the_server_one_after_another(tmp_pat
     of one attribute (same system message and question) arrive together, so a server's prefix
     cache serves the second from the first."""
     upstream, script = scripted([("ok", json.dumps({"A": 40, "B": 60}))])
-    bench = load_benchmark(helpsteer2_dir)
-    bench = bench.subset(bench.eval[:2])
-    settings = make_settings(
-        {
-            "backend": "openai",
-            "base_urls": [upstream],
-            "model": "m",
-            "concurrency": 1,
-            "cache": False,
-            "estimator": "sample",
-            "samples": 3,
-            "reasoning": False,
-            "max_retries": 0,
-        }
-    )
-    evaluate(bench, build_method("spm-zeroshot", settings), resolve_target_specs(["high"], bench.attributes),
-             tmp_path / "ordered", workers=2)  # fmt: skip
+    _eval(tmp_path, upstream, helpsteer2_dir, 1, 2, "ordered", items=2, samples=3)
 
     def key(body: dict) -> tuple[str, str]:  # the attribute (system message) and the item (question)
         return body["messages"][0]["content"], body["messages"][-1]["content"].split("Response A")[0]
