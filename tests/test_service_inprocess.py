@@ -445,3 +445,23 @@ def test_the_generator_speaks_through_the_judges_client_and_retry_policy(tmp_pat
     with service(tmp_path / "b", generator={"generator_base_url": f"{broken}/v1"}) as client:
         res = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
     assert res.status_code == 502 and "not a chat completion" in res.text, res.text
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"type": "nonsense"}, {"properties": {"a": {"type": 5}}}, {"minLength": -1}, "not an object", [1, 2]],
+)
+def test_a_response_format_whose_schema_is_not_one_is_a_400_before_any_candidate(tmp_path: Path, scripted, schema):
+    """A bad schema was found only when the candidates were checked against it (a 500 after the
+    generator had been paid for): now admission refuses it, naming the parameter."""
+    upstream, script = scripted([("ok", "A candidate.")])
+    fmt = {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+    with service(tmp_path, generator={"generator_base_url": upstream, "candidates": 2}) as client:
+        res = client.post(
+            "/v1/chat/completions", json={"messages": ASK, "response_format": fmt, "pluralign": {"target": {"care": 1}}}
+        )
+    assert res.status_code == 400, res.text
+    error = res.json()["error"]
+    assert error["param"] == "response_format.json_schema", error
+    assert "not a JSON schema" in error["message"] or "must be a JSON object" in error["message"], error
+    assert script.hits == 0

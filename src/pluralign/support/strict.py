@@ -125,6 +125,22 @@ def _validator(schema_text: str) -> Any:
     return kind(schema)
 
 
+def schema_error(schema: Any) -> str | None:
+    """Why ``schema`` is not a JSON schema (None: it is one), checked once and kept."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        return "must be a JSON object"
+    try:
+        _validator(json.dumps(schema, sort_keys=True))
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"not a JSON schema ({where + ': ' if where else ''}{exc.message})"
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"not a JSON schema ({' '.join(str(exc).split())[:100]})"
+    return None
+
+
 def schema_problem(value: Any, schema: dict[str, Any]) -> str | None:
     """Why ``value`` does not obey ``schema`` (the most relevant error, with where: what
     ``jsonschema.validate`` would raise), or None. The checked schema is kept, so the

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from pluralign.support import strict
 from pluralign.support.strict import Seed
 
 MAX_MESSAGES = 256
@@ -72,6 +73,16 @@ class ResponseFormat(BaseModel):
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: dict[str, Any] | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _a_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A schema the candidates are checked against must be one: refused before any is drawn."""
+        if value is not None and "schema" in value:
+            problem = strict.schema_error(value["schema"])
+            if problem is not None:
+                raise ValueError(f"json_schema.schema is {problem}")
+        return value
 
 
 class ChatCompletionRequest(BaseModel):
