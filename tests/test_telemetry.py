@@ -103,9 +103,10 @@ def test_one_log_line_per_request_without_keys_queries_or_texts(tmp_path: Path, 
         client.post("/v1/feedback", json={**PAIR, "user": "bo", "chosen": 1}, headers={"X-API-Key": key})
         client.get("/v1/users/cy/profile", headers={"X-API-Key": key})
         client.get("/healthz", headers={"X-API-Key": "wrong-key-77"})
+        client.get("/healthz", headers={"X-API-Key": key, "X-Request-Id": key})  # a key sent as the id
     lines = [r.getMessage() for r in caplog.records if r.name == "pluralign.requests"]
     records = [json.loads(line) for line in lines]
-    assert len(records) == 4
+    assert len(records) == 5 and records[4]["id"] != key
     first = records[0]
     assert first["id"] == "req-1" and first["route"] == "/v1/choose" and first["status"] == 200
     assert first["method"] == "POST" and first["seconds"] >= 0 and first["namespace"] == "default"

@@ -24,7 +24,7 @@ from pluralign.settings import Settings
 from pluralign.support.errors import InputError
 from pluralign.support.files import SQLiteFile
 from pluralign.support.options import Options, cli
-from pluralign.support.redact import SecretEnv, register_env
+from pluralign.support.redact import SecretEnv, register_env, register_secret
 
 STEER_REASONING_CHARS = 160
 """A sentence: the small judges otherwise fill every reasoning to 512 characters with repetitions."""
@@ -263,3 +263,7 @@ class ServerConfig:
     generator: GeneratorOptions = field(default_factory=GeneratorOptions)
     calibration: Calibration | None = None
     """Maps applied to predictions before choosing (``--calibration``)."""
+
+    def __post_init__(self) -> None:
+        for key in self.keys.values():  # keys given in code, not read from an option, are secrets too
+            register_secret(key)

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from pluralign.api import ChooseResult
 from pluralign.prediction.generators import Candidates
+from pluralign.support.redact import redact
 
 REQUEST_LOG = logging.getLogger("pluralign.requests")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -79,7 +80,7 @@ class Telemetry:
         """Count a finished request and write its log line."""
         self.requests.labels(record["route"], str(record["status"])).inc()
         self.latency.labels(record["route"]).observe(record["seconds"])
-        REQUEST_LOG.info(json.dumps(record, ensure_ascii=True))
+        REQUEST_LOG.info(redact(json.dumps(record, ensure_ascii=True)))  # a key sent as an id or a user name
 
     def work(self, stage: str, seconds: float, result: Any) -> None:
         """One finished job of a stage: its time; a decision's judge calls and tokens, a
