@@ -35,6 +35,7 @@ OUT = ROOT / "bench" / "results" / "calibration"
 METHODS = ("spm-zeroshot", "spm")
 ITEMS = 100
 MIN_ITEMS = 20
+FOLDS = 5
 CALIBRATED = ("spm-zeroshot", "spm", "regression")
 """The study's methods whose predictions are a judge's (what a calibration maps)."""
 
@@ -68,12 +69,13 @@ def run(methods: list[str], step: int, threads: int, source: Path) -> None:
 
 def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -> tuple[list[dict], list[str]]:
     """Each method's run in ``study`` chosen again from calibrated predictions: fit 5-fold on its
-    own items, and fit on the train items ``calibration_runs`` holds for it once there are at
+    own items (where it has at least 10), and fit on the train items ``calibration_runs`` holds for it once there are at
     least MIN_ITEMS (out of sample). Rows and a markdown table; methods without a run or without a
     judge's predictions are left out."""
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect, cross_validate
     from pluralign.evaluation.runs import RunDir
     from pluralign.evaluation.statistics import p_text
+    from pluralign.support.errors import InputError
 
     rows: list[dict] = []
     lines = ["| method | fit on | accuracy | calibrated | difference | 95% CI | sign-flip p |", "|---" * 7 + "|"]
@@ -82,9 +84,15 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
             continue
         folder = calibration_runs / method
         assessed = RunDir(folder).finished_items() if RunDir(folder).finished() else 0
-        effects = [("5-fold on the study's own items", cross_validate(study / method))]
+        effects = []
+        if RunDir(study / method).finished_items() >= 2 * FOLDS:  # fewer cannot fill the folds
+            effects.append((f"{FOLDS}-fold on the study's own items", cross_validate(study / method, FOLDS)))
         if assessed >= MIN_ITEMS:
-            effects.append((f"{assessed} train items", calibration_effect(study / method, calibrate_runs([folder]))))
+            try:
+                effect = calibration_effect(study / method, calibrate_runs([folder]))
+                effects.append((f"{assessed} train items", effect))
+            except InputError:  # fit for another judge than the study's (a larger judge's study): not its row
+                pass
         for fit_on, e in effects:
             c = e.comparison
             rows.append({"method": method, "fit_on": fit_on, **e.model_dump()})
