@@ -40,8 +40,8 @@ class _Waiter:
     """One request waiting for a place: its loop's future, and whether a place was handed to it."""
 
     def __init__(self) -> None:
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[None] = self.loop.create_future()
         self.granted = False
 
 
