@@ -23,6 +23,13 @@ if [ "${PLURALIGN_SKIP_CHROMIUM:-0}" != "1" ] && ! command -v chromium >/dev/nul
             || echo "warning: could not install chromium; the browser test will be skipped" >&2
     fi
 fi
+# PostgreSQL, for the tests of replicas sharing one database (the tests start their own server).
+if [ "${PLURALIGN_SKIP_POSTGRES:-0}" != "1" ] && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+            || echo "warning: could not install postgresql; its tests will fail in CI and be skipped elsewhere" >&2
+    fi
+fi
 "$VENV/bin/pluralign" models fetch smollm2-135m >/dev/null
 # Decode one token: says clearly what to do (and falls back to the AVX2 build) if llama.cpp
 # cannot run on this CPU.

@@ -112,3 +112,30 @@ def scripted() -> Iterator[Callable[[list[tuple]], tuple[str, Script]]]:
     for s in servers:
         s.shutdown()
         s.server_close()
+
+
+# ---- a real PostgreSQL server ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[object]:
+    """One PostgreSQL server for the session (each test makes its own database on it). Missing
+    PostgreSQL skips on a developer's machine and fails in CI, where set-up installs it."""
+    from postgres_server import PostgresServer, binaries
+
+    if binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed; scripts/setup.sh installs it (apt-get install postgresql)")
+        pytest.skip("PostgreSQL is not installed (scripts/setup.sh installs it)")
+    server = PostgresServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(postgres, request: pytest.FixtureRequest) -> str:
+    """The URL of a new, empty database on the session's server."""
+    import re
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + f"_{os.getpid()}_{free_port()}"
+    return postgres.create_database(name)  # type: ignore[attr-defined]

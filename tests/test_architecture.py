@@ -97,6 +97,7 @@ def test_module_imports_have_no_cycles():
 
 WINGS = {
     "support": 0,
+    "storage": 0,
     "choice": 1,
     "prediction": 2,
     "settings": 2,

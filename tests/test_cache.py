@@ -142,20 +142,21 @@ def test_cache_key_leaves_out_what_cannot_change_an_answer():
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "needles"),
     [
-        "postgresql://ann:pw-SECRET-1@db.example:5432/pl",
-        "postgres://ann:pw-SECRET-1@localhost/pl",
-        "mysql+pymysql://root:pw-SECRET-1@h/x",
-        "sqlite:///tmp/x.sqlite",
+        ("postgresql://ann:pw-SECRET-1@db.invalid:5432/pl", ("unavailable", "***@db.invalid")),
+        ("postgres://ann:pw-SECRET-1@127.0.0.1:9/pl", ("unavailable", "***@127.0.0.1")),
+        ("mysql+pymysql://root:pw-SECRET-1@h/x", ("URL", "postgresql://")),
+        ("sqlite:///tmp/x.sqlite", ("URL", "SQLite file path")),
     ],
 )
 @pytest.mark.parametrize("command", ["serve", "cache"])
-def test_a_database_url_is_refused_where_a_sqlite_file_is_meant(tmp_path: Path, url: str, command: str):
+def test_a_database_url_is_a_server_or_refused(tmp_path: Path, url: str, needles: tuple[str, str], command: str):
     """Issue 40: `serve --db postgresql://...` made a folder named `postgresql:` with a SQLite file
-    inside. Every SQLite option refuses a URL in one line, its password masked, and makes nothing."""
+    inside. A postgresql:// URL is a server (here one that cannot be reached: one line, exit 2,
+    the password masked); any other URL is refused in one line; nothing is made in either case."""
     args = ("serve", "--method", "random", "--db", url) if command == "serve" else ("cache", "stats", "--cache", url)
     res = run_cli(*args, cwd=tmp_path, timeout=120)
-    one_line_error(res, "URL", "SQLite file path")
+    one_line_error(res, *needles)
     assert "pw-SECRET-1" not in res.stderr + res.stdout
     assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,7 @@
-"""The user store on its own (a real SQLite file): a choice and its profile stored as one unit,
-a forgotten user never written back, feedback on one completion idempotent, namespaces apart,
-completions trimmed, v1 files migrated, and no file that is not ours opened."""
+"""The user store on its own, on both engines (a real SQLite file, a real PostgreSQL server): a
+choice and its profile stored as one unit, a forgotten user never written back, feedback on
+one completion idempotent, namespaces apart, completions trimmed; v1 files migrated, and no
+file or database that is not ours opened."""
 
 from __future__ import annotations
 
@@ -28,21 +29,39 @@ def _record(k: int, chosen: int = 0) -> ChoiceRecord:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store lives: a SQLite file, or a new database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "u.sqlite")
+    return request.getfixturevalue("pg_url")
+
+
+def _completion_ids(place: str) -> list[str]:
+    """The completions' rows as the database holds them (read beside the store)."""
+    if place.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(place) as conn:
+            return [r[0] for r in conn.execute("SELECT id FROM user_completions")]
+    return [r[0] for r in sqlite3.connect(place).execute("SELECT id FROM user_completions")]
+
+
 def _add(store: UserStore, user: str, k: int, completion: str | None = None, ns: str = "default") -> int:
     read = store.snapshot(ns, user)
     return store.commit_choice(read, completion, _record(k), {"target": {"care": 1.0}, "k": k}, k)
 
 
-def test_a_choice_and_its_profile_are_one_unit(tmp_path: Path):
-    store = UserStore(tmp_path / "u.sqlite")
+def test_a_choice_and_its_profile_are_one_unit(place: str):
+    store = UserStore(place)
     assert _add(store, "ann", 1) == 1 and _add(store, "ann", 2) == 2
     shown = store.profile("default", "ann")
     assert shown is not None and shown.profile["k"] == 2 and shown.n_choices == 2
     assert [r.id for r in store.history("default", "ann")] == ["r1", "r2"]
 
 
-def test_work_that_read_a_user_before_they_were_forgotten_writes_nothing(tmp_path: Path):
-    store = UserStore(tmp_path / "u.sqlite")
+def test_work_that_read_a_user_before_they_were_forgotten_writes_nothing(place: str):
+    store = UserStore(place)
     _add(store, "ann", 1)
     read = store.snapshot("default", "ann")  # a feedback reads ann, then fits for a while ...
     assert store.forget("default", "ann") == 2  # ... meanwhile ann is forgotten
@@ -59,8 +78,8 @@ def test_work_that_read_a_user_before_they_were_forgotten_writes_nothing(tmp_pat
     assert store.completion("default", "c1") is None
 
 
-def test_a_fit_on_an_old_history_is_not_stored(tmp_path: Path):
-    store = UserStore(tmp_path / "u.sqlite")
+def test_a_fit_on_an_old_history_is_not_stored(place: str):
+    store = UserStore(place)
     _add(store, "ann", 1)
     read = store.snapshot("default", "ann")
     _add(store, "ann", 2)  # another feedback lands first
@@ -69,8 +88,8 @@ def test_a_fit_on_an_old_history_is_not_stored(tmp_path: Path):
     assert len(store.history("default", "ann")) == 2 and store.profile("default", "ann").profile["k"] == 2
 
 
-def test_one_choice_per_completion_replaced_in_place(tmp_path: Path):
-    store = UserStore(tmp_path / "u.sqlite")
+def test_one_choice_per_completion_replaced_in_place(place: str):
+    store = UserStore(place)
     _add(store, "ann", 1, completion="chatcmpl-a")
     _add(store, "ann", 2)
     read = store.snapshot("default", "ann")
@@ -80,8 +99,8 @@ def test_one_choice_per_completion_replaced_in_place(tmp_path: Path):
     assert [r.id for r in history] == ["r9", "r2"] and history[0].chosen == 1
 
 
-def test_namespaces_never_see_each_other(tmp_path: Path):
-    store = UserStore(tmp_path / "u.sqlite")
+def test_namespaces_never_see_each_other(place: str):
+    store = UserStore(place)
     _add(store, "ann", 1, ns="app1")
     assert store.profile("app2", "ann") is None and store.history("app2", "ann") == []
     assert store.forget("app2", "ann") == 0 and store.profile("app1", "ann") is not None
@@ -90,14 +109,13 @@ def test_namespaces_never_see_each_other(tmp_path: Path):
     assert store.users("app1") == ["ann"] and store.users("app2") == []
 
 
-def test_completions_are_kept_for_a_bounded_time(tmp_path: Path):
-    store = UserStore(tmp_path / "u.sqlite", completion_ttl=0.5)
+def test_completions_are_kept_for_a_bounded_time(place: str):
+    store = UserStore(place, completion_ttl=0.5)
     store.add_completion("default", "old", "ann", _record(1))
     time.sleep(0.7)
     assert store.completion("default", "old") is None
-    store.add_completion("default", "new", "ann", _record(2))  # trims the old one from the file
-    rows = sqlite3.connect(tmp_path / "u.sqlite").execute("SELECT id FROM user_completions").fetchall()
-    assert rows == [("new",)]
+    store.add_completion("default", "new", "ann", _record(2))  # trims the old one from the database
+    assert _completion_ids(place) == ["new"]
 
 
 def test_a_v1_store_is_migrated_with_nothing_lost(tmp_path: Path):
@@ -168,3 +186,19 @@ def test_the_store_opens_only_a_regular_file(tmp_path: Path, kind: str):
     with pytest.raises(InputError, match=r"link|not a regular file|folder"):
         UserStore(path)
     assert time.monotonic() - started < 10  # a pipe is refused, never waited on
+
+
+def test_stored_completions_list_in_order_on_both_engines(place: str):
+    store = UserStore(place)
+    for k, model in enumerate(["m1", "m2", "m1", "m1"]):
+        store.add_completion(
+            "default", f"c{k}", "ann", _record(k), response=f'{{"k": {k}}}', model=model, metadata={"k": str(k % 2)}
+        )
+    assert store.completion_responses("default") == (['{"k": 0}', '{"k": 1}', '{"k": 2}', '{"k": 3}'], False)
+    assert store.completion_responses("default", model="m1", limit=2) == (['{"k": 0}', '{"k": 2}'], True)
+    assert store.completion_responses("default", after="c1") == (['{"k": 2}', '{"k": 3}'], False)
+    assert store.completion_responses("default", after="c2", newest_first=True) == (['{"k": 1}', '{"k": 0}'], False)
+    assert store.completion_responses("default", metadata={"k": "1"}) == (['{"k": 1}', '{"k": 3}'], False)
+    assert store.completion_response("default", "c3") == '{"k": 3}'
+    with pytest.raises(InputError, match="after"):
+        store.completion_responses("default", after="nope")

@@ -18,7 +18,9 @@ targets_app = typer.Typer(no_args_is_help=True, help="Alignment targets.")
 attributes_app = typer.Typer(no_args_is_help=True, help="Attributes.")
 models_app = typer.Typer(no_args_is_help=True, help="Offline models.")
 cache_app = typer.Typer(no_args_is_help=True, help="The judgement cache.")
-CacheFileOpt = Annotated[Path | None, typer.Option("--cache", help="Judgement cache file (SQLite).")]
+CacheFileOpt = Annotated[
+    str | None, typer.Option("--cache", help="Judgement cache: a SQLite file or a postgresql:// URL.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -161,14 +163,18 @@ PrefixDirOpt = Annotated[
 def cache_stats(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> None:
     """How many judgements the cache holds, per backend, model and method; and the prefix store."""
     from pluralign.prediction.judges import prefixes as prefix_store
-    from pluralign.prediction.judges.cache import JudgementCache, default_cache_path
-    from pluralign.support.files import sqlite_file
+    from pluralign.prediction.judges.cache import default_cache_path, open_cache
+    from pluralign.storage import parse_place
 
-    path = sqlite_file(cache, "--cache") if cache is not None else default_cache_path()
-    if not path.exists() and not path.is_symlink():  # reading never makes one; a link is refused below
+    path = parse_place(cache, "--cache") if cache is not None else default_cache_path()
+    if isinstance(path, Path) and not path.exists() and not path.is_symlink():  # reading never makes one
         say(f"no cache at {path}")
     else:
-        stats = JudgementCache(path).stats()
+        store = open_cache(path)
+        try:
+            stats = store.stats()
+        finally:
+            store.close()
         say(f"{stats['path']}: {stats['entries']} judgements, {stats['bytes'] / 1e6:.1f} MB")
         for row in stats["by_model"]:
             say(f"  {row['backend']} {row['model']} {row['method']}: {row['entries']}")
@@ -186,12 +192,19 @@ def cache_clear(cache: CacheFileOpt = None, prefixes: PrefixDirOpt = None) -> No
     say(f"cleared {prefix_store.clear(folder)} prefix states from {folder}")
 
 
-def _clear_judgements(cache: Path | None) -> None:
-    from pluralign.prediction.judges.cache import JudgementCache, default_cache_path, proven_own
+def _clear_judgements(cache: str | None) -> None:
+    from pluralign.prediction.judges.cache import JudgementCache, default_cache_path, open_cache, proven_own
+    from pluralign.storage import parse_place
     from pluralign.support.errors import CacheError, CacheLockedError, NotACacheError
-    from pluralign.support.files import sqlite_file
 
-    path = sqlite_file(cache, "--cache") if cache is not None else default_cache_path()
+    path = parse_place(cache, "--cache") if cache is not None else default_cache_path()
+    if not isinstance(path, Path):  # a shared database: its judgements are emptied, its tables stay
+        shared = open_cache(path)
+        try:
+            say(f"cleared {shared.clear()} judgements from {shared.path}")
+        finally:
+            shared.close()
+        return
     if not path.exists():
         say(f"no cache at {path}")
         return

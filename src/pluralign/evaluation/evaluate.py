@@ -33,9 +33,17 @@ from pluralign.evaluation.metrics import TargetResult
 from pluralign.evaluation.plan import EvalPlan, item_seed, make_plan
 from pluralign.evaluation.runs import RunDir
 from pluralign.prediction.calibration import Calibration
+from pluralign.prediction.judges.cache import defer_claimed
 from pluralign.prediction.judges.calllog import record_calls
 from pluralign.prediction.methods.base import Assessment, CallStats, Method
-from pluralign.support.errors import BatchPending, ContextLengthError, InputError, InvalidOutputError, one_line
+from pluralign.support.errors import (
+    BatchPending,
+    ClaimedElsewhere,
+    ContextLengthError,
+    InputError,
+    InvalidOutputError,
+    one_line,
+)
 from pluralign.support.strict import check_seed
 
 ProgressHook = Callable[[int, int], None]
@@ -69,14 +77,20 @@ def judge_items(
     workers: int = 1,
     on_progress: ProgressHook | None = None,
 ) -> JudgingOutcome:
-    """Judge what the run folder does not hold yet; record each result as it finishes."""
+    """Judge what the run folder does not hold yet; record each result as it finishes. Items
+    whose requests another worker sharing the judgement cache is judging are left for a second
+    pass, by when their answers are mostly in the cache."""
     done, _ = run.assessments()
     out = JudgingOutcome()
     lock = threading.Lock()
+    deferred: list[int] = []
 
     def work(index: int) -> None:
         probe = plan.probes[index]
         for key in plan.keys:
+            with lock:
+                if (index, key) in out.assessments:  # judged in the first pass
+                    continue
             previous = done.get((index, key))
             missing = previous.missing(plan.needed(key)) if previous is not None else plan.needed(key)
             if previous is not None and not missing:
@@ -91,6 +105,10 @@ def judge_items(
                 with lock:
                     out.pending += 1
                 continue
+            except ClaimedElsewhere:
+                with lock:
+                    deferred.append(index)
+                return
             except ITEM_ERRORS as exc:
                 if on_invalid == OnInvalid.stop:
                     raise
@@ -105,21 +123,27 @@ def judge_items(
                 out.fresh.add(fresh.stats)
                 out.judged_now += 1
 
-    _each_item(work, len(plan.probes), workers, on_progress)
+    with defer_claimed():
+        _each_item(work, range(len(plan.probes)), workers, on_progress)
+    if deferred:
+        _each_item(work, sorted(deferred), workers, on_progress)
     return out
 
 
-def _each_item(work: Callable[[int], None], total: int, workers: int, on_progress: ProgressHook | None) -> None:
-    """``work`` on every item index, in order or on ``workers`` threads, reporting progress."""
+def _each_item(
+    work: Callable[[int], None], indices: Sequence[int], workers: int, on_progress: ProgressHook | None
+) -> None:
+    """``work`` on these item indices, in order or on ``workers`` threads, reporting progress."""
+    total = len(indices)
     if workers <= 1:
-        for finished, index in enumerate(range(total), start=1):
+        for finished, index in enumerate(indices, start=1):
             work(index)
             if on_progress is not None:
                 on_progress(finished, total)
         return
     with ThreadPoolExecutor(max_workers=workers) as pool:
         # each task runs in a copy of this context, so the call log and deadlines reach it
-        futures = [pool.submit(contextvars.copy_context().run, work, i) for i in range(total)]
+        futures = [pool.submit(contextvars.copy_context().run, work, i) for i in indices]
         try:
             for finished, future in enumerate(as_completed(futures), start=1):
                 future.result()

@@ -1,10 +1,13 @@
 """People's choices and fitted profiles, and the steered completions they can answer to: one
-embedded SQLite database (WAL, versioned migrations, every change in a transaction).
+database, an embedded SQLite file by default or a PostgreSQL server that many replicas share
+(:mod:`pluralign.storage`), every change in a transaction, versioned migrations
+(:mod:`pluralign.people.userstore_schema`).
 
 User names are labels in rows, never parts of a path. Every row belongs to a **namespace**
 (the service key that made it: one application's users are invisible to another's).
 
-Consistency rules, each enforced inside one write transaction:
+Consistency rules, each enforced inside one write transaction (the user's row locked on
+PostgreSQL, the file's write lock on SQLite), so they hold across replicas:
 
 * A user's stored profile is always the fit of their stored history: a choice and the profile
   fitted with it are committed together (:meth:`UserStore.commit_choice`), and only if the
@@ -21,28 +24,19 @@ Consistency rules, each enforced inside one write transaction:
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pluralign.people.profile import ChoiceRecord
-from pluralign.people.userstore_schema import (
-    MIGRATIONS,
-    SCHEMA_V2,
-    SCHEMA_VERSION,
-    V1_TABLES,
-    script,
-)
+from pluralign.people.userstore_schema import prepare
+from pluralign.storage import Database, open_database
+from pluralign.storage.base import Connection
 from pluralign.support.errors import InputError, PluralignError
-from pluralign.support.files import regular_or_absent, sqlite_file
 from pluralign.support.home import home
 
-APPLICATION_ID = 0x706C7575  # "pluu" in the SQLite header: this file is a pluralign user store
-BUSY_SECONDS = 30.0
 DEFAULT_COMPLETION_TTL = 7 * 86_400.0
 
 
@@ -99,105 +93,45 @@ def default_path() -> Path:
 
 
 class UserStore:
-    def __init__(self, path: Path | None = None, completion_ttl: float = DEFAULT_COMPLETION_TTL) -> None:
-        self.path = sqlite_file(Path(path), "--db") if path is not None else default_path()
+    def __init__(
+        self, place: str | Path | None = None, completion_ttl: float = DEFAULT_COMPLETION_TTL, pool_size: int = 8
+    ) -> None:
+        """Open the store ``place`` names (a SQLite path or a ``postgresql://`` URL; default: a
+        file in pluralign's home), creating or migrating its tables."""
+        self.db: Database = open_database(place if place is not None else default_path(), "--db", pool_size=pool_size)
         self.completion_ttl = completion_ttl
-        regular_or_absent(self.path, "--db")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"--db {self.path}: cannot create its folder ({exc.strerror})") from None
-        if self.path.exists() and self.path.stat().st_size > 0:  # recognised read-only: a foreign file stays as it was
-            try:
-                probe = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_SECONDS)
-                try:
-                    self._recognise(probe)
-                finally:
-                    probe.close()
-            except sqlite3.DatabaseError as exc:
-                raise InputError(f"--db {self.path} is not a pluralign user store ({exc})") from None
-        with self._write() as db:
-            self._recognise(db)
-            version = self._version(db)
-            if version > SCHEMA_VERSION:
-                raise InputError(
-                    f"--db {self.path}: schema version {version}, this pluralign reads up to {SCHEMA_VERSION}; "
-                    "use a newer pluralign or another file"
-                )
-            if version == 0:  # a new store: v2's tables, then every step since
-                script(db, SCHEMA_V2)
-                version = 2
-            for step in range(version + 1, SCHEMA_VERSION + 1):
-                MIGRATIONS[step](db)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+            prepare(self.db)
+        except BaseException:
+            self.db.close()
+            raise
 
-    def _recognise(self, db: sqlite3.Connection) -> None:
-        """Only a user store of ours (or an empty file) is opened: another program's database is
-        refused and left exactly as it was."""
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if app_id == APPLICATION_ID or not tables:
-            return
-        if app_id == 0 and "meta" in tables and tables <= V1_TABLES:
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is not None and row[0] == "1":
-                return  # a user store of v0.2, before the mark existed
-        raise InputError(f"--db {self.path} is a database of another program, not a pluralign user store")
+    @property
+    def label(self) -> str:
+        """The database as messages name it (a URL's password masked)."""
+        return self.db.label
 
-    @staticmethod
-    def _version(db: sqlite3.Connection) -> int:
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if "meta" not in tables:
-            return 0
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row is not None and str(row[0]).isdigit() else 0
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"--db {self.path}: {exc}") from None
-        finally:
-            db.close()
-
-    @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=BUSY_SECONDS)
-        try:
-            yield db
-        except sqlite3.DatabaseError as exc:
-            raise InputError(f"--db {self.path}: {exc}") from None
-        finally:
-            db.close()
+    def close(self) -> None:
+        self.db.close()
 
     def ping(self) -> None:
         """A read of the store (an error naming the database if it cannot be read)."""
-        with self._read() as db:
-            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        with self.db.read() as db:
+            db.execute("SELECT count(*) FROM meta").fetchone()
 
-    @staticmethod
-    def _user(db: sqlite3.Connection, namespace: str, user: str) -> tuple[int, int] | None:
+    def _user(self, db: Connection, namespace: str, user: str, lock: bool = False) -> tuple[int, int] | None:
+        """The user's (incarnation, revision); ``lock``: held until the write commits."""
         row = db.execute(
-            "SELECT incarnation, revision FROM users WHERE namespace = ? AND name = ?", (namespace, user)
+            "SELECT incarnation, revision FROM users WHERE namespace = ? AND name = ?"
+            + (self.db.lock_rows if lock else ""),
+            (namespace, user),
         ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]))
 
     # -- histories and profiles ----------------------------------------------------------------
     def snapshot(self, namespace: str, user: str) -> UserSnapshot:
         """The user as stored now (one read transaction)."""
-        with self._read() as db:
+        with self.db.read() as db:
             found = self._user(db, namespace, user)
             if found is None:
                 return UserSnapshot(namespace, user)
@@ -223,17 +157,21 @@ class UserStore:
 
         Raises :class:`UserForgotten` if the user ``read`` saw is gone, :class:`HistoryChanged`
         if their history moved on (fit again on a new snapshot)."""
-        with self._write() as db:
-            now = self._user(db, read.namespace, read.user)
+        with self.db.write() as db:
+            now = self._user(db, read.namespace, read.user, lock=True)
             if read.incarnation is not None and (now is None or now[0] != read.incarnation):
                 raise UserForgotten(f"user {read.user!r} was forgotten while this request ran; nothing was stored")
             if (now[1] if now is not None else 0) != read.revision:
                 raise HistoryChanged(f"user {read.user!r} gave other feedback meanwhile")
-            if now is None:
-                cursor = db.execute(
-                    "INSERT INTO users (namespace, name, revision) VALUES (?, ?, 0)", (read.namespace, read.user)
-                )
-                incarnation = int(cursor.lastrowid or 0)
+            if now is None:  # a new user; one made meanwhile by another replica is a history that moved on
+                made = db.execute(
+                    "INSERT INTO users (namespace, name, revision) VALUES (?, ?, 0) "
+                    "ON CONFLICT (namespace, name) DO NOTHING RETURNING incarnation",
+                    (read.namespace, read.user),
+                ).fetchone()
+                if made is None:
+                    raise HistoryChanged(f"user {read.user!r} gave other feedback meanwhile")
+                incarnation = int(made[0])
             else:
                 incarnation = now[0]
             body, stamp = record.model_dump_json(), time.time()
@@ -251,14 +189,16 @@ class UserStore:
             revision = read.revision + 1
             db.execute("UPDATE users SET revision = ? WHERE incarnation = ?", (revision, incarnation))
             db.execute(
-                "INSERT OR REPLACE INTO user_profiles VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO user_profiles (incarnation, profile, n_choices, revision, updated) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (incarnation) DO UPDATE SET profile = excluded.profile, "
+                "n_choices = excluded.n_choices, revision = excluded.revision, updated = excluded.updated",
                 (incarnation, json.dumps(profile), fitted_on, revision, stamp),
             )
             count = db.execute("SELECT COUNT(*) FROM user_choices WHERE incarnation = ?", (incarnation,)).fetchone()
             return int(count[0])
 
     def profile(self, namespace: str, user: str) -> StoredProfile | None:
-        with self._read() as db:
+        with self.db.read() as db:
             row = db.execute(
                 "SELECT p.profile, p.n_choices, u.incarnation FROM users u JOIN user_profiles p "
                 "ON p.incarnation = u.incarnation WHERE u.namespace = ? AND u.name = ?",
@@ -269,20 +209,20 @@ class UserStore:
     def forget(self, namespace: str, user: str) -> int:
         """Delete a user's history, profile and completions; returns the rows removed. Work that
         read this user before cannot write them back (their incarnation is gone for good)."""
-        with self._write() as db:
+        with self.db.write() as db:
             removed = 0
-            found = self._user(db, namespace, user)
+            found = self._user(db, namespace, user, lock=True)
             if found is not None:
                 for table in ("user_choices", "user_profiles"):
                     removed += db.execute(f"DELETE FROM {table} WHERE incarnation = ?", (found[0],)).rowcount
                 db.execute("DELETE FROM users WHERE incarnation = ?", (found[0],))
             removed += db.execute(
-                "DELETE FROM user_completions WHERE namespace = ? AND user = ?", (namespace, user)
+                'DELETE FROM user_completions WHERE namespace = ? AND "user" = ?', (namespace, user)
             ).rowcount
             return removed
 
     def users(self, namespace: str) -> Sequence[str]:
-        with self._read() as db:
+        with self.db.read() as db:
             rows = db.execute("SELECT name FROM users WHERE namespace = ? ORDER BY name", (namespace,)).fetchall()
         return [r[0] for r in rows]
 
@@ -302,14 +242,14 @@ class UserStore:
         nothing to learn from, kept only to be fetched); completions past their time are trimmed.
         With ``incarnation`` (the user whose stored profile steered it), nothing is kept if that
         user was forgotten meanwhile (returns False)."""
-        with self._write() as db:
+        with self.db.write() as db:
             if incarnation is not None and user is not None:
-                now = self._user(db, namespace, user)
+                now = self._user(db, namespace, user, lock=True)
                 if now is None or now[0] != incarnation:
                     return False
             db.execute("DELETE FROM user_completions WHERE created < ?", (time.time() - self.completion_ttl,))
             db.execute(
-                "INSERT INTO user_completions (id, namespace, user, record, created, response, model, metadata) "
+                'INSERT INTO user_completions (id, namespace, "user", record, created, response, model, metadata) '
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     completion_id,
@@ -326,7 +266,7 @@ class UserStore:
 
     def completion_response(self, namespace: str, completion_id: str) -> str | None:
         """The answer a steered completion gave (its JSON), while it is kept."""
-        with self._read() as db:
+        with self.db.read() as db:
             row = db.execute(
                 "SELECT response FROM user_completions WHERE namespace = ? AND id = ? AND created >= ?",
                 (namespace, completion_id, time.time() - self.completion_ttl),
@@ -346,36 +286,38 @@ class UserStore:
         stored completions: of one model, with every given metadata pair, after the one named
         ``after``; and whether there are more."""
         wanted = dict(metadata or {})
-        sign = "<" if newest_first else ">"
-        with self._read() as db:
-            since = time.time() - self.completion_ttl
-            start = None
+        order = self.db.order_column
+        sql = (
+            "SELECT response, metadata FROM user_completions "
+            "WHERE namespace = ? AND created >= ? AND response IS NOT NULL"
+        )
+        with self.db.read() as db:
+            params: list[Any] = [namespace, time.time() - self.completion_ttl]
             if after is not None:
                 row = db.execute(
-                    "SELECT rowid FROM user_completions WHERE namespace = ? AND id = ?", (namespace, after)
+                    f"SELECT {order} FROM user_completions WHERE namespace = ? AND id = ?", (namespace, after)
                 ).fetchone()
                 if row is None:
                     raise InputError(f"after: no completion {after!r} is stored on this service")
-                start = row[0]
-            rows = db.execute(
-                "SELECT response, metadata FROM user_completions WHERE namespace = ? AND created >= ? "
-                "AND response IS NOT NULL AND (? IS NULL OR model = ?) "
-                f"AND (? IS NULL OR rowid {sign} ?) ORDER BY rowid {'DESC' if newest_first else 'ASC'}",
-                (namespace, since, model, model, start, start),
-            )
-            found: list[str] = []
-            for response, meta in rows:
-                kept = json.loads(meta or "{}")
-                if all(kept.get(k) == v for k, v in wanted.items()):
-                    found.append(str(response))
-                    if len(found) > limit:
-                        return found[:limit], True
+                sql += f" AND {order} {'<' if newest_first else '>'} ?"
+                params.append(row[0])
+            if model is not None:
+                sql += " AND model = ?"
+                params.append(model)
+            rows = db.execute(f"{sql} ORDER BY {order} {'DESC' if newest_first else 'ASC'}", params).fetchall()
+        found: list[str] = []
+        for response, meta in rows:
+            kept = json.loads(meta or "{}")
+            if all(kept.get(k) == v for k, v in wanted.items()):
+                found.append(str(response))
+                if len(found) > limit:
+                    return found[:limit], True
         return found, False
 
     def completion(self, namespace: str, completion_id: str) -> tuple[str | None, ChoiceRecord | None] | None:
-        with self._read() as db:
+        with self.db.read() as db:
             row = db.execute(
-                "SELECT user, record FROM user_completions WHERE namespace = ? AND id = ? AND created >= ?",
+                'SELECT "user", record FROM user_completions WHERE namespace = ? AND id = ? AND created >= ?',
                 (namespace, completion_id, time.time() - self.completion_ttl),
             ).fetchone()
         if row is None:

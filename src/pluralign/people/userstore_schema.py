@@ -1,15 +1,28 @@
-"""The user store's SQLite schema and the migrations that bring an older file to it.
+"""The user store's schema on both engines, and the migrations that bring an older database to
+it: :func:`prepare` is the one step a store takes before its first row.
 
 Kept apart from :mod:`pluralign.people.userstore` so the rules about rows (what a transaction
-may write) read apart from how the tables came to be.
+may write) read apart from how the tables came to be. SQLite files carry their version in
+``meta`` and pluralign's mark in the header (``application_id``); a PostgreSQL database carries
+both in ``meta`` and starts at version 3 (its first). Replicas that start together take turns
+under an advisory lock.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from typing import Any
+
+from pluralign.storage import Database
+from pluralign.storage.base import Connection
+from pluralign.support.errors import InputError
 
 SCHEMA_VERSION = 3
+APPLICATION_ID = 0x706C7575  # "pluu" in the SQLite header: this file is a pluralign user store
+APPLICATION = "pluralign user store"
+"""The mark in a PostgreSQL database's ``meta`` table."""
+_SCHEMA_LOCK = 0x706C7575  # the advisory lock replicas take while one of them creates or migrates
 DEFAULT_NAMESPACE = "default"
 V1_TABLES = {"meta", "choices", "profiles", "completions", "sqlite_sequence"}
 
@@ -51,7 +64,53 @@ CREATE INDEX IF NOT EXISTS user_completions_by_age ON user_completions (created)
 """
 
 
-def script(db: sqlite3.Connection, sql: str) -> None:
+SCHEMA_POSTGRES_V3 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    incarnation BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (namespace, name)
+);
+CREATE TABLE IF NOT EXISTS user_choices (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    incarnation BIGINT NOT NULL REFERENCES users (incarnation) ON DELETE CASCADE,
+    completion_id TEXT,
+    record TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    UNIQUE (incarnation, completion_id)
+);
+CREATE INDEX IF NOT EXISTS user_choices_in_order ON user_choices (incarnation, id);
+CREATE TABLE IF NOT EXISTS user_profiles (
+    incarnation BIGINT PRIMARY KEY REFERENCES users (incarnation) ON DELETE CASCADE,
+    profile TEXT NOT NULL,
+    n_choices INTEGER NOT NULL,
+    revision INTEGER NOT NULL,
+    updated DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS user_completions (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+    id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    "user" TEXT,
+    record TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL,
+    response TEXT,
+    model TEXT,
+    metadata TEXT,
+    PRIMARY KEY (namespace, id)
+);
+CREATE INDEX IF NOT EXISTS user_completions_by_user ON user_completions (namespace, "user");
+CREATE INDEX IF NOT EXISTS user_completions_by_age ON user_completions (created)
+"""
+
+POSTGRES_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+"""PostgreSQL's steps after version 3 (none yet): version -> the step that brings the one
+before it there, run in the transaction that holds the schema lock."""
+
+
+def script(db: Any, sql: str) -> None:
     """Statements one by one (``executescript`` would commit the transaction they belong to)."""
     for statement in sql.split(";"):
         if statement.strip():
@@ -97,4 +156,90 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_1_to_2, 3: _migrate_2_to_3}
-"""Schema version -> the step that brings the version before it there (run in one transaction)."""
+"""SQLite's steps: schema version -> the step that brings the version before it there (run in
+one transaction)."""
+
+
+def _meta(db: Connection, key: str) -> str | None:
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _set_meta(db: Connection, key: str, value: str) -> None:
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def _newer(version: int, where: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise InputError(
+            f"--db {where}: schema version {version}, this pluralign reads up to {SCHEMA_VERSION}; "
+            "use a newer pluralign or another database"
+        )
+
+
+def prepare(database: Database) -> None:
+    """Create or migrate the store's tables, after making sure the database is one of ours (or
+    empty): another program's database is refused and left exactly as it was."""
+    if database.engine == "postgresql":
+        _prepare_postgres(database)
+    else:
+        _prepare_sqlite(database)
+
+
+def _prepare_postgres(database: Database) -> None:
+    with database.write() as db:
+        db.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
+        tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        ours = "meta" in tables and _meta(db, "application") == APPLICATION
+        if not ours and tables & {"meta", "users", "user_choices", "user_profiles", "user_completions"}:
+            raise InputError(
+                f"--db {database.label} holds tables of another program (meta, users, ...), not a pluralign "
+                "user store; name another database or schema"
+            )
+        version = int(_meta(db, "schema_version") or 0) if ours else 0
+        _newer(version, database.label)
+        if version == 0:
+            script(db, SCHEMA_POSTGRES_V3)
+            _set_meta(db, "application", APPLICATION)
+            version = 3
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            POSTGRES_MIGRATIONS[step](db)
+        _set_meta(db, "schema_version", str(SCHEMA_VERSION))
+
+
+def _prepare_sqlite(database: Any) -> None:
+    if database.exists():  # recognised read-only first: a foreign file stays as it was
+        try:
+            with database.read_only() as probe:
+                _recognise_sqlite(probe, database.label)
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"--db {database.label} is not a pluralign user store ({exc})") from None
+    with database.write() as db:
+        _recognise_sqlite(db, database.label)
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        row = _meta(db, "schema_version") if "meta" in tables else None
+        version = int(row) if row is not None and row.isdigit() else 0
+        _newer(version, database.label)
+        if version == 0:  # a new store: v2's tables, then every step since
+            script(db, SCHEMA_V2)
+            version = 2
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[step](db)
+        _set_meta(db, "schema_version", str(SCHEMA_VERSION))
+        db.execute(f"PRAGMA application_id={APPLICATION_ID}")
+
+
+def _recognise_sqlite(db: sqlite3.Connection, label: str) -> None:
+    """Only a user store of ours (or an empty file) is opened."""
+    app_id = db.execute("PRAGMA application_id").fetchone()[0]
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if app_id == APPLICATION_ID or not tables:
+        return
+    if app_id == 0 and "meta" in tables and tables <= V1_TABLES:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is not None and row[0] == "1":
+            return  # a user store of v0.2, before the mark existed
+    raise InputError(f"--db {label} is a database of another program, not a pluralign user store")

@@ -42,7 +42,7 @@ def service_state(config: ServerConfig) -> ServiceState:
     telemetry = Telemetry(lambda: service.queue.inflight)
     service = ServiceState(
         config=config,
-        users=UserStore(limits.db, limits.completion_ttl),
+        users=UserStore(limits.db, limits.completion_ttl, pool_size=limits.db_pool),
         admission=Admission(config),
         telemetry=telemetry,
         queue=DecisionQueue(limits.max_queue, limits.decision_timeout, observe=telemetry.work),
@@ -67,6 +67,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         service.profile_queue.close()
         service.chooser.close()
         await service.generator.aclose()
+        service.users.close()
 
     app = FastAPIOffline(  # /docs and /redoc with their scripts served here, not from a CDN
         title="pluralign",

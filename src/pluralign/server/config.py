@@ -21,8 +21,8 @@ from pluralign.prediction.methods import Method
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.prediction.prompts import REASONING_MAX
 from pluralign.settings import Settings
+from pluralign.storage import DatabasePlace
 from pluralign.support.errors import InputError
-from pluralign.support.files import SQLiteFile
 from pluralign.support.options import Options, cli
 from pluralign.support.redact import SecretEnv, register_env, register_secret
 
@@ -200,9 +200,17 @@ class ServiceOptions(Options):
     profiles_dir: Path | None = Field(
         default=None, description="Folder of saved target profiles (JSON).", json_schema_extra=_service("--profiles")
     )
-    db: SQLiteFile | None = Field(
+    db: DatabasePlace | None = Field(
         default=None,
-        description="SQLite database of people's choices, profiles and steered completions (default: home).",
+        description="Database of people's choices, profiles and steered completions: a SQLite file (default: in "
+        "pluralign's home) or a postgresql:// URL that many replicas share.",
+        json_schema_extra=_service(),
+    )
+    db_pool: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Most connections this replica holds to a postgresql:// database at once.",
         json_schema_extra=_service(),
     )
 

@@ -8,6 +8,7 @@ from pluralign.server.queue import QueueFull
 from pluralign.support.errors import (
     BackendUnavailableError,
     ContextLengthError,
+    DatabaseUnavailable,
     DeadlineExceeded,
     InputError,
     InvalidOutputError,
@@ -18,7 +19,7 @@ from pluralign.support.errors import (
 
 def status_for(exc: PluralignError) -> int:
     """Whose fault an error is, as an HTTP status (the one table for the whole service)."""
-    if isinstance(exc, (QueueFull, HistoryChanged)):
+    if isinstance(exc, (QueueFull, HistoryChanged, DatabaseUnavailable)):
         return 503
     if isinstance(exc, ContextLengthError):  # the request is too long for the model: the client's to shorten
         return 400
@@ -41,4 +42,6 @@ def retry_after(exc: PluralignError) -> dict[str, str] | None:
         return {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, HistoryChanged):
         return {"Retry-After": "1"}
+    if isinstance(exc, DatabaseUnavailable):  # nothing was written: the same request can be sent again
+        return {"Retry-After": "5"}
     return None

@@ -68,6 +68,10 @@ class BatchPending(JudgeError):
     """The batch backend recorded requests for export instead of answering them."""
 
 
+class ClaimedElsewhere(JudgeError):
+    """Another worker sharing the judgement cache is judging this request now."""
+
+
 class CacheError(PluralignError):
     """The judgement cache is corrupted or cannot be opened."""
 
@@ -78,6 +82,11 @@ class CacheLockedError(CacheError):
 
 class NotACacheError(CacheError):
     """The file named as a cache is something else; it is never written or removed."""
+
+
+class DatabaseUnavailable(PluralignError):
+    """The database server cannot be reached (or went away mid-request): nothing was written,
+    the request can be sent again."""
 
 
 class RunLockedError(InputError):

@@ -21,14 +21,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any, Literal
-
-from pydantic import BeforeValidator
+from typing import IO, Any, Literal
 
 from pluralign.support import strict
 from pluralign.support.errors import InputError, TooLargeError, one_line
 from pluralign.support.folders import exists_under, open_under, refusal, write_whole
-from pluralign.support.redact import redact
 
 log = logging.getLogger("pluralign.support.files")
 
@@ -36,31 +33,13 @@ _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):/")
 """A URL's scheme, also after ``Path`` has folded its ``//`` into ``/``."""
 
 
-def _not_a_url(value: Any) -> Any:
-    """A database URL given where a SQLite file is meant would otherwise become a folder named
-    after its scheme (``postgresql:``) with a new database inside; refuse it, credentials masked."""
-    if isinstance(value, str) and _URL.match(value):
-        raise ValueError(
-            f"{redact(value)} is a URL; this option takes a SQLite file path (a database server such as "
-            "PostgreSQL is not supported yet)"
-        )
-    return value
-
-
 def sqlite_file(path: Path, option: str) -> Path:
     """``path`` for a SQLite opener (the judgement cache, the user store), the door every caller
     passes: a URL is refused, naming only its scheme (the rest may hold a password)."""
     found = _URL.match(str(path))
     if found:
-        raise InputError(
-            f"{option} names a {found.group(1)}: URL; it takes a SQLite file path (a database server such as "
-            "PostgreSQL is not supported yet)"
-        )
+        raise InputError(f"{option} names a {found.group(1)}: URL; here it takes a SQLite file path")
     return path
-
-
-SQLiteFile = Annotated[Path, BeforeValidator(_not_a_url)]
-"""A SQLite database's path as an option (``--db``, ``--cache``): a URL is refused in one line."""
 
 
 def open_read(path: str | Path) -> IO[bytes]:

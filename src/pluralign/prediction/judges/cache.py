@@ -1,4 +1,5 @@
-"""A persistent judgement cache: one SQLite file, safe under concurrent writers (WAL).
+"""A persistent judgement cache: one SQLite file, safe under concurrent writers (WAL), or a
+PostgreSQL database that many workers and replicas share (:mod:`.cache_postgres`).
 
 Key: backend + model + method + rendered messages + schema + the generation settings that
 can change an answer (the seed included; re-ask counts, timeouts and retries are left out,
@@ -8,26 +9,35 @@ answer, while a new sample seed or prompt is a new call.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import Field
 
 from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
-from pluralign.support.errors import CacheError, CacheLockedError, InputError, NotACacheError
-from pluralign.support.files import SQLiteFile, open_regular, regular_or_absent, sqlite_file
+from pluralign.prediction.judges.cache_schema import SQLITE_JUDGEMENTS
+from pluralign.storage import DatabasePlace, PostgresURL, parse_place
+from pluralign.support.errors import CacheError, CacheLockedError, ClaimedElsewhere, InputError, NotACacheError
+from pluralign.support.files import open_regular, regular_or_absent, sqlite_file
 from pluralign.support.home import home
 from pluralign.support.options import Options, cli
 
 SCHEMA_VERSION = 2
+CLAIM_SECONDS = 300.0
+"""How long a worker's claim on a request lasts: a worker killed mid-judgement delays the others
+by at most this long."""
+POLL_SECONDS = 0.25
 APPLICATION_ID = 0x706C7561  # "plua" in the SQLite header: this file is a pluralign cache
 OWN_TABLES = {"judgements", "batch_requests", "batch_answers"}
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -65,13 +75,48 @@ class CacheOptions(Options):
         description="Do not read or write the judgement cache.",
         json_schema_extra=cli("--no-cache", invert=True, group="cache"),
     )
-    cache_path: SQLiteFile | None = Field(
-        default=None, description="Judgement cache file (SQLite).", json_schema_extra=cli("--cache", group="cache")
+    cache_path: DatabasePlace | None = Field(
+        default=None,
+        description="Judgement cache: a SQLite file, or a postgresql:// URL that many workers share.",
+        json_schema_extra=cli("--cache", group="cache"),
     )
 
-    def open(self) -> JudgementCache | None:
+    def open(self) -> Cache | None:
         """The cache these options name (None when switched off)."""
-        return JudgementCache(self.cache_path or default_cache_path()) if self.cache else None
+        return open_cache(self.cache_path) if self.cache else None
+
+
+class Cache(Protocol):
+    """What a judgement cache offers, on either engine. ``shared``: other workers use it too,
+    so requests are claimed before they are judged."""
+
+    shared: bool
+    path: Any
+
+    def get(self, key: str) -> JudgeResult | None: ...
+
+    def put(self, key: str, backend: str, model: str, method: str, result: JudgeResult) -> None: ...
+
+    def claim(self, keys: Sequence[str], owner: str, seconds: float) -> set[str]: ...
+
+    def release(self, keys: Sequence[str], owner: str) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def clear(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_cache(place: str | Path | None) -> Cache:
+    """The cache ``place`` names: a SQLite file (default: in pluralign's home) or a
+    ``postgresql://`` database."""
+    found = parse_place(place, "--cache") if place is not None else default_cache_path()
+    if isinstance(found, PostgresURL):
+        from pluralign.prediction.judges.cache_postgres import PostgresJudgementCache
+
+        return PostgresJudgementCache(found)
+    return JudgementCache(found)
 
 
 def default_cache_path() -> Path:
@@ -93,6 +138,10 @@ def request_key(backend: str, model: str, request: JudgeRequest) -> str:
 
 
 class JudgementCache:
+    """The cache in one SQLite file (the default): used by the processes of one machine."""
+
+    shared = False
+
     def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
         """Open (or create) a cache. An existing file is used only if it is a pluralign cache:
         another program's database or any other file is refused and left exactly as it was."""
@@ -112,10 +161,7 @@ class JudgementCache:
                 self._recognise()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS judgements (key TEXT PRIMARY KEY, backend TEXT, model TEXT, "
-                "method TEXT, result TEXT NOT NULL, created REAL NOT NULL)"
-            )
+            self._db.execute(SQLITE_JUDGEMENTS)
             row = self._db.execute("PRAGMA quick_check").fetchone()
             if row is None or row[0] != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {row}")
@@ -204,6 +250,13 @@ class JudgementCache:
             except sqlite3.Error as exc:
                 raise self._error(exc) from None
 
+    def claim(self, keys: Sequence[str], owner: str, seconds: float) -> set[str]:
+        """Every key: a file on one machine is not shared by workers that coordinate."""
+        return set(keys)
+
+    def release(self, keys: Sequence[str], owner: str) -> None:
+        """Nothing was claimed."""
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             try:
@@ -233,27 +286,71 @@ class JudgementCache:
         self._db.close()
 
 
-class CachedBackend:
-    """A backend that answers from the cache and sends only the misses, in one batch."""
+_DEFER = contextvars.ContextVar("pluralign_defer_claimed", default=False)
 
-    def __init__(self, inner: Backend, cache: JudgementCache, namespace: str) -> None:
+
+@contextmanager
+def defer_claimed() -> Iterator[None]:
+    """Within this block, a request another worker is judging raises :class:`ClaimedElsewhere`
+    (after this worker's own requests are judged) instead of waiting for it: an evaluation
+    judges other items first and comes back."""
+    token = _DEFER.set(True)
+    try:
+        yield
+    finally:
+        _DEFER.reset(token)
+
+
+class CachedBackend:
+    """A backend that answers from the cache and sends only the misses, in one batch. On a shared
+    cache the misses are claimed first: what another worker is judging is waited for (or, under
+    :func:`defer_claimed`, left for later), never asked twice."""
+
+    def __init__(self, inner: Backend, cache: Cache, namespace: str) -> None:
         self.inner = inner
         self.cache = cache
         self.namespace = namespace
         self.name = inner.name
         self.model = inner.model
         self.concurrent_requests = inner.concurrent_requests
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         keys = [request_key(self.name, self.model, r) for r in requests]
         results: list[JudgeResult | None] = [self.cache.get(k) for k in keys]
-        misses = [i for i, r in enumerate(results) if r is None]
-        if misses:
-            fresh = self.inner.generate([requests[i] for i in misses])
-            for i, result in zip(misses, fresh, strict=True):
+        while misses := [i for i, r in enumerate(results) if r is None]:
+            mine = (
+                self.cache.claim(sorted({keys[i] for i in misses}), self.owner, CLAIM_SECONDS)
+                if self.cache.shared
+                else None
+            )
+            ours = [i for i in misses if mine is None or keys[i] in mine]
+            if mine is not None:  # a worker that finished meanwhile released its claims: read again
+                for i in ours:
+                    results[i] = self.cache.get(keys[i])
+                ours = [i for i in ours if results[i] is None]
+            self._judge(requests, keys, results, ours)
+            if any(r is None for r in results):
+                if _DEFER.get():
+                    raise ClaimedElsewhere("another worker is judging some of this item's requests")
+                time.sleep(POLL_SECONDS)
+                for i, key in enumerate(keys):
+                    results[i] = results[i] or self.cache.get(key)
+        return [r for r in results if r is not None]
+
+    def _judge(
+        self, requests: Sequence[JudgeRequest], keys: list[str], results: list[JudgeResult | None], ours: list[int]
+    ) -> None:
+        if not ours:
+            return
+        try:
+            fresh = self.inner.generate([requests[i] for i in ours])
+            for i, result in zip(ours, fresh, strict=True):
                 self.cache.put(keys[i], self.name, self.model, self.namespace, result)
                 results[i] = result
-        return [r for r in results if r is not None]
+        finally:
+            if self.cache.shared:
+                self.cache.release(sorted({keys[i] for i in ours}), self.owner)
 
     def __getattr__(self, name: str) -> Any:
         """Anything else a backend offers (``llama``, ``pending_message``) is the inner one's."""

@@ -20,6 +20,7 @@ judged first (on the judge's worker).
 from __future__ import annotations
 
 import asyncio
+import random
 import unicodedata
 import uuid
 from typing import Annotated, Any
@@ -37,8 +38,11 @@ from pluralign.support.strict import Count, Number
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 USER_NAME_CHARS = 256
-MAX_ATTEMPTS = 5
-"""Fits of one feedback that other feedback for the same user may overtake before it gives up (503)."""
+MAX_ATTEMPTS = 12
+"""Fits of one feedback that other feedback for the same user may overtake before it gives up (503).
+One replica takes a user's feedback one at a time; replicas sharing a database race, and the
+loser waits a random while before it fits again, so no replica starves another."""
+BACKOFF_SECONDS = 0.05
 
 
 def check_user(name: str) -> str:
@@ -206,10 +210,11 @@ async def _feedback(
         s.admission.attributes(names)
         c = s.chooser
         record = (await s.queue.run(lambda: fill_predictions([record], c, names), request.is_disconnected))[0]
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         try:
             return await _fit_and_commit(s, request, read, body, record)
         except HistoryChanged:  # another feedback for this user landed first: fit on the history as it is now
+            await asyncio.sleep(random.uniform(0, BACKOFF_SECONDS * 2 ** min(attempt, 4)))
             read = await asyncio.to_thread(s.users.snapshot, ns, body.user)
     raise HistoryChanged(f"user {body.user!r} is receiving other feedback; nothing was stored, retry")
 

@@ -1,0 +1,56 @@
+"""What a ``--db``/``--cache`` value names: a SQLite file's path or a PostgreSQL server's URL."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
+
+from pluralign.support.errors import InputError
+from pluralign.support.redact import redact, register_url
+
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):/")
+"""A URL's scheme, also after ``Path`` has folded its ``//`` into ``/``."""
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+class PostgresURL(str):
+    """A ``postgresql://`` URL; its password is registered for redaction when it is parsed."""
+
+    @property
+    def shown(self) -> str:
+        return redact(str(self))
+
+
+def parse_place(place: str | Path, option: str) -> Path | PostgresURL:
+    """A path is a SQLite file; a ``postgresql://`` (or ``postgres://``) URL a server. Any other
+    URL is refused naming only its scheme: taken for a path it would become a folder named
+    after the scheme with a new database inside, and the rest may hold a password."""
+    text = str(place)
+    found = _URL.match(text)
+    if found is None:
+        return Path(place)
+    scheme = found.group(1).lower()
+    if scheme in POSTGRES_SCHEMES and text.lower().startswith(f"{scheme}://"):
+        register_url(text)
+        return PostgresURL(text)
+    if scheme in POSTGRES_SCHEMES:  # a Path folded its // away: the URL is no longer what was typed
+        raise InputError(f"{option}: give the {scheme}:// URL as typed (it lost a '/')")
+    raise InputError(f"{option} names a {found.group(1)}: URL; it takes a SQLite file path or a postgresql:// URL")
+
+
+def _place(value: Any) -> Any:
+    """An option's database place, checked when the option is read (a URL's password
+    registered for redaction before anything can print it)."""
+    if isinstance(value, (str, Path)):
+        try:
+            return str(parse_place(value, "it"))
+        except InputError as exc:
+            raise ValueError(str(exc).removeprefix("it ").removeprefix("it: ")) from None
+    return value
+
+
+DatabasePlace = Annotated[str, BeforeValidator(_place)]
+"""A database as an option (``--db``, ``--cache``): a SQLite file path or a ``postgresql://`` URL."""
