@@ -4,6 +4,7 @@
 # and the judgement cache, and nginx in front. Ctrl-C (or the end of --bench) stops everything.
 #
 #   bash deploy/run_local.sh [--replicas 2] [--judges 2] [--db postgresql://...] [--bench]
+#   BENCH_ARGS="--posts 2000" bash deploy/run_local.sh --bench      # options of bench/replicas.py
 #
 # Without --db it makes a PostgreSQL cluster under $WORK (Debian's postgresql package).
 set -euo pipefail
@@ -70,7 +71,7 @@ if [ "$BENCH" = 1 ]; then   # beside them, one replica on its own SQLite file: t
     PIDS+=($!)
     wait_for "http://127.0.0.1:8199/readyz"
     ONE="http://127.0.0.1:8101" ALL=$(seq -s, -f "http://127.0.0.1:%g" 8101 $((8100 + REPLICAS)))
-    "$PY" bench/replicas.py --target "sqlite-1-replica=http://127.0.0.1:8199" \
+    "$PY" bench/replicas.py ${BENCH_ARGS:-} --target "sqlite-1-replica=http://127.0.0.1:8199" \
         --target "postgres-1-replica=$ONE" --target "postgres-$REPLICAS-replicas=$ALL" \
         --target "postgres-$REPLICAS-via-nginx=http://127.0.0.1:$PORT" --out bench/results/replicas.json
 else
