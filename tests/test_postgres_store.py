@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from pluralign.people.profile import ChoiceRecord
-from pluralign.people.userstore import HistoryChanged, UserStore
+from pluralign.people.userstore import HistoryChanged, UserForgotten, UserStore
 from pluralign.support.errors import DatabaseUnavailable, InputError, one_line
 from postgres_server import PASSWORD
 
@@ -81,7 +81,7 @@ def test_replicas_that_start_together_create_the_schema_once(pg_url: str):
         t.join(timeout=60)
     assert not errors and len(stores) == 4
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
     for s in stores:
         s.close()
 
@@ -182,3 +182,51 @@ def test_the_cache_refuses_another_programs_judgements_table(pg_url: str):
             for r in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'judgements'")
         ]
     assert columns == ["court", "verdict"]
+
+
+def test_a_v3_database_is_migrated_under_the_schema_lock(pg_url: str):
+    """PostgreSQL's migrations run too: a database at version 3 gains the forget counts."""
+    store = UserStore(pg_url)
+    _feedback(store, "ann", 1)
+    store.close()
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("DROP TABLE user_forgets")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    store = UserStore(pg_url)
+    assert [r.id for r in store.history("default", "ann")] == ["r1"]
+    store.forget("default", "ann")
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT forgets FROM user_forgets").fetchall() == [(1,)]
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("4",)
+    store.close()
+
+
+def test_forgets_and_feedback_for_one_name_from_two_pools_never_resurrect(pg_url: str):
+    """Two stores (two replicas) race feedback and forgets for one name: whatever survives was
+    read after the last forget, and the profile is the fit of what survives."""
+    stores = [UserStore(pg_url, pool_size=2), UserStore(pg_url, pool_size=2)]
+    stop = threading.Event()
+
+    def forgetter() -> None:
+        while not stop.is_set():
+            stores[1].forget("default", "eve")
+
+    thread = threading.Thread(target=forgetter)
+    thread.start()
+    try:
+        for k in range(40):
+            read = stores[0].snapshot("default", "eve")
+            try:
+                stores[0].commit_choice(read, None, _record(k), {"n": len(read.history) + 1}, len(read.history) + 1)
+            except (HistoryChanged, UserForgotten):
+                pass
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    final = stores[0].snapshot("default", "eve")
+    stored = stores[0].profile("default", "eve")
+    assert (stored is None) == (final.incarnation is None)
+    if stored is not None:
+        assert stored.profile == {"n": len(final.history)}
+    for s in stores:
+        s.close()

@@ -202,3 +202,38 @@ def test_stored_completions_list_in_order_on_both_engines(place: str):
     assert store.completion_response("default", "c3") == '{"k": 3}'
     with pytest.raises(InputError, match="after"):
         store.completion_responses("default", after="nope")
+
+
+def test_a_new_users_feedback_in_flight_when_the_name_is_forgotten_stores_nothing(place: str):
+    """Feedback for a user who does not exist yet reads them (nobody), fits, and meanwhile the
+    name is forgotten: the commit stores nothing, as for a user who existed. A feedback read
+    after the forget is stored."""
+    store = UserStore(place)
+    read = store.snapshot("default", "newcomer")
+    assert read.incarnation is None and read.forgets == 0
+    assert store.forget("default", "newcomer") == 0
+    with pytest.raises(UserForgotten):
+        store.commit_choice(read, None, _record(1), {"k": 1}, 1)
+    assert store.history("default", "newcomer") == [] and store.users("default") == []
+    assert _add(store, "newcomer", 2) == 1
+    read = store.snapshot("default", "newcomer")  # and again, for a user who exists
+    store.forget("default", "newcomer")
+    with pytest.raises(UserForgotten):
+        store.commit_choice(read, None, _record(3), {"k": 3}, 2)
+    assert store.forget("other-app", "newcomer") == 0 and _add(store, "newcomer", 4, ns="other-app") == 1
+
+
+def test_a_v3_store_gains_the_forget_counts(tmp_path: Path):
+    """A store of the schema before forgets were counted (v3) opens, migrated, with its users."""
+    path = tmp_path / "v3.sqlite"
+    store = UserStore(path)
+    _add(store, "ann", 1)
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE user_forgets")
+    db.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    store = UserStore(path)
+    assert [r.id for r in store.history("default", "ann")] == ["r1"]
+    store.forget("default", "ann")
+    assert sqlite3.connect(path).execute("SELECT forgets FROM user_forgets").fetchall() == [(1,)]

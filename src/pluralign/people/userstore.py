@@ -6,16 +6,16 @@ database, an embedded SQLite file by default or a PostgreSQL server that many re
 User names are labels in rows, never parts of a path. Every row belongs to a **namespace**
 (the service key that made it: one application's users are invisible to another's).
 
-Consistency rules, each enforced inside one write transaction (the user's row locked on
-PostgreSQL, the file's write lock on SQLite), so they hold across replicas:
+Consistency rules, each enforced inside one write transaction that holds the user's lock (an
+advisory lock on PostgreSQL, the file's write lock on SQLite), so they hold across replicas:
 
 * A user's stored profile is always the fit of their stored history: a choice and the profile
   fitted with it are committed together (:meth:`UserStore.commit_choice`), and only if the
   history the fit read is still the stored one (the user's ``revision``). A feedback that lost
   a race fits again; one that fails stores nothing.
 * A forgotten user stays forgotten: each user row has an ``incarnation`` (an id never reused),
-  so work that read a user before :meth:`forget` can tell that the user it read is gone and
-  writes nothing (:class:`UserForgotten`).
+  and each name a count of its forgets, so work that read a user (or the absence of one) before
+  :meth:`forget` can tell that the user it read is gone and writes nothing (:class:`UserForgotten`).
 * Feedback on one completion is idempotent: one choice per (user, completion), replaced in
   place if the person changes their mind.
 * Completions are kept for a bounded time (``completion_ttl``) and then trimmed.
@@ -64,6 +64,8 @@ class UserSnapshot:
     incarnation: int | None = None
     revision: int = 0
     history: list[StoredChoice] = field(default_factory=list)
+    forgets: int = 0
+    """How many times the name had been forgotten when it was read."""
 
     def find(self, completion_id: str | None) -> StoredChoice | None:
         if completion_id is None:
@@ -119,27 +121,38 @@ class UserStore:
         with self.db.read() as db:
             db.execute("SELECT count(*) FROM meta").fetchone()
 
-    def _user(self, db: Connection, namespace: str, user: str, lock: bool = False) -> tuple[int, int] | None:
-        """The user's (incarnation, revision); ``lock``: held until the write commits."""
+    @staticmethod
+    def _user(db: Connection, namespace: str, user: str) -> tuple[int, int] | None:
+        """The user's (incarnation, revision)."""
         row = db.execute(
-            "SELECT incarnation, revision FROM users WHERE namespace = ? AND name = ?"
-            + (self.db.lock_rows if lock else ""),
-            (namespace, user),
+            "SELECT incarnation, revision FROM users WHERE namespace = ? AND name = ?", (namespace, user)
         ).fetchone()
         return None if row is None else (int(row[0]), int(row[1]))
+
+    @staticmethod
+    def _forgets(db: Connection, namespace: str, user: str) -> int:
+        row = db.execute(
+            "SELECT forgets FROM user_forgets WHERE namespace = ? AND name = ?", (namespace, user)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _lock(self, db: Connection, namespace: str, user: str) -> None:
+        """This user's writes take turns, on every replica, until the transaction ends."""
+        self.db.lock(db, json.dumps(["pluralign user", namespace, user]))
 
     # -- histories and profiles ----------------------------------------------------------------
     def snapshot(self, namespace: str, user: str) -> UserSnapshot:
         """The user as stored now (one read transaction)."""
         with self.db.read() as db:
             found = self._user(db, namespace, user)
+            forgets = self._forgets(db, namespace, user)
             if found is None:
-                return UserSnapshot(namespace, user)
+                return UserSnapshot(namespace, user, forgets=forgets)
             rows = db.execute(
                 "SELECT completion_id, record FROM user_choices WHERE incarnation = ? ORDER BY id", (found[0],)
             ).fetchall()
         history = [StoredChoice(r[0], ChoiceRecord.model_validate_json(r[1])) for r in rows]
-        return UserSnapshot(namespace, user, found[0], found[1], history)
+        return UserSnapshot(namespace, user, found[0], found[1], history, forgets)
 
     def history(self, namespace: str, user: str) -> list[ChoiceRecord]:
         return [c.record for c in self.snapshot(namespace, user).history]
@@ -158,8 +171,10 @@ class UserStore:
         Raises :class:`UserForgotten` if the user ``read`` saw is gone, :class:`HistoryChanged`
         if their history moved on (fit again on a new snapshot)."""
         with self.db.write() as db:
-            now = self._user(db, read.namespace, read.user, lock=True)
-            if read.incarnation is not None and (now is None or now[0] != read.incarnation):
+            self._lock(db, read.namespace, read.user)
+            now = self._user(db, read.namespace, read.user)
+            gone = read.incarnation is not None and (now is None or now[0] != read.incarnation)
+            if gone or self._forgets(db, read.namespace, read.user) != read.forgets:
                 raise UserForgotten(f"user {read.user!r} was forgotten while this request ran; nothing was stored")
             if (now[1] if now is not None else 0) != read.revision:
                 raise HistoryChanged(f"user {read.user!r} gave other feedback meanwhile")
@@ -210,8 +225,14 @@ class UserStore:
         """Delete a user's history, profile and completions; returns the rows removed. Work that
         read this user before cannot write them back (their incarnation is gone for good)."""
         with self.db.write() as db:
+            self._lock(db, namespace, user)
+            db.execute(
+                "INSERT INTO user_forgets (namespace, name, forgets) VALUES (?, ?, 1) "
+                "ON CONFLICT (namespace, name) DO UPDATE SET forgets = user_forgets.forgets + 1",
+                (namespace, user),
+            )
             removed = 0
-            found = self._user(db, namespace, user, lock=True)
+            found = self._user(db, namespace, user)
             if found is not None:
                 for table in ("user_choices", "user_profiles"):
                     removed += db.execute(f"DELETE FROM {table} WHERE incarnation = ?", (found[0],)).rowcount
@@ -244,7 +265,8 @@ class UserStore:
         user was forgotten meanwhile (returns False)."""
         with self.db.write() as db:
             if incarnation is not None and user is not None:
-                now = self._user(db, namespace, user, lock=True)
+                self._lock(db, namespace, user)
+                now = self._user(db, namespace, user)
                 if now is None or now[0] != incarnation:
                     return False
             db.execute("DELETE FROM user_completions WHERE created < ?", (time.time() - self.completion_ttl,))

@@ -18,7 +18,7 @@ from pluralign.storage import Database
 from pluralign.storage.base import Connection
 from pluralign.support.errors import InputError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = 0x706C7575  # "pluu" in the SQLite header: this file is a pluralign user store
 APPLICATION = "pluralign user store"
 """The mark in a PostgreSQL database's ``meta`` table."""
@@ -105,9 +105,25 @@ CREATE INDEX IF NOT EXISTS user_completions_by_user ON user_completions (namespa
 CREATE INDEX IF NOT EXISTS user_completions_by_age ON user_completions (created)
 """
 
-POSTGRES_MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
-"""PostgreSQL's steps after version 3 (none yet): version -> the step that brings the one
-before it there, run in the transaction that holds the schema lock."""
+FORGETS = """
+CREATE TABLE IF NOT EXISTS user_forgets (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    forgets INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+)
+"""
+
+
+def _add_forgets(db: Any) -> None:
+    """v4 counts each name's forgets, so a feedback that read a user who did not exist yet can
+    tell that the user was forgotten while it worked (same on both engines)."""
+    db.execute(FORGETS)
+
+
+POSTGRES_MIGRATIONS: dict[int, Callable[[Connection], None]] = {4: _add_forgets}
+"""PostgreSQL's steps after version 3: version -> the step that brings the one before it
+there, run in the transaction that holds the schema lock."""
 
 
 def script(db: Any, sql: str) -> None:
@@ -155,7 +171,7 @@ def _migrate_2_to_3(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE user_completions ADD COLUMN metadata TEXT")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_1_to_2, 3: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _migrate_1_to_2, 3: _migrate_2_to_3, 4: _add_forgets}
 """SQLite's steps: schema version -> the step that brings the version before it there (run in
 one transaction)."""
 

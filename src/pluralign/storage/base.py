@@ -26,8 +26,9 @@ class Connection(Protocol):
 class Database(Protocol):
     """One store's database. ``write()`` is one transaction that commits when the block ends
     (rolled back if it raises) and holds the locks a read-modify-write needs; ``read()`` sees one
-    consistent snapshot. ``lock_rows`` is the clause a ``SELECT`` inside ``write()`` appends to
-    lock what it read until commit (empty where a write transaction already excludes writers)."""
+    consistent snapshot. ``lock(db, key)`` inside ``write()`` holds a named lock until commit: what
+    a store takes before it reads and writes rows that belong together (one user's), so writers
+    of the same key take turns on every engine."""
 
     @property
     def engine(self) -> Literal["sqlite", "postgresql"]: ...
@@ -37,8 +38,7 @@ class Database(Protocol):
         """How the database is named in messages (a path, or the URL with its password masked)."""
         ...
 
-    @property
-    def lock_rows(self) -> str: ...
+    def lock(self, db: Connection, key: str) -> None: ...
 
     @property
     def order_column(self) -> str:

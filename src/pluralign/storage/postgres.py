@@ -36,11 +36,11 @@ class _Connection:
 
 
 class PostgresDatabase:
-    """A PostgreSQL database. Writes run at READ COMMITTED with the rows they read-modify-write
-    locked (``FOR UPDATE``); reads see one snapshot (REPEATABLE READ, read only)."""
+    """A PostgreSQL database. Writes run at READ COMMITTED, and those that read-modify-write hold
+    a transaction-scoped advisory lock on what they change (:meth:`lock`); reads see one snapshot
+    (REPEATABLE READ, read only)."""
 
     engine: Literal["postgresql"] = "postgresql"
-    lock_rows = " FOR UPDATE"
     order_column = "seq"
 
     def __init__(self, url: PostgresURL, option: str, pool_size: int = 8) -> None:
@@ -96,6 +96,9 @@ class PostgresDatabase:
         with self._unavailable(), self.pool.connection() as conn:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield _Connection(conn)
+
+    def lock(self, db: Any, key: str) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
     def tables(self) -> set[str]:
         with self.read() as db:

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pluralign.support.errors import InputError
 from pluralign.support.files import regular_or_absent
@@ -19,7 +19,6 @@ class SQLiteDatabase:
     (``BEGIN IMMEDIATE``), so a read-modify-write needs no row locks."""
 
     engine: Literal["sqlite"] = "sqlite"
-    lock_rows = ""
     order_column = "rowid"
 
     def __init__(self, path: Path, option: str) -> None:
@@ -72,6 +71,9 @@ class SQLiteDatabase:
             raise InputError(f"{self.option} {self.path}: {exc}") from None
         finally:
             db.close()
+
+    def lock(self, db: Any, key: str) -> None:
+        """Nothing more: a write transaction already holds the file's one write lock."""
 
     def tables(self) -> set[str]:
         with self.read() as db:
