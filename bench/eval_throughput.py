@@ -9,12 +9,16 @@ target high, --samples passes per attribute, scores only) twice against one serv
   send (built by the same method), C at a time: the load generator to match.
 
 Requests per second and completion tokens per second of each, and pluralign's share of raw.
-Two servers: llama-cpp-python's `llama_cpp.server` with SmolLM2 (the fastest real server here;
-it answers one request at a time), and an instant scripted upstream that answers every request
-at once with a valid judgement, which shows pluralign's own ceiling on this machine's cores.
+Servers: llama-cpp-python's `llama_cpp.server` with SmolLM2 (it answers one request at a time);
+llama.cpp's own `llama-server` with SmolLM2 and `--slots` parallel slots, when you built one
+(`--llama-server PATH`; the llama.cpp that llama-cpp-python vendors builds it with
+`cmake -B build -DLLAMA_BUILD_SERVER=ON && cmake --build build --target llama-server`); and an
+instant scripted upstream that answers every request at once with a valid judgement, which
+shows pluralign's own ceiling on this machine's cores.
 
     python bench/eval_throughput.py [--items 4] [--instant-items 150] [--levels 1,4,16,64]
-                                    [--out bench/results/eval_throughput]
+        [--servers instant,llama_cpp.server,llama-server --llama-server PATH --slots 16]
+        [--out bench/results/eval_throughput]
 """
 
 from __future__ import annotations
@@ -89,16 +93,23 @@ def wait_up(proc: subprocess.Popen, url: str, seconds: float) -> None:
     raise SystemExit(f"{url} did not come up in {seconds:g} s")
 
 
-def start(kind: str, folder: Path) -> tuple[subprocess.Popen, str, str]:
+def start(kind: str, folder: Path, llama_server: Path | None, slots: int) -> tuple[subprocess.Popen, str, str]:
     """A server on a free port: its process, base URL and model name."""
+    from pluralign.prediction.weights import resolve_gguf
+
     port = free_port()
     if kind == "instant":
         script = folder / "instant.py"
         script.write_text(INSTANT)
         cmd, model = [sys.executable, str(script), str(port)], "instant"
+    elif kind == "llama-server":
+        if llama_server is None:
+            raise SystemExit("--servers llama-server needs --llama-server PATH (a llama.cpp llama-server binary)")
+        gguf = resolve_gguf("smollm2-135m")
+        cmd = [str(llama_server), "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-np", str(slots),
+               "-c", str(4096 * slots), "-t", "2", "--alias", "smollm2"]  # fmt: skip
+        model = "smollm2"
     else:
-        from pluralign.prediction.weights import resolve_gguf
-
         gguf = resolve_gguf("smollm2-135m")
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", "4096", "--model_alias", "smollm2"]  # fmt: skip
@@ -108,6 +119,11 @@ def start(kind: str, folder: Path) -> tuple[subprocess.Popen, str, str]:
     url = f"http://127.0.0.1:{port}/v1"
     wait_up(proc, url, 180)
     return proc, url, model
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=30)
 
 
 def method_for(url: str, model: str, concurrency: int, samples: int) -> Any:
@@ -193,6 +209,8 @@ def main() -> None:
     ap.add_argument("--samples", type=positive_int, default=2)
     ap.add_argument("--levels", default="1,4,16,64")
     ap.add_argument("--servers", default="instant,llama_cpp.server")
+    ap.add_argument("--llama-server", type=Path, default=None, help="llama.cpp's llama-server binary")
+    ap.add_argument("--slots", type=positive_int, default=16, help="llama-server's parallel slots")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "eval_throughput")
     args = ap.parse_args()
     from pluralign.evaluation.data.benchmark import load_benchmark
@@ -208,22 +226,32 @@ def main() -> None:
         for kind in args.servers.split(","):
             n = args.instant_items if kind == "instant" else args.items
             bench = full.subset(full.eval[:n])
-            proc, url, model = start(kind, folder)
+            fresh = kind == "llama-server"  # it keeps prompts across requests: each run gets a new one
+            server = start(kind, folder, args.llama_server, args.slots)
             try:
                 for c in levels:
+                    proc, url, model = server
                     ours = rates(pluralign_run(bench, url, model, c, args.samples, folder))
                     mode = "json_object" if ours["mode"] == "json_object" else "json_schema"
-                    raw = rates(asyncio.run(raw_run(url, bodies(bench, url, model, args.samples, mode), c)))
+                    payloads = bodies(bench, url, model, args.samples, mode)
+                    if fresh:
+                        stop(proc)
+                        server = start(kind, folder, args.llama_server, args.slots)
+                        proc, url, model = server
+                    raw = rates(asyncio.run(raw_run(url, payloads, c)))
+                    if fresh:
+                        stop(proc)
+                        server = start(kind, folder, args.llama_server, args.slots)
                     share = round(100 * ours["rps"] / raw["rps"], 1)
                     row = {"server": kind, "items": n, "concurrency": c, "pluralign": ours, "raw": raw,
                            "share_percent": share, "uptime": uptime()}  # fmt: skip
                     rows.append(row)
                     print(json.dumps(row), flush=True)
-                    lines.append(f"| {kind} ({n} items) | {c} | {ours['rps']} | {raw['rps']} | {ours['tps']} | "
+                    label = f"{kind}, {args.slots} slots" if kind == "llama-server" else kind
+                    lines.append(f"| {label} ({n} items) | {c} | {ours['rps']} | {raw['rps']} | {ours['tps']} | "
                                  f"{raw['tps']} | {share}% | {row['uptime']} |")  # fmt: skip
             finally:
-                proc.terminate()
-                proc.wait(timeout=30)
+                stop(server[0])
     text = "\n".join([header(), "", *lines, ""])
     print(text, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
