@@ -16,7 +16,7 @@ BUSY_SECONDS = 30.0
 
 class SQLiteDatabase:
     """A SQLite file. Writers take the file's write lock when their transaction begins
-    (``BEGIN IMMEDIATE``), so a read-modify-write needs no row locks."""
+    (``BEGIN IMMEDIATE``), so a read-modify-write needs no lock of its own."""
 
     engine: Literal["sqlite"] = "sqlite"
     order_column = "rowid"
