@@ -31,6 +31,14 @@ CHOOSE_ARGS = ["choose", "--target", '{"care": 1}', "--question", "q", "--respon
 """The smallest valid `pluralign choose` arguments, for tests about one more option."""
 
 
+PAIR = {
+    "question": "How should I answer?",
+    "responses": ["Help them.", "Tell them to follow the rules."],
+    "predictions": [{"care": 0.9, "authority": 0.2}, {"care": 0.2, "authority": 0.9}],
+}
+"""A feedback's question, responses and predictions: learnt from without asking a judge."""
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:

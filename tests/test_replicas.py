@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,15 +23,9 @@ from pluralign.choice.attributes import DEFAULT_REGISTRY
 from pluralign.people.profile import fit_profile
 from pluralign.people.userstore import UserStore
 from postgres_server import PASSWORD
-from support import start_server, stop
+from support import PAIR, start_server, stop
 
 pytestmark = pytest.mark.slow  # starts `pluralign serve` replicas and eval workers
-
-PAIR = {
-    "question": "How should I answer?",
-    "responses": ["Help them.", "Tell them to follow the rules."],
-    "predictions": [{"care": 0.9, "authority": 0.2}, {"care": 0.2, "authority": 0.9}],
-}
 
 
 def _replica(db: str, tmp: Path, *extra: str) -> tuple[subprocess.Popen, str]:
@@ -164,7 +159,11 @@ def test_a_database_that_goes_away_gives_503_and_no_password(postgres, pg_url: s
         assert res.status_code == 503 and res.headers["retry-after"] == "5", res.text
         assert "unavailable" in res.text and PASSWORD not in res.text
         assert ready.status_code == 503 and PASSWORD not in ready.text
-        assert _post(url, "ann", 2, 1) == 200  # back: the pool reconnects
+        for _ in range(60):  # back: the pool reconnects (a client waits as Retry-After says)
+            if httpx.get(f"{url}/readyz", timeout=30).status_code == 200:
+                break
+            time.sleep(0.5)
+        assert _post(url, "ann", 2, 1) == 200
         history = UserStore(pg_url).history("default", "ann")
         assert [r.chosen for r in history] == [0, 1]  # the refused post stored nothing
     finally:

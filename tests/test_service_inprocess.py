@@ -20,12 +20,8 @@ from urllib.parse import quote
 import pytest
 
 from pluralign.people.profile import ChoiceRecord
+from support import PAIR
 
-PAIR = {
-    "question": "How should I answer?",
-    "responses": ["Help them.", "Tell them to follow the rules."],
-    "predictions": [{"care": 0.9, "authority": 0.2}, {"care": 0.2, "authority": 0.9}],
-}
 ASK = [{"role": "user", "content": "My neighbour asks me to water her plants. What do I say?"}]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support import start_server, stop
+from support import PAIR, start_server, stop
 
 pytestmark = pytest.mark.slow  # real models and servers
 
@@ -137,13 +137,6 @@ def test_rerank_in_the_vllm_and_jina_shape(steer):
     for user in ("a\x00b", "tab\there", "\u200bhidden"):  # the user is a stored label: one rule with /v1/feedback
         bad = httpx.post(f"{url}/v1/rerank", json={"query": "q", "documents": documents, "user": user}, timeout=30)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "user", bad.text
-
-
-PAIR = {
-    "question": "How should I answer?",
-    "responses": ["Help them.", "Tell them to follow the rules."],
-    "predictions": [{"care": 0.9, "authority": 0.2}, {"care": 0.2, "authority": 0.9}],
-}
 
 
 def test_feedback_from_many_users_at_once_loses_nothing_and_stays_apart(steer):

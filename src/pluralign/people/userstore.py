@@ -108,11 +108,6 @@ class UserStore:
             self.db.close()
             raise
 
-    @property
-    def label(self) -> str:
-        """The database as messages name it (a URL's password masked)."""
-        return self.db.label
-
     def close(self) -> None:
         self.db.close()
 
@@ -326,14 +321,13 @@ class UserStore:
             if model is not None:
                 sql += " AND model = ?"
                 params.append(model)
-            rows = db.execute(f"{sql} ORDER BY {order} {'DESC' if newest_first else 'ASC'}", params).fetchall()
-        found: list[str] = []
-        for response, meta in rows:
-            kept = json.loads(meta or "{}")
-            if all(kept.get(k) == v for k, v in wanted.items()):
-                found.append(str(response))
-                if len(found) > limit:
-                    return found[:limit], True
+            found: list[str] = []
+            for response, meta in db.execute(f"{sql} ORDER BY {order} {'DESC' if newest_first else 'ASC'}", params):
+                kept = json.loads(meta or "{}")
+                if all(kept.get(k) == v for k, v in wanted.items()):
+                    found.append(str(response))
+                    if len(found) > limit:
+                        return found[:limit], True
         return found, False
 
     def completion(self, namespace: str, completion_id: str) -> tuple[str | None, ChoiceRecord | None] | None:

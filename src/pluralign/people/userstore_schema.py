@@ -22,7 +22,6 @@ SCHEMA_VERSION = 4
 APPLICATION_ID = 0x706C7575  # "pluu" in the SQLite header: this file is a pluralign user store
 APPLICATION = "pluralign user store"
 """The mark in a PostgreSQL database's ``meta`` table."""
-_SCHEMA_LOCK = 0x706C7575  # the advisory lock replicas take while one of them creates or migrates
 DEFAULT_NAMESPACE = "default"
 V1_TABLES = {"meta", "choices", "profiles", "completions", "sqlite_sequence"}
 
@@ -188,12 +187,25 @@ def _set_meta(db: Connection, key: str, value: str) -> None:
     )
 
 
-def _newer(version: int, where: str) -> None:
+def _version(db: Connection, tables: set[str]) -> int:
+    row = _meta(db, "schema_version") if "meta" in tables else None
+    return int(row) if row is not None and row.isdigit() else 0
+
+
+def _bring_up(db: Connection, version: int, where: str, first: tuple[int, str], steps: dict[int, Any]) -> None:
+    """From ``version`` (0: a new store, made with ``first``'s schema at its version) through every
+    step to this pluralign's version, on either engine; a newer store is refused."""
     if version > SCHEMA_VERSION:
         raise InputError(
             f"--db {where}: schema version {version}, this pluralign reads up to {SCHEMA_VERSION}; "
             "use a newer pluralign or another database"
         )
+    if version == 0:
+        version, schema = first
+        script(db, schema)
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        steps[step](db)
+    _set_meta(db, "schema_version", str(SCHEMA_VERSION))
 
 
 def prepare(database: Database) -> None:
@@ -207,51 +219,35 @@ def prepare(database: Database) -> None:
 
 def _prepare_postgres(database: Database) -> None:
     with database.write() as db:
-        db.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
-        tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        database.lock(db, APPLICATION)  # replicas that start together take turns
+        tables = database.tables(db)
         ours = "meta" in tables and _meta(db, "application") == APPLICATION
         if not ours and tables & {"meta", "users", "user_choices", "user_profiles", "user_completions"}:
             raise InputError(
                 f"--db {database.label} holds tables of another program (meta, users, ...), not a pluralign "
                 "user store; name another database or schema"
             )
-        version = int(_meta(db, "schema_version") or 0) if ours else 0
-        _newer(version, database.label)
-        if version == 0:
-            script(db, SCHEMA_POSTGRES_V3)
-            _set_meta(db, "application", APPLICATION)
-            version = 3
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            POSTGRES_MIGRATIONS[step](db)
-        _set_meta(db, "schema_version", str(SCHEMA_VERSION))
+        _bring_up(db, _version(db, tables), database.label, (3, SCHEMA_POSTGRES_V3), POSTGRES_MIGRATIONS)
+        _set_meta(db, "application", APPLICATION)
 
 
 def _prepare_sqlite(database: Any) -> None:
     if database.exists():  # recognised read-only first: a foreign file stays as it was
         try:
             with database.read_only() as probe:
-                _recognise_sqlite(probe, database.label)
+                _recognise_sqlite(probe, database.tables(probe), database.label)
         except sqlite3.DatabaseError as exc:
             raise InputError(f"--db {database.label} is not a pluralign user store ({exc})") from None
     with database.write() as db:
-        _recognise_sqlite(db, database.label)
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        row = _meta(db, "schema_version") if "meta" in tables else None
-        version = int(row) if row is not None and row.isdigit() else 0
-        _newer(version, database.label)
-        if version == 0:  # a new store: v2's tables, then every step since
-            script(db, SCHEMA_V2)
-            version = 2
-        for step in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[step](db)
-        _set_meta(db, "schema_version", str(SCHEMA_VERSION))
+        tables = database.tables(db)
+        _recognise_sqlite(db, tables, database.label)
+        _bring_up(db, _version(db, tables), database.label, (2, SCHEMA_V2), MIGRATIONS)  # a new file: v2, then on
         db.execute(f"PRAGMA application_id={APPLICATION_ID}")
 
 
-def _recognise_sqlite(db: sqlite3.Connection, label: str) -> None:
+def _recognise_sqlite(db: sqlite3.Connection, tables: set[str], label: str) -> None:
     """Only a user store of ours (or an empty file) is opened."""
     app_id = db.execute("PRAGMA application_id").fetchone()[0]
-    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if app_id == APPLICATION_ID or not tables:
         return
     if app_id == 0 and "meta" in tables and tables <= V1_TABLES:

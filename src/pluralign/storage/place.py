@@ -41,6 +41,15 @@ def parse_place(place: str | Path, option: str) -> Path | PostgresURL:
     raise InputError(f"{option} names a {found.group(1)}: URL; it takes a SQLite file path or a postgresql:// URL")
 
 
+def sqlite_file(place: str | Path, option: str) -> Path:
+    """``place`` where only a SQLite file will do (a cache opened as a file, the batch backend's
+    tables beside it): any URL is refused, naming only its scheme."""
+    found = _URL.match(str(place))
+    if found:
+        raise InputError(f"{option} names a {found.group(1)}: URL; here it takes a SQLite file path")
+    return Path(place)
+
+
 def _place(value: Any) -> Any:
     """An option's database place, checked when the option is read (a URL's password
     registered for redaction before anything can print it)."""

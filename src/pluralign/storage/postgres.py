@@ -10,7 +10,6 @@ SQLite one and a dependency every embedded user pays for."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -21,8 +20,6 @@ from pluralign.support.errors import DatabaseUnavailable, InputError, one_line
 CONNECT_SECONDS = 5.0
 WAIT_SECONDS = 5.0
 """How long a request waits for a pooled connection before it is refused (503)."""
-
-log = logging.getLogger("pluralign.storage")
 
 
 class _Connection:
@@ -100,10 +97,8 @@ class PostgresDatabase:
     def lock(self, db: Any, key: str) -> None:
         db.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
-    def tables(self) -> set[str]:
-        with self.read() as db:
-            rows = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
-        return {r[0] for r in rows}
+    def tables(self, db: Any) -> set[str]:
+        return {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
 
     def close(self) -> None:
         self.pool.close(timeout=5.0)

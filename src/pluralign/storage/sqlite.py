@@ -75,9 +75,9 @@ class SQLiteDatabase:
     def lock(self, db: Any, key: str) -> None:
         """Nothing more: a write transaction already holds the file's one write lock."""
 
-    def tables(self) -> set[str]:
-        with self.read() as db:
-            return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    @staticmethod
+    def tables(db: Any) -> set[str]:
+        return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def close(self) -> None:
         """Nothing stays open between transactions."""

@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -28,18 +27,6 @@ from pluralign.support.errors import InputError, TooLargeError, one_line
 from pluralign.support.folders import exists_under, open_under, refusal, write_whole
 
 log = logging.getLogger("pluralign.support.files")
-
-_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):/")
-"""A URL's scheme, also after ``Path`` has folded its ``//`` into ``/``."""
-
-
-def sqlite_file(path: Path, option: str) -> Path:
-    """``path`` for a SQLite opener (the judgement cache, the user store), the door every caller
-    passes: a URL is refused, naming only its scheme (the rest may hold a password)."""
-    found = _URL.match(str(path))
-    if found:
-        raise InputError(f"{option} names a {found.group(1)}: URL; here it takes a SQLite file path")
-    return path
 
 
 def open_read(path: str | Path) -> IO[bytes]:

@@ -27,9 +27,9 @@ from pydantic import Field
 
 from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.prediction.judges.cache_schema import SQLITE_JUDGEMENTS
-from pluralign.storage import DatabasePlace, PostgresURL, parse_place
+from pluralign.storage import DatabasePlace, PostgresURL, parse_place, sqlite_file
 from pluralign.support.errors import CacheError, CacheLockedError, ClaimedElsewhere, InputError, NotACacheError
-from pluralign.support.files import open_regular, regular_or_absent, sqlite_file
+from pluralign.support.files import open_regular, regular_or_absent
 from pluralign.support.home import home
 from pluralign.support.options import Options, cli
 
@@ -319,13 +319,9 @@ class CachedBackend:
         keys = [request_key(self.name, self.model, r) for r in requests]
         results: list[JudgeResult | None] = [self.cache.get(k) for k in keys]
         while misses := [i for i, r in enumerate(results) if r is None]:
-            mine = (
-                self.cache.claim(sorted({keys[i] for i in misses}), self.owner, CLAIM_SECONDS)
-                if self.cache.shared
-                else None
-            )
-            ours = [i for i in misses if mine is None or keys[i] in mine]
-            if mine is not None:  # a worker that finished meanwhile released its claims: read again
+            mine = self.cache.claim(sorted({keys[i] for i in misses}), self.owner, CLAIM_SECONDS)
+            ours = [i for i in misses if keys[i] in mine]
+            if self.cache.shared:  # a worker that finished meanwhile released its claims: read again
                 for i in ours:
                     results[i] = self.cache.get(keys[i])
                 ours = [i for i in ours if results[i] is None]
@@ -349,8 +345,7 @@ class CachedBackend:
                 self.cache.put(keys[i], self.name, self.model, self.namespace, result)
                 results[i] = result
         finally:
-            if self.cache.shared:
-                self.cache.release(sorted({keys[i] for i in ours}), self.owner)
+            self.cache.release(sorted({keys[i] for i in ours}), self.owner)
 
     def __getattr__(self, name: str) -> Any:
         """Anything else a backend offers (``llama``, ``pending_message``) is the inner one's."""

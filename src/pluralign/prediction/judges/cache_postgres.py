@@ -17,7 +17,6 @@ from pluralign.prediction.judges.cache_schema import (
     POSTGRES_OWN,
     POSTGRES_TABLES,
     PUT,
-    SCHEMA_LOCK,
     SCHEMA_VERSION,
 )
 from pluralign.storage import PostgresURL, open_database
@@ -38,8 +37,8 @@ class PostgresJudgementCache:
 
     def _prepare(self) -> None:
         with self.db.write() as db:
-            db.execute("SELECT pg_advisory_xact_lock(?)", (SCHEMA_LOCK,))
-            tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+            self.db.lock(db, APPLICATION)  # workers that start together take turns
+            tables = self.db.tables(db)
             mark = None
             if "judgement_meta" in tables:
                 row = db.execute("SELECT value FROM judgement_meta WHERE key = 'application'").fetchone()

@@ -20,7 +20,6 @@ POSTGRES_TABLES = (
     "expires DOUBLE PRECISION NOT NULL)",
 )
 POSTGRES_OWN = {"judgement_meta", "judgements", "judgement_claims"}
-SCHEMA_LOCK = 0x706C7561  # the advisory lock workers take while one of them creates the tables
 
 PUT = (
     "INSERT INTO judgements (key, backend, model, method, result, created) VALUES (?, ?, ?, ?, ?, ?) "
