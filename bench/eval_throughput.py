@@ -1,14 +1,17 @@
 """How close does `pluralign eval` come to keeping an OpenAI-compatible judge server busy?
 
-For each concurrency, the same evaluation (spm-zeroshot, HelpSteer2's first --items eval items,
-target high, --samples passes per attribute, scores only) twice against one server:
+For each concurrency, --repeats pairs of runs of the same evaluation (spm-zeroshot, HelpSteer2's
+first --items eval items, target high, --samples passes per attribute, scores only), each run on a
+freshly started server (the instant one excepted), the pair's order alternating from pair to pair
+(on a shared 2-core machine two runs of the same work differ by up to 10%: one pair proves little):
 
 * pluralign: `evaluate()` with `--backend openai --concurrency C` and the default items at once
   (C: requests stay in flight across items), judgement cache off;
 * raw: the official `openai` async client sending exactly the bodies pluralign's first attempts
   send (built by the same method), C at a time: the load generator to match.
 
-Requests per second and completion tokens per second of each, and pluralign's share of raw.
+Requests per second and completion tokens per second of each (medians over the pairs), and
+pluralign's share of raw: the median of the pairs' shares, each pair's beside it.
 Servers: llama-cpp-python's `llama_cpp.server` with SmolLM2 (it answers one request at a time);
 llama.cpp's own `llama-server` with SmolLM2 and `--slots` parallel slots, when you built one
 (`--llama-server PATH`; the llama.cpp that llama-cpp-python vendors builds it with
@@ -16,7 +19,7 @@ llama.cpp's own `llama-server` with SmolLM2 and `--slots` parallel slots, when y
 instant scripted upstream that answers every request at once with a valid judgement, which
 shows pluralign's own ceiling on this machine's cores.
 
-    python bench/eval_throughput.py [--items 4] [--instant-items 150] [--levels 1,4,16,64]
+    python bench/eval_throughput.py [--items 2] [--instant-items 150] [--levels 1,4,16,64] [--repeats 3]
         [--servers instant,llama_cpp.server,llama-server --llama-server PATH --slots 16]
         [--out bench/results/eval_throughput]
 """
@@ -27,6 +30,7 @@ import argparse
 import asyncio
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -141,6 +145,7 @@ def method_for(url: str, model: str, concurrency: int, samples: int) -> Any:
             "samples": samples,
             "reasoning": False,
             "max_retries": 0,
+            "timeout": 600,  # as the raw client's: a serial server's queue is long at 64
         }
     )
     return build_method("spm-zeroshot", settings)
@@ -171,7 +176,7 @@ def bodies(bench: Any, url: str, model: str, samples: int, mode: str) -> list[di
     for index, probe in enumerate(bench.eval):
         for attribute in DEFAULT_REGISTRY.require(bench.attributes):
             requests, _ = method.requests_for(probe, attribute, item_seed(0, index))
-            out += [chat_body(model, r, r.settings.seed + 1, mode) for r in requests]
+            out += [chat_body(model, r, r.settings.seed, mode) for r in requests]  # the first attempt's seed
     return out
 
 
@@ -201,13 +206,39 @@ def rates(row: dict[str, Any]) -> dict[str, Any]:
             "tps": round(row["completion_tokens"] / row["seconds"], 1)}  # fmt: skip
 
 
+def pair(kind: str, folder: Path, args: argparse.Namespace, bench: Any, c: int, raw_first: bool) -> dict[str, Any]:
+    """One pluralign run and one raw run at concurrency ``c``, each on a server of its own started
+    fresh (a server that kept the other's prompts would favour the second), in the given order."""
+    server = start(kind, folder, args.llama_server, args.slots)
+    _, url, model = server
+    mode = "json_object" if kind == "llama_cpp.server" else "json_schema"
+    payloads = bodies(bench, url, model, args.samples, mode)
+    runs: dict[str, dict[str, Any]] = {}
+    try:
+        for side in ("raw", "pluralign") if raw_first else ("pluralign", "raw"):
+            if runs or kind != "instant":  # the instant server keeps nothing: one serves both
+                stop(server[0])
+                server = start(kind, folder, args.llama_server, args.slots)
+                _, url, model = server
+            if side == "raw":
+                runs[side] = rates(asyncio.run(raw_run(url, payloads, c)))
+            else:
+                runs[side] = rates(pluralign_run(bench, url, model, c, args.samples, folder))
+    finally:
+        stop(server[0])
+    share = round(100 * runs["pluralign"]["rps"] / runs["raw"]["rps"], 1)
+    order = "raw first" if raw_first else "pluralign first"
+    return {**runs, "order": order, "share_percent": share, "uptime": uptime()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
-    ap.add_argument("--items", type=positive_int, default=4, help="eval items against the real server")
+    ap.add_argument("--items", type=positive_int, default=2, help="eval items against a real server")
     ap.add_argument("--instant-items", type=positive_int, default=150, help="eval items against the instant one")
     ap.add_argument("--samples", type=positive_int, default=2)
     ap.add_argument("--levels", default="1,4,16,64")
+    ap.add_argument("--repeats", type=positive_int, default=3, help="pairs of runs at each level, orders alternating")
     ap.add_argument("--servers", default="instant,llama_cpp.server")
     ap.add_argument("--llama-server", type=Path, default=None, help="llama.cpp's llama-server binary")
     ap.add_argument("--slots", type=positive_int, default=16, help="llama-server's parallel slots")
@@ -218,7 +249,8 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     print(header(), flush=True)
     rows: list[dict[str, Any]] = []
-    heads = ["server", "concurrency", "pluralign req/s", "raw req/s", "pluralign tok/s", "raw tok/s", "share", "uptime"]
+    heads = ["server", "concurrency", "pluralign req/s", "raw req/s", "pluralign tok/s", "raw tok/s",
+             "share (median of pairs)", "pairs' shares", "uptime"]  # fmt: skip
     lines = ["| " + " | ".join(heads) + " |", "|---" * len(heads) + "|"]
     full = load_benchmark(args.benchmark)
     with tempfile.TemporaryDirectory() as home:
@@ -226,37 +258,28 @@ def main() -> None:
         for kind in args.servers.split(","):
             n = args.instant_items if kind == "instant" else args.items
             bench = full.subset(full.eval[:n])
-            fresh = kind == "llama-server"  # it keeps prompts across requests: each run gets a new one
-            server = start(kind, folder, args.llama_server, args.slots)
-            try:
-                for c in levels:
-                    proc, url, model = server
-                    ours = rates(pluralign_run(bench, url, model, c, args.samples, folder))
-                    mode = "json_object" if ours["mode"] == "json_object" else "json_schema"
-                    payloads = bodies(bench, url, model, args.samples, mode)
-                    if fresh:
-                        stop(proc)
-                        server = start(kind, folder, args.llama_server, args.slots)
-                        proc, url, model = server
-                    raw = rates(asyncio.run(raw_run(url, payloads, c)))
-                    if fresh:
-                        stop(proc)
-                        server = start(kind, folder, args.llama_server, args.slots)
-                    share = round(100 * ours["rps"] / raw["rps"], 1)
-                    row = {"server": kind, "items": n, "concurrency": c, "pluralign": ours, "raw": raw,
-                           "share_percent": share, "uptime": uptime()}  # fmt: skip
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
-                    label = f"{kind}, {args.slots} slots" if kind == "llama-server" else kind
-                    lines.append(f"| {label} ({n} items) | {c} | {ours['rps']} | {raw['rps']} | {ours['tps']} | "
-                                 f"{raw['tps']} | {share}% | {row['uptime']} |")  # fmt: skip
-            finally:
-                stop(server[0])
+            for c in levels:
+                pairs = [pair(kind, folder, args, bench, c, raw_first=r % 2 == 1) for r in range(args.repeats)]
+                for one in pairs:
+                    print(json.dumps({"server": kind, "concurrency": c, **one}), flush=True)
+                shares = [p["share_percent"] for p in pairs]
+                row = {"server": kind, "items": n, "concurrency": c, "pairs": pairs,
+                       "share_percent": statistics.median(shares), "uptime": uptime()}  # fmt: skip
+                rows.append(row)
+
+                def med(side: str, what: str, pairs: list[dict[str, Any]] = pairs) -> float:
+                    return round(statistics.median(p[side][what] for p in pairs), 2)
+
+                label = f"{kind}, {args.slots} slots" if kind == "llama-server" else kind
+                lines.append(f"| {label} ({n} items) | {c} | {med('pluralign', 'rps')} | {med('raw', 'rps')} | "
+                             f"{med('pluralign', 'tps')} | {med('raw', 'tps')} | {row['share_percent']}% | "
+                             f"{', '.join(f'{x}%' for x in shares)} | {row['uptime']} |")  # fmt: skip
+                print(lines[-1], flush=True)
     text = "\n".join([header(), "", *lines, ""])
     print(text, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     output(args.out, ".md").write_text(text)
-    write_json(output(args.out, ".json"), {"machine": machine(), "rows": rows})
+    write_json(output(args.out, ".json"), {"machine": machine(), "repeats": args.repeats, "rows": rows})
 
 
 if __name__ == "__main__":

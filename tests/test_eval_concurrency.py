@@ -65,3 +65,13 @@ def test_requests_that_share_a_prefix_reach_the_server_one_after_another(tmp_pat
     for question in {q for _, q in keys}:  # each item's requests in the order it asked: passes together
         own = [k for k in keys if k[1] == question]
         assert all(len(set(own[i : i + 3])) == 1 for i in range(0, len(own), 3)), "an attribute's passes were split"
+
+
+def test_each_items_requests_reach_the_server_together_when_items_overlap(tmp_path: Path, scripted, helpsteer2_dir):
+    """Every thread sends on the client's one loop: an item's batch queues for places as a whole,
+    so four items judged at once through one place arrive item by item, never interleaved."""
+    upstream, script = scripted([("ok", json.dumps({"A": 40, "B": 60}))])
+    _eval(tmp_path, upstream, helpsteer2_dir, 1, 4, "together", items=4, samples=2)
+    questions = [b["messages"][-1]["content"].split("Response A")[0] for b in script.bodies]
+    runs = [q for i, q in enumerate(questions) if i == 0 or q != questions[i - 1]]
+    assert len(questions) == 4 * 5 * 2 and len(runs) == len(set(runs)) == 4, "an item's requests were split"

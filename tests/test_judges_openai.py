@@ -164,3 +164,49 @@ def test_the_samples_and_attributes_of_one_item_go_out_together(scripted, tmp_pa
     assert script.hits == 6 and len(res.samples["care"]) == 3
     assert max(script.arrivals) - min(script.arrivals) < 1.0  # all six arrived before the first answer
     assert took < 6  # one round trip of 1.5 s, not six
+
+
+# ---- deadlines -----------------------------------------------------------------------------
+
+
+def test_a_cancelled_decision_ends_its_hanging_request_at_once(scripted):
+    """A cancel from another thread (the service's client went away) wakes the request waiting on
+    the server at once, nothing polling for it; a deadline bounds it."""
+    import threading
+
+    from pluralign.support.deadline import deadline
+    from pluralign.support.errors import DeadlineExceeded
+
+    url, script = scripted([("hang", 20)])
+    backend = _backend([url], timeout=60, max_retries=0)
+    with deadline(None) as handle:
+        threading.Timer(0.3, handle.cancel).start()
+        t0 = time.perf_counter()
+        with pytest.raises(DeadlineExceeded, match="cancelled: the client went away"):
+            backend.generate([_request()])
+    assert time.perf_counter() - t0 < 10 and script.hits == 1  # not the server's 20 s
+    with deadline(0.4), pytest.raises(DeadlineExceeded, match=r"past its deadline of 0\.4 s"):
+        backend.generate([_request()])
+
+
+# ---- the server's form of JSON ---------------------------------------------------------------
+
+REFUSED = ("status", 500, {}, "Input should be 'text' or 'json_object': got 'json_schema'")
+
+
+def test_auto_learns_the_servers_form_from_one_request_before_sending_the_rest(scripted):
+    """A server that takes only ``json_object`` refuses one request, not every one in flight."""
+    url, script = scripted([REFUSED, ("ok", VALID)])
+    backend = _backend([url], response_format="auto", concurrency=8)
+    results = backend.generate([_request(seed=i) for i in range(8)])
+    forms = [b["response_format"]["type"] for b in script.bodies]
+    assert len(results) == 8 and forms == ["json_schema"] + ["json_object"] * 8
+    assert backend.response_format == "json_object"
+
+
+def test_auto_keeps_the_newer_form_once_the_server_takes_it(scripted):
+    url, script = scripted([("slow", 1.0, VALID)])
+    backend = _backend([url], response_format="auto", concurrency=8)
+    assert len(backend.generate([_request(seed=i) for i in range(8)])) == 8
+    assert [b["response_format"]["type"] for b in script.bodies] == ["json_schema"] * 8
+    assert backend.response_format == "json_schema" and script.peak == 7  # the first alone, then the 7 at once

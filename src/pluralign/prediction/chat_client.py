@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import email.utils
+import functools
 import itertools
 import math
 import random
@@ -367,17 +368,26 @@ class ChatClient:
         # httpx's own per-read timeout a little earlier than the overall bound, so a server that
         # sends nothing is reported as httpx's ReadTimeout and one that drips as the overall bound
         per_read = max(0.05, timeout * 0.9) if timeout >= self.timeout else timeout
-        task = asyncio.ensure_future(asyncio.wait_for(post_bounded(http, url, body, per_read), timeout))
+        request = asyncio.wait_for(post_bounded(http, url, body, per_read), timeout)
         limit = deadline.current()
+        if limit is None:
+            return await request
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(request)
+        stopped = loop.create_future()  # woken by a cancel from another thread: nothing polls
+        forget = limit.on_cancel(functools.partial(loop.call_soon_threadsafe, _wake, stopped))
         try:
             while True:
-                done, _ = await asyncio.wait({task}, timeout=0.1)
-                if done:
+                left = limit.remaining()
+                wait = None if left is None else max(0.0, left) + 0.001
+                done, _ = await asyncio.wait({task, stopped}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+                if task in done:
                     return task.result()
-                if limit is not None and limit.expired():
+                if limit.expired():
                     task.cancel()
                     limit.check()
         finally:
+            forget()
             if not task.done():
                 task.cancel()
                 await asyncio.wait({task})  # it ends here, not in asyncio.run's shutdown

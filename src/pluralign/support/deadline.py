@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pluralign.support.errors import DeadlineExceeded
@@ -24,10 +24,31 @@ class Deadline:
         self.expires = time.monotonic() + seconds if seconds is not None else None
         self._cancelled = threading.Event()
         self.reason = ""
+        self._wakers: list[Callable[[], object]] = []
+        self._lock = threading.Lock()
 
     def cancel(self, reason: str = "the client went away") -> None:
         self.reason = reason
-        self._cancelled.set()
+        with self._lock:
+            self._cancelled.set()
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
+
+    def on_cancel(self, wake: Callable[[], object]) -> Callable[[], None]:
+        """Call ``wake`` (from the cancelling thread) when this is cancelled, at once if it already
+        is, so a waiter need not poll; returns what takes the call back."""
+        with self._lock:
+            if not self._cancelled.is_set():
+                self._wakers.append(wake)
+                return lambda: self._forget(wake)
+        wake()
+        return lambda: None
+
+    def _forget(self, wake: Callable[[], object]) -> None:
+        with self._lock:
+            if wake in self._wakers:
+                self._wakers.remove(wake)
 
     @property
     def cancelled(self) -> bool:

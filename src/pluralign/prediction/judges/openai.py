@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from pluralign.prediction.chat_client import ChatClient, RetryPolicy, gather_or_stop, text_of
+from pluralign.prediction.chat_client import ChatClient, Places, RetryPolicy, gather_or_stop, text_of
 from pluralign.prediction.judges import BackendSpec, register_backend
 from pluralign.prediction.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
 from pluralign.support.errors import JudgeError, UpstreamError
@@ -155,17 +155,29 @@ class OpenAIBackend:
         self.concurrency = options.concurrency
         self.concurrent_requests = options.concurrency * len(self.base_urls)
         self.timeout = options.timeout
+        self._learning = Places(1)
+        """Held by the request that learns the server's form while ``response_format`` is auto."""
 
     def _body(self, request: JudgeRequest, seed: int, mode: str) -> dict[str, Any]:
         return chat_body(self.model, request, seed, mode)
 
     async def _post(self, http: httpx.AsyncClient, request: JudgeRequest, seed: int) -> RawAnswer:
+        """With ``auto``, the first request alone learns which form the server takes and the others
+        wait for it (sent together, every one would be refused and sent again, and a one-slot
+        server would take the second tries in another order: 53-61 s against 50-51 s for 20
+        requests at 64 places); then every request goes straight out in that form."""
+        if self.response_format == "auto":
+            async with self._learning.hold():
+                if self.response_format == "auto":
+                    return await self._ask(http, request, seed)
+        return await self._ask(http, request, seed)
+
+    async def _ask(self, http: httpx.AsyncClient, request: JudgeRequest, seed: int) -> RawAnswer:
         mode = "json_schema" if self.response_format in ("auto", "json_schema") else "json_object"
 
         def older_form(response: httpx.Response) -> dict[str, Any] | None:
-            """A server that knows only ``json_object`` refuses ``json_schema``: ask it that way
-            (and every later request too; requests already in flight when another learnt it
-            switch on their own refusal)."""
+            """A server that knows only ``json_object`` refuses ``json_schema``: ask it that way,
+            and every later request too."""
             if (
                 response.status_code in (400, 422, 500)
                 and self.response_format in ("auto", "json_object")
@@ -177,6 +189,8 @@ class OpenAIBackend:
             return None
 
         response = await self.client.complete(http, self._body(request, seed, mode), older_form)
+        if self.response_format == "auto":  # answered in the newer form: the server takes it
+            self.response_format = "json_schema"
         return self._parse(response)
 
     def _parse(self, response: httpx.Response) -> RawAnswer:
