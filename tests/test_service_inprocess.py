@@ -465,3 +465,83 @@ def test_a_response_format_whose_schema_is_not_one_is_a_400_before_any_candidate
     assert error["param"] == "response_format.json_schema", error
     assert "not a JSON schema" in error["message"] or "must be a JSON object" in error["message"], error
     assert script.hits == 0
+
+
+def test_saved_profiles_belong_to_their_namespace(tmp_path: Path):
+    """An application's key saves into, and reads before the operator's catalog, its own place:
+    it can neither overwrite the catalog nor see or steer with another application's profiles,
+    through /v1/profiles, /v1/models, pluralign.profile or model pluralign/NAME."""
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "shared.json").write_text('{"care": 1.0}')
+    keys = {"default": "key-of-the-operator-0000", "app1": "key-of-app-one-1111", "app2": "key-of-app-two-2222"}
+    admin, one, two = ({"X-API-Key": keys[n]} for n in ("default", "app1", "app2"))
+    with service(tmp_path, keys=keys, profiles_dir=folder) as client:
+        assert client.post("/v1/profiles", json={"name": "team", "values": {"care": 0.5}}, headers=admin).is_success
+        for body in ({"name": "mine", "values": {"care": 0.2}}, {"name": "shared", "values": {"care": 0.0}}):
+            assert client.post("/v1/profiles", json=body, headers=one).is_success
+
+        def steered(headers: dict[str, str], **how: Any) -> Any:
+            body = {"query": "q", "documents": ["a", "b"], **how}
+            return client.post("/v1/rerank", json=body, headers=headers)
+
+        def models(headers: dict[str, str]) -> list[str]:
+            return [m["id"] for m in client.get("/v1/models", headers=headers).json()["data"]]
+
+        def listed(headers: dict[str, str]) -> dict[str, Any]:
+            return {p["name"]: p["values"] for p in client.get("/v1/profiles", headers=headers).json()}
+
+        assert listed(one) == {"mine": {"care": 0.2}, "shared": {"care": 0.0}, "team": {"care": 0.5}}
+        assert listed(two) == {"shared": {"care": 1.0}, "team": {"care": 0.5}}
+        assert models(two) == ["pluralign", "pluralign/shared", "pluralign/team"]
+        assert "pluralign/mine" in models(one)
+        assert steered(one, model="pluralign/shared").json()["pluralign"]["target"] == {"care": 0.0}
+        assert steered(two, model="pluralign/shared").json()["pluralign"]["target"] == {"care": 1.0}
+        for how in ({"model": "pluralign/mine"}, {"pluralign": {"profile": "mine"}}):
+            res = steered(two, **how)
+            assert res.status_code == 400 and "no saved profile named 'mine'" in res.text, res.text
+        assert steered(admin, model="pluralign/mine").status_code == 400  # the operator's key too: app1's own
+    assert json.loads((folder / "shared.json").read_text()) == {"care": 1.0}  # the catalog is untouched
+    assert sorted(p.name for p in (folder / "app1").iterdir()) == ["mine.json", "shared.json"]
+    assert not (folder / "app2").exists()
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "ok\n", ".hidden", "x" * 65, "", "é", "app1/../../x"])
+def test_a_saved_profile_name_is_a_label_never_a_path(tmp_path: Path, name: str):
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    with service(tmp_path, keys={"app1": "key-of-app-one-1111"}, profiles_dir=folder) as client:
+        headers = {"X-API-Key": "key-of-app-one-1111"}
+        res = client.post("/v1/profiles", json={"name": name, "values": {"care": 1}}, headers=headers)
+        assert res.status_code == 422 and "\n" not in res.json()["detail"], res.text
+        steer = client.post("/v1/rerank", json={"query": "q", "documents": ["a", "b"], "model": f"pluralign/{name}"},
+                            headers=headers)  # fmt: skip
+        assert steer.status_code == 400, steer.text
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if "users" not in p.name) == [
+        "profiles"
+    ]
+
+
+def test_links_in_the_profiles_folder_are_never_followed(tmp_path: Path):
+    """A link planted as a namespace's place, or as a profile, is neither read nor written through;
+    the error names the link without the server's path."""
+    folder, outside = tmp_path / "profiles", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    (outside / "secret.json").write_text('{"care": 0.25}')
+    (folder / "app1").symlink_to(outside)
+    (folder / "stolen.json").symlink_to(outside / "secret.json")
+    (folder / "pipe.json").unlink(missing_ok=True)
+    os.mkfifo(folder / "pipe.json")
+    headers = {"X-API-Key": "key-of-app-one-1111"}
+    with service(tmp_path, keys={"app1": headers["X-API-Key"]}, profiles_dir=folder) as client:
+        saved = client.post("/v1/profiles", json={"name": "mine", "values": {"care": 1}}, headers=headers)
+        assert saved.status_code == 422 and "link" in saved.text and str(tmp_path) not in saved.text, saved.text
+        for name in ("stolen", "pipe"):
+            res = client.post("/v1/rerank", json={"query": "q", "documents": ["a", "b"], "model": f"pluralign/{name}"},
+                              headers=headers)  # fmt: skip
+            assert res.status_code == 400 and str(tmp_path) not in res.text, res.text
+            assert "0.25" not in res.text
+        assert client.get("/v1/profiles", headers=headers).json() == []
+        assert [m["id"] for m in client.get("/v1/models", headers=headers).json()["data"]] == ["pluralign"]
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.json"]

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pluralign import __version__
 from pluralign.api import Chooser
+from pluralign.people.saved_profiles import SavedProfiles
 from pluralign.people.userstore import UserStore
 from pluralign.prediction.generators import make_generator
 from pluralign.prediction.methods import build_method
@@ -43,6 +44,7 @@ def service_state(config: ServerConfig) -> ServiceState:
     service = ServiceState(
         config=config,
         users=UserStore(limits.db, limits.completion_ttl, pool_size=limits.db_pool),
+        saved=SavedProfiles(limits.profiles_dir),
         admission=Admission(config),
         telemetry=telemetry,
         queue=DecisionQueue(limits.max_queue, limits.decision_timeout, observe=telemetry.work),

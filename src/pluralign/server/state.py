@@ -1,5 +1,5 @@
-"""The service's shared state (config, the loaded method, admission, the queues, the user store)
-and its FastAPI dependencies."""
+"""The service's shared state (config, the loaded method, admission, the queues, the user store,
+the saved profiles) and its FastAPI dependencies."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from pluralign.api import Chooser
+from pluralign.people.saved_profiles import SavedProfiles
 from pluralign.people.userstore import UserStore
 from pluralign.people.userstore_schema import DEFAULT_NAMESPACE
 from pluralign.prediction.generators import Generator
@@ -52,6 +53,7 @@ class ServiceState:
     queue: DecisionQueue
     profile_queue: DecisionQueue
     users: UserStore
+    saved: SavedProfiles
     admission: Admission
     telemetry: Telemetry
     chooser: Chooser | None = None

@@ -8,7 +8,6 @@ stored for its ``user`` (learned from feedback), and the service's ``--default-t
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,21 +20,13 @@ from pluralign.prediction.methods.llm import LLMMethod
 from pluralign.server.openai.protocol import Steering
 from pluralign.server.state import ServiceState
 from pluralign.support.errors import InputError
-from pluralign.support.files import read_json
 
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MODEL_PREFIX = "pluralign/"
 
 
-def saved_profile(s: ServiceState, name: str, where: str) -> Target:
-    """A saved profile (or group) of ``--profiles`` by its name."""
-    folder = s.config.limits.profiles_dir
-    if not PROFILE_NAME.fullmatch(name):
-        raise HTTPException(422, f"{where}: use 1-64 letters, digits, _ or -")
-    path = folder / f"{name}.json" if folder is not None else None
-    if path is None or not path.is_file():
-        raise HTTPException(422, f"{where}: no saved profile named {name!r}")
-    return s.admission.target(read_json(path, "profile"), name)
+async def saved_profile(s: ServiceState, ns: str, name: str, where: str) -> Target:
+    """A saved profile (or group) the namespace sees, by its name."""
+    return s.admission.target(await asyncio.to_thread(s.saved.read, ns, name, where), name)
 
 
 async def steering_target(
@@ -56,9 +47,9 @@ async def steering_target(
         except HTTPException as exc:
             raise HTTPException(exc.status_code, f"{target_field}: {exc.detail}") from None
     if steering is not None and steering.profile is not None:
-        return saved_profile(s, steering.profile, target_field.replace("target", "profile")), None
+        return await saved_profile(s, ns, steering.profile, target_field.replace("target", "profile")), None
     if model.startswith(MODEL_PREFIX) and model != MODEL_PREFIX.rstrip("/"):
-        return saved_profile(s, model.removeprefix(MODEL_PREFIX), "model"), None
+        return await saved_profile(s, ns, model.removeprefix(MODEL_PREFIX), "model"), None
     if user is not None:
         stored = await asyncio.to_thread(s.users.profile, ns, user)
         if stored is not None:

@@ -1,5 +1,5 @@
 """``/v1/profile/*``: learn a profile from picks and ask the next question; ``/v1/profiles``:
-the saved profiles (targets) of the ``--profiles`` folder.
+the saved profiles (targets) of the ``--profiles`` folder, as the caller's namespace sees them.
 
 The fit and the choice of question are numpy work that grows with profiles x responses:
 it never runs on the event loop. Each request is checked against the service's limits
@@ -8,7 +8,7 @@ then runs on the profile worker under ``profile_timeout``."""
 
 from __future__ import annotations
 
-import re
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -24,14 +24,13 @@ from pluralign.people.profile import (
     fit_profile,
 )
 from pluralign.people.questions import next_question
-from pluralign.server.state import ServiceState, state
+from pluralign.people.saved_profiles import check_name
+from pluralign.server.state import ServiceState, namespace, state
 from pluralign.support.errors import InputError
-from pluralign.support.files import read_json, write_json_atomic
 from pluralign.support.strict import Number
 
 router = APIRouter(prefix="/v1/profile", tags=["profile"])
 saved = APIRouter(prefix="/v1/profiles", tags=["profile"])
-PROFILE_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_RECORDS = 10_000
 """The body's own bound; the service's --max-profile-choices (default 1000) is the real one."""
 
@@ -121,17 +120,21 @@ async def next_(body: NextRequest, request: Request, s: ServiceState = Depends(s
 
 
 @saved.get("")
-async def profiles(s: ServiceState = Depends(state)) -> list[dict[str, Any]]:
-    folder = s.config.limits.profiles_dir
-    if folder is None or not folder.is_dir():
-        return []
+async def profiles(s: ServiceState = Depends(state), ns: str = Depends(namespace)) -> list[dict[str, Any]]:
+    """The person profiles the caller's namespace sees (its own, then the catalog's), for the
+    page's sliders; a saved group is steered to by name (``/v1/models`` lists it) but has no
+    values to set sliders to."""
+    return await asyncio.to_thread(_profiles, s, ns)
+
+
+def _profiles(s: ServiceState, ns: str) -> list[dict[str, Any]]:
     out = []
-    for f in sorted(folder.glob("*.json")):
+    for name in s.saved.names(ns):
         try:
-            target = profile_from_data(read_json(f, "profile"), f.stem, s.config.registry)
+            target = profile_from_data(s.saved.read(ns, name), name, s.config.registry)
         except InputError:
             continue
-        entry: dict[str, Any] = {"name": f.stem, "values": target.values}
+        entry: dict[str, Any] = {"name": name, "values": target.values}
         if target.weights:
             entry["weights"] = target.weights
         out.append(entry)
@@ -145,14 +148,16 @@ class SaveProfile(BaseModel):
 
 
 @saved.post("")
-async def save_profile(body: SaveProfile, s: ServiceState = Depends(state)) -> dict[str, Any]:
-    """Save a profile (a target) into the server's --profiles folder."""
-    folder = s.config.limits.profiles_dir
-    if folder is None:
+async def save_profile(
+    body: SaveProfile, s: ServiceState = Depends(state), ns: str = Depends(namespace)
+) -> dict[str, Any]:
+    """Save a profile (a target) for the caller's namespace: the ``--profiles`` folder itself for
+    ``default``, its subfolder ``NAMESPACE/`` for an application's key."""
+    if s.saved.folder is None:
         raise HTTPException(404, "this server was started without --profiles; the page keeps profiles in the browser")
-    if not PROFILE_NAME.fullmatch(body.name):  # match() would let "ok\n" through
-        raise HTTPException(422, "name: use 1-64 letters, digits, _ or -")
+    check_name(body.name)
     raw: dict[str, Any] = {"values": body.values, "weights": body.weights} if body.weights else dict(body.values)
     target = profile_from_data(raw, body.name, s.config.registry)
-    write_json_atomic(folder / f"{body.name}.json", target.to_file_dict() if body.weights else dict(target.values))
+    data = target.to_file_dict() if body.weights else dict(target.values)
+    await asyncio.to_thread(s.saved.save, ns, body.name, data)
     return {"name": body.name, "values": target.values, "weights": target.weights}
