@@ -175,6 +175,40 @@ def test_feedback_on_one_completion_is_idempotent(tmp_path: Path):
         assert stolen.status_code == 422 and "another user" in stolen.json()["detail"]
 
 
+def test_a_retried_body_feedback_with_an_idempotency_key_is_stored_once(tmp_path: Path):
+    """A client that lost the answer and sends the same feedback again under its Idempotency-Key
+    stores the choice once; another answer under the key replaces it; the key cannot be reused for
+    another question, a completion's feedback, or be anything but a short printable ASCII line."""
+    with service(tmp_path) as client:
+        body, key = {**PAIR, "user": "ann", "chosen": 0}, {"Idempotency-Key": "retry-7f3a"}
+        answers = [client.post("/v1/feedback", json=body, headers=key).json() for _ in range(3)]
+        assert [(a["n_choices"], a["unchanged"]) for a in answers] == [(1, False), (1, True), (1, True)]
+        assert client.post("/v1/feedback", json={**body, "chosen": 1}, headers=key).json()["n_choices"] == 1
+        assert [r.chosen for r in _store(client).history("default", "ann")] == [1]
+        other = {**body, "question": "Another question?"}
+        refused = [
+            client.post("/v1/feedback", json=other, headers=key),
+            client.post("/v1/feedback", json={**body, "responses": ["x", "y"]}, headers=key),
+            client.post("/v1/feedback", json={**body, "predictions": PAIR["predictions"][::-1]}, headers=key),
+            client.post("/v1/feedback", json={"user": "ann", "completion_id": "c-1", "chosen": 0}, headers=key),
+        ]
+        for bad in ("", "x" * 256, "caf\u00e9", "tab\tkey"):
+            raw = json.dumps(body).encode()
+            refused.append(
+                client.post(
+                    "/v1/feedback",
+                    content=raw,
+                    headers=[(b"content-type", b"application/json"), (b"idempotency-key", bad.encode("latin-1"))],
+                )
+            )
+        for res in refused:
+            assert res.status_code == 422 and "Idempotency-Key" in res.text and "\n" not in res.text, res.text
+        assert [r.chosen for r in _store(client).history("default", "ann")] == [1]
+        assert client.post("/v1/feedback", json=other, headers={"Idempotency-Key": "retry-8"}).json()["n_choices"] == 2
+        assert client.post("/v1/feedback", json=body).json()["n_choices"] == 3  # no key: a new choice each time
+        assert client.post("/v1/feedback", json={**body, "user": "bob"}, headers=key).json()["n_choices"] == 1
+
+
 def test_feedback_from_many_users_at_once_loses_nothing(tmp_path: Path):
     """120 posts from 12 users, 16 at a time (a user's posts arriving together): every post is
     answered 200, each history holds its 10 choices and each profile is the fit of that history."""

@@ -8,7 +8,9 @@ limits), the profile is fitted on the history as it would be with the choice, an
 and that profile are stored together, only if the user's history is still the one that was
 read (another feedback meanwhile: fitted again; the user forgotten meanwhile: 409, nothing
 stored). A request that fails stores nothing. Feedback on one completion is idempotent: the
-same answer again changes nothing, another answer replaces the first.
+same answer again changes nothing, another answer replaces the first. Feedback sent as question
+and responses is idempotent the same way under an ``Idempotency-Key`` header (a retry after a lost
+answer stores the choice once); the key's first question and responses are the only ones it takes.
 
 Histories and profiles live in the service's user store (:mod:`pluralign.people.userstore`), in the
 namespace of the request's key; a user's name is a label in its rows, never a path, and any
@@ -25,7 +27,7 @@ import unicodedata
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, Field, StrictStr, model_validator
 
 from pluralign.api import fill_predictions
@@ -51,6 +53,20 @@ def check_user(name: str) -> str:
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise ValueError("a user name has no control characters")
     return name
+
+
+IDEMPOTENCY_KEY_CHARS = 255
+KEY_PREFIX = "idempotency-key:"
+"""How a body feedback's key is kept beside completion ids (which never start so: they are ours)."""
+
+
+def idempotency_key(key: Annotated[str | None, Header(alias="Idempotency-Key")] = None) -> str | None:
+    """The choice key of a feedback sent as question and responses (None: none given)."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_CHARS or not key.isascii() or not key.isprintable():
+        raise HTTPException(422, f"Idempotency-Key: 1 to {IDEMPOTENCY_KEY_CHARS} printable ASCII characters")
+    return KEY_PREFIX + key
 
 
 UserName = Annotated[StrictStr, AfterValidator(check_user)]
@@ -163,10 +179,10 @@ def _profile(fitted: Any) -> dict[str, Any]:
 
 
 async def _fit_and_commit(
-    s: ServiceState, request: Request, read: UserSnapshot, body: FeedbackRequest, record: ChoiceRecord
+    s: ServiceState, request: Request, read: UserSnapshot, body: FeedbackRequest, record: ChoiceRecord, key: str | None
 ) -> FeedbackResponse:
     """Fit on the history as it would be with this choice, then store both or neither."""
-    history = read.with_choice(body.completion_id, record)
+    history = read.with_choice(key, record)
     names = body.attributes or attributes_of(history)
     if not names:
         raise HTTPException(422, "attributes: the choices have no attributes in common; name the attributes")
@@ -178,27 +194,37 @@ async def _fit_and_commit(
         raise HTTPException(422, f"predictions: {exc}") from None
     fitted = await s.profile_queue.run(lambda: fit_profile(attrs, window), request.is_disconnected)
     profile = _profile(fitted)
-    n = await asyncio.to_thread(s.users.commit_choice, read, body.completion_id, record, profile, len(window))
+    n = await asyncio.to_thread(s.users.commit_choice, read, key, record, profile, len(window))
     return FeedbackResponse(user=body.user, n_choices=n, profile=profile)
 
 
 @router.post("/feedback", response_model=FeedbackResponse)
 async def feedback(
-    body: FeedbackRequest, request: Request, s: ServiceState = Depends(state), ns: str = Depends(namespace)
+    body: FeedbackRequest,
+    request: Request,
+    s: ServiceState = Depends(state),
+    ns: str = Depends(namespace),
+    given_key: str | None = Depends(idempotency_key),
 ) -> FeedbackResponse:
     """Record which response the person preferred, and fit their profile again."""
     if body.attributes is not None:
         s.admission.attributes(body.attributes)
+    if given_key is not None and body.completion_id is not None:
+        raise HTTPException(422, "Idempotency-Key: a completion's feedback is keyed by its completion_id already")
     record = await _record(body, s, ns)
     async with s.user_locks.hold(ns, body.user):
-        return await _feedback(body, request, s, ns, record)
+        return await _feedback(body, request, s, ns, record, body.completion_id or given_key)
 
 
 async def _feedback(
-    body: FeedbackRequest, request: Request, s: ServiceState, ns: str, record: ChoiceRecord
+    body: FeedbackRequest, request: Request, s: ServiceState, ns: str, record: ChoiceRecord, key: str | None
 ) -> FeedbackResponse:
+    """``key``: the choice's key in the user's history (a completion's id, or a body's
+    Idempotency-Key): one choice per key, the same answer again changing nothing."""
     read = await asyncio.to_thread(s.users.snapshot, ns, body.user)
-    earlier = read.find(body.completion_id)
+    earlier = read.find(key)
+    if earlier is not None and body.completion_id is None and not _same_item(earlier.record, record):
+        raise HTTPException(422, "Idempotency-Key: already used for another question or other responses")
     if earlier is not None and earlier.record.chosen == record.chosen:  # the same answer again: nothing changes
         stored = await asyncio.to_thread(s.users.profile, ns, body.user)
         if stored is not None:
@@ -212,11 +238,17 @@ async def _feedback(
         record = (await s.queue.run(lambda: fill_predictions([record], c, names), request.is_disconnected))[0]
     for attempt in range(MAX_ATTEMPTS):
         try:
-            return await _fit_and_commit(s, request, read, body, record)
+            return await _fit_and_commit(s, request, read, body, record, key)
         except HistoryChanged:  # another feedback for this user landed first: fit on the history as it is now
             await asyncio.sleep(random.uniform(0, BACKOFF_SECONDS * 2 ** min(attempt, 4)))
             read = await asyncio.to_thread(s.users.snapshot, ns, body.user)
     raise HistoryChanged(f"user {body.user!r} is receiving other feedback; nothing was stored, retry")
+
+
+def _same_item(stored: ChoiceRecord, new: ChoiceRecord) -> bool:
+    """Whether a keyed feedback is about what the key first stored (its predictions, if sent)."""
+    same = stored.question == new.question and list(stored.responses) == list(new.responses)
+    return same and (new.predictions is None or new.predictions == stored.predictions)
 
 
 def path_user(user: str) -> str:
