@@ -4,8 +4,12 @@ server that counts the requests it answers at once (each takes 0.3 s)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
+
+import pytest
 
 from pluralign.choice.target_data import resolve_target_specs
 from pluralign.evaluation.data.benchmark import load_benchmark
@@ -67,11 +71,51 @@ def test_requests_that_share_a_prefix_reach_the_server_one_after_another(tmp_pat
         assert all(len(set(own[i : i + 3])) == 1 for i in range(0, len(own), 3)), "an attribute's passes were split"
 
 
-def test_each_items_requests_reach_the_server_together_when_items_overlap(tmp_path: Path, scripted, helpsteer2_dir):
-    """Every thread sends on the client's one loop: an item's batch queues for places as a whole,
-    so four items judged at once through one place arrive item by item, never interleaved."""
+@pytest.fixture
+def slow_turns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each turn for a place takes 0.5 ms to make, the lock held, as on a loaded machine: another
+    thread waiting for the lock then gets it between two of a batch's turns whenever it can
+    (forcing the fault a busy CI hit: one item's requests split by another's)."""
+    from pluralign.prediction import chat_client
+
+    made = chat_client.Turn.__init__
+
+    def slow(self: chat_client.Turn) -> None:
+        made(self)
+        time.sleep(0.0005)
+
+    monkeypatch.setattr(chat_client.Turn, "__init__", slow)
+
+
+def test_each_items_requests_reach_the_server_together_when_items_overlap(
+    tmp_path: Path, scripted, helpsteer2_dir, slow_turns
+):
+    """Each worker thread sends on its own loop, and an item's batch lines up for places in one
+    step, so eight items judged at once through one place arrive item by item, never interleaved
+    (before, each request lined up when its task first ran, and a busy machine split items)."""
     upstream, script = scripted([("ok", json.dumps({"A": 40, "B": 60}))])
-    _eval(tmp_path, upstream, helpsteer2_dir, 1, 4, "together", items=4, samples=2)
+    _eval(tmp_path, upstream, helpsteer2_dir, 1, 8, "together", items=8, samples=2)
     questions = [b["messages"][-1]["content"].split("Response A")[0] for b in script.bodies]
     runs = [q for i, q in enumerate(questions) if i == 0 or q != questions[i - 1]]
-    assert len(questions) == 4 * 5 * 2 and len(runs) == len(set(runs)) == 4, "an item's requests were split"
+    assert len(questions) == 8 * 5 * 2 and len(runs) == len(set(runs)) == 8, "an item's requests were split"
+
+
+def test_turns_that_no_request_came_to_take_are_given_back():
+    """A batch stopped before its requests began (the first failed at once) leaves no place taken
+    and no one in line: the next request gets a place at once."""
+    from pluralign.prediction.chat_client import Places
+
+    async def main() -> None:
+        places = Places(2)
+        turns = places.line_up(5)  # two granted, three in line
+        assert [t.granted for t in turns] == [True, True, False, False, False]
+        async with places.hold(turns[0]):
+            places.drop(turns)  # the one taken is left alone; the rest go back
+            async with asyncio.timeout(1):
+                async with places.hold():
+                    pass
+        async with asyncio.timeout(1):  # both places free again
+            async with places.hold(), places.hold():
+                pass
+
+    asyncio.run(main())

@@ -37,13 +37,15 @@ from pluralign.support.errors import (
 from pluralign.support.redact import redact, shorten
 
 
-class _Waiter:
-    """One request waiting for a place: its loop's future, and whether a place was handed to it."""
+class Turn:
+    """One request's turn for a place: its loop's future, whether a place was handed to it, and
+    whether its request came to take it (a request stopped before it began never does)."""
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[None] = self.loop.create_future()
         self.granted = False
+        self.entered = False
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -59,7 +61,7 @@ class Places:
 
     def __init__(self, n: int) -> None:
         self._free = n
-        self._waiting: collections.deque[_Waiter] = collections.deque()
+        self._waiting: collections.deque[Turn] = collections.deque()
         self._lock = threading.Lock()
 
     def _give_back(self) -> None:
@@ -71,25 +73,50 @@ class Places:
                 return
         self._free += 1
 
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        waiter = None
+    def line_up(self, n: int) -> list[Turn]:
+        """``n`` turns asked for in one step, in order: a batch's requests (an item's) take places
+        one after another, never interleaved with those of a batch another thread lines up
+        meanwhile. Each turn is then taken with :meth:`hold`; :meth:`drop` gives back the turns of
+        requests that were stopped before they began."""
+        turns = []
         with self._lock:
-            if self._free > 0 and not self._waiting:
-                self._free -= 1
-            else:
-                waiter = _Waiter()
-                self._waiting.append(waiter)
-        if waiter is not None:
-            try:
-                await waiter.future
-            except BaseException:
-                with self._lock:
-                    if waiter.granted:
-                        self._give_back()
-                    elif waiter in self._waiting:
-                        self._waiting.remove(waiter)
-                raise
+            for _ in range(n):
+                turn = Turn()
+                if self._free > 0 and not self._waiting:
+                    self._free -= 1
+                    turn.granted = True
+                    turn.future.set_result(None)
+                else:
+                    self._waiting.append(turn)
+                turns.append(turn)
+        return turns
+
+    def drop(self, turns: Sequence[Turn]) -> None:
+        """Give back the places of turns no request came to take, and leave the line for the rest."""
+        with self._lock:
+            for turn in turns:
+                if turn.entered:
+                    continue
+                turn.entered = True
+                if turn.granted:
+                    self._give_back()
+                elif turn in self._waiting:
+                    self._waiting.remove(turn)
+
+    @asynccontextmanager
+    async def hold(self, turn: Turn | None = None) -> AsyncIterator[None]:
+        """A place for the body of the ``with``: the ``turn`` lined up for it, or a new one."""
+        waiter = turn if turn is not None else self.line_up(1)[0]
+        waiter.entered = True
+        try:
+            await waiter.future
+        except BaseException:
+            with self._lock:
+                if waiter.granted:
+                    self._give_back()
+                elif waiter in self._waiting:
+                    self._waiting.remove(waiter)
+            raise
         try:
             yield
         finally:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from pluralign.prediction.chat_client import ChatClient, Places, RetryPolicy, gather_or_stop, text_of
+from pluralign.prediction.chat_client import ChatClient, Places, RetryPolicy, Turn, gather_or_stop, text_of
 from pluralign.prediction.judges import BackendSpec, register_backend
 from pluralign.prediction.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
 from pluralign.support.errors import JudgeError, UpstreamError
@@ -200,8 +200,8 @@ class OpenAIBackend:
             return RawAnswer(text=text_of(response)[:2000])  # broken JSON: re-asked as an invalid answer
         return parse_completion(payload)
 
-    async def _one(self, http: httpx.AsyncClient, request: JudgeRequest) -> JudgeResult:
-        async with self.client.places.hold():
+    async def _one(self, http: httpx.AsyncClient, request: JudgeRequest, turn: Turn) -> JudgeResult:
+        async with self.client.places.hold(turn):
             collector = AnswerCollector(request, f"openai:{self.model}")
             for seed in collector.seeds():
                 collector.offer(await self._post(http, collector.current, seed))
@@ -211,8 +211,13 @@ class OpenAIBackend:
         """All requests of a batch (every sample of every attribute of an item) go out
         together, those that share a prefix side by side, bounded by ``concurrency`` per server
         across every batch in flight (the client's places)."""
+        places = self.client.places
         async with self.client.session() as http:
-            return await gather_or_stop([self._one(http, r) for r in requests])
+            turns = places.line_up(len(requests))  # in one step: another thread's batch never cuts in
+            try:
+                return await gather_or_stop([self._one(http, r, t) for r, t in zip(requests, turns, strict=True)])
+            finally:
+                places.drop(turns)
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         import asyncio
