@@ -76,15 +76,15 @@ def slow_turns(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each turn for a place takes 0.5 ms to make, the lock held, as on a loaded machine: another
     thread waiting for the lock then gets it between two of a batch's turns whenever it can
     (forcing the fault a busy CI hit: one item's requests split by another's)."""
-    from pluralign.prediction import chat_client
+    from pluralign.prediction import places
 
-    made = chat_client.Turn.__init__
+    made = places.Turn.__init__
 
-    def slow(self: chat_client.Turn) -> None:
+    def slow(self: places.Turn) -> None:
         made(self)
         time.sleep(0.0005)
 
-    monkeypatch.setattr(chat_client.Turn, "__init__", slow)
+    monkeypatch.setattr(places.Turn, "__init__", slow)
 
 
 def test_each_items_requests_reach_the_server_together_when_items_overlap(
@@ -103,7 +103,7 @@ def test_each_items_requests_reach_the_server_together_when_items_overlap(
 def test_turns_that_no_request_came_to_take_are_given_back():
     """A batch stopped before its requests began (the first failed at once) leaves no place taken
     and no one in line: the next request gets a place at once."""
-    from pluralign.prediction.chat_client import Places
+    from pluralign.prediction.places import Places
 
     async def main() -> None:
         places = Places(2)

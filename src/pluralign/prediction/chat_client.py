@@ -11,7 +11,6 @@ refused connections with exponential backoff, honouring ``Retry-After``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import email.utils
 import functools
 import itertools
@@ -21,11 +20,11 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pluralign.prediction.places import Places, wake
 from pluralign.support import deadline
 from pluralign.support.errors import (
     BackendUnavailableError,
@@ -35,94 +34,6 @@ from pluralign.support.errors import (
     UpstreamError,
 )
 from pluralign.support.redact import redact, shorten
-
-
-class Turn:
-    """One request's turn for a place: its loop's future, whether a place was handed to it, and
-    whether its request came to take it (a request stopped before it began never does)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.future: asyncio.Future[None] = self.loop.create_future()
-        self.granted = False
-        self.entered = False
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-class Places:
-    """``n`` places for requests in flight, shared by every thread and event loop, handed out in
-    the order they were asked for: the requests of one item that share a prefix (the samples of
-    one attribute) reach the server one after another, so its prefix cache serves them. A waiter
-    is woken in its own loop; one cancelled while it waits gives back a place it was handed."""
-
-    def __init__(self, n: int) -> None:
-        self._free = n
-        self._waiting: collections.deque[Turn] = collections.deque()
-        self._lock = threading.Lock()
-
-    def _give_back(self) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.future.done():
-                waiter.granted = True
-                waiter.loop.call_soon_threadsafe(_wake, waiter.future)
-                return
-        self._free += 1
-
-    def line_up(self, n: int) -> list[Turn]:
-        """``n`` turns asked for in one step, in order: a batch's requests (an item's) take places
-        one after another, never interleaved with those of a batch another thread lines up
-        meanwhile. Each turn is then taken with :meth:`hold`; :meth:`drop` gives back the turns of
-        requests that were stopped before they began."""
-        turns = []
-        with self._lock:
-            for _ in range(n):
-                turn = Turn()
-                if self._free > 0 and not self._waiting:
-                    self._free -= 1
-                    turn.granted = True
-                    turn.future.set_result(None)
-                else:
-                    self._waiting.append(turn)
-                turns.append(turn)
-        return turns
-
-    def drop(self, turns: Sequence[Turn]) -> None:
-        """Give back the places of turns no request came to take, and leave the line for the rest."""
-        with self._lock:
-            for turn in turns:
-                if turn.entered:
-                    continue
-                turn.entered = True
-                if turn.granted:
-                    self._give_back()
-                elif turn in self._waiting:
-                    self._waiting.remove(turn)
-
-    @asynccontextmanager
-    async def hold(self, turn: Turn | None = None) -> AsyncIterator[None]:
-        """A place for the body of the ``with``: the ``turn`` lined up for it, or a new one."""
-        waiter = turn if turn is not None else self.line_up(1)[0]
-        waiter.entered = True
-        try:
-            await waiter.future
-        except BaseException:
-            with self._lock:
-                if waiter.granted:
-                    self._give_back()
-                elif waiter in self._waiting:
-                    self._waiting.remove(waiter)
-            raise
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._give_back()
-
 
 if TYPE_CHECKING:  # httpx loads when a client sends, not when the CLI reads its options
     import httpx
@@ -402,7 +313,7 @@ class ChatClient:
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(request)
         stopped = loop.create_future()  # woken by a cancel from another thread: nothing polls
-        forget = limit.on_cancel(functools.partial(loop.call_soon_threadsafe, _wake, stopped))
+        forget = limit.on_cancel(functools.partial(loop.call_soon_threadsafe, wake, stopped))
         try:
             while True:
                 left = limit.remaining()

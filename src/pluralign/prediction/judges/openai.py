@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from pluralign.prediction.chat_client import ChatClient, Places, RetryPolicy, Turn, gather_or_stop, text_of
+from pluralign.prediction.chat_client import ChatClient, RetryPolicy, gather_or_stop, text_of
 from pluralign.prediction.judges import BackendSpec, register_backend
 from pluralign.prediction.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
+from pluralign.prediction.places import Places, Turn
 from pluralign.support.errors import JudgeError, UpstreamError
 from pluralign.support.options import Options, cli
 from pluralign.support.redact import SecretEnv, SecretURL, shorten
