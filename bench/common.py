@@ -75,8 +75,7 @@ def settings_for(method: str, values: dict, **fixed):  # type: ignore[no-untyped
     """Settings for one method of a sweep: the sweep's options that this method reads (a
     method refuses options it would not read; a sweep over several methods names them once)."""
     from pluralign.prediction.methods import method_spec
-    from pluralign.prediction.methods.build import read_options
-    from pluralign.settings import make_settings
+    from pluralign.settings import make_settings, read_options
 
     backend = values.get("backend", "llamacpp")
     read = {f for model in read_options(method_spec(method), backend) for f in model.model_fields}

@@ -131,8 +131,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def method_for(url: str, model: str, concurrency: int, samples: int) -> Any:
-    from pluralign.prediction.methods import build_method
-    from pluralign.settings import make_settings
+    from pluralign.settings import build_method, make_settings
 
     settings = make_settings(
         {

@@ -127,7 +127,7 @@ def run_rounds(args, bench, all_targets, methods, attributes) -> None:  # type: 
     from common import settings_for, uptime
 
     from pluralign.evaluation.evaluate import evaluate
-    from pluralign.prediction.methods import build_method
+    from pluralign.settings import build_method
 
     built = {}
     try:

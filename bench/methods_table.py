@@ -25,8 +25,7 @@ from pluralign.evaluation.data.benchmark import Benchmark
 from pluralign.evaluation.evaluate import evaluate
 from pluralign.evaluation.metrics import bootstrap_ci
 from pluralign.evaluation.runs import RunDir
-from pluralign.prediction.methods import build_method
-from pluralign.settings import Settings
+from pluralign.settings import Settings, build_method
 
 LLM = ["spm", "spm-zeroshot", "regression", "unaligned", "prompt-aligned"]
 CHEAP = ["embedding", "random"]

@@ -26,8 +26,7 @@ from pluralign.choice.target_data import resolve_target_specs
 from pluralign.evaluation.data import load_benchmark
 from pluralign.evaluation.evaluate import evaluate
 from pluralign.evaluation.runs import RunDir
-from pluralign.prediction.methods import build_method
-from pluralign.settings import Settings
+from pluralign.settings import Settings, build_method
 
 
 def emit(lines: list[str], out: str) -> None:

@@ -14,8 +14,7 @@ import pytest
 from pluralign.choice.target_data import resolve_target_specs
 from pluralign.evaluation.data.benchmark import load_benchmark
 from pluralign.evaluation.evaluate import evaluate
-from pluralign.prediction.methods import build_method
-from pluralign.settings import make_settings
+from pluralign.settings import build_method, make_settings
 
 
 def _eval(

@@ -11,8 +11,7 @@ import pytest
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.evaluation.data import load_benchmark
 from pluralign.evaluation.evaluate import evaluate
-from pluralign.prediction.methods import build_method
-from pluralign.settings import Settings
+from pluralign.settings import Settings, build_method
 
 pytestmark = pytest.mark.slow  # real models
 

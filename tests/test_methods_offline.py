@@ -8,8 +8,7 @@ from pluralign.choice.attributes import DEFAULT_REGISTRY as R
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.evaluation.data import load_benchmark
 from pluralign.evaluation.evaluate import evaluate
-from pluralign.prediction.methods import build_method
-from pluralign.settings import Settings
+from pluralign.settings import Settings, build_method
 
 pytestmark = pytest.mark.slow  # real models
 

@@ -13,11 +13,10 @@ from pluralign.prediction.judges import BACKENDS, backend_spec
 from pluralign.prediction.judges.llamacpp import LlamaCppBackend
 from pluralign.prediction.judges.openai import OpenAIBackend, OpenAIOptions
 from pluralign.prediction.judges.transformers import TransformersBackend
-from pluralign.prediction.methods.build import build_method
 from pluralign.prediction.methods.llm import DEFAULT_TEMPERATURE
 from pluralign.prediction.methods.registry import METHODS
 from pluralign.prediction.methods.spm import SpmOptions, ZeroShotOptions
-from pluralign.settings import Settings, components, make_settings
+from pluralign.settings import Settings, build_method, components, make_settings
 from pluralign.support.errors import InputError
 from pluralign.support.options import Options, fields_of, flag_of
 from support import CHOOSE_ARGS, one_line_error, run_cli

@@ -15,9 +15,8 @@ import pytest
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.evaluation.data import load_benchmark
 from pluralign.evaluation.evaluate import evaluate
-from pluralign.prediction.methods import build_method
 from pluralign.prediction.methods.logprobs import level_distributions
-from pluralign.settings import Settings
+from pluralign.settings import Settings, build_method
 
 A = AlignmentTarget(name="A", values={"verbosity": 1.0, "coherence": 0.0})
 B = AlignmentTarget(name="B", values={"coherence": 1.0})
@@ -370,7 +369,8 @@ def test_a_run_written_before_the_rename_reads_and_resumes(helpsteer2_dir, tmp_p
 
 def test_the_old_names_of_an_assessment_work_with_a_warning():
     """``Method.judge()``, a method that defines ``judge()``, ``Judgement`` and ``Probe.prompt``
-    (0.2's names) still work until 0.4, each with a DeprecationWarning."""
+    and ``pluralign.methods.build_method`` (0.2's names) still work until 0.4, each with a
+    DeprecationWarning."""
     from pluralign.choice.attributes import DEFAULT_REGISTRY
     from pluralign.choice.probes import Probe
     from pluralign.prediction.methods import Assessment, Method
@@ -378,6 +378,11 @@ def test_the_old_names_of_an_assessment_work_with_a_warning():
     with pytest.warns(DeprecationWarning, match="Judgement is now Assessment"):
         from pluralign.prediction.methods import Judgement
     assert Judgement is Assessment
+    with pytest.warns(DeprecationWarning, match="is now pluralign.settings.build_method"):
+        from pluralign.methods import build_method as old_build_method  # type: ignore[attr-defined]
+    assert old_build_method is build_method
+    with pytest.raises(ImportError, match="cannot import name 'build_methods'"):
+        from pluralign.prediction.methods import build_methods  # type: ignore[attr-defined]  # noqa: F401
     with pytest.warns(DeprecationWarning, match="judge"):
 
         class Old(Method):

@@ -18,10 +18,10 @@ from pluralign.choice.selection import Metric, Selection, TieRule
 from pluralign.choice.target_data import is_group_data, load_target_file, target_from_data
 from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, target_values
 from pluralign.prediction.calibration import Calibration
-from pluralign.prediction.methods import Assessment, Method, build_method
+from pluralign.prediction.methods import Assessment, Method
 from pluralign.prediction.methods.llm import LLMMethod
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
-from pluralign.settings import Settings, make_settings
+from pluralign.settings import Settings, build_generator, build_method, make_settings
 from pluralign.support.errors import InputError
 from pluralign.support.strict import check_seed
 
@@ -308,12 +308,12 @@ def respond(
 ) -> RespondResult:
     """Generate candidates (``generator``: :class:`pluralign.prediction.generators.GeneratorOptions`; the
     local model by default), then choose the one that fits ``target``."""
-    from pluralign.prediction.generators import Draw, GeneratorOptions, make_generator
+    from pluralign.prediction.generators import Draw, GeneratorOptions
     from pluralign.prediction.judges.base import ChatMessage
 
     options = generator or GeneratorOptions()
     chosen_settings = make_settings(settings)
-    maker = make_generator(options, chosen_settings)
+    maker = build_generator(options, chosen_settings)
     draw = Draw(
         k=options.candidates,
         temperature=options.generator_temperature,

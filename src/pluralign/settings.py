@@ -1,4 +1,5 @@
-"""How a method and its judge run: one object for the CLI, the Python API and the service.
+"""How a method and its judge run: one object for the CLI, the Python API and the service, and
+the method (:func:`build_method`) and generator (:func:`build_generator`) built from it.
 
 Settings composes the options that components declare next to their code: which judge
 (:class:`pluralign.prediction.judges.JudgeOptions`) and the cache
@@ -7,6 +8,9 @@ backend's and method's options model by name in ``values`` (only the options tha
 each component fills in its own defaults). So a new backend or method with options of its own
 is still one new file. Settings are frozen: a
 per-request change is a copy (:meth:`Settings.override`).
+
+Settings stand above :mod:`pluralign.prediction`: they compose what its components declare, and
+nothing in it imports them.
 """
 
 from __future__ import annotations
@@ -14,14 +18,22 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 
 from pluralign.prediction.judges import JudgeOptions
 from pluralign.prediction.judges.cache import CacheOptions
+from pluralign.prediction.methods.registry import MethodSpec, method_spec
 from pluralign.support.errors import InputError
 from pluralign.support.options import Options, fields_of, flag_of, input_error, validate
+
+if TYPE_CHECKING:
+    from pluralign.choice.probes import Probe
+    from pluralign.prediction.examples import ExampleOptions
+    from pluralign.prediction.generators import Generator, GeneratorOptions
+    from pluralign.prediction.judges.base import Backend
+    from pluralign.prediction.methods.base import Method
 
 OptionsT = TypeVar("OptionsT", bound=Options)
 
@@ -130,4 +142,99 @@ def make_settings(values: Mapping[str, Any] | None = None, **more: Any) -> Setti
         raise input_error(exc, fields_of(components())) from None
 
 
-__all__ = ["Settings", "components", "judge_components", "make_settings"]
+# ---- what settings build ------------------------------------------------------------------
+
+
+class SettingsResources:
+    """What a method may need besides its options (:class:`~pluralign.prediction.methods.registry.Resources`),
+    built on demand from :class:`Settings`."""
+
+    def __init__(self, settings: Settings, namespace: str) -> None:
+        self.settings = settings
+        self.namespace = namespace
+
+    @property
+    def default_estimator(self) -> Any:
+        from pluralign.prediction.judges import backend_spec
+
+        return backend_spec(self.settings.backend).default_estimator
+
+    def judge(self) -> Backend:
+        """The judge backend with its options, behind the judgement cache unless it is off."""
+        from pluralign.prediction.judges import backend_spec
+        from pluralign.prediction.judges.cache import CachedBackend
+
+        spec = backend_spec(self.settings.backend)
+        cache = self.settings.cache_options().open()
+        backend = spec.build(self.settings.model, self.settings.options(spec.options), cache)
+        if cache is not None:
+            return CachedBackend(backend, cache, self.namespace)
+        return backend
+
+    def train_probes(self, options: ExampleOptions) -> list[Probe]:
+        """Labelled examples: ``--examples``, else the benchmark's train set, else the shipped bank."""
+        from pluralign.choice.probes import load_probes
+        from pluralign.prediction.examples import builtin_bank
+
+        if options.examples is not None:
+            path = options.examples
+            return load_probes(path / "train.json" if path.is_dir() else path)
+        bench = self._benchmark_train()
+        return load_probes(bench) if bench is not None else builtin_bank()
+
+    def uses_builtin_bank(self, options: ExampleOptions) -> bool:
+        """Whether the examples are pluralign's own bank (no --examples, no benchmark)."""
+        return options.examples is None and self._benchmark_train() is None
+
+    def _benchmark_train(self) -> Path | None:
+        bench = self.settings.benchmark_dir
+        return bench / "train.json" if bench is not None and (bench / "train.json").exists() else None
+
+
+def read_options(spec: MethodSpec, backend: str) -> list[type[Options]]:
+    """The options models a method reads: its own, and with an LLM judge the judge's, the
+    cache's and the backend's."""
+    return [spec.options, *(judge_components(backend) if spec.needs_llm else [])]
+
+
+def check_applicable(spec: MethodSpec, settings: Settings) -> None:
+    """Refuse options the method would not read."""
+    models = read_options(spec, settings.backend)
+    where = f"--method {spec.name}" + (f" with --backend {settings.backend}" if spec.needs_llm else "")
+    settings.refuse_unused(models, where)
+
+
+def build_method(name: str, settings: Settings | None = None) -> Method:
+    """The named method, configured by ``settings`` (defaults when None); options it would
+    not read are refused."""
+    spec = method_spec(name)
+    settings = settings or Settings()
+    check_applicable(spec, settings)
+    options = validate(spec.options, settings.values_for(spec.options))
+    return spec.build(options, SettingsResources(settings, name))
+
+
+def build_generator(options: GeneratorOptions, settings: Settings) -> Generator:
+    """The generator ``options`` name: a server, or the local model (the judge's by default) with
+    the judge's llama.cpp options, the same loaded model when it is the judge's."""
+    if options.generator_base_url:
+        from pluralign.prediction.generators.openai import OpenAIGenerator
+
+        return OpenAIGenerator(options)
+    from pluralign.prediction.generators.llamacpp import LlamaCppGenerator
+    from pluralign.prediction.judges.llamacpp import LlamaCppOptions
+
+    return LlamaCppGenerator(options.generator_model or settings.model, settings.options(LlamaCppOptions))
+
+
+__all__ = [
+    "Settings",
+    "SettingsResources",
+    "build_generator",
+    "build_method",
+    "check_applicable",
+    "components",
+    "judge_components",
+    "make_settings",
+    "read_options",
+]

@@ -183,7 +183,7 @@ def with_options(models: Callable[[], Sequence[type[BaseModel]]], exclude: Seque
 
 def with_settings_options(exclude: Sequence[str] = ()) -> Callable[[F], F]:
     """Every option of every method and judge backend (a command that runs any method);
-    :func:`pluralign.prediction.methods.build_method` refuses the ones the chosen method would not read."""
+    :func:`pluralign.settings.build_method` refuses the ones the chosen method would not read."""
     from pluralign.settings import components
 
     return with_options(components, exclude)

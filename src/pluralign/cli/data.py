@@ -72,8 +72,7 @@ def data_reasonings(
     """Write an LLM reasoning for every train response and attribute (resumable, cached)."""
     from pluralign.cli.interrupt import farewell, is_interrupt
     from pluralign.evaluation.reasonings import PROGRESS, ReasoningOptions, add_reasonings
-    from pluralign.prediction.methods.build import SettingsResources
-    from pluralign.settings import judge_components
+    from pluralign.settings import SettingsResources, judge_components
     from pluralign.support.errors import DeadlineExceeded, InputError
     from pluralign.support.options import take
 

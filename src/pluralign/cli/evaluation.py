@@ -27,7 +27,7 @@ from pluralign.cli.common import (
     say,
     with_settings_options,
 )
-from pluralign.settings import make_settings
+from pluralign.settings import build_method, make_settings
 from pluralign.support.strict import MAX_SEED
 
 EXIT_PENDING = 3
@@ -98,7 +98,7 @@ def eval_cmd(
     from pluralign.evaluation.evaluate import OnInvalid
     from pluralign.evaluation.runs import RunDir
     from pluralign.prediction.calibration import load_calibration
-    from pluralign.prediction.methods import build_method, method_spec
+    from pluralign.prediction.methods import method_spec
 
     metric_ = parse_metric(metric)
     ties_ = parse_ties(ties)

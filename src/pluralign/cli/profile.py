@@ -47,8 +47,8 @@ PredictingMethodOpt = Annotated[
 def _predictor(method: str, options: dict[str, Any]) -> Any:
     """The method's settings, checked now: an option it would not read is refused even when
     every line already has predictions."""
-    from pluralign.prediction.methods.build import check_applicable
     from pluralign.prediction.methods.registry import method_spec
+    from pluralign.settings import check_applicable
 
     settings = make_settings(options)
     check_applicable(method_spec(method), settings)

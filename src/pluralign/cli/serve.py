@@ -56,10 +56,11 @@ def serve_cmd(
     from pluralign.choice.target_data import read_target
     from pluralign.prediction.calibration import load_calibration
     from pluralign.prediction.generators import GeneratorOptions
-    from pluralign.prediction.methods import build_method, method_spec
+    from pluralign.prediction.methods import method_spec
     from pluralign.server.admission import LOOPBACK_NAMES
     from pluralign.server.app import create_app
     from pluralign.server.config import ServerConfig, ServiceOptions
+    from pluralign.settings import build_method
     from pluralign.support.options import take
 
     method_spec(method)

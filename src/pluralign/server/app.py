@@ -22,8 +22,6 @@ from pluralign import __version__
 from pluralign.api import Chooser
 from pluralign.people.saved_profiles import SavedProfiles
 from pluralign.people.userstore import UserStore
-from pluralign.prediction.generators import make_generator
-from pluralign.prediction.methods import build_method
 from pluralign.server.admission import Admission, Guard, is_openai_path
 from pluralign.server.config import ServerConfig
 from pluralign.server.openai import chat, models, rerank, stored
@@ -34,6 +32,7 @@ from pluralign.server.routes import catalog, decisions, feedback, page, profile,
 from pluralign.server.schema import service_openapi
 from pluralign.server.state import ServiceState, retry_after, status_for
 from pluralign.server.telemetry import Telemetry
+from pluralign.settings import build_generator, build_method
 from pluralign.support.errors import InputError, PluralignError, one_line, validation_message
 
 
@@ -63,7 +62,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         method = config.preloaded or build_method(config.method, config.settings)  # once, before the first request
         service.chooser = Chooser(method, registry=config.registry, calibration=config.calibration)
         service.method_config = method.config()
-        service.generator = make_generator(config.generator, config.settings)
+        service.generator = build_generator(config.generator, config.settings)
         yield
         service.queue.close()
         service.profile_queue.close()

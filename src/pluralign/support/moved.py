@@ -14,6 +14,7 @@ import importlib.util
 import sys
 import warnings
 from types import ModuleType
+from typing import Any
 
 MOVED = {
     "attributes": "choice.attributes",
@@ -52,6 +53,24 @@ MOVED = {
     "strict": "support.strict",
 }
 """0.2's module (under ``pluralign.``) -> where it lives now; a moved package's submodules follow it."""
+
+MOVED_NAMES = {("prediction.methods", "build_method"): "settings"}
+"""A name that left its package (module, name) -> the module (under ``pluralign.``) that has it
+now. Looked up by name, so the package that lost it need not import a wing above its own."""
+
+
+def moved_name(module: str, name: str) -> Any:
+    """``name``, which ``module`` (``pluralign.``...) no longer holds, from where it lives now,
+    with a DeprecationWarning; an AttributeError for a name that never moved."""
+    new = MOVED_NAMES.get((module.removeprefix("pluralign."), name))
+    if new is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    warnings.warn(
+        f"{module}.{name} is now pluralign.{new}.{name}; the old path works until pluralign 0.4",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(importlib.import_module(f"pluralign.{new}"), name)
 
 
 def new_name(old: str) -> str | None:

@@ -6,6 +6,7 @@ One generator per file behind :class:`Generator`: an OpenAI-compatible server
 process (:mod:`.llamacpp`). Candidates are drawn for diversity: at ``temperature`` (0.8 by
 default: varied wording and stance while staying on topic; greedy decoding would give the
 same answer k times) with the seeds seed, seed+1, ...
+:func:`pluralign.settings.build_generator` builds the one the settings name.
 """
 
 from __future__ import annotations
@@ -18,21 +19,6 @@ from pluralign.prediction.generators.base import (
     Generator,
     GeneratorOptions,
 )
-from pluralign.settings import Settings
-
-
-def make_generator(options: GeneratorOptions, settings: Settings) -> Generator:
-    """The generator ``options`` name: a server, or the local model (the judge's by default) with
-    the judge's llama.cpp options, the same loaded model when it is the judge's."""
-    if options.generator_base_url:
-        from pluralign.prediction.generators.openai import OpenAIGenerator
-
-        return OpenAIGenerator(options)
-    from pluralign.prediction.generators.llamacpp import LlamaCppGenerator
-    from pluralign.prediction.judges.llamacpp import LlamaCppOptions
-
-    return LlamaCppGenerator(options.generator_model or settings.model, settings.options(LlamaCppOptions))
-
 
 __all__ = [
     "DEFAULT_CANDIDATES",
@@ -41,5 +27,4 @@ __all__ = [
     "Draw",
     "Generator",
     "GeneratorOptions",
-    "make_generator",
 ]

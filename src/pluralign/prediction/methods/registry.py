@@ -2,7 +2,7 @@
 options model, and the CLI help, ``pluralign methods``, the server and validation read from
 here. Built-in methods are found through :data:`INDEX`, installed ones through the
 ``pluralign.methods`` entry points (:mod:`pluralign.support.registry`); building a method from
-settings is :mod:`pluralign.prediction.methods.build`.
+settings is :func:`pluralign.settings.build_method`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ DEFAULT_METHOD = "spm"
 
 class Resources(Protocol):
     """What a method may ask for besides its options, built on demand (the settings-backed
-    implementation is :class:`pluralign.prediction.methods.build.SettingsResources`); declared
+    implementation is :class:`pluralign.settings.SettingsResources`); declared
     here so that a method names what it needs without importing how it is built."""
 
     @property
