@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import psycopg
 import pytest
@@ -164,6 +165,61 @@ def test_the_judgement_cache_on_postgres_keeps_answers_and_claims(pg_url: str, c
     cleared = cli("cache", "clear", "--cache", pg_url)
     assert cleared.returncode == 0 and "cleared 1 judgements" in cleared.stdout and PASSWORD not in cleared.stdout
     assert two.get("k1") is None
+    one.close()
+    two.close()
+
+
+class _HeldJudge:
+    """A judge that answers only when the test lets it: forces the fault of a judgement that
+    outlasts its claim."""
+
+    name, model, concurrent_requests = "openai", "m", 1
+
+    def __init__(self, calls: list[str], go: threading.Event) -> None:
+        self.calls, self.go = calls, go
+
+    def generate(self, requests):
+        self.calls.append("asked")
+        assert self.go.wait(60)
+        return [_result('{"A": 1}') for _ in requests]
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_claim_is_renewed_while_its_request_is_judged(pg_url: str):
+    """A worker whose judge takes longer than a claim lasts keeps the claim: after two claim
+    lifetimes a second worker still finds the request taken (and, told to wait, gets the first
+    worker's answer) instead of asking the judge again. Old code: the claim lapsed, asked twice."""
+    from pluralign.prediction.judges.base import ChatMessage, JudgeRequest
+    from pluralign.prediction.judges.cache import CachedBackend, defer_claimed, open_cache
+    from pluralign.support.errors import ClaimedElsewhere
+
+    calls: list[str] = []
+    go = threading.Event()
+    one = CachedBackend(_HeldJudge(calls, go), open_cache(pg_url), "spm")
+    two = CachedBackend(_HeldJudge(calls, threading.Event()), open_cache(pg_url), "spm")
+    two.inner.go.set()  # the second worker's judge answers at once: asked, it would show
+    one.claim_seconds = two.claim_seconds = 3.0
+    request = JudgeRequest(messages=[ChatMessage(role="user", content="q")], json_schema={"type": "object"})
+    answers: list = []
+    first = threading.Thread(target=lambda: answers.append(one.generate([request])))
+    first.start()
+    deadline = time.monotonic() + 30
+    while calls != ["asked"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2 * one.claim_seconds + 1)  # the claim, unrenewed, would have lapsed twice
+    try:
+        with defer_claimed(), pytest.raises(ClaimedElsewhere):
+            two.generate([request])
+        waiting = threading.Thread(target=lambda: answers.append(two.generate([request])))
+        waiting.start()
+    finally:
+        go.set()  # the held judge answers even when an assertion above failed
+    first.join(60)
+    waiting.join(60)
+    assert calls == ["asked"]
+    assert len(answers) == 2 and sorted(a[0].cached for a in answers) == [False, True]
     one.close()
     two.close()
 

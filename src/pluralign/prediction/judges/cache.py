@@ -28,15 +28,23 @@ from pydantic import Field
 from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.prediction.judges.cache_schema import SQLITE_JUDGEMENTS
 from pluralign.storage import DatabasePlace, PostgresURL, parse_place, sqlite_file
-from pluralign.support.errors import CacheError, CacheLockedError, ClaimedElsewhere, InputError, NotACacheError
+from pluralign.support.errors import (
+    CacheError,
+    CacheLockedError,
+    ClaimedElsewhere,
+    InputError,
+    NotACacheError,
+    PluralignError,
+)
 from pluralign.support.files import open_regular, regular_or_absent
 from pluralign.support.home import home
 from pluralign.support.options import Options, cli
 
 SCHEMA_VERSION = 2
 CLAIM_SECONDS = 300.0
-"""How long a worker's claim on a request lasts: a worker killed mid-judgement delays the others
-by at most this long."""
+"""How long a worker's claim on a request lasts unless renewed: a worker killed mid-judgement
+delays the others by at most this long. A living worker renews its claims every third of it,
+so a judgement that takes longer (a long prompt on a CPU judge) is still asked once."""
 POLL_SECONDS = 0.25
 APPLICATION_ID = 0x706C7561  # "plua" in the SQLite header: this file is a pluralign cache
 OWN_TABLES = {"judgements", "batch_requests", "batch_answers"}
@@ -314,12 +322,13 @@ class CachedBackend:
         self.model = inner.model
         self.concurrent_requests = inner.concurrent_requests
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.claim_seconds = CLAIM_SECONDS
 
     def generate(self, requests: Sequence[JudgeRequest]) -> list[JudgeResult]:
         keys = [request_key(self.name, self.model, r) for r in requests]
         results: list[JudgeResult | None] = [self.cache.get(k) for k in keys]
         while misses := [i for i, r in enumerate(results) if r is None]:
-            mine = self.cache.claim(sorted({keys[i] for i in misses}), self.owner, CLAIM_SECONDS)
+            mine = self.cache.claim(sorted({keys[i] for i in misses}), self.owner, self.claim_seconds)
             ours = [i for i in misses if keys[i] in mine]
             if self.cache.shared:  # a worker that finished meanwhile released its claims: read again
                 for i in ours:
@@ -339,13 +348,38 @@ class CachedBackend:
     ) -> None:
         if not ours:
             return
+        claimed = sorted({keys[i] for i in ours})
         try:
-            fresh = self.inner.generate([requests[i] for i in ours])
+            with self._renewing(claimed):
+                fresh = self.inner.generate([requests[i] for i in ours])
             for i, result in zip(ours, fresh, strict=True):
                 self.cache.put(keys[i], self.name, self.model, self.namespace, result)
                 results[i] = result
         finally:
-            self.cache.release(sorted({keys[i] for i in ours}), self.owner)
+            self.cache.release(claimed, self.owner)
+
+    @contextmanager
+    def _renewing(self, keys: list[str]) -> Iterator[None]:
+        """Keep this worker's claims on ``keys`` alive while the judge works (on a shared cache)."""
+        if not self.cache.shared:
+            yield
+            return
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(self.claim_seconds / 3):
+                try:
+                    self.cache.claim(keys, self.owner, self.claim_seconds)
+                except PluralignError:
+                    pass  # the next turn tries again; a claim that lapses costs a repeated request, not an error
+
+        thread = threading.Thread(target=renew, name="pluralign-claim-renewal", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def __getattr__(self, name: str) -> Any:
         """Anything else a backend offers (``llama``, ``pending_message``) is the inner one's."""
