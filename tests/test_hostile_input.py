@@ -186,6 +186,12 @@ def test_the_old_targets_sample_and_its_count_flag_still_work_with_a_warning(cli
         (("--profiles", "/etc/hostname"), "--profiles"),
         (("--timeout", "nan"), "timeout"),
         (("--method", "spm-zeroshot", "--backend", "openai", "--base-url", "http://[::1"), "--base-url"),
+        (("--db-pool", "3"), "--db-pool applies to a postgresql:// --db"),
+        (("--db", "users.sqlite", "--db-pool", "3"), "--db-pool applies to a postgresql:// --db"),
+        (("--db-pool", "0"), "--db-pool"),
+        (("--method", "spm-zeroshot", "--cache-pool", "2"), "--cache-pool applies to a postgresql:// --cache"),
+        (("--method", "spm-zeroshot", "--cache", "c.sqlite", "--cache-pool", "2"), "--cache-pool applies"),
+        (("--method", "spm-zeroshot", "--cache", "postgresql://u@127.0.0.1/d", "--cache-pool", "0"), "--cache-pool"),
     ],
 )
 def test_serve_options_that_cannot_work_are_one_line(cli, args, message):

@@ -98,6 +98,17 @@ def test_an_option_the_method_would_not_read_is_refused(method: str, values: dic
         build_method(method, make_settings(values))
 
 
+def test_a_pool_size_is_taken_only_for_a_postgresql_cache():
+    """A pool a SQLite cache would ignore is refused, not dropped; for a server it reaches the
+    cache's options, and a per-request copy keeps it."""
+    assert make_settings({}).cache_options().cache_pool == 8
+    for values in ({"cache_pool": 2}, {"cache_pool": 2, "cache_path": "c.sqlite"}):
+        with pytest.raises(InputError, match="--cache-pool applies to a postgresql:// --cache"):
+            make_settings(values)
+    settings = make_settings({"cache_pool": 2, "cache_path": "postgresql://u@127.0.0.1/db"})
+    assert settings.cache_options().cache_pool == 2 and settings.override(samples=3).cache_options().cache_pool == 2
+
+
 def test_old_option_names_still_work_in_python_with_a_warning():
     with pytest.warns(DeprecationWarning, match="'scoring' is now 'estimator'"):
         settings = Settings(scoring="sample")

@@ -169,6 +169,16 @@ def test_the_judgement_cache_on_postgres_keeps_answers_and_claims(pg_url: str, c
     two.close()
 
 
+def test_the_cache_pool_holds_the_connections_asked_for(pg_url: str):
+    """--cache-pool sizes the cache's connections (N replicas x (--db-pool + --cache-pool) must
+    stay under the server's max_connections)."""
+    from pluralign.settings import make_settings
+
+    cache = make_settings({"cache_path": pg_url, "cache_pool": 2}).cache_options().open()
+    assert cache is not None and cache.db.pool.max_size == 2  # type: ignore[attr-defined]
+    cache.close()
+
+
 class _HeldJudge:
     """A judge that answers only when the test lets it: forces the fault of a judgement that
     outlasts its claim."""

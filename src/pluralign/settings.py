@@ -112,7 +112,8 @@ class Settings(JudgeOptions, CacheOptions):
         return validate(model, self.values_for(model))
 
     def cache_options(self) -> CacheOptions:
-        return CacheOptions(cache=self.cache, cache_path=self.cache_path)
+        given = {name: getattr(self, name) for name in CacheOptions.model_fields if name in self.model_fields_set}
+        return CacheOptions.model_validate(given)
 
     def given(self) -> set[str]:
         """The option names that were set, not left at their defaults."""

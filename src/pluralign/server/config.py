@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.choice.targets import Target
@@ -21,7 +21,7 @@ from pluralign.prediction.methods import Method
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.prediction.prompts import REASONING_MAX
 from pluralign.settings import Settings
-from pluralign.storage import DatabasePlace
+from pluralign.storage import DatabasePlace, is_server
 from pluralign.support.errors import InputError
 from pluralign.support.options import Options, cli
 from pluralign.support.redact import SecretEnv, register_env, register_secret
@@ -253,6 +253,13 @@ class ServiceOptions(Options):
     @classmethod
     def _host_names(cls, value: list[str] | None) -> list[str] | None:
         return [h.strip().lower() for h in value] if value else None
+
+    @model_validator(mode="after")
+    def _pool_only_for_a_server(self) -> ServiceOptions:
+        """A pool size that a SQLite file would ignore is refused, not dropped."""
+        if "db_pool" in self.model_fields_set and not is_server(self.db):
+            raise ValueError("--db-pool applies to a postgresql:// --db")
+        return self
 
 
 @dataclass

@@ -14,9 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from pluralign.storage.base import Connection, Database
-from pluralign.storage.place import DatabasePlace, PostgresURL, parse_place, sqlite_file
+from pluralign.storage.place import DatabasePlace, PostgresURL, is_server, parse_place, sqlite_file
 
-__all__ = ["Connection", "Database", "DatabasePlace", "PostgresURL", "open_database", "parse_place", "sqlite_file"]
+__all__ = [
+    "Connection",
+    "Database",
+    "DatabasePlace",
+    "PostgresURL",
+    "is_server",
+    "open_database",
+    "parse_place",
+    "sqlite_file",
+]
 
 
 def open_database(place: str | Path, option: str, *, pool_size: int = 8) -> Database:

@@ -41,6 +41,11 @@ def parse_place(place: str | Path, option: str) -> Path | PostgresURL:
     raise InputError(f"{option} names a {found.group(1)}: URL; it takes a SQLite file path or a postgresql:// URL")
 
 
+def is_server(place: str | Path | None) -> bool:
+    """Whether an option's value names a PostgreSQL server (None, the default, is a SQLite file)."""
+    return place is not None and isinstance(parse_place(place, "it"), PostgresURL)
+
+
 def sqlite_file(place: str | Path, option: str) -> Path:
     """``place`` where only a SQLite file will do (a cache opened as a file, the batch backend's
     tables beside it): any URL is refused, naming only its scheme."""

@@ -24,12 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.prediction.judges.cache_schema import SCHEMA_VERSION
 from pluralign.prediction.judges.cache_sqlite import APPLICATION_ID, JudgementCache, proven_own
-from pluralign.storage import DatabasePlace, PostgresURL, parse_place
+from pluralign.storage import DatabasePlace, PostgresURL, is_server, parse_place
 from pluralign.support.errors import ClaimedElsewhere, PluralignError
 from pluralign.support.home import home
 from pluralign.support.options import Options, cli
@@ -55,9 +55,24 @@ class CacheOptions(Options):
         json_schema_extra=cli("--cache", group="cache"),
     )
 
+    cache_pool: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Most connections this process holds to a postgresql:// --cache at once.",
+        json_schema_extra=cli("--cache-pool", group="cache"),
+    )
+
+    @model_validator(mode="after")
+    def _pool_only_for_a_server(self) -> CacheOptions:
+        """A pool size that a SQLite file would ignore is refused, not dropped."""
+        if "cache_pool" in self.model_fields_set and not is_server(self.cache_path):
+            raise ValueError("--cache-pool applies to a postgresql:// --cache")
+        return self
+
     def open(self) -> Cache | None:
         """The cache these options name (None when switched off)."""
-        return open_cache(self.cache_path) if self.cache else None
+        return open_cache(self.cache_path, self.cache_pool) if self.cache else None
 
 
 class Cache(Protocol):
@@ -82,14 +97,14 @@ class Cache(Protocol):
     def close(self) -> None: ...
 
 
-def open_cache(place: str | Path | None) -> Cache:
+def open_cache(place: str | Path | None, pool_size: int = 8) -> Cache:
     """The cache ``place`` names: a SQLite file (default: in pluralign's home) or a
-    ``postgresql://`` database."""
+    ``postgresql://`` database (holding at most ``pool_size`` connections)."""
     found = parse_place(place, "--cache") if place is not None else default_cache_path()
     if isinstance(found, PostgresURL):
         from pluralign.prediction.judges.cache_postgres import PostgresJudgementCache
 
-        return PostgresJudgementCache(found)
+        return PostgresJudgementCache(found, pool_size)
     return JudgementCache(found)
 
 
