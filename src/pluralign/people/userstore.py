@@ -32,7 +32,7 @@ from typing import Any
 
 from pluralign.people.profile import ChoiceRecord
 from pluralign.people.userstore_schema import prepare
-from pluralign.storage import Database, open_database
+from pluralign.storage import DEFAULT_POOL, Database, open_database
 from pluralign.storage.base import Connection
 from pluralign.support.errors import InputError, PluralignError
 from pluralign.support.home import home
@@ -96,7 +96,10 @@ def default_path() -> Path:
 
 class UserStore:
     def __init__(
-        self, place: str | Path | None = None, completion_ttl: float = DEFAULT_COMPLETION_TTL, pool_size: int = 8
+        self,
+        place: str | Path | None = None,
+        completion_ttl: float = DEFAULT_COMPLETION_TTL,
+        pool_size: int = DEFAULT_POOL,
     ) -> None:
         """Open the store ``place`` names (a SQLite path or a ``postgresql://`` URL; default: a
         file in pluralign's home), creating or migrating its tables."""

@@ -21,7 +21,7 @@ from pluralign.prediction.methods import Method
 from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.prediction.prompts import REASONING_MAX
 from pluralign.settings import Settings
-from pluralign.storage import DatabasePlace, is_server
+from pluralign.storage import DEFAULT_POOL, DatabasePlace, PoolSize, check_pool
 from pluralign.support.errors import InputError
 from pluralign.support.options import Options, cli
 from pluralign.support.redact import SecretEnv, register_env, register_secret
@@ -206,10 +206,8 @@ class ServiceOptions(Options):
         "pluralign's home) or a postgresql:// URL that many replicas share.",
         json_schema_extra=_service(),
     )
-    db_pool: int = Field(
-        default=8,
-        ge=1,
-        le=256,
+    db_pool: PoolSize = Field(
+        default=DEFAULT_POOL,
         description="Most connections this replica holds to a postgresql:// database at once.",
         json_schema_extra=_service(),
     )
@@ -257,8 +255,7 @@ class ServiceOptions(Options):
     @model_validator(mode="after")
     def _pool_only_for_a_server(self) -> ServiceOptions:
         """A pool size that a SQLite file would ignore is refused, not dropped."""
-        if "db_pool" in self.model_fields_set and not is_server(self.db):
-            raise ValueError("--db-pool applies to a postgresql:// --db")
+        check_pool("db_pool" in self.model_fields_set, self.db, "--db-pool", "--db")
         return self
 
 

@@ -14,13 +14,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from pluralign.storage.base import Connection, Database
-from pluralign.storage.place import DatabasePlace, PostgresURL, is_server, parse_place, sqlite_file
+from pluralign.storage.place import (
+    DEFAULT_POOL,
+    DatabasePlace,
+    PoolSize,
+    PostgresURL,
+    check_pool,
+    is_server,
+    parse_place,
+    sqlite_file,
+)
 
 __all__ = [
+    "DEFAULT_POOL",
     "Connection",
     "Database",
     "DatabasePlace",
+    "PoolSize",
     "PostgresURL",
+    "check_pool",
     "is_server",
     "open_database",
     "parse_place",
@@ -28,7 +40,7 @@ __all__ = [
 ]
 
 
-def open_database(place: str | Path, option: str, *, pool_size: int = 8) -> Database:
+def open_database(place: str | Path, option: str, *, pool_size: int = DEFAULT_POOL) -> Database:
     """The database ``place`` names (see :func:`parse_place`), opened for ``option``'s store."""
     found = parse_place(place, option)
     if isinstance(found, PostgresURL):

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from pluralign.support.errors import InputError
 from pluralign.support.redact import redact, register_url
@@ -14,6 +14,10 @@ from pluralign.support.redact import redact, register_url
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):/")
 """A URL's scheme, also after ``Path`` has folded its ``//`` into ``/``."""
 POSTGRES_SCHEMES = ("postgresql", "postgres")
+DEFAULT_POOL = 8
+"""Most connections a process holds to one PostgreSQL database when no option sizes its pool."""
+PoolSize = Annotated[int, Field(ge=1, le=256)]
+"""A ``--db-pool``/``--cache-pool`` value."""
 
 
 class PostgresURL(str):
@@ -44,6 +48,13 @@ def parse_place(place: str | Path, option: str) -> Path | PostgresURL:
 def is_server(place: str | Path | None) -> bool:
     """Whether an option's value names a PostgreSQL server (None, the default, is a SQLite file)."""
     return place is not None and isinstance(parse_place(place, "it"), PostgresURL)
+
+
+def check_pool(given: bool, place: str | Path | None, pool_option: str, place_option: str) -> None:
+    """Refuse a pool size that a SQLite file would ignore (a ValueError, for an option model's
+    validator): a size given for anything but a ``postgresql://`` place is a mistake to name."""
+    if given and not is_server(place):
+        raise ValueError(f"{pool_option} applies to a postgresql:// {place_option}")
 
 
 def sqlite_file(place: str | Path, option: str) -> Path:

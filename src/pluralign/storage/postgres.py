@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pluralign.storage.place import PostgresURL
+from pluralign.storage.place import DEFAULT_POOL, PostgresURL
 from pluralign.support.errors import DatabaseUnavailable, InputError, one_line
 
 CONNECT_SECONDS = 5.0
@@ -40,7 +40,7 @@ class PostgresDatabase:
     engine: Literal["postgresql"] = "postgresql"
     order_column = "seq"
 
-    def __init__(self, url: PostgresURL, option: str, pool_size: int = 8) -> None:
+    def __init__(self, url: PostgresURL, option: str, pool_size: int = DEFAULT_POOL) -> None:
         try:
             import psycopg
             from psycopg_pool import ConnectionPool

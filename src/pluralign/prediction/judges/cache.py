@@ -29,7 +29,7 @@ from pydantic import Field, model_validator
 from pluralign.prediction.judges.base import Backend, JudgeRequest, JudgeResult
 from pluralign.prediction.judges.cache_schema import SCHEMA_VERSION
 from pluralign.prediction.judges.cache_sqlite import APPLICATION_ID, JudgementCache, proven_own
-from pluralign.storage import DatabasePlace, PostgresURL, is_server, parse_place
+from pluralign.storage import DEFAULT_POOL, DatabasePlace, PoolSize, PostgresURL, check_pool, parse_place
 from pluralign.support.errors import ClaimedElsewhere, PluralignError
 from pluralign.support.home import home
 from pluralign.support.options import Options, cli
@@ -55,10 +55,8 @@ class CacheOptions(Options):
         json_schema_extra=cli("--cache", group="cache"),
     )
 
-    cache_pool: int = Field(
-        default=8,
-        ge=1,
-        le=256,
+    cache_pool: PoolSize = Field(
+        default=DEFAULT_POOL,
         description="Most connections this process holds to a postgresql:// --cache at once.",
         json_schema_extra=cli("--cache-pool", group="cache"),
     )
@@ -66,8 +64,7 @@ class CacheOptions(Options):
     @model_validator(mode="after")
     def _pool_only_for_a_server(self) -> CacheOptions:
         """A pool size that a SQLite file would ignore is refused, not dropped."""
-        if "cache_pool" in self.model_fields_set and not is_server(self.cache_path):
-            raise ValueError("--cache-pool applies to a postgresql:// --cache")
+        check_pool("cache_pool" in self.model_fields_set, self.cache_path, "--cache-pool", "--cache")
         return self
 
     def open(self) -> Cache | None:
@@ -97,7 +94,7 @@ class Cache(Protocol):
     def close(self) -> None: ...
 
 
-def open_cache(place: str | Path | None, pool_size: int = 8) -> Cache:
+def open_cache(place: str | Path | None, pool_size: int = DEFAULT_POOL) -> Cache:
     """The cache ``place`` names: a SQLite file (default: in pluralign's home) or a
     ``postgresql://`` database (holding at most ``pool_size`` connections)."""
     found = parse_place(place, "--cache") if place is not None else default_cache_path()

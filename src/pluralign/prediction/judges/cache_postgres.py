@@ -19,14 +19,14 @@ from pluralign.prediction.judges.cache_schema import (
     PUT,
     SCHEMA_VERSION,
 )
-from pluralign.storage import PostgresURL, open_database
+from pluralign.storage import DEFAULT_POOL, PostgresURL, open_database
 from pluralign.support.errors import CacheError, InputError, NotACacheError
 
 
 class PostgresJudgementCache:
     shared = True
 
-    def __init__(self, url: PostgresURL, pool_size: int = 8) -> None:
+    def __init__(self, url: PostgresURL, pool_size: int = DEFAULT_POOL) -> None:
         self.db = open_database(url, "--cache", pool_size=pool_size)
         self.path = self.db.label
         try:
