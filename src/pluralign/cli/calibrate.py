@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("calibrate")(calibrate_cmd)
+    app.command("calibrate", short_help="Fit a judge's calibration from its runs on labelled items.")(calibrate_cmd)
 
 
 def calibrate_cmd(

@@ -13,7 +13,7 @@ from pluralign.support.strict import MAX_SEED
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare")(compare_cmd)
+    app.command("compare", short_help="Compare two runs: A minus B, with its interval and tests.")(compare_cmd)
 
 
 def compare_cmd(

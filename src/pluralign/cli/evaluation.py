@@ -47,11 +47,11 @@ def renamed(command: Callable[..., Any], old: str, new: str) -> Callable[..., An
 
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_cmd)
-    app.command("metrics")(metrics_cmd)
+    app.command("metrics", short_help="Recompute a run's metrics from its saved decisions.")(metrics_cmd)
     app.command("score", hidden=True, help="The old name of `pluralign metrics`.")(
         renamed(metrics_cmd, "score", "metrics")
     )
-    app.command("report")(report_cmd)
+    app.command("report", short_help="Write a markdown report with plots from run folders.")(report_cmd)
 
 
 WorkersOpt = Annotated[

@@ -109,7 +109,7 @@ def fit_cmd(
         say(f"  {a.attribute:12} cares with probability {a.weight:.2f}; value {value}")
 
 
-@profile_app.command("next")
+@profile_app.command("next", short_help="The question to ask next: the most informative pool item.")
 @with_settings_options()
 def next_cmd(
     choices: Annotated[Path, typer.Option(help="The choices so far (JSON Lines; may be empty).")],

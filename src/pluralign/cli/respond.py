@@ -13,7 +13,7 @@ from pluralign.support.strict import MAX_SEED
 
 
 def register(app: typer.Typer) -> None:
-    app.command("respond")(respond_cmd)
+    app.command("respond", short_help="Generate candidate answers; print the one closest to the target.")(respond_cmd)
 
 
 def _components() -> list[Any]:

@@ -28,7 +28,7 @@ def log_requests() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve_cmd)
+    app.command("serve", short_help="Serve the HTTP API and the page at /.")(serve_cmd)
 
 
 def _serve_components() -> list[Any]:

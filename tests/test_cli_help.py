@@ -1,0 +1,45 @@
+"""What a new user reads first: every command's line in a list of commands is one sentence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from pluralign.cli import app
+
+
+def _commands(group: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Every visible command under ``group``, by its full name (typer's own click objects)."""
+    found: list[tuple[str, Any]] = []
+    for name, command in group.commands.items():
+        if command.hidden:
+            continue
+        found.append((f"{prefix}{name}", command))
+        if hasattr(command, "commands"):
+            found += _commands(command, f"{prefix}{name} ")
+    return found
+
+
+def _listed(command: Any) -> str:
+    """The text a list of commands shows for ``command`` (typer: short_help, else the first
+    paragraph of its help)."""
+    return (command.short_help or (command.help or "").strip().split("\n\n")[0]).strip()
+
+
+def test_every_command_is_listed_with_one_line():
+    commands = _commands(typer.main.get_command(app))
+    assert {"eval", "metrics", "serve", "profile next", "batch import"} <= {name for name, _ in commands}
+    for name, command in commands:
+        summary = _listed(command)
+        assert summary and "\n" not in summary, f"{name}: {summary!r}"
+        assert len(summary) <= 100, f"{name}: {len(summary)} characters (a sentence, not a paragraph)"
+
+
+def test_the_command_list_shows_each_summary_on_its_line(cli):
+    shown = cli("--help", env={"COLUMNS": "200"}).stdout
+    root = typer.main.get_command(app)
+    for name, command in _commands(root):
+        if " " not in name:
+            line = next(line for line in shown.splitlines() if f"│ {name} " in line)
+            assert _listed(command) in line, name
