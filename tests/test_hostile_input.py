@@ -156,6 +156,9 @@ def test_the_timeout_bounds_an_answer_that_drips(scripted):
         (("--n-attributes", "1", "--count", "0"), "--count"),
         (("--n-attributes", "9"), "--n-attributes must be between 1 and 5"),
         ((), "--n-attributes is required"),
+        (("--n-attributes", "1", "--names", ""), "--names '' names no attribute"),
+        (("--n-attributes", "1", "--names", " , ,"), "names no attribute"),
+        (("--n-attributes", "1", "--names", "care,../x"), "unknown attribute '../x'"),
     ],
 )
 def test_targets_draw_bounds_its_work_first(cli, args, message):

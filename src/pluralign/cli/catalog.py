@@ -58,8 +58,10 @@ def targets_draw(
     if preset not in presets:
         fail(f"unknown preset {preset!r} (helpsteer2 or mic)")
     attr_names, default_levels = presets[preset]
-    if names:
+    if names is not None:
         attr_names = [n.strip() for n in names.split(",") if n.strip()]
+        if not attr_names:
+            fail(f"--names {names!r} names no attribute; give comma-separated names")
         DEFAULT_REGISTRY.require(attr_names)
     n_levels = levels if levels is not None else default_levels
     if n_levels < 2:
