@@ -160,6 +160,26 @@ def test_bad_groups_are_refused_with_one_line(raw, message):
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("raw", "name", "message"),
+    [
+        ({"care": 2}, "target", "target: value 2.0 for 'care' is outside [0, 1]"),
+        ({"care": 2}, "alex", "target alex: value 2.0 for 'care' is outside [0, 1]"),
+        ([{"care": 2}], "group", "group: target member-1: value 2.0"),
+        ([{"care": 2}], "team", "group team: target member-1: value 2.0"),
+        ({"name": 3, "group": [{"care": 1}]}, "group", "group: name must be a string"),
+        ({"samples": [{"values": {"care": 1}, "weight": 2}]}, "group", "group, sample 1: samples are weighted"),
+        ([], "group", "group: no members"),
+    ],
+)
+def test_a_message_names_a_target_by_its_kind_once(raw, name, message):
+    """A request's target is named "target" (its field): the message says so once, not
+    "target target"; a named one keeps its name."""
+    with pytest.raises(InputError) as info:
+        goal_from_data(raw, name)
+    assert str(info.value).startswith(message), str(info.value)
+
+
 def test_bad_group_files(tmp_path):
     (tmp_path / "torn.jsonl").write_text('{"care": 1}\n{"care": \n')
     with pytest.raises(InputError, match="line 2 is not JSON"):

@@ -106,7 +106,8 @@ def test_choose_predict_attributes_health(server):
     ("change", "status", "message"),
     [
         ({"target": {"kindness": 1.0}}, 422, "unknown attribute 'kindness'"),
-        ({"target": {"care": 1.5}}, 422, "outside [0, 1]"),
+        ({"target": {"care": 1.5}}, 422, "target: value 1.5 for 'care' is outside [0, 1]"),
+        ({"target": [{"care": 1.5}]}, 422, "group: target member-1: value 1.5 for 'care' is outside [0, 1]"),
         ({"responses": ["only one"]}, 422, "at least 2 responses"),
         ({"responses": [f"r{i}" for i in range(11)]}, 422, "exceed the limit of 10"),
         ({"question": "x" * 20_001}, 422, "exceeds the limit of 20000"),

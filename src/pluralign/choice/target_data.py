@@ -28,26 +28,32 @@ from pluralign.support.errors import InputError, validation_message
 from pluralign.support.files import read_json, read_text
 
 
+def _named(kind: str, name: str) -> str:
+    """How a message names a target or a group: its kind and name, or its kind alone where its
+    name is only its kind (one a request or an inline option gave)."""
+    return kind if name == kind else f"{kind} {name}"
+
+
 def profile_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
     """Accept ``{"care": 1.0}`` (the paper's files) or ``{"values": ..., "weights": ...}``."""
     if not isinstance(raw, Mapping):
-        raise InputError(f"target {name}: expected a JSON object of attribute -> value")
+        raise InputError(f"{_named('target', name)}: expected a JSON object of attribute -> value")
     body: dict[str, Any]
     if "values" in raw and isinstance(raw["values"], Mapping):
         body = {"name": raw.get("name", name), "values": raw["values"], "weights": raw.get("weights")}
     else:
         for key, value in raw.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InputError(f"target {name}: value for {key!r} must be a number in [0, 1]")
+                raise InputError(f"{_named('target', name)}: value for {key!r} must be a number in [0, 1]")
         body = {"name": name, "values": dict(raw)}
     try:
         target = AlignmentTarget.model_validate(body)
     except ValidationError as exc:
-        raise InputError(validation_message(exc, f"target {name}: ")) from None
+        raise InputError(validation_message(exc, f"{_named('target', name)}: ")) from None
     try:
         return target.check_known(registry)
     except InputError as exc:
-        raise InputError(f"target {name}: {exc}") from None
+        raise InputError(f"{_named('target', name)}: {exc}") from None
 
 
 def load_profile_file(path: str | Path, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
@@ -81,11 +87,12 @@ def _member(raw: Any, where: str, default_name: str, registry: AttributeRegistry
 
 
 def group_from_members(raw: Sequence[Any], name: str, registry: AttributeRegistry, what: str = "member") -> GroupTarget:
+    group = _named("group", name)
     if not raw:
-        raise InputError(f"group {name}: no members")
+        raise InputError(f"{group}: no members")
     if len(raw) > MAX_GROUP_MEMBERS:
-        raise InputError(f"group {name}: {len(raw):,} members, at most {MAX_GROUP_MEMBERS:,}")
-    members = [_member(m, f"group {name}, {what} {i + 1}", f"{what}-{i + 1}", registry) for i, m in enumerate(raw)]
+        raise InputError(f"{group}: {len(raw):,} members, at most {MAX_GROUP_MEMBERS:,}")
+    members = [_member(m, f"{group}, {what} {i + 1}", f"{what}-{i + 1}", registry) for i, m in enumerate(raw)]
     try:
         return GroupTarget(name=name, members=members)
     except ValidationError as exc:
@@ -120,12 +127,14 @@ def target_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_
         return group_from_members(members, name, registry)
     label = raw.get("name", name)
     if not isinstance(label, str):
-        raise InputError(f"group {name}: name must be a string")
+        raise InputError(f"{_named('group', name)}: name must be a string")
     if "group" in raw:
         return group_from_members(members, label, registry)
     for i, sample in enumerate(members):
         if isinstance(sample, Mapping) and "weight" in sample:
-            raise InputError(f'group {label}, sample {i + 1}: samples are weighted equally; use "group" for weights')
+            raise InputError(
+                f'{_named("group", label)}, sample {i + 1}: samples are weighted equally; use "group" for weights'
+            )
     return group_from_members(members, label, registry, "sample")
 
 
