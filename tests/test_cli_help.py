@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from typer.testing import CliRunner
 
 from pluralign.cli import app
 
@@ -43,3 +44,16 @@ def test_the_command_list_shows_each_summary_on_its_line(cli):
         if " " not in name:
             line = next(line for line in shown.splitlines() if f"│ {name} " in line)
             assert _listed(command) in line, name
+
+
+def test_no_help_shows_a_python_type():
+    """An option's type is shown as a word (<str>, <int>), never as Python's repr of an annotated
+    type with a memory address (``--cache`` and ``--db`` showed ``<typing.Annotated[str, ...]>``).
+    In process (typer's runner renders what the console script does): 25 commands' help."""
+    runner = CliRunner(env={"COLUMNS": "250"})
+    for name, _ in _commands(typer.main.get_command(app)):
+        result = runner.invoke(app, [*name.split(), "--help"])
+        shown = result.output
+        assert result.exit_code == 0 and "Usage:" in shown, (name, shown)
+        for needle in ("typing.", "Annotated", "Validator", "PydanticUndefined", " at 0x", "<class"):
+            assert needle not in shown, f"pluralign {name} --help shows {needle!r}"

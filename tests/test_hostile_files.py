@@ -189,6 +189,96 @@ def test_a_cache_that_is_not_a_regular_file_is_refused_at_once(tmp_path, kind):
         one_line_error(res, str(path))
 
 
+def _plant(path: Path, kind: str) -> Path:
+    """``path`` made a file that never ends or never answers: /dev/zero through a link, a pipe
+    with no writer, or a folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    return path
+
+
+CHOICE = ("--question", "q", "--response", "a", "--response", "b")
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "folder"])
+@pytest.mark.parametrize(
+    "door",
+    ["input", "target", "attributes", "calibration", "benchmark", "prompts", "batch-results", "mic", "reference"],
+)
+def test_every_file_named_on_the_command_line_is_read_through_one_door(tmp_path, door, kind):
+    """A device (``/dev/zero`` never ends: read whole it fills memory), a pipe nobody writes or a
+    folder, named wherever a command reads a file, is refused in one line at once (a pipe may
+    read as empty, and is then refused as not what was asked for)."""
+    planted = tmp_path / "in"
+    if door == "input":
+        args = ["choose", "--method", "random", "--target", '{"care": 1}', "--input", str(_plant(planted, kind))]
+    elif door == "target":
+        args = ["choose", "--method", "random", *CHOICE, "--target", str(_plant(planted / "t.json", kind))]
+    elif door == "attributes":
+        f = _plant(planted / "a.json", kind)
+        args = ["choose", "--method", "random", *CHOICE, "--target", '{"care": 1}', "--attributes-file", str(f)]
+    elif door == "calibration":
+        f = _plant(planted / "c.json", kind)
+        args = ["choose", "--method", "random", *CHOICE, "--target", '{"care": 1}', "--calibration", str(f)]
+    elif door == "benchmark":
+        _plant(planted / "eval.json", kind)
+        args = ["eval", "--method", "oracle", "--benchmark", str(planted), "--out", str(tmp_path / "run")]
+    elif door == "prompts":
+        _plant(planted / "comparative_system.j2", kind)
+        args = ["choose", "--method", "spm-zeroshot", "--model", "smollm2-135m", *CHOICE]
+        args += ["--target", '{"care": 1}', "--prompts", str(planted)]
+    elif door == "batch-results":
+        args = ["batch", "import", str(_plant(planted / "r.jsonl", kind)), "--cache", str(tmp_path / "c.sqlite")]
+    elif door == "mic":
+        args = ["data", "mic", str(_plant(planted / "MIC.csv", kind)), "--out", str(tmp_path / "mic")]
+    else:
+        f = _plant(planted / "input_output.json", kind)
+        args = ["metrics", str(f), "--target", '{"care": 1}']
+    started = time.monotonic()
+    res = run_cli(*args, timeout=120)
+    assert time.monotonic() - started < 120
+    if kind == "fifo" and res.returncode == 0:  # read as empty: nothing to import or choose
+        assert "Traceback" not in res.stderr
+        return
+    one_line_error(res)
+    if kind == "dev-zero":
+        assert "is a device, not a file" in res.stderr, res.stderr
+    assert not (tmp_path / "mic").exists() and not (tmp_path / "run" / "results.json").exists()
+
+
+def test_a_file_larger_than_the_read_limit_is_refused_not_read(tmp_path):
+    """The same door bounds what it reads: a regular file or a pipe that writes on past the limit."""
+    from pluralign.support.errors import TooLargeError
+    from pluralign.support.files import read_text
+
+    big = tmp_path / "big.json"
+    big.write_text("x" * 101)
+    with pytest.raises(TooLargeError, match=r"big.json is larger than the limit of 100 bytes"):
+        read_text(big, "target file", limit=100)
+    assert read_text(big, "target file", limit=101) == "x" * 101
+    pipe = tmp_path / "endless"
+    os.mkfifo(pipe)
+
+    def write_on() -> None:
+        try:
+            with open(pipe, "wb") as out:
+                while True:
+                    out.write(b"y" * 65536)
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=write_on, daemon=True)
+    writer.start()
+    with pytest.raises(TooLargeError, match="endless is larger than the limit of 1,000,000 bytes"):
+        read_text(pipe, "input file", limit=1_000_000)
+    writer.join(10)
+
+
 def _foreign_db(path: Path) -> str:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")

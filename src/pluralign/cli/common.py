@@ -82,6 +82,8 @@ def _option_type(annotation: Any) -> Any:
     """The type typer should parse (Literal choices become plain strings; pydantic checks them)."""
     origin = typing.get_origin(annotation)
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if origin is Annotated:  # a checked type (a database place): typer parses the plain one
+        return _option_type(args[0])
     if origin in (typing.Union, types.UnionType):
         return _option_type(args[0]) | None
     if origin is typing.Literal:

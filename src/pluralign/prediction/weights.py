@@ -160,6 +160,8 @@ def resolve_gguf(model: str) -> Path:
     path = Path(model).expanduser()
     if path.is_file():
         return path
+    if path.exists():  # a folder, a device, a pipe: llama.cpp would wait on it or fail unclearly
+        raise ModelNotFoundError(f"model file {path} is not a regular file")
     if path.suffix == ".gguf" or (os.sep in model and not _looks_like_hub_id(model)):
         raise ModelNotFoundError(f"model file {path} does not exist")
     raise ModelNotFoundError(

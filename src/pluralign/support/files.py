@@ -29,26 +29,50 @@ from pluralign.support.folders import exists_under, open_under, refusal, write_w
 log = logging.getLogger("pluralign.support.files")
 
 
-def open_read(path: str | Path) -> IO[bytes]:
-    """Open for reading without waiting: a named pipe with no writer (one planted in a run
-    folder, say) reads as empty instead of hanging the reader; a folder is an IsADirectoryError."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    if stat.S_ISDIR(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise IsADirectoryError(path)
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
+MAX_READ_BYTES = 1 << 30
+"""The most a file the user names is read (1 GiB, far above any benchmark, run or target file):
+a larger file, or an endless one (a device, a pipe that never ends), is refused, not read into memory."""
 
 
-def read_text(path: str | Path, what: str = "file") -> str:
-    """A file's text, or an InputError that names it and says why it could not be read."""
+def open_read(path: str | Path, what: str = "file") -> IO[bytes]:
+    """The one door a file the user names is read through, or an InputError naming it.
+
+    Opened without waiting: a named pipe with no writer (one planted in a run folder, say) reads
+    as empty instead of hanging the reader. A folder or a device (``/dev/zero`` never ends) is
+    refused in one line, before anything is read."""
     try:
-        with io.TextIOWrapper(open_read(path), encoding="utf-8") as handle:  # universal newlines, as before
-            return handle.read()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except IsADirectoryError:
         raise InputError(f"{what} {path} is a directory, not a file") from None
     except OSError as exc:
         raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISDIR(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a device"
+        raise InputError(f"{what} {path} is {kind}, not a file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_bytes(path: str | Path, what: str = "file", limit: int = MAX_READ_BYTES) -> bytes:
+    """A file's bytes, at most ``limit`` of them (a TooLargeError names a larger file)."""
+    with open_read(path, what) as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as exc:
+            raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if len(data) > limit:
+        raise TooLargeError(f"{what} {path} is larger than the limit of {limit:,} bytes")
+    return data
+
+
+def read_text(path: str | Path, what: str = "file", limit: int = MAX_READ_BYTES) -> str:
+    """A file's text (UTF-8, universal newlines), or an InputError that names it and says why it
+    could not be read."""
+    data = read_bytes(path, what, limit)
+    try:
+        return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()
     except UnicodeDecodeError:
         raise InputError(f"{what} {path} is not UTF-8 text") from None
 
@@ -206,12 +230,7 @@ def scan_jsonl(
         path = Path(path)
         if not path.exists() and policy == "skip":
             return out
-        try:
-            handle = open_read(path)
-        except IsADirectoryError:
-            raise InputError(f"{what} {path} is a directory, not a file") from None
-        except OSError as exc:
-            raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
+        handle = open_read(path, what)
     if limit is not None:
         size = os.fstat(handle.fileno()).st_size
         if size > limit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import io
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pluralign.choice.attributes import MIC
 from pluralign.choice.probes import Probe, save_probes
 from pluralign.evaluation.data.split import stratified_split
 from pluralign.support.errors import InputError
+from pluralign.support.files import open_read
 
 REQUIRED_COLUMNS = ("Q", "A", "rot", "moral-vector", "A_agrees")
 AGREEMENT = {0: -1.0, 1: 0.0, 2: 1.0}
@@ -81,10 +83,8 @@ def _parse_agrees(text: str, line: int) -> int | None:
 
 def read_mic_csv(path: str | Path) -> list[_Row]:
     path = Path(path)
-    try:
-        handle = open(path, newline="", encoding="utf-8-sig")  # a byte-order mark is not part of a name
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    # a byte-order mark is not part of a name
+    handle = io.TextIOWrapper(open_read(path, "MIC file"), newline="", encoding="utf-8-sig")
     rows: list[_Row] = []
     with handle:
         reader = csv.DictReader(handle)

@@ -222,12 +222,7 @@ def import_results(paths: Iterable[Path], cache: JudgementCache) -> ImportReport
 
 
 def _import_file(path: Path, cache: JudgementCache, report: ImportReport, touched: set[str]) -> None:
-    try:  # never waits on a pipe without a writer
-        handle = io.TextIOWrapper(open_read(path), encoding="utf-8")
-    except IsADirectoryError:
-        raise InputError(f"{path} is a directory, not a batch results file") from None
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+    handle = io.TextIOWrapper(open_read(path, "batch results file"), encoding="utf-8")
     with handle:
         try:
             _import_lines(path, handle, cache, report, touched)

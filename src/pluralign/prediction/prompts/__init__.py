@@ -40,6 +40,7 @@ from pluralign.choice.attributes import Attribute
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.prediction.judges.base import ChatMessage
 from pluralign.support.errors import InputError
+from pluralign.support.files import read_text
 from pluralign.support.options import Options, cli
 
 SCALE = 100
@@ -184,6 +185,7 @@ class PromptSet:
 
     def __init__(self, directory: Path | None = None) -> None:
         loaders: list[jinja2.BaseLoader] = []
+        self._files: dict[str, str] = {}
         if directory is not None:
             if not Path(directory).is_dir():
                 raise InputError(f"--prompts {directory} is not a folder")
@@ -193,7 +195,10 @@ class PromptSet:
                     f"--prompts {directory}: {', '.join(unknown)} is not a pluralign template "
                     f"(known: {', '.join(TEMPLATE_NAMES)})"
                 )
-            loaders.append(jinja2.FileSystemLoader(str(directory)))
+            # read once, through the file opener (a pipe or a device named *.j2 is refused, not
+            # waited on): what renders is what the run's identity records
+            self._files = {p.name: read_text(p, "prompt template") for p in sorted(Path(directory).glob("*.j2"))}
+            loaders.append(jinja2.DictLoader(self._files))
         loaders.append(jinja2.PackageLoader("pluralign", "prediction/prompts/templates"))
         self.directory = directory
         self._env = jinja2.Environment(
@@ -210,8 +215,7 @@ class PromptSet:
         """What identifies these prompts in a run (the folder and its files' text)."""
         if self.directory is None:
             return {}
-        files = {p.name: p.read_text(encoding="utf-8") for p in sorted(Path(self.directory).glob("*.j2"))}
-        return {"prompts": str(self.directory), "prompt_files": files}
+        return {"prompts": str(self.directory), "prompt_files": dict(self._files)}
 
     def render(self, name: str, **values: Any) -> str:
         try:
