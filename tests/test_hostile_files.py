@@ -279,6 +279,68 @@ def test_a_file_larger_than_the_read_limit_is_refused_not_read(tmp_path):
     writer.join(10)
 
 
+def _unwritable(path: Path, kind: str) -> Path:
+    """``path`` made something an atomic write must not replace: a pipe or a socket (a device
+    needs root to make; ``replaceable`` is checked on /dev/null itself below)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        import socket
+
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+        listener.close()
+    return path
+
+
+def test_no_output_replaces_a_device():
+    from pluralign.support.errors import InputError
+    from pluralign.support.files import replaceable
+
+    for device in ("/dev/null", "/dev/zero"):
+        with pytest.raises(InputError, match="is not a regular file"):
+            replaceable(device)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+@pytest.mark.parametrize("door", ["calibrate", "report", "targets", "mic"])
+def test_an_output_that_is_a_pipe_or_socket_is_refused_and_nothing_is_written(helpsteer2_dir, tmp_path, door, kind):
+    """Every command that writes files refuses a pipe or a socket under one of their names (the
+    atomic rename would put a file in its place; as root, ``--out /dev/null`` replaced the
+    device), and checks all its files before it writes the first."""
+    out = tmp_path / "out"
+    if door in ("calibrate", "report"):
+        run = tmp_path / "run"
+        assert _eval(helpsteer2_dir, run, "--target", "high", limit=12).returncode == 0
+    if door == "calibrate":
+        args = ["calibrate", str(run), "--out", str(_unwritable(out / "cal.json", kind))]
+    elif door == "report":
+        _unwritable(out / "radar.png", kind)  # the last it would write
+        args = ["report", str(run), "--out", str(out)]
+    elif door == "targets":
+        _unwritable(out / "2attributes_target02.json", kind)
+        args = ["targets", "draw", "--n-attributes", "2", "--count", "3", "--out", str(out)]
+    else:
+        from test_data import CARE, write_mic
+
+        rows = [(f"Q{i}", a, "Be kind.", CARE, str(i % 3)) for i in range(40) for a in ("x", "y")]
+        _unwritable(out / "eval.json", kind)
+        args = ["data", "mic", str(write_mic(tmp_path / "MIC.csv", rows)), "--out", str(out)]
+    before = sorted(p.name for p in out.iterdir())
+    one_line_error(run_cli(*args, timeout=120), "is not a regular file")
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing written beside it
+
+
+def test_an_output_named_through_a_link_replaces_the_link_not_what_it_points_to(helpsteer2_dir, tmp_path):
+    run, victim, link = tmp_path / "run", tmp_path / "victim.json", tmp_path / "cal.json"
+    assert _eval(helpsteer2_dir, run, "--target", "high", limit=12).returncode == 0
+    victim.write_text("keep")
+    link.symlink_to(victim)
+    assert run_cli("calibrate", str(run), "--out", str(link)).returncode == 0
+    assert victim.read_text() == "keep" and not link.is_symlink() and json.loads(link.read_text())["attributes"]
+
+
 def _foreign_db(path: Path) -> str:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT)")

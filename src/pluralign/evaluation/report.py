@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from pluralign.evaluation.data.benchmark import Benchmark
 from pluralign.evaluation.length_control import for_run, markdown
 from pluralign.evaluation.runs import RunDir
 from pluralign.support.errors import InputError
-from pluralign.support.files import write_text_atomic
+from pluralign.support.files import replaceable, write_bytes_atomic, write_text_atomic
 from pluralign.support.markdown import escape_cell
 
 
@@ -42,6 +43,19 @@ def _plt() -> Any:
     return plt
 
 
+OUTPUTS = ("report.md", "accuracy.png", "accuracy_by_k.png", "calibration.png", "radar.png")
+"""Every file a report may write into its folder."""
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    """A figure as a PNG, written the way every output is (atomically, never into a pipe or a
+    device planted under its name): matplotlib would open the path itself."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
 def accuracy_by_attribute_count(run: dict[str, Any]) -> dict[int, float]:
     by_k: dict[int, list[float]] = defaultdict(list)
     for t in run["results"]["targets"]:
@@ -60,6 +74,8 @@ def write_report(
     loaded = [_load(Path(r)) for r in runs]
     controls = [(r["label"], for_run(r["run"], benchmark)) for r in loaded] if benchmark is not None else []
     out = Path(out)
+    for name in OUTPUTS:  # all of them before any is written: a refused report writes nothing
+        replaceable(out / name)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     lines = ["# pluralign report", "", *_summary_table(loaded), "", *_group_section(loaded)]
@@ -128,8 +144,7 @@ def _accuracy_section(plt: Any, loaded: Sequence[dict[str, Any]], out: Path) -> 
     ax.set_xlabel("mean alignment accuracy (%)")
     ax.set_xlim(0, 100)
     fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, out / "accuracy.png")
     return ["", "## Accuracy", "", "![accuracy](accuracy.png)", ""]
 
 
@@ -154,8 +169,7 @@ def _accuracy_by_count_section(plt: Any, loaded: Sequence[dict[str, Any]], out: 
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "accuracy_by_k.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, out / "accuracy_by_k.png")
     return [*lines, "", "![accuracy by k](accuracy_by_k.png)", ""]
 
 
@@ -192,8 +206,7 @@ def _prediction_error_section(plt: Any, with_preds: Sequence[dict[str, Any]], ou
         ax.set_title(r["label"], fontsize=8)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(out / "calibration.png", dpi=110)
-    plt.close(fig)
+    _save(plt, fig, out / "calibration.png")
     return [*lines, "", "![calibration](calibration.png)", ""]
 
 
@@ -233,5 +246,4 @@ def radar(predictions: Sequence[dict[str, float]], target: dict[str, float], pat
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.3, 1.1))
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)

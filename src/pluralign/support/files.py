@@ -160,18 +160,35 @@ def exclusive(path: str | Path, busy: InputError) -> Iterator[IO[Any]]:
         handle.close()
 
 
+def replaceable(path: str | Path) -> Path:
+    """``path`` if an atomic write may put a file there: nothing yet, a file, or a link (the
+    rename replaces the link, leaving what it points to). A folder, a device, a pipe or a socket
+    is refused (run as root, ``--out /dev/null`` would otherwise replace the device). A command
+    that writes several files checks them all with this before it writes the first."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; name a file to write")
+    try:
+        kind = stat.S_IFMT(path.lstat().st_mode)
+    except OSError:
+        return path
+    if kind not in (stat.S_IFREG, stat.S_IFLNK):
+        raise InputError(f"{path} is not a regular file (a device, a pipe or a socket); name a file to write")
+    return path
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write to a temporary file beside ``path``, fsync, then rename over it: a reader sees the
     old file or the new one, never half of it. A new file gets the usual 0644 permissions
-    (an existing file keeps its own), not the 0600 of a temporary file."""
+    (an existing file keeps its own), not the 0600 of a temporary file. Only a file (or a link,
+    which the rename replaces, leaving what it points to) is replaced: a device, a pipe or a
+    socket is refused (run as root, ``--out /dev/null`` would otherwise replace the device)."""
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """:func:`write_text_atomic` for bytes."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; name a file to write")
+    path = replaceable(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644

@@ -20,6 +20,7 @@ from pluralign.choice.attributes import HELPSTEER2
 from pluralign.choice.probes import Probe, save_probes
 from pluralign.evaluation.data.split import stratified_split
 from pluralign.support.errors import InputError
+from pluralign.support.files import replaceable
 
 LIKERT_MAX = 4
 
@@ -85,6 +86,9 @@ def pair_rows(rows: Sequence[Mapping[str, Any]], report: PairingReport | None = 
 
 def build_helpsteer2(out_dir: str | Path, dataset: str = "nvidia/HelpSteer2") -> tuple[int, int, PairingReport]:
     """Download (needs internet and ``datasets``), pair, split, write train/eval.json."""
+    out = Path(out_dir)
+    for name in ("train.json", "eval.json"):  # before the download, and before either is written
+        replaceable(out / name)
     try:
         from datasets import load_dataset
     except ImportError:
@@ -96,7 +100,6 @@ def build_helpsteer2(out_dir: str | Path, dataset: str = "nvidia/HelpSteer2") ->
     report = PairingReport()
     probes = pair_rows(list(ds["train"]), report) + pair_rows(list(ds["validation"]), report)
     train, evals = stratified_split(probes, HELPSTEER2, levels=5)
-    out = Path(out_dir)
     save_probes(out / "train.json", train)
     save_probes(out / "eval.json", evals)
     return len(train), len(evals), report
