@@ -165,7 +165,7 @@ def test_bad_groups_are_refused_with_one_line(raw, message):
     [
         ({"care": 2}, "target", "target: value 2.0 for 'care' is outside [0, 1]"),
         ({"care": 2}, "alex", "target alex: value 2.0 for 'care' is outside [0, 1]"),
-        ({}, "target", "target: no attribute given: name at least one"),
+        ({}, "target", "target: empty: name at least one attribute"),
         ([{"care": 2}], "group", "group: target member-1: value 2.0"),
         ([{"care": 2}], "team", "group team: target member-1: value 2.0"),
         ({"name": 3, "group": [{"care": 1}]}, "group", "group: name must be a string"),

@@ -40,7 +40,7 @@ class AlignmentTarget(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> AlignmentTarget:
         if not self.values:
-            raise ValueError("no attribute given: name at least one")
+            raise ValueError("empty: name at least one attribute")
         for attr, value in self.values.items():
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"value for {attr!r} must be a number in [0, 1]")
