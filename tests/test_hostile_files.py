@@ -332,6 +332,24 @@ def test_an_output_that_is_a_pipe_or_socket_is_refused_and_nothing_is_written(he
     assert sorted(p.name for p in out.iterdir()) == before  # nothing written beside it
 
 
+@pytest.mark.parametrize("door", ["report", "targets", "mic", "eval"])
+def test_an_output_folder_that_is_a_file_is_refused_and_left_alone(helpsteer2_dir, tmp_path, door):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    if door == "report":
+        run = tmp_path / "run"
+        assert _eval(helpsteer2_dir, run, "--target", "high").returncode == 0
+        args = ["report", str(run)]
+    elif door == "targets":
+        args = ["targets", "draw", "--n-attributes", "1"]
+    elif door == "mic":
+        args = ["data", "mic", str(tmp_path / "MIC.csv")]
+    else:
+        args = [*EVAL, "--benchmark", str(helpsteer2_dir), "--target", "high"]
+    one_line_error(run_cli(*args, "--out", str(taken)), f"--out {taken} is a file, not a folder")
+    assert taken.read_text() == "mine"
+
+
 def test_an_output_named_through_a_link_replaces_the_link_not_what_it_points_to(helpsteer2_dir, tmp_path):
     run, victim, link = tmp_path / "run", tmp_path / "victim.json", tmp_path / "cal.json"
     assert _eval(helpsteer2_dir, run, "--target", "high", limit=12).returncode == 0

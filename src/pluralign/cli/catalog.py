@@ -47,7 +47,7 @@ def targets_draw(
     """Draw targets as the paper did (random.sample over the level combinations, 0.5 excluded)."""
     from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2, MIC
     from pluralign.choice.targets import sample_targets
-    from pluralign.support.files import replaceable, write_text_atomic
+    from pluralign.support.files import replaceable_in, write_text_atomic
 
     if old_count is not None:  # 0.2 called the count --attributes, which elsewhere names attributes
         say("warning: --attributes (a count) is now --n-attributes", style="yellow", err=True)
@@ -69,9 +69,8 @@ def targets_draw(
     if count < 1:
         fail("--count must be at least 1")
     drawn = sample_targets(attr_names, n_levels, n_attributes, count, seed)
-    files = [out / f"{n_attributes}attributes_target{i:02d}.json" for i in range(len(drawn))] if out else []
-    for path in files:  # all of them before the first is written
-        replaceable(path)
+    file_names = [f"{n_attributes}attributes_target{i:02d}.json" for i in range(len(drawn))]
+    files = replaceable_in(out, file_names) if out else []  # all of them before the first is written
     for i, values in enumerate(drawn):
         if out:
             write_text_atomic(files[i], json.dumps(values))

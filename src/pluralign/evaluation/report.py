@@ -14,7 +14,7 @@ from pluralign.evaluation.data.benchmark import Benchmark
 from pluralign.evaluation.length_control import for_run, markdown
 from pluralign.evaluation.runs import RunDir
 from pluralign.support.errors import InputError
-from pluralign.support.files import replaceable, write_bytes_atomic, write_text_atomic
+from pluralign.support.files import replaceable_in, write_bytes_atomic, write_text_atomic
 from pluralign.support.markdown import escape_cell
 
 
@@ -74,8 +74,7 @@ def write_report(
     loaded = [_load(Path(r)) for r in runs]
     controls = [(r["label"], for_run(r["run"], benchmark)) for r in loaded] if benchmark is not None else []
     out = Path(out)
-    for name in OUTPUTS:  # all of them before any is written: a refused report writes nothing
-        replaceable(out / name)
+    replaceable_in(out, OUTPUTS)  # all of them before any is written: a refused report writes nothing
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     lines = ["# pluralign report", "", *_summary_table(loaded), "", *_group_section(loaded)]

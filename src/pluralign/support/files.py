@@ -16,7 +16,7 @@ import logging
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -175,6 +175,15 @@ def replaceable(path: str | Path) -> Path:
     if kind not in (stat.S_IFREG, stat.S_IFLNK):
         raise InputError(f"{path} is not a regular file (a device, a pipe or a socket); name a file to write")
     return path
+
+
+def replaceable_in(folder: str | Path, names: Iterable[str], option: str = "--out") -> list[Path]:
+    """The files ``names`` in ``folder``, checked before the first is written (see
+    :func:`replaceable`): a command that writes several either writes them all or none."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{option} {folder} is a file, not a folder")
+    return [replaceable(folder / name) for name in names]
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

@@ -20,7 +20,7 @@ from pluralign.choice.attributes import HELPSTEER2
 from pluralign.choice.probes import Probe, save_probes
 from pluralign.evaluation.data.split import stratified_split
 from pluralign.support.errors import InputError
-from pluralign.support.files import replaceable
+from pluralign.support.files import replaceable_in
 
 LIKERT_MAX = 4
 
@@ -87,8 +87,7 @@ def pair_rows(rows: Sequence[Mapping[str, Any]], report: PairingReport | None = 
 def build_helpsteer2(out_dir: str | Path, dataset: str = "nvidia/HelpSteer2") -> tuple[int, int, PairingReport]:
     """Download (needs internet and ``datasets``), pair, split, write train/eval.json."""
     out = Path(out_dir)
-    for name in ("train.json", "eval.json"):  # before the download, and before either is written
-        replaceable(out / name)
+    replaceable_in(out, ("train.json", "eval.json"))  # before the download, and before either is written
     try:
         from datasets import load_dataset
     except ImportError:

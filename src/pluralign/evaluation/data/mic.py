@@ -20,7 +20,7 @@ from pluralign.choice.attributes import MIC
 from pluralign.choice.probes import Probe, save_probes
 from pluralign.evaluation.data.split import stratified_split
 from pluralign.support.errors import InputError
-from pluralign.support.files import open_read, replaceable
+from pluralign.support.files import open_read, replaceable_in
 
 REQUIRED_COLUMNS = ("Q", "A", "rot", "moral-vector", "A_agrees")
 AGREEMENT = {0: -1.0, 1: 0.0, 2: 1.0}
@@ -189,8 +189,7 @@ def probes_from_rows(rows: Iterable[_Row], stats: MicStats | None = None) -> lis
 def build_mic(csv_path: str | Path, out_dir: str | Path, split: bool = True) -> MicStats:
     stats = MicStats()
     out = Path(out_dir)
-    for name in ("train.json", "eval.json") if split else ("all.json",):  # before either is written
-        replaceable(out / name)
+    replaceable_in(out, ("train.json", "eval.json") if split else ("all.json",))  # before either is written
     probes = probes_from_rows(read_mic_csv(csv_path), stats)
     if not probes:
         raise InputError(f"{csv_path}: no question has two or more answers with agreement labels")
