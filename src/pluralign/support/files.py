@@ -34,7 +34,7 @@ MAX_READ_BYTES = 1 << 30
 a larger file, or an endless one (a device, a pipe that never ends), is refused, not read into memory."""
 
 
-def open_read(path: str | Path, what: str = "file") -> IO[bytes]:
+def open_read(path: str | Path, what: str = "file") -> io.BufferedReader:
     """The one door a file the user names is read through, or an InputError naming it.
 
     Opened without waiting: a named pipe with no writer (one planted in a run folder, say) reads
@@ -57,13 +57,25 @@ def open_read(path: str | Path, what: str = "file") -> IO[bytes]:
 
 def read_bytes(path: str | Path, what: str = "file", limit: int = MAX_READ_BYTES) -> bytes:
     """A file's bytes, at most ``limit`` of them (a TooLargeError names a larger file)."""
+    too_large = TooLargeError(f"{what} {path} is larger than the limit of {limit:,} bytes")
     with open_read(path, what) as handle:
         try:
-            data = handle.read(limit + 1)
+            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # its size is known: refused unread
+                if os.fstat(handle.fileno()).st_size > limit:
+                    raise too_large
+                data = handle.read()
+            else:  # a pipe: read in pieces, so no buffer of the limit's size is set aside
+                pieces, size = [], 0
+                while piece := handle.read1(1 << 16):
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size > limit:
+                        raise too_large
+                data = b"".join(pieces)
         except OSError as exc:
             raise InputError(f"cannot read {what} {path}: {exc.strerror}") from None
-    if len(data) > limit:
-        raise TooLargeError(f"{what} {path} is larger than the limit of {limit:,} bytes")
+    if len(data) > limit:  # a file that grew while it was read
+        raise too_large
     return data
 
 
