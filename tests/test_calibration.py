@@ -138,6 +138,7 @@ def test_a_missing_attribute_a_foreign_file_and_bad_maps_are_one_line(fitted: Pa
     one_line_error(mixed, "another judge")
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_cross_validation_on_the_committed_study_gives_the_figures_of_the_write_up():
     res = run_cli("calibrate", str(STUDY / "spm"), str(STUDY / "spm-zeroshot"), "--folds", "5", "--json")
     assert res.returncode == 0, res.stderr

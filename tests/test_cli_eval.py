@@ -60,6 +60,7 @@ def test_random_is_near_half_and_seeded(helpsteer2_dir: Path, tmp_path: Path, cl
     assert same and not other
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_sampled_targets_in_one_call_and_rescore(helpsteer2_dir: Path, targets_dir: Path, tmp_path: Path, cli):
     out = tmp_path / "s"
     res = _oracle_eval(cli, helpsteer2_dir, targets_dir / "sampled_helpsteer2", out)

@@ -22,6 +22,7 @@ def _study(helpsteer2_dir: Path, runs: Path, out: Path, methods: str, *extra: st
     return {row["method"]: row for row in json.loads(out.with_suffix(".json").read_text())["rows"]}
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_a_resumed_study_never_rewrites_a_folder_with_fewer_items(helpsteer2_dir: Path, tmp_path: Path):
     runs = tmp_path / "runs"
     rows = _study(helpsteer2_dir, runs, tmp_path / "a", "random", "--items", "10")
@@ -37,6 +38,7 @@ def test_a_resumed_study_never_rewrites_a_folder_with_fewer_items(helpsteer2_dir
     assert rows["random"]["items"] == 15
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_a_rows_interval_does_not_depend_on_the_other_rows(helpsteer2_dir: Path, tmp_path: Path):
     runs = tmp_path / "runs"
     alone = _study(helpsteer2_dir, runs, tmp_path / "a", "random", "--items", "10")
@@ -46,6 +48,7 @@ def test_a_rows_interval_does_not_depend_on_the_other_rows(helpsteer2_dir: Path,
     assert both["random"]["ci95"][0] < both["random"]["accuracy"] < both["random"]["ci95"][1]
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_running_one_method_keeps_the_other_rows_in_the_report(helpsteer2_dir: Path, tmp_path: Path):
     """The report is rewritten by every run; a run of one method (regression after the rest,
     here oracle after random) must not leave a report without the others' rows."""
@@ -59,6 +62,7 @@ def test_running_one_method_keeps_the_other_rows_in_the_report(helpsteer2_dir: P
     assert set(only) == {"random", "oracle"}
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_another_judge_must_name_its_own_folders(helpsteer2_dir: Path, tmp_path: Path):
     """The committed folders hold the default judge's study: a server judge is refused there
     with one line (before any model or server is touched), and nothing in them changes."""

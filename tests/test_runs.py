@@ -163,6 +163,7 @@ def test_ctrl_c_ends_the_run_within_seconds_under_load(helpsteer2_dir: Path, tmp
         assert "run the same command to continue" in err
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_report_writes_markdown_and_plots(helpsteer2_dir: Path, targets_dir: Path, tmp_path: Path, cli):
     for method in ("oracle", "random"):
         res = cli(

@@ -59,6 +59,7 @@ def test_a_group_and_a_judgement_take_the_same_road():
         choose_from(assessment, group, selection="nearest")
 
 
+@pytest.mark.slow  # over 9 s of a fast-tier worker (docs/contributing.md)
 def test_the_study_runs_chosen_again_by_expected_distance(cli):
     """The committed evidence runs hold the judge's level probabilities: choosing again from them
     needs no model. closest gives the saved figures; expected moves spm-zeroshot (docs/results.md)."""
