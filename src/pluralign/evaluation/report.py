@@ -71,10 +71,10 @@ def write_report(
     ``benchmark``, each run's length control too (its accuracy beside the length baseline's)."""
     if not runs:
         raise InputError("give at least one run directory")
+    out = Path(out)
+    replaceable_in(out, OUTPUTS)  # all of them before any run is read or file written
     loaded = [_load(Path(r)) for r in runs]
     controls = [(r["label"], for_run(r["run"], benchmark)) for r in loaded] if benchmark is not None else []
-    out = Path(out)
-    replaceable_in(out, OUTPUTS)  # all of them before any is written: a refused report writes nothing
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()
     lines = ["# pluralign report", "", *_summary_table(loaded), "", *_group_section(loaded)]

@@ -60,8 +60,9 @@ def read_bytes(path: str | Path, what: str = "file", limit: int = MAX_READ_BYTES
     too_large = TooLargeError(f"{what} {path} is larger than the limit of {limit:,} bytes")
     with open_read(path, what) as handle:
         try:
-            if stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # its size is known: refused unread
-                if os.fstat(handle.fileno()).st_size > limit:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISREG(info.st_mode):  # its size is known: refused unread
+                if info.st_size > limit:
                     raise too_large
                 data = handle.read()
             else:  # a pipe: read in pieces, so no buffer of the limit's size is set aside
