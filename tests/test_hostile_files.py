@@ -263,20 +263,26 @@ def test_a_file_larger_than_the_read_limit_is_refused_not_read(tmp_path):
     assert read_text(big, "target file", limit=101) == "x" * 101
     pipe = tmp_path / "endless"
     os.mkfifo(pipe)
+    # a writer before the reader opens (a pipe with none reads as empty, by design): opened
+    # read-write, so neither side waits for the other, and it writes three times the limit
+    writing = os.open(pipe, os.O_RDWR)
 
-    def write_on() -> None:
-        try:
-            with open(pipe, "wb") as out:
-                while True:
-                    out.write(b"y" * 65536)
-        except BrokenPipeError:
-            pass
+    def write_on(left: int = 3_000_000) -> None:
+        while left > 0:
+            left -= os.write(writing, b"y" * min(65536, left))
 
     writer = threading.Thread(target=write_on, daemon=True)
     writer.start()
     with pytest.raises(TooLargeError, match="endless is larger than the limit of 1,000,000 bytes"):
         read_text(pipe, "input file", limit=1_000_000)
-    writer.join(10)
+    drain = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # let the writer finish
+    while writer.is_alive():
+        try:
+            os.read(drain, 1 << 16)
+        except BlockingIOError:
+            time.sleep(0.01)
+    os.close(drain)
+    os.close(writing)
 
 
 def _unwritable(path: Path, kind: str) -> Path:
