@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from pathlib import Path
@@ -285,6 +286,18 @@ def test_a_file_larger_than_the_read_limit_is_refused_not_read(tmp_path):
     os.close(writing)
 
 
+def test_a_regular_file_that_holds_more_than_its_size_says_is_read_only_to_the_limit():
+    """A regular file's size is checked before it is read, but a file can grow after that check
+    (or, like /proc's, say 0 and hold more): the door reads one byte past the limit, no more."""
+    from pluralign.support.errors import TooLargeError
+    from pluralign.support.files import read_bytes
+
+    maps = Path("/proc/self/maps")
+    assert maps.stat().st_size == 0 and len(maps.read_bytes()) > 200
+    with pytest.raises(TooLargeError, match=r"maps is larger than the limit of 200 bytes"):
+        read_bytes(maps, "input file", limit=200)
+
+
 def _unwritable(path: Path, kind: str) -> Path:
     """``path`` made something an atomic write must not replace: a pipe or a socket (a device
     needs root to make; ``replaceable`` is checked on /dev/null itself below)."""
@@ -423,3 +436,74 @@ def test_one_writer_of_reasonings_per_benchmark(helpsteer2_dir, tmp_path):
         )  # fmt: skip
     one_line_error(res, "another pluralign process is writing reasonings")
     assert _digest(bench / "train.json") == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "socket"])
+def test_a_pipe_or_socket_planted_in_a_folder_of_ours_is_refused_not_replaced(tmp_path, kind):
+    """The writer of pluralign's own folders (runs, saved profiles) replaces a file or a link by
+    rename, but never a pipe or a socket someone planted under the name: refused, left as it was."""
+    from pluralign.people.saved_profiles import SavedProfiles
+    from pluralign.support.errors import InputError
+    from pluralign.support.folders import write_bytes_under, write_json_under
+
+    planted = _unwritable(tmp_path / "own" / "deep" / "results.json", kind)
+    for write in (lambda: write_bytes_under(tmp_path / "own", "deep/results.json", b"{}"),
+                  lambda: write_json_under(tmp_path / "own", Path("deep") / "results.json", {})):  # fmt: skip
+        with pytest.raises(InputError, match=r"results\.json is not a regular file"):
+            write()
+    assert stat.S_IFMT(planted.lstat().st_mode) in (stat.S_IFIFO, stat.S_IFSOCK)
+    assert sorted(p.name for p in planted.parent.iterdir()) == ["results.json"]  # no temporary file left
+    _unwritable(tmp_path / "profiles" / "mine.json", kind)
+    with pytest.raises(InputError, match=r"^name: <profiles>/mine.json is not a regular file"):
+        SavedProfiles(tmp_path / "profiles").save("default", "mine", {"care": 1.0})
+    write_bytes_under(tmp_path / "own", "deep/other.json", b"{}")  # a new name is written as before
+    assert (tmp_path / "own" / "deep" / "other.json").read_bytes() == b"{}"
+
+
+def test_a_run_resumed_over_a_pipe_planted_as_its_results_refuses_in_one_line(helpsteer2_dir, tmp_path):
+    out = tmp_path / "run"
+    assert _eval(helpsteer2_dir, out, "--target", "high").returncode == 0
+    (out / "results.json").unlink()
+    os.mkfifo(out / "results.json")
+    res = _eval(helpsteer2_dir, out, "--target", "high", limit=3)
+    one_line_error(res, "results.json is not a regular file")
+    assert stat.S_ISFIFO((out / "results.json").lstat().st_mode)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link", "garbage"])
+def test_the_embedding_cache_goes_through_the_door_of_our_own_folders(tmp_path, monkeypatch, caplog, kind):
+    """A pipe under a cached embedding's name once hung ``np.load``; a link was read through and
+    its temporary name written through. Now: never followed, the vectors computed again, the
+    cache replaced where it may be (a file, a link) and left where it may not (a pipe)."""
+    import numpy as np
+
+    from pluralign.prediction import embeddings
+
+    monkeypatch.setenv("PLURALIGN_HOME", str(tmp_path / "home"))
+    texts = ["water the plants", "say no politely"]
+    first = embeddings.embed(texts)
+    [cached] = (tmp_path / "home" / "embeddings").iterdir()
+    assert np.array_equal(np.load(cached, allow_pickle=False), first)
+    outside = tmp_path / "outside.npy"
+    np.save(outside, np.ones((2, 384), dtype=np.float32))
+    cached.unlink()
+    if kind == "fifo":
+        os.mkfifo(cached)
+    elif kind == "link":
+        cached.symlink_to(outside)
+    else:
+        cached.write_bytes(b"\x93NUMPY not really")
+    found: list = []
+    with caplog.at_level(logging.WARNING, logger="pluralign.prediction.embeddings"):
+        worker = threading.Thread(target=lambda: found.append(embeddings.embed(texts)), daemon=True)
+        worker.start()
+        worker.join(120)
+    assert not worker.is_alive(), "reading the embedding cache hung"
+    assert np.allclose(found[0], first, atol=1e-5)
+    assert "embedding cache" in caplog.text
+    assert np.array_equal(np.load(outside), np.ones((2, 384), dtype=np.float32))
+    if kind == "fifo":
+        assert stat.S_ISFIFO(cached.lstat().st_mode)
+    else:
+        assert cached.is_file() and not cached.is_symlink()
+        assert np.allclose(np.load(cached, allow_pickle=False), first, atol=1e-5)

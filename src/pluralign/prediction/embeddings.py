@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pluralign.support.errors import ModelNotFoundError
+from pluralign.support.errors import InputError, ModelNotFoundError, one_line
+from pluralign.support.folders import exists_under, read_bytes_under, write_bytes_under
 from pluralign.support.home import home
 
 if TYPE_CHECKING:  # numpy loads when used, not by every CLI start
@@ -23,6 +25,7 @@ if TYPE_CHECKING:  # numpy loads when used, not by every CLI start
 
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 _lock = threading.Lock()
+log = logging.getLogger("pluralign.prediction.embeddings")
 _models: dict[str, Any] = {}
 
 
@@ -60,32 +63,53 @@ def _model(name: str) -> Any:
         return _models[name]
 
 
-def _cache_file(name: str, texts: Sequence[str]) -> Path:
+def _cache_name(name: str, texts: Sequence[str]) -> str:
     digest = hashlib.sha256(name.encode())
     for text in texts:
         digest.update(hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest())
-    return home() / "embeddings" / f"{digest.hexdigest()[:32]}.npy"
+    return f"embeddings/{digest.hexdigest()[:32]}.npy"
+
+
+def _cached(rel: str, rows: int) -> np.ndarray | None:
+    """The cached vectors under ``home()/rel`` through the one door for pluralign's own folders (no
+    link, pipe or device followed; no more read than ``rows`` vectors take), or None if absent or
+    unreadable (computed again, and the cache replaced if it is a file or a link)."""
+    import io
+
+    import numpy as np
+
+    if not exists_under(home(), rel):
+        return None
+    try:
+        raw = read_bytes_under(home(), rel, "embedding cache", limit=4096 + rows * 4 * 8192)  # up to 8,192 dimensions
+        vectors = np.load(io.BytesIO(raw), allow_pickle=False)
+        if vectors.ndim == 2 and len(vectors) == rows:
+            return np.asarray(vectors, dtype=np.float32)
+    except (InputError, OSError, ValueError) as exc:
+        log.warning("embedding cache %s unreadable (%s); computing it again", rel, one_line(exc))
+    return None
 
 
 def embed(texts: Sequence[str], name: str = DEFAULT_EMBEDDER, cache: bool = True) -> np.ndarray:
     """Unit-normalised embeddings; a set of texts seen before is read from disk."""
+    import io
+
     import numpy as np
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    path = _cache_file(name, texts)
-    if cache and path.exists():
-        try:
-            return np.asarray(np.load(path), dtype=np.float32)
-        except (OSError, ValueError):
-            path.unlink(missing_ok=True)
+    rel = _cache_name(name, texts)
+    if cache and (found := _cached(rel, len(texts))) is not None:
+        return found
     model = _model(name)
     with _lock:
         vectors = model.encode(list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
     vectors = np.asarray(vectors, dtype=np.float32)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, vectors, allow_pickle=False)
+        try:
+            write_bytes_under(home(), rel, buffer.getvalue())
+        except InputError as exc:  # a pipe planted there, a full disk: the vectors are still good
+            log.warning("embedding cache %s not written (%s)", rel, one_line(exc))
     return vectors

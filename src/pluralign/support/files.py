@@ -64,7 +64,7 @@ def read_bytes(path: str | Path, what: str = "file", limit: int = MAX_READ_BYTES
             if stat.S_ISREG(info.st_mode):  # its size is known: refused unread
                 if info.st_size > limit:
                     raise too_large
-                data = handle.read()
+                data = handle.read(limit + 1)  # one byte more tells a file that grew past the limit
             else:  # a pipe: read in pieces, so no buffer of the limit's size is set aside
                 pieces, size = [], 0
                 while piece := handle.read1(1 << 16):

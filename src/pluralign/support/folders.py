@@ -142,7 +142,7 @@ def read_json_under(root: str | Path, rel: str | Path, what: str = "file", limit
 def write_bytes_under(root: str | Path, rel: str | Path, data: bytes) -> None:
     """:func:`write_bytes_atomic` for ``root/rel``: folders on the way are created, never followed
     through a link; the file is replaced by rename (a link under its name is replaced, never
-    written through)."""
+    written through; a pipe, a device or a socket under it is refused, not replaced)."""
     root = Path(root)
     parts = _parts(rel)
     try:
@@ -156,6 +156,8 @@ def write_bytes_under(root: str | Path, rel: str | Path, data: bytes) -> None:
             mode = os.stat(parts[-1], dir_fd=folder, follow_symlinks=False).st_mode
             if stat.S_ISDIR(mode):
                 raise InputError(f"{root / rel} is a folder; pluralign writes only its own files")
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):  # a pipe, a device or a socket planted there
+                raise InputError(f"{root / rel} is not a regular file; pluralign writes only its own files")
             keep = mode & 0o777 if stat.S_ISREG(mode) else 0o644
         except FileNotFoundError:
             keep = 0o644
