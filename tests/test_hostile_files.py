@@ -351,7 +351,7 @@ def test_an_output_that_is_a_pipe_or_socket_is_refused_and_nothing_is_written(he
     assert sorted(p.name for p in out.iterdir()) == before  # nothing written beside it
 
 
-@pytest.mark.parametrize("door", ["report", "targets", "mic", "eval"])
+@pytest.mark.parametrize("door", ["report", "targets", "mic", "eval", "batch-dir"])
 def test_an_output_folder_that_is_a_file_is_refused_and_left_alone(helpsteer2_dir, tmp_path, door):
     taken = tmp_path / "notes.txt"
     taken.write_text("mine")
@@ -363,6 +363,12 @@ def test_an_output_folder_that_is_a_file_is_refused_and_left_alone(helpsteer2_di
         args = ["targets", "draw", "--n-attributes", "1"]
     elif door == "mic":
         args = ["data", "mic", str(tmp_path / "MIC.csv")]
+    elif door == "batch-dir":
+        args = ["eval", "--benchmark", str(helpsteer2_dir), "--method", "spm-zeroshot", "--model", "smollm2"]
+        args += ["--backend", "batch", "--batch-dir", str(taken), "--out", str(tmp_path / "run")]
+        one_line_error(run_cli(*args), f"--batch-dir {taken} is a file, not a folder")
+        assert taken.read_text() == "mine"
+        return
     else:
         args = [*EVAL, "--benchmark", str(helpsteer2_dir), "--target", "high"]
     one_line_error(run_cli(*args, "--out", str(taken)), f"--out {taken} is a file, not a folder")

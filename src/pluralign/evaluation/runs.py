@@ -38,7 +38,14 @@ from pluralign.evaluation.metrics import Decision, TargetResult, results_payload
 from pluralign.evaluation.reference import input_output_records, is_input_output
 from pluralign.prediction.methods.base import Assessment
 from pluralign.support.errors import InputError, RunLockedError, one_line, validation_message
-from pluralign.support.files import append_jsonl, exclusive, gunzip_jsonl, read_jsonl, repair_torn_tail
+from pluralign.support.files import (
+    append_jsonl,
+    exclusive,
+    gunzip_jsonl,
+    output_folder,
+    read_jsonl,
+    repair_torn_tail,
+)
 from pluralign.support.folders import (
     exists_under,
     list_under,
@@ -193,8 +200,7 @@ class RunDir:
             yield
 
     def check_writable(self, overwrite: bool) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise InputError(f"--out {self.path} is a file, not a folder")
+        output_folder(self.path)
         if self.path.is_dir() and not is_run(self.path) and not overwrite:
             foreign = [n for n in (RESULTS, DECISIONS, ASSESSMENTS, OLD_ASSESSMENTS) if (self.path / n).exists()]
             if foreign:

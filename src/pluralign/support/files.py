@@ -190,12 +190,18 @@ def replaceable(path: str | Path) -> Path:
     return path
 
 
-def replaceable_in(folder: str | Path, names: Iterable[str], option: str = "--out") -> list[Path]:
-    """The files ``names`` in ``folder``, checked before the first is written (see
-    :func:`replaceable`): a command that writes several either writes them all or none."""
+def output_folder(folder: str | Path, option: str = "--out") -> Path:
+    """``folder`` if files may be written into it: a folder, or nothing yet (a file is refused)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{option} {folder} is a file, not a folder")
+    return folder
+
+
+def replaceable_in(folder: str | Path, names: Iterable[str], option: str = "--out") -> list[Path]:
+    """The files ``names`` in ``folder``, checked before the first is written (see
+    :func:`replaceable`): a command that writes several either writes them all or none."""
+    folder = output_folder(folder, option)
     return [replaceable(folder / name) for name in names]
 
 

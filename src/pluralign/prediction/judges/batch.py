@@ -38,7 +38,7 @@ from pluralign.prediction.judges.base import (
 from pluralign.prediction.judges.cache import JudgementCache, request_key
 from pluralign.prediction.judges.openai import ResponseFormatOption, chat_body, parse_completion
 from pluralign.support.errors import BatchPending, InputError, InvalidOutputError, UpstreamError
-from pluralign.support.files import open_own, open_read
+from pluralign.support.files import open_own, open_read, output_folder
 from pluralign.support.options import cli
 from pluralign.support.redact import shorten
 
@@ -83,9 +83,7 @@ class BatchBackend(LocalBackend):
 
     def __init__(self, model: str, batch_dir: Path, cache: JudgementCache, mode: str = "json_schema") -> None:
         self.model = model
-        self.batch_dir = Path(batch_dir)
-        if self.batch_dir.exists() and not self.batch_dir.is_dir():
-            raise InputError(f"--batch-dir {self.batch_dir} is a file, not a folder")
+        self.batch_dir = output_folder(batch_dir, "--batch-dir")
         self.cache = _store(cache)
         self.mode = mode
         self.files: list[Path] = []
