@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pluralign.support.files import read_jsonl, repair_torn_tail, scan_jsonl
+from pluralign.support.jsonl import read_jsonl, repair_torn_tail, scan_jsonl
 
 ORACLE = ("eval", "--method", "oracle")
 

@@ -22,7 +22,8 @@ from pluralign.prediction import prompts as prompt_module
 from pluralign.prediction.judges.base import AnswerOptions, Backend, GenerationSettings, JudgeRequest
 from pluralign.prediction.prompts import PromptOptions, PromptSet
 from pluralign.support.errors import InputError
-from pluralign.support.files import append_jsonl, exclusive, read_jsonl, repair_torn_tail
+from pluralign.support.files import exclusive
+from pluralign.support.jsonl import append_jsonl, read_jsonl, repair_torn_tail
 from pluralign.support.options import cli
 
 PROGRESS = "train.reasonings.jsonl"

@@ -16,7 +16,7 @@ report, the service, benchmarks).
 
 Readers never change a file (a corrupt line is skipped with a warning); the writer holds
 ``.lock`` so two processes never judge the same run at once. Nothing under the folder is read
-or written through a link, a pipe or a device (:func:`pluralign.support.files.open_under`): a run folder
+or written through a link, a pipe or a device (:func:`pluralign.support.folders.open_under`): a run folder
 may come from an archive or a clone. ``--overwrite`` removes only what a run writes: its own
 file names, and the files of ``input_output/`` that hold the reference format.
 """
@@ -38,14 +38,7 @@ from pluralign.evaluation.metrics import Decision, TargetResult, results_payload
 from pluralign.evaluation.reference import input_output_records, is_input_output
 from pluralign.prediction.methods.base import Assessment
 from pluralign.support.errors import InputError, RunLockedError, one_line, validation_message
-from pluralign.support.files import (
-    append_jsonl,
-    exclusive,
-    gunzip_jsonl,
-    output_folder,
-    read_jsonl,
-    repair_torn_tail,
-)
+from pluralign.support.files import exclusive, output_folder
 from pluralign.support.folders import (
     exists_under,
     list_under,
@@ -55,6 +48,7 @@ from pluralign.support.folders import (
     write_bytes_under,
     write_json_under,
 )
+from pluralign.support.jsonl import append_jsonl, gunzip_jsonl, read_jsonl, repair_torn_tail
 from pluralign.support.names import file_stem
 from pluralign.support.strict import validate_each
 

@@ -51,7 +51,7 @@ from pluralign.choice.selection import select
 from pluralign.choice.targets import AlignmentTarget
 from pluralign.support import deadline
 from pluralign.support.errors import InputError, validation_message
-from pluralign.support.files import scan_jsonl
+from pluralign.support.jsonl import scan_jsonl
 from pluralign.support.strict import Count, Number
 
 EPSILON = 0.05
