@@ -1,7 +1,10 @@
-"""What a new user reads first: every command's line in a list of commands is one sentence."""
+"""What a new user reads first: every command's line in a list of commands is one sentence; output
+that cannot be written (a full disk, a pipe closed early) ends in one line or quietly."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import typer
@@ -57,3 +60,26 @@ def test_no_help_shows_a_python_type():
         assert result.exit_code == 0 and "Usage:" in shown, (name, shown)
         for needle in ("typing.", "Annotated", "Validator", "PydanticUndefined", " at 0x", "<class"):
             assert needle not in shown, f"pluralign {name} --help shows {needle!r}"
+
+
+def _draw(stdout: Any) -> subprocess.Popen[bytes]:
+    """``targets draw`` of 1,024 targets (100 KB, more than a pipe holds) in a process of its own."""
+    args = ["targets", "draw", "--n-attributes", "5", "--count", "1024"]
+    return subprocess.Popen([sys.executable, "-m", "pluralign", *args], stdout=stdout, stderr=subprocess.PIPE)
+
+
+def test_output_to_a_full_disk_is_one_line():
+    with open("/dev/full", "wb") as full:
+        proc = _draw(full)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and err.decode() == "error: cannot write the output: No space left on device\n", err
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly():
+    """``pluralign ... | head``: the reader has what it wanted; no traceback, no error line."""
+    proc = _draw(subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100).startswith(b"{")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 1 and err == b"", err

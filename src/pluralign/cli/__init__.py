@@ -57,9 +57,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         farewell("interrupted")
         sys.exit(130)
+    except BrokenPipeError:  # `pluralign ... | head`: the reader has what it wanted
+        _quiet_stdout()
+        sys.exit(1)
     except OSError as exc:  # a path that cannot be read or written: name it, in one line
-        where = f" {exc.filename}" if exc.filename else ""
-        error_line(f"cannot use{where}: {exc.strerror or exc}")
+        where = f"use {exc.filename}" if exc.filename else "write the output"  # stdout to a full disk
+        error_line(f"cannot {where}: {exc.strerror or exc}")
         sys.exit(2)
     except TyperException as exc:  # usage errors: unknown option, missing value, bad choice
         message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
@@ -69,3 +72,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         farewell("interrupted")  # typer turns a KeyboardInterrupt into a silent exit 130
     if isinstance(code, int) and code != 0:
         sys.exit(code)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so the flush at exit does not fail a second time on the closed
+    pipe (Python's own advice for SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
