@@ -476,8 +476,8 @@ def test_a_run_resumed_over_a_pipe_planted_as_its_results_refuses_in_one_line(he
     assert stat.S_ISFIFO((out / "results.json").lstat().st_mode)
 
 
-@pytest.mark.parametrize("kind", ["fifo", "link", "garbage"])
-def test_the_embedding_cache_goes_through_the_door_of_our_own_folders(tmp_path, monkeypatch, caplog, kind):
+@pytest.mark.slow  # loads the embedding model (~15 s of a worker)
+def test_the_embedding_cache_goes_through_the_door_of_our_own_folders(tmp_path, monkeypatch, caplog):
     """A pipe under a cached embedding's name once hung ``np.load``; a link was read through and
     its temporary name written through. Now: never followed, the vectors computed again, the
     cache replaced where it may be (a file, a link) and left where it may not (a pipe)."""
@@ -492,24 +492,25 @@ def test_the_embedding_cache_goes_through_the_door_of_our_own_folders(tmp_path, 
     assert np.array_equal(np.load(cached, allow_pickle=False), first)
     outside = tmp_path / "outside.npy"
     np.save(outside, np.ones((2, 384), dtype=np.float32))
-    cached.unlink()
-    if kind == "fifo":
-        os.mkfifo(cached)
-    elif kind == "link":
-        cached.symlink_to(outside)
-    else:
-        cached.write_bytes(b"\x93NUMPY not really")
-    found: list = []
-    with caplog.at_level(logging.WARNING, logger="pluralign.prediction.embeddings"):
-        worker = threading.Thread(target=lambda: found.append(embeddings.embed(texts)), daemon=True)
-        worker.start()
-        worker.join(120)
-    assert not worker.is_alive(), "reading the embedding cache hung"
-    assert np.allclose(found[0], first, atol=1e-5)
-    assert "embedding cache" in caplog.text
-    assert np.array_equal(np.load(outside), np.ones((2, 384), dtype=np.float32))
-    if kind == "fifo":
-        assert stat.S_ISFIFO(cached.lstat().st_mode)
-    else:
-        assert cached.is_file() and not cached.is_symlink()
-        assert np.allclose(np.load(cached, allow_pickle=False), first, atol=1e-5)
+    for kind in ("fifo", "link", "garbage"):
+        cached.unlink()
+        if kind == "fifo":
+            os.mkfifo(cached)
+        elif kind == "link":
+            cached.symlink_to(outside)
+        else:
+            cached.write_bytes(b"\x93NUMPY not really")
+        found: list = []
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="pluralign.prediction.embeddings"):
+            worker = threading.Thread(target=lambda out=found: out.append(embeddings.embed(texts)), daemon=True)
+            worker.start()
+            worker.join(120)
+        assert not worker.is_alive(), f"reading the embedding cache hung ({kind})"
+        assert np.allclose(found[0], first, atol=1e-5) and "embedding cache" in caplog.text, kind
+        assert np.array_equal(np.load(outside), np.ones((2, 384), dtype=np.float32))
+        if kind == "fifo":
+            assert stat.S_ISFIFO(cached.lstat().st_mode)
+        else:
+            assert cached.is_file() and not cached.is_symlink(), kind
+            assert np.allclose(np.load(cached, allow_pickle=False), first, atol=1e-5), kind
