@@ -514,3 +514,35 @@ def test_the_embedding_cache_goes_through_the_door_of_our_own_folders(tmp_path, 
         else:
             assert cached.is_file() and not cached.is_symlink(), kind
             assert np.allclose(np.load(cached, allow_pickle=False), first, atol=1e-5), kind
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "link", "garbage"])
+def test_the_model_digest_memo_goes_through_the_door_of_our_own_folders(tmp_path, monkeypatch, kind):
+    """The memo of model digests under $PLURALIGN_HOME was read with ``read_text``: a pipe there
+    hung every judge's start, a link to /dev/zero read until memory ran out."""
+    from pluralign.prediction.weights import DIGESTS, file_digest
+
+    monkeypatch.setenv("PLURALIGN_HOME", str(tmp_path / "home"))
+    model = tmp_path / "mine.gguf"
+    model.write_bytes(b"GGUF weights of mine")
+    expected = hashlib.sha256(model.read_bytes()).hexdigest()
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"planted": "x"}')
+    memo = tmp_path / "home" / DIGESTS
+    memo.parent.mkdir()
+    if kind in ("fifo", "dev-zero"):
+        _plant(memo, kind)
+    elif kind == "link":
+        memo.symlink_to(outside)
+    else:
+        memo.write_text("[not a memo")
+    found: list = []
+    worker = threading.Thread(target=lambda: found.append(file_digest(model)), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "reading the digest memo hung"
+    assert found == [expected] and outside.read_text() == '{"planted": "x"}'
+    if kind == "fifo":
+        assert stat.S_ISFIFO(memo.lstat().st_mode)
+    else:  # replaced by the memo (a link by the file, never written through)
+        assert not memo.is_symlink() and expected in memo.read_text()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pluralign.support.errors import InputError, ModelNotFoundError
-from pluralign.support.files import write_text_atomic
+from pluralign.support.folders import read_json_under, write_json_under
 from pluralign.support.home import home
 
 
@@ -174,6 +173,10 @@ def _looks_like_hub_id(model: str) -> bool:
     return len(parts) == 2 and all(parts) and not model.startswith((".", "/", "~"))
 
 
+DIGESTS = "model-digests.json"
+MAX_DIGESTS_BYTES = 1 << 24
+
+
 def file_digest(path: Path) -> str:
     """A model file's sha256: the catalog's for a packaged model (verified when it was
     assembled), else computed once and remembered by path, size and modification time."""
@@ -182,11 +185,10 @@ def file_digest(path: Path) -> str:
     for model in MODELS.values():
         if model.sha256 and path.name == model.filename and stat.st_size == model.size:
             return model.sha256
-    memo = home() / "model-digests.json"
     key = f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
-    try:
-        known = json.loads(memo.read_text())
-    except (OSError, ValueError):
+    try:  # through the door of pluralign's own folders: no link, pipe or device followed
+        known = read_json_under(home(), DIGESTS, "model digests", limit=MAX_DIGESTS_BYTES)
+    except InputError:  # absent, unreadable or planted: computed again
         known = {}
     if isinstance(known, dict) and isinstance(known.get(key), str):
         return str(known[key])
@@ -196,7 +198,7 @@ def file_digest(path: Path) -> str:
             digest.update(chunk)
     known = {**(known if isinstance(known, dict) else {}), key: digest.hexdigest()}
     try:
-        write_text_atomic(memo, json.dumps(known))
+        write_json_under(home(), DIGESTS, known, indent=None)
     except InputError:
         pass  # remembering is a saving, not a need
     return digest.hexdigest()
