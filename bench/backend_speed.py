@@ -14,7 +14,6 @@ the median over rounds of total tokens / total seconds.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import subprocess
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import raw_library
+from common import raw_library, write_json, write_text
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY
 from pluralign.evaluation.data import load_benchmark
@@ -257,8 +256,8 @@ def report(args: argparse.Namespace, reqs: list[JudgeRequest], rows: dict[str, l
     text = "\n".join(lines) + "\n"
     print(text)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".md").write_text(text)
-    Path(args.out + ".json").write_text(json.dumps(rows, indent=2))
+    write_text(Path(args.out + ".md"), text)
+    write_json(Path(args.out + ".json"), rows)
 
 
 if __name__ == "__main__":

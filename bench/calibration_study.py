@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import header, uptime, write_json
+from common import header, uptime, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -107,7 +107,7 @@ def report() -> None:
     rows, table = calibrated_rows(STUDY, list(METHODS))
     text = "\n".join([header(), "", *table, "", f"({uptime()})"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.with_suffix(".md").write_text(text + "\n")
+    write_text(OUT.with_suffix(".md"), text + "\n")
     write_json(OUT.with_suffix(".json"), rows)
     print(text, flush=True)
 

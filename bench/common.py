@@ -71,6 +71,13 @@ def write_json(path: Path, data: Any) -> None:
     write_json_atomic(path, data)
 
 
+def write_text(path: Path, text: str) -> None:
+    """A report written whole or not at all (a study's hours end in it)."""
+    from pluralign.support.files import write_text_atomic
+
+    write_text_atomic(path, text)
+
+
 def settings_for(method: str, values: dict, **fixed):  # type: ignore[no-untyped-def]
     """Settings for one method of a sweep: the sweep's options that this method reads (a
     method refuses options it would not read; a sweep over several methods names them once)."""

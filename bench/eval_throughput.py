@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import header, machine, output, positive_int, uptime, write_json
+from common import header, machine, output, positive_int, uptime, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -277,7 +277,7 @@ def main() -> None:
     text = "\n".join([header(), "", *lines, ""])
     print(text, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    output(args.out, ".md").write_text(text)
+    write_text(output(args.out, ".md"), text)
     write_json(output(args.out, ".json"), {"machine": machine(), "repeats": args.repeats, "rows": rows})
 
 

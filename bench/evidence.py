@@ -369,7 +369,7 @@ def main() -> None:
 
 
 def study(args) -> None:  # type: ignore[no-untyped-def]
-    from common import header, machine, output, uptime, write_json
+    from common import header, machine, output, uptime, write_json, write_text
 
     from pluralign.choice.attributes import DEFAULT_REGISTRY as R
     from pluralign.choice.target_data import profile_from_data, resolve_target_specs
@@ -397,7 +397,7 @@ def study(args) -> None:  # type: ignore[no-untyped-def]
     print(text, flush=True)
     print(uptime(), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    output(args.out, ".md").write_text(text)
+    write_text(output(args.out, ".md"), text)
     plot(rows, output(args.out, ".png"))
     write_json(output(args.out, ".json"), {"machine": machine(), "items": len(bench.eval), "rows": rows})
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import output, settings_for
+from common import output, settings_for, write_json, write_text
 
 from pluralign.choice.target_data import resolve_target_specs
 from pluralign.choice.targets import AlignmentTarget
@@ -167,8 +167,8 @@ def main() -> None:
             f"{args.example_max_chars} chars, similarity {args.similarity}; total {time.time() - started:.0f} s"
         )
         text = f"{header}\n\n{table(rows)}\n"
-        (output(out, ".md")).write_text(text)
-        (output(out, ".json")).write_text(json.dumps({"setup": vars(args), "header": header, "rows": rows}, indent=2))
+        write_text(output(out, ".md"), text)
+        write_json(output(out, ".json"), {"setup": vars(args), "header": header, "rows": rows})
         print(text, flush=True)
     if args.embedding_full:
         targets52 = resolve_target_specs(
@@ -185,7 +185,7 @@ def main() -> None:
             )
             rows.append(r)
         text = f"{header}\n\n{table(rows)}\n"
-        (output(out, ".md")).write_text(text)
+        write_text(output(out, ".md"), text)
         print(text, flush=True)
 
 

@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import header, machine, write_json  # noqa: E402
+from common import header, machine, write_json, write_text  # noqa: E402
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2  # noqa: E402
 from pluralign.choice.probes import load_probes  # noqa: E402
@@ -180,7 +180,7 @@ def middle_targets(seed: int = 11, per_k: int = 10, write: bool = True) -> list[
         ]
         out.extend(rng.sample(combos, per_k))
     if write:
-        (ROOT / "bench" / "data" / "middle_targets.json").write_text(json.dumps(out, indent=0) + "\n")
+        write_text(ROOT / "bench" / "data" / "middle_targets.json", json.dumps(out, indent=0) + "\n")
     return [AlignmentTarget(name=f"middle{i:02d}", values=c) for i, c in enumerate(out)]
 
 

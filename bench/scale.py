@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import write_text
+
 from pluralign.choice.target_data import resolve_target_specs
 from pluralign.evaluation.data import load_benchmark
 from pluralign.evaluation.evaluate import evaluate
@@ -33,7 +35,7 @@ def emit(lines: list[str], out: str) -> None:
     """Rewrite the output file after every stage, so a long run that is stopped keeps what it measured."""
     text = "\n".join(lines) + "\n"
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out + ".md").write_text(text)
+    write_text(Path(out + ".md"), text)
     print(text, flush=True)
 
 
