@@ -69,9 +69,10 @@ def run(methods: list[str], step: int, threads: int, source: Path) -> None:
 
 def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -> tuple[list[dict], list[str]]:
     """Each method's run in ``study`` chosen again from calibrated predictions: fit 5-fold on its
-    own items (where it has at least 10), and fit on the train items ``calibration_runs`` holds for it once there are at
-    least MIN_ITEMS (out of sample). Rows and a markdown table; methods without a run or without a
-    judge's predictions are left out."""
+    own items (where it has at least 10), and fit on the train items ``calibration_runs`` holds for
+    it once there are at least MIN_ITEMS (out of sample), and on as many as the method with the
+    fewest holds (the same items, so two judges are compared on equal fits). Rows and a markdown
+    table; methods without a run or without a judge's predictions are left out."""
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect, cross_validate
     from pluralign.evaluation.runs import RunDir
     from pluralign.evaluation.statistics import p_text
@@ -79,18 +80,25 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
 
     rows: list[dict] = []
     lines = ["| method | fit on | accuracy | calibrated | difference | 95% CI | sign-flip p |", "|---" * 7 + "|"]
+    assessed = {}
+    for method in methods:
+        folder = calibration_runs / method
+        assessed[method] = RunDir(folder).finished_items() if RunDir(folder).finished() else 0
+    counts = [n for m, n in assessed.items() if m in CALIBRATED and n >= MIN_ITEMS]
+    fewest = min(counts, default=0)  # methods with more are also fit on as many: like with like
     for method in methods:
         if method not in CALIBRATED or not RunDir(study / method).finished():
             continue
         folder = calibration_runs / method
-        assessed = RunDir(folder).finished_items() if RunDir(folder).finished() else 0
         effects = []
         if RunDir(study / method).finished_items() >= 2 * FOLDS:  # fewer cannot fill the folds
             effects.append((f"{FOLDS}-fold on the study's own items", cross_validate(study / method, FOLDS)))
-        if assessed >= MIN_ITEMS:
+        fits = [(f"{assessed[method]} train items", None)] if assessed[method] >= MIN_ITEMS else []
+        if fewest and assessed[method] > fewest:
+            fits.insert(0, (f"first {fewest} train items", fewest))
+        for fit_on, first in fits:
             try:
-                effect = calibration_effect(study / method, calibrate_runs([folder]))
-                effects.append((f"{assessed} train items", effect))
+                effects.append((fit_on, calibration_effect(study / method, calibrate_runs([folder], first))))
             except InputError:  # fit for another judge than the study's (a larger judge's study): not its row
                 pass
         for fit_on, e in effects:

@@ -45,6 +45,20 @@ def test_a_calibration_is_fit_from_a_run_with_a_monotone_map_per_attribute(fitte
     assert calibration.fit_on["items"] == 80
 
 
+def test_a_fit_on_the_first_items_is_the_fit_of_a_run_of_only_those(length_run: Path, helpsteer2_dir: Path, tmp_path):
+    """``calibrate_runs(..., first=N)`` (the calibration study compares two judges on as many fit
+    items) fits exactly what a run of the first N items would."""
+    from pluralign.evaluation.calibrate import calibrate_runs
+
+    short = tmp_path / "length-30"
+    args = ["eval", "--method", "length", "--benchmark", str(helpsteer2_dir), "--limit", "30", "--out", str(short)]
+    assert run_cli(*args, "--target", "high").returncode == 0
+    first = calibrate_runs([length_run], first=30)
+    assert first.fit_on["items"] == 30 and calibrate_runs([length_run]).fit_on["items"] == 80
+    assert first.attributes == calibrate_runs([short]).attributes
+    assert first.attributes != calibrate_runs([length_run]).attributes
+
+
 def test_the_identity_map_changes_no_choice_and_a_map_moves_every_value():
     identity = Calibration(judge={"method": "m"}, attributes={"care": AttributeMap(x=[0, 1], y=[0, 1], pairs=10)})
     a = Assessment(

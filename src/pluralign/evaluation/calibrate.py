@@ -65,11 +65,13 @@ def _judge(runs: Sequence[RunDir]) -> dict[str, Any]:
     return judges[0]
 
 
-def calibrate_runs(paths: Sequence[str | Path]) -> Calibration:
-    """One map per attribute from every labelled item of ``paths`` (runs of one judge)."""
+def calibrate_runs(paths: Sequence[str | Path], first: int | None = None) -> Calibration:
+    """One map per attribute from every labelled item of ``paths`` (runs of one judge); with
+    ``first``, from each run's first ``first`` items only (two judges compared on as many)."""
     runs = [RunDir(p) for p in paths]
     judge = _judge(runs)
-    items = [x for run in runs for x in _labelled(run).values()]
+    labelled = [_labelled(run) for run in runs]
+    items = [found[i] for found in labelled for i in sorted(found)[:first]]
     pairs = _pairs(items)
     return Calibration(
         judge=judge,
