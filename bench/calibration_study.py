@@ -80,16 +80,13 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
 
     rows: list[dict] = []
     lines = ["| method | fit on | accuracy | calibrated | difference | 95% CI | sign-flip p |", "|---" * 7 + "|"]
-    assessed = {}
-    for method in methods:
-        folder = calibration_runs / method
-        assessed[method] = RunDir(folder).finished_items() if RunDir(folder).finished() else 0
+    runs = {method: RunDir(calibration_runs / method) for method in methods}
+    assessed = {method: run.finished_items() if run.finished() else 0 for method, run in runs.items()}
     counts = [n for m, n in assessed.items() if m in CALIBRATED and n >= MIN_ITEMS]
     fewest = min(counts, default=0)  # methods with more are also fit on as many: like with like
     for method in methods:
         if method not in CALIBRATED or not RunDir(study / method).finished():
             continue
-        folder = calibration_runs / method
         effects = []
         if RunDir(study / method).finished_items() >= 2 * FOLDS:  # fewer cannot fill the folds
             effects.append((f"{FOLDS}-fold on the study's own items", cross_validate(study / method, FOLDS)))
@@ -98,7 +95,7 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
             fits.insert(0, (f"first {fewest} train items", fewest))
         for fit_on, first in fits:
             try:
-                effects.append((fit_on, calibration_effect(study / method, calibrate_runs([folder], first))))
+                effects.append((fit_on, calibration_effect(study / method, calibrate_runs([runs[method].path], first))))
             except InputError:  # fit for another judge than the study's (a larger judge's study): not its row
                 pass
         for fit_on, e in effects:
