@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from pluralign.choice.probes import Probe
-from pluralign.prediction.calibration import AttributeMap, Calibration, load_calibration
+from pluralign.prediction.calibration import AttributeMap, Calibration, fit_maps, load_calibration
 from pluralign.prediction.methods.base import Assessment
+from pluralign.support.errors import InputError
 from support import ROOT, one_line_error, run_cli
 
 STUDY = ROOT / "bench" / "runs" / "evidence"
@@ -70,6 +71,13 @@ def test_the_identity_map_changes_no_choice_and_a_map_moves_every_value():
     assert moved.predictions == [{"care": 0.1}, {"care": 0.45}]
     assert moved.level_probs == {"care": [{"0.1": 1.0}, {"0.375": 0.5, "0.5": 0.5}]}
     assert Assessment(choice=1) == halve.apply(Assessment(choice=1))
+
+
+def test_nothing_to_fit_is_one_line_not_an_empty_calibration():
+    with pytest.raises(InputError, match="no prediction has a label"):
+        fit_maps({})
+    with pytest.raises(InputError, match="at least 10"):
+        fit_maps({"care": ([0.5] * 9, [0.5] * 9)})
 
 
 def test_metrics_and_eval_apply_it_and_say_so(fitted: Path, length_run: Path, helpsteer2_dir: Path, tmp_path: Path):
@@ -145,6 +153,16 @@ def test_a_missing_attribute_a_foreign_file_and_bad_maps_are_one_line(fitted: Pa
     falling = tmp_path / "falling.json"
     falling.write_text(json.dumps(data))
     one_line_error(run_cli("metrics", str(length_run), "--calibration", str(falling)), "must not decrease")
+    for name, change, says in [
+        ("empty", lambda d: d.update(attributes={}), "attributes: Dictionary should have at least 1 item"),
+        ("unknown key", lambda d: d.update(atributes={}), "atributes: unknown field"),
+        ("unknown map key", lambda d: d["attributes"]["verbosity"].update(z=[0]), "z: unknown field"),
+    ]:
+        data = json.loads(fitted.read_text())
+        change(data)
+        odd = tmp_path / f"{name}.json"
+        odd.write_text(json.dumps(data))
+        one_line_error(run_cli("metrics", str(length_run), "--calibration", str(odd)), says)
     one_line_error(run_cli("calibrate", str(length_run)), "--out")
     direct = run_cli("calibrate", str(STUDY / "prompt-aligned"), "--out", str(tmp_path / "x.json"))
     one_line_error(direct, "predictions")

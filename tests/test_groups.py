@@ -152,6 +152,11 @@ def test_group_files_jsonl_list_object_and_samples(tmp_path):
         ({"name": 3, "group": [{"care": 1}]}, "name must be a string"),
         ({"name": "a\nb", "group": [{"care": 1}]}, "group name"),
         ([{"care": 1}] * 10_001, "at most 10,000"),
+        # a misspelt field: once dropped in silence (a member of weight 3 counted as 1)
+        ([{"values": {"care": 1}, "wieght": 3}, {"care": 0}], "member 1: unknown field 'wieght'"),
+        ([{"care": 0}, {"values": {"care": 1}, "wieghts": {"care": 2}}], "member 2: unknown field 'wieghts'"),
+        ({"group": [{"care": 1}], "nam": "team"}, "group g: unknown field 'nam' (this form holds name, group)"),
+        ({"samples": [{"care": 1}], "weights": [1]}, "unknown field 'weights' (this form holds name, samples)"),
     ],
 )
 def test_bad_groups_are_refused_with_one_line(raw, message):

@@ -22,6 +22,8 @@ import pytest
 from pluralign.people.profile import ChoiceRecord
 from support import PAIR
 
+PAIR_CHOICE = {"id": "1", **PAIR, "chosen": 0}
+QA = {"question": PAIR["question"], "responses": PAIR["responses"]}
 ASK = [{"role": "user", "content": "My neighbour asks me to water her plants. What do I say?"}]
 
 
@@ -111,6 +113,7 @@ BAD_FEEDBACK = [
     ({"predictions": [{"care": 0.5, "authority": 0.1}]}, "1 predictions for 2 responses"),
     ({"attributes": ["care", "authority", "fairness", "liberty", "loyalty", "sanctity", "helpfulness"]}, "profiles"),
     ({"attributes": ["care", "authority", "fairness"]}, "predictions lack fairness"),
+    ({"atributes": ["care"]}, "atributes: unknown field"),  # once dropped: the default attributes fitted
 ]
 
 
@@ -403,7 +406,7 @@ def test_a_chat_asks_the_judge_for_reasonings_within_the_steering_cap(tmp_path: 
             chat = client.post("/v1/chat/completions", json={"messages": ASK, "pluralign": {"target": {"care": 1}}})
             assert chat.status_code == 200, chat.text
             assert caps() == {cap}
-            assert client.post("/v1/choose", json={**PAIR, "target": {"care": 1}}).status_code == 200
+            assert client.post("/v1/choose", json={**QA, "target": {"care": 1}}).status_code == 200
             assert caps() == {512}
 
 
@@ -420,8 +423,30 @@ def test_a_chat_asks_the_judge_for_reasonings_within_the_steering_cap(tmp_path: 
         ("/v1/choose", {"question": "q", "responses": ["a", "b"], "target": {"care": 1}, "seed": 2**70}, "seed"),
         ("/v1/chat/completions", {"messages": ASK, "seed": -3, "pluralign": {"target": {"care": 1}}}, "seed"),
         ("/v1/profiles", {"name": "p", "values": {"care": "0.5"}}, "number"),
+        # a misspelt field: once dropped in silence, its default used
+        ("/v1/choose", {"question": "q", "responses": ["a", "b"], "target": {"care": 1}, "sample": 5}, "sample"),
+        ("/v1/predict", {"question": "q", "responses": ["a", "b"], "attributes": ["care"], "seeds": 1}, "seeds"),
+        ("/v1/profile/fit", {"choices": [PAIR_CHOICE], "atributes": ["care"]}, "atributes"),
+        ("/v1/profile/next", {"choices": [], "pol": [PAIR_CHOICE]}, "pol"),
+        ("/v1/profiles", {"name": "p", "values": {"care": 0.5}, "wieghts": {"care": 2}}, "wieghts"),
+        ("/v1/choose", {**QA, "target": [{"values": {"care": 1}, "wieght": 3}, {"care": 0}]}, "'wieght'"),
+        (
+            "/v1/chat/completions",
+            {"messages": ASK, "pluralign": {"target": {"values": {}, "wieghts": {}}}},
+            "'wieghts'",
+        ),
+        (
+            "/v1/rerank",
+            {"query": "q", "documents": ["a", "b"], "target": {"group": [{"care": 1}], "nam": "x"}},
+            "'nam'",
+        ),
     ],
-    ids=["surrogate", "two-targets", "negative-seed", "huge-seed", "chat-seed", "string-number"],
+    ids=" ".join(
+        [
+            "surrogate two-targets negative-seed huge-seed chat-seed string-number choose-unknown predict-unknown",
+            "fit-unknown next-unknown profile-unknown group-member-unknown chat-target-unknown rerank-group-unknown",
+        ]
+    ).split(),
 )
 def test_bad_input_is_a_4xx_that_names_it(tmp_path: Path, path: str, body: dict, needle: str):
     (tmp_path / "profiles").mkdir()
@@ -429,6 +454,7 @@ def test_bad_input_is_a_4xx_that_names_it(tmp_path: Path, path: str, body: dict,
         raw = json.dumps(body)  # ensure_ascii: a lone surrogate travels as \ud800, as JSON allows
         res = client.post(path, content=raw, headers={"content-type": "application/json"})
     assert res.status_code in (400, 422) and needle in res.text, res.text
+    assert res.status_code == 400 or ("body." not in res.text and len(res.json()["detail"].splitlines()) == 1)
     assert list((tmp_path / "profiles").iterdir()) == []
 
 

@@ -44,6 +44,8 @@ def test_user_attributes_json_and_yaml(tmp_path: Path):
         ({"care": "high"}, "must be a number"),
         ({"care": True}, "must be a number"),
         ([1, 2], "expected a JSON object"),
+        ({"values": {"care": 1}, "wieghts": {"care": 2}}, "unknown field 'wieghts'"),  # once: weights 1
+        ({"values": {"care": 1}, "weight": 2}, "unknown field 'weight'"),  # a member's, not a target's
     ],
 )
 def test_bad_targets_rejected(raw, message):

@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from pluralign.prediction.methods.base import Assessment
 from pluralign.support.errors import InputError, validation_message
 from pluralign.support.files import read_json, write_json_atomic
-from pluralign.support.strict import Number
+from pluralign.support.strict import Closed, Number
 
 FORMAT: Literal["pluralign-calibration"] = "pluralign-calibration"
 JUDGE_KEYS = ("method", "backend", "model", "scale", "scoring", "estimator", "prompts", "reasoning")
@@ -34,7 +34,7 @@ JUDGE_KEYS = ("method", "backend", "model", "scale", "scoring", "estimator", "pr
 MIN_PAIRS = 10
 
 
-class AttributeMap(BaseModel):
+class AttributeMap(Closed):
     """A non-decreasing piecewise-linear map on [0, 1]: breakpoints ``x`` (increasing) and ``y``."""
 
     x: list[Number] = Field(min_length=1)
@@ -57,13 +57,13 @@ class AttributeMap(BaseModel):
         return float(np.interp(value, self.x, self.y))
 
 
-class Calibration(BaseModel):
+class Calibration(Closed):
     """One judge's maps, per attribute, and what they were fit on."""
 
     format: Literal["pluralign-calibration"] = FORMAT
     version: Literal[1] = 1
     judge: dict[str, Any]
-    attributes: dict[str, AttributeMap]
+    attributes: dict[str, AttributeMap] = Field(min_length=1)
     fit_on: dict[str, Any] = Field(default_factory=dict)
 
     def digest(self) -> str:
@@ -125,6 +125,8 @@ def fit_maps(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> di
         raise InputError(
             "calibration needs scikit-learn: pip install scikit-learn (it comes with pluralign[embeddings])"
         ) from None
+    if not pairs:
+        raise InputError("no prediction has a label of the same attribute to be fit on")
     out = {}
     for attribute, (predicted, labels) in pairs.items():
         if len(predicted) < MIN_PAIRS:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from pluralign.support.redact import redact
 
 
@@ -101,13 +103,18 @@ def one_line(exc: BaseException | str) -> str:
 
 def validation_message(exc: Any, prefix: str = "", name: Callable[[str], str] | None = None) -> str:
     """The first problem of a pydantic ``ValidationError`` (or FastAPI's) as ``where: what``
-    on one line; ``name`` turns the first part of ``where`` into what the user typed (a flag)."""
+    on one line; ``name`` turns the first part of ``where`` into what the user typed (a flag).
+    FastAPI's leading ``body`` is left out: the field is what the sender wrote."""
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid value"}
     loc = [str(p) for p in first.get("loc", ())]
+    if len(loc) > 1 and loc[0] == "body" and not isinstance(exc, ValidationError):
+        loc = loc[1:]
     if loc and name is not None:
         loc = [name(loc[0])]
     msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if first.get("type") == "extra_forbidden":
+        msg = "unknown field"
     where = ".".join(loc)
     text = f"{where}: {msg}" if where else msg
     return one_line(f"{prefix}{text}")

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, Field, StrictInt, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
 from pluralign.support.errors import InputError, validation_message
 
@@ -27,6 +27,13 @@ MAX_SEED = 2**31 - 1
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 """A random seed: what every backend takes as given (llama.cpp reads 2**32 - 1 as "pick one at
 random", some servers take a signed 32-bit one), with room for the seed + i of each sample."""
+
+
+class Closed(BaseModel):
+    """A request or file of pluralign's own whose fields are all named: a field it does not know
+    (a misspelt ``samples``) is refused, never dropped in silence for a default."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def check_seed(seed: int, what: str = "seed") -> int:

@@ -11,12 +11,12 @@ from pydantic import BaseModel, Field, StrictStr
 from pluralign.api import Chooser, ChooseResult
 from pluralign.choice.probes import Responses, Text
 from pluralign.server.state import ServiceState, chooser, state
-from pluralign.support.strict import Count, Seed
+from pluralign.support.strict import Closed, Count, Seed
 
 router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
-class _Probe(BaseModel):
+class _Probe(Closed):
     question: Text = Field(min_length=1)
     responses: Responses
     seed: Seed = 0

@@ -36,7 +36,7 @@ from pluralign.people.profile import ChoiceRecord, attributes_of, check_predicti
 from pluralign.people.userstore import HistoryChanged, UserSnapshot
 from pluralign.server.state import ServiceState, namespace, state
 from pluralign.support.errors import InputError
-from pluralign.support.strict import Count, Number
+from pluralign.support.strict import Closed, Count, Number
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 USER_NAME_CHARS = 256
@@ -74,7 +74,7 @@ UserName = Annotated[StrictStr, AfterValidator(check_user)]
 store and shown in logs, so one rule for all of them."""
 
 
-class FeedbackRequest(BaseModel):
+class FeedbackRequest(Closed):
     user: UserName
     completion_id: StrictStr | None = Field(default=None, min_length=1, max_length=100)
     question: Text | None = None

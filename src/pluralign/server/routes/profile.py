@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field, StrictStr
+from pydantic import Field, StrictStr
 
 from pluralign.api import fill_predictions
 from pluralign.choice.target_data import profile_from_data
@@ -27,7 +27,7 @@ from pluralign.people.questions import next_question
 from pluralign.people.saved_profiles import check_name
 from pluralign.server.state import ServiceState, namespace, state
 from pluralign.support.errors import InputError
-from pluralign.support.strict import Number
+from pluralign.support.strict import Closed, Number
 
 router = APIRouter(prefix="/v1/profile", tags=["profile"])
 saved = APIRouter(prefix="/v1/profiles", tags=["profile"])
@@ -35,12 +35,12 @@ MAX_RECORDS = 10_000
 """The body's own bound; the service's --max-profile-choices (default 1000) is the real one."""
 
 
-class FitRequest(BaseModel):
+class FitRequest(Closed):
     choices: list[ChoiceRecord] = Field(min_length=1, max_length=MAX_RECORDS)
     attributes: list[StrictStr] | None = Field(default=None, max_length=64)
 
 
-class NextRequest(BaseModel):
+class NextRequest(Closed):
     choices: list[ChoiceRecord] = Field(default_factory=list, max_length=MAX_RECORDS)
     pool: list[ChoiceRecord] | None = Field(default=None, max_length=MAX_RECORDS)
     attributes: list[StrictStr] | None = Field(default=None, max_length=64)
@@ -141,7 +141,7 @@ def _profiles(s: ServiceState, ns: str) -> list[dict[str, Any]]:
     return out
 
 
-class SaveProfile(BaseModel):
+class SaveProfile(Closed):
     name: str = Field(min_length=1, max_length=64)
     values: dict[str, Number]
     weights: dict[str, Number] | None = None
