@@ -32,6 +32,12 @@ def test_user_attributes_json_and_yaml(tmp_path: Path):
     (tmp_path / "bad.json").write_text(json.dumps([{"name": "x y", "description": "d"}]))
     with pytest.raises(InputError, match="attribute #1"):
         load_attribute_file(tmp_path / "bad.json")
+    # a misspelt field: once dropped, and the attribute read with 5 levels
+    (tmp_path / "typo.yaml").write_text("humor:\n  description: Funny or not.\n  levles: 3\n")
+    (tmp_path / "typo.json").write_text(json.dumps([{"name": "brevity", "description": "Short.", "level": 3}]))
+    for name, field in (("typo.yaml", "levles"), ("typo.json", "level")):
+        with pytest.raises(InputError, match=f"attribute #1: {field}: unknown field"):
+            load_attribute_file(tmp_path / name)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from pluralign.support.strict import validate_each
 class Attribute(BaseModel):
     """A dimension responses are scored on; ``levels`` is the number of label levels."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt "levels" is refused, not 5
 
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(min_length=1)
