@@ -120,6 +120,9 @@ def test_bad_eval_options_are_one_line(helpsteer2_dir: Path, tmp_path: Path, cli
         ({"question": "Q?", "responses": "ab"}, "responses: must be a list of strings, not str"),
         ({"question": ["Q?"], "responses": ["a", "b"]}, "question: Input should be a valid string"),
         ({"question": "Q?", "responses": ["only"]}, "need at least 2 responses to choose between, got 1"),
+        # a field it does not read: once passed over in silence (the file's target, a misspelling)
+        ({"question": "Q?", "responses": ["a", "b"], "target": {"care": 0}}, "unknown field 'target'"),
+        ({"question": "Q?", "responses": ["a", "b"], "response": ["c"]}, "unknown field 'response'"),
     ],
 )
 def test_choose_input_is_validated_not_coerced(tmp_path: Path, cli, payload, message):

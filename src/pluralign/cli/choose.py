@@ -108,6 +108,11 @@ JSON_FIELDS = {
 }
 
 
+INPUT_FIELDS = ("question", "prompt", "responses", "labels", "reasonings", "id")
+"""What ``--input`` holds: a question (``prompt`` in the paper's files) and its responses; a
+benchmark item's labels and reasonings, and a choices line's id, may come along unread."""
+
+
 def _read_probe(question: str | None, response: list[str] | None, input_file: Path | None) -> Any:
     """The question and responses from the options, or from ``--input`` (options win)."""
     from pluralign.choice.probes import make_probe
@@ -118,6 +123,9 @@ def _read_probe(question: str | None, response: list[str] | None, input_file: Pa
         raw = read_json(input_file, "input file")
         if not isinstance(raw, dict):
             raise InputError(f"{input_file}: expected an object with question and responses")
+        unknown = [k for k in raw if k not in INPUT_FIELDS]
+        if unknown:  # a "target" or a misspelt "responses" would otherwise be passed over in silence
+            raise InputError(f"{input_file}: unknown field {unknown[0]!r} (an input holds {', '.join(INPUT_FIELDS)})")
         q = question if question is not None else raw.get("question", raw.get("prompt"))
         r = response if response else raw.get("responses")
     if q is None:
