@@ -38,6 +38,11 @@ MIN_ITEMS = 20
 FOLDS = 5
 CALIBRATED = ("spm-zeroshot", "spm", "regression")
 """The study's methods whose predictions are a judge's (what a calibration maps)."""
+LONG_CONTEXT = 16384
+"""The few-shot prompts of a few train items pass the judge's default 8,192-token context; those
+items, and only those (the others are resumed, not judged again), are judged with this one, and
+the report says which. Qwen2.5-Coder-1.5B was trained on 32,768."""
+OVER_CONTEXT = "but the context holds"
 
 
 def prepare(source: Path) -> None:
@@ -64,7 +69,26 @@ def run(methods: list[str], step: int, threads: int, source: Path) -> None:
             args += ["--threads", str(threads)]
             print(f"{method}: {min(limit, ITEMS)} items ({uptime()})", flush=True)
             subprocess.run(args, check=True)
+            if over_context(out):
+                print(f"{method}: items {over_context(out)} pass the context; again with --n-ctx {LONG_CONTEXT}")
+                subprocess.run([*args, "--n-ctx", str(LONG_CONTEXT)], check=True)
             subprocess.run([sys.executable, str(ROOT / "bench" / "pack_runs.py"), str(out)], check=True)
+
+
+def over_context(path: Path) -> list[int]:
+    """Items whose last attempt failed because the prompt passed the context."""
+    from pluralign.evaluation.runs import RunDir
+
+    return sorted({item for (item, _), error in RunDir(path).assessments()[1].items() if OVER_CONTEXT in error})
+
+
+def long_context(path: Path) -> list[int]:
+    """Items judged only after their prompt passed the default context (with LONG_CONTEXT)."""
+    from pluralign.evaluation.runs import RunDir
+
+    run = RunDir(path)
+    failed = {r.item for r in run.records() if r.error is not None and OVER_CONTEXT in r.error}
+    return sorted(failed & {item for item, _ in run.assessments()[0]})
 
 
 def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -> tuple[list[dict], list[str]]:
@@ -110,7 +134,13 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
 
 def report() -> None:
     rows, table = calibrated_rows(STUDY, list(METHODS))
-    text = "\n".join([header(), "", *table, "", f"({uptime()})"])
+    notes = [
+        f"{method}: {len(items)} train item(s) judged with a {LONG_CONTEXT:,}-token context (their few-shot "
+        f"prompts pass 8,192): {', '.join(map(str, items))}"
+        for method in METHODS
+        if (RUNS / method).is_dir() and (items := long_context(RUNS / method))
+    ]
+    text = "\n".join([header(), "", *table, "", *notes, "", f"({uptime()})"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
     write_text(OUT.with_suffix(".md"), text + "\n")
     write_json(OUT.with_suffix(".json"), rows)

@@ -60,6 +60,28 @@ def test_a_fit_on_the_first_items_is_the_fit_of_a_run_of_only_those(length_run: 
     assert first.attributes != calibrate_runs([length_run]).attributes
 
 
+def test_the_study_judges_again_only_what_passed_the_context(helpsteer2_dir: Path, tmp_path: Path):
+    """An item whose prompt passed the context is the one judged again with a longer one, and the
+    report names it once judged; other failures and finished items are not."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from calibration_study import long_context, over_context
+
+    from pluralign.evaluation.runs import RunDir
+
+    run = tmp_path / "run"
+    args = ["eval", "--method", "length", "--benchmark", str(helpsteer2_dir), "--limit", "4", "--out", str(run)]
+    assert run_cli(*args, "--target", "high").returncode == 0
+    folder = RunDir(run)
+    too_long = "prompt needs 8903 tokens but the context holds 8192 (711 too many); use fewer examples or ..."
+    folder.save_failure(5, "*", too_long)
+    folder.save_failure(6, "*", "the judge answered 500")
+    assert over_context(run) == [5] and long_context(run) == []
+    assert run_cli(*args[:-4], "--limit", "6", "--out", str(run), "--target", "high").returncode == 0
+    assert over_context(run) == [] and long_context(run) == [5]  # judged, and named as such
+
+
 def test_the_identity_map_changes_no_choice_and_a_map_moves_every_value():
     identity = Calibration(judge={"method": "m"}, attributes={"care": AttributeMap(x=[0, 1], y=[0, 1], pairs=10)})
     a = Assessment(
