@@ -69,8 +69,8 @@ def run(methods: list[str], step: int, threads: int, source: Path) -> None:
             args += ["--threads", str(threads)]
             print(f"{method}: {min(limit, ITEMS)} items ({uptime()})", flush=True)
             subprocess.run(args, check=True)
-            if over_context(out):
-                print(f"{method}: items {over_context(out)} pass the context; again with --n-ctx {LONG_CONTEXT}")
+            if again := [item for item in over_context(out) if item < limit]:
+                print(f"{method}: items {again} pass the context; again with --n-ctx {LONG_CONTEXT}", flush=True)
                 subprocess.run([*args, "--n-ctx", str(LONG_CONTEXT)], check=True)
             subprocess.run([sys.executable, str(ROOT / "bench" / "pack_runs.py"), str(out)], check=True)
 
