@@ -10,17 +10,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from pluralign.support.errors import InputError, UnknownAttributeError
 from pluralign.support.files import read_json, read_text
-from pluralign.support.strict import validate_each
+from pluralign.support.strict import Closed, validate_each
 
 
-class Attribute(BaseModel):
-    """A dimension responses are scored on; ``levels`` is the number of label levels."""
+class Attribute(Closed):
+    """A dimension responses are scored on; ``levels`` is the number of label levels (a misspelt
+    ``levles`` is refused, never read as 5)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")  # a misspelt "levels" is refused, not 5
+    model_config = ConfigDict(frozen=True)
 
     name: str = Field(min_length=1, max_length=64)
     description: str = Field(min_length=1)

@@ -34,21 +34,13 @@ def _named(kind: str, name: str) -> str:
     return kind if name == kind else f"{kind} {name}"
 
 
-def _only(raw: Mapping[str, Any], fields: Sequence[str], where: str) -> None:
-    """Refuse a field the form does not hold: a misspelt ``weights`` or ``weight`` would
-    otherwise be dropped in silence and its default used."""
-    unknown = [k for k in raw if k not in fields]
-    if unknown:
-        raise InputError(f"{where}: unknown field {unknown[0]!r} (this form holds {', '.join(fields)})")
-
-
 def profile_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> AlignmentTarget:
     """Accept ``{"care": 1.0}`` (the paper's files) or ``{"values": ..., "weights": ...}``."""
     if not isinstance(raw, Mapping):
         raise InputError(f"{_named('target', name)}: expected a JSON object of attribute -> value")
     body: dict[str, Any]
     if "values" in raw and isinstance(raw["values"], Mapping):
-        _only(raw, ("name", "values", "weights"), _named("target", name))
+        strict.known_fields(raw, ("name", "values", "weights"), _named("target", name))
         body = {"name": raw.get("name", name), "values": raw["values"], "weights": raw.get("weights")}
     else:
         for key, value in raw.items():
@@ -75,7 +67,7 @@ def _member(raw: Any, where: str, default_name: str, registry: AttributeRegistry
         raise InputError(f"{where}: expected a JSON object (a profile), found {type(raw).__name__}")
     weight: Any = 1.0
     if "values" in raw and isinstance(raw["values"], Mapping):
-        _only(raw, ("name", "values", "weights", "weight"), where)
+        strict.known_fields(raw, ("name", "values", "weights", "weight"), where)
         weight = raw.get("weight", 1.0)
         body = {k: v for k, v in raw.items() if k != "weight"}
     elif "weight" in raw and "weight" not in registry:
@@ -138,7 +130,7 @@ def target_from_data(raw: Any, name: str, registry: AttributeRegistry = DEFAULT_
     label = raw.get("name", name)
     if not isinstance(label, str):
         raise InputError(f"{_named('group', name)}: name must be a string")
-    _only(raw, ("name", "group" if "group" in raw else "samples"), _named("group", label))
+    strict.known_fields(raw, ("name", "group" if "group" in raw else "samples"), _named("group", label))
     if "group" in raw:
         return group_from_members(members, label, registry)
     for i, sample in enumerate(members):

@@ -25,7 +25,7 @@ from pluralign.prediction.methods.registry import DEFAULT_METHOD
 from pluralign.settings import make_settings
 from pluralign.support.errors import InputError
 from pluralign.support.files import read_json
-from pluralign.support.strict import MAX_SEED
+from pluralign.support.strict import MAX_SEED, known_fields
 
 
 def register(app: typer.Typer) -> None:
@@ -123,9 +123,7 @@ def _read_probe(question: str | None, response: list[str] | None, input_file: Pa
         raw = read_json(input_file, "input file")
         if not isinstance(raw, dict):
             raise InputError(f"{input_file}: expected an object with question and responses")
-        unknown = [k for k in raw if k not in INPUT_FIELDS]
-        if unknown:  # a "target" or a misspelt "responses" would otherwise be passed over in silence
-            raise InputError(f"{input_file}: unknown field {unknown[0]!r} (an input holds {', '.join(INPUT_FIELDS)})")
+        known_fields(raw, INPUT_FIELDS, str(input_file))  # a "target" in the file is not read: refused
         q = question if question is not None else raw.get("question", raw.get("prompt"))
         r = response if response else raw.get("responses")
     if q is None:

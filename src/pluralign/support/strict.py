@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
@@ -34,6 +34,14 @@ class Closed(BaseModel):
     (a misspelt ``samples``) is refused, never dropped in silence for a default."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def known_fields(raw: Mapping[str, Any], fields: Sequence[str], where: str) -> None:
+    """The door of the forms read by hand (a target, a group, ``--input``): a field the form does
+    not hold is refused in one line, as :class:`Closed` refuses it for a model."""
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        raise InputError(f"{where}: unknown field {unknown[0]!r} (this form holds {', '.join(fields)})")
 
 
 def check_seed(seed: int, what: str = "seed") -> int:
