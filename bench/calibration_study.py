@@ -86,9 +86,9 @@ def long_context(path: Path) -> list[int]:
     """Items judged only after their prompt passed the default context (with LONG_CONTEXT)."""
     from pluralign.evaluation.runs import RunDir
 
-    run = RunDir(path)
-    failed = {r.item for r in run.records() if r.error is not None and OVER_CONTEXT in r.error}
-    return sorted(failed & {item for item, _ in run.assessments()[0]})
+    records = RunDir(path).records()  # one read: assessments() would read the records again
+    failed = {r.item for r in records if r.error is not None and OVER_CONTEXT in r.error}
+    return sorted(failed & {r.item for r in records if r.assessment is not None})
 
 
 def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -> tuple[list[dict], list[str]]:
