@@ -202,7 +202,7 @@ class Script:
         self.hits = 0
         self.bodies: list[dict] = []
         self.arrivals: list[float] = []
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
         self.active = 0
         self.peak = 0
         """Requests being answered now, and the most at once."""
@@ -211,6 +211,7 @@ class Script:
         with self.lock:
             self.active += 1
             self.peak = max(self.peak, self.active)
+            self.lock.notify_all()
 
     def leave(self) -> None:
         with self.lock:
@@ -221,7 +222,15 @@ class Script:
             step = self.steps[min(self.hits, len(self.steps) - 1)]
             self.hits += 1
             self.arrivals.append(time.monotonic())
+            self.lock.notify_all()
             return step
+
+    def gather(self, n: int, total: int, timeout: float = 20.0) -> None:
+        """Hold a request until ``n`` are being answered at once, or all ``total`` have arrived:
+        a client that sends ``n`` together reaches a peak of ``n`` however loaded the machine is,
+        and one that does not waits out ``timeout`` and leaves a lower peak."""
+        with self.lock:
+            self.lock.wait_for(lambda: self.active >= n or self.hits >= total, timeout)
 
 
 def completion(content: str) -> bytes:
@@ -296,6 +305,10 @@ def start_scripted(steps: list[tuple]) -> tuple[str, Script, ThreadingHTTPServer
                 self.end_headers()
                 self.wfile.write(body)
                 return
+            if kind == "gate":  # answer well once n requests are in at once (see Script.gather), then after a while
+                n, total, *rest = rest
+                script.gather(n, total)
+                kind = "slow"
             if kind == "slow":  # answer well, after a while
                 time.sleep(rest[0])
                 kind, rest = "ok", rest[1:]

@@ -26,6 +26,7 @@ def _eval(
     bench = bench.subset(bench.eval[:items])
     options = {"backend": "openai", "base_urls": [upstream], "model": "m", "concurrency": concurrency}
     options |= {"cache": False, "estimator": "sample", "samples": samples, "reasoning": False, "max_retries": 0}
+    options |= {"response_format": "json_schema"}  # no first request alone to learn the server's form
     settings = make_settings(options)
     method = build_method("spm-zeroshot", settings)
     assert method.items_at_once() == concurrency
@@ -34,7 +35,7 @@ def _eval(
 
 
 def test_eval_keeps_the_concurrency_in_flight_across_items_and_never_more(tmp_path: Path, scripted, helpsteer2_dir):
-    upstream, script = scripted([("slow", 0.3, json.dumps({"A": 40, "B": 60}))])
+    upstream, script = scripted([("gate", 8, 30, 0.3, json.dumps({"A": 40, "B": 60}))])
     summary = _eval(tmp_path, upstream, helpsteer2_dir, 8, None, "across")
     assert summary.n_judged_now == 6 and summary.n_failed == 0
     assert script.hits == 6 * 5  # five attributes an item, one pass each
@@ -42,13 +43,13 @@ def test_eval_keeps_the_concurrency_in_flight_across_items_and_never_more(tmp_pa
 
 
 def test_many_items_at_once_still_share_one_concurrency(tmp_path: Path, scripted, helpsteer2_dir):
-    upstream, script = scripted([("slow", 0.3, json.dumps({"A": 40, "B": 60}))])
+    upstream, script = scripted([("gate", 3, 30, 0.3, json.dumps({"A": 40, "B": 60}))])
     _eval(tmp_path, upstream, helpsteer2_dir, 3, 6, "capped")  # six items at once, 30 requests ready
     assert script.hits == 30 and script.peak == 3
 
 
 def test_one_item_at_a_time_when_asked(tmp_path: Path, scripted, helpsteer2_dir):
-    upstream, script = scripted([("slow", 0.3, json.dumps({"A": 40, "B": 60}))])
+    upstream, script = scripted([("gate", 5, 30, 0.3, json.dumps({"A": 40, "B": 60}))])
     _eval(tmp_path, upstream, helpsteer2_dir, 8, 1, "serial")
     assert script.hits == 30 and script.peak == 5  # one item's five requests together, never two items
 

@@ -101,11 +101,11 @@ def test_never_valid_json_says_how_many_tries(scripted):
 
 
 def test_hang_past_timeout_ends_in_clear_error(scripted):
-    url, _ = scripted([("hang", 3)])
+    url, _ = scripted([("hang", 30)])
     t0 = time.perf_counter()
     with pytest.raises(BackendUnavailableError, match=r"after 2 tries.*ReadTimeout"):
         _backend([url], timeout=0.5, max_retries=1).generate([_request()])
-    assert time.perf_counter() - t0 < 3
+    assert time.perf_counter() - t0 < 15  # two tries of 0.5 s, not the server's 30 s
 
 
 def test_connection_refused():
@@ -141,12 +141,12 @@ def test_round_robin_over_replicas_and_failover(scripted):
 
 def test_the_samples_and_attributes_of_one_item_go_out_together(scripted, tmp_path):
     """spm sends every sample of every attribute of an item in one batch; the openai backend
-    has them in flight at once (here 2 attributes x 3 samples against a 1.5 s server)."""
+    has them in flight at once (here 2 attributes x 3 samples)."""
     from pluralign.api import Chooser
     from pluralign.settings import make_settings
 
     answer = json.dumps({"A": {"reasoning": "Fine.", "score": 70}, "B": {"reasoning": "Weak.", "score": 20}})
-    url, script = scripted([("slow", 1.5, answer)])
+    url, script = scripted([("gate", 6, 6, 0.0, answer)])
     settings = make_settings(
         {
             "backend": "openai",
@@ -158,12 +158,9 @@ def test_the_samples_and_attributes_of_one_item_go_out_together(scripted, tmp_pa
         }
     )
     chooser = Chooser("spm-zeroshot", settings)
-    t0 = time.perf_counter()
     res = chooser.choose("Q?", ["a", "b"], {"care": 1.0, "fairness": 0.5})
-    took = time.perf_counter() - t0
     assert script.hits == 6 and len(res.samples["care"]) == 3
-    assert max(script.arrivals) - min(script.arrivals) < 1.0  # all six arrived before the first answer
-    assert took < 6  # one round trip of 1.5 s, not six
+    assert script.peak == 6  # all six in flight at once: one round trip, not six
 
 
 # ---- deadlines -----------------------------------------------------------------------------
@@ -205,8 +202,9 @@ def test_auto_learns_the_servers_form_from_one_request_before_sending_the_rest(s
 
 
 def test_auto_keeps_the_newer_form_once_the_server_takes_it(scripted):
-    url, script = scripted([("slow", 1.0, VALID)])
+    url, script = scripted([("slow", 1.0, VALID), ("gate", 7, 8, 0.3, VALID)])
     backend = _backend([url], response_format="auto", concurrency=8)
     assert len(backend.generate([_request(seed=i) for i in range(8)])) == 8
     assert [b["response_format"]["type"] for b in script.bodies] == ["json_schema"] * 8
-    assert backend.response_format == "json_schema" and script.peak == 7  # the first alone, then the 7 at once
+    assert script.arrivals[1] - script.arrivals[0] >= 1.0  # the first alone: the rest came after its answer
+    assert backend.response_format == "json_schema" and script.peak == 7  # then the 7 at once

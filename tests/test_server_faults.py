@@ -40,7 +40,7 @@ def _serve(upstream: str, *extra: str) -> tuple:
 
 def test_a_hung_judge_meets_the_deadline_and_health_does_not_wait(scripted):
     upstream, _ = scripted([("hang", 30)])
-    proc, url = _serve(upstream, "--decision-timeout", "3", "--timeout", "60")
+    proc, url = _serve(upstream, "--decision-timeout", "6", "--timeout", "60")
     try:
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             t0 = time.perf_counter()
@@ -51,9 +51,10 @@ def test_a_hung_judge_meets_the_deadline_and_health_does_not_wait(scripted):
             health_seconds = time.perf_counter() - h0
             res = pending.result()
             took = time.perf_counter() - t0
-        assert health.status_code == 200 and health.json()["queue"] == 1 and health_seconds < 2
-        assert res.status_code == 504 and "deadline of 3 s" in res.json()["detail"]
-        assert took < 10
+        assert health.status_code == 200 and health.json()["queue"] == 1
+        assert health_seconds < 4  # not behind the decision, which ends at its deadline 5.5 s later
+        assert res.status_code == 504 and "deadline of 6 s" in res.json()["detail"]
+        assert took < 20  # the deadline, not the judge's 30 s
     finally:
         stop(proc)
 
