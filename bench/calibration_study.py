@@ -133,10 +133,13 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
 
 
 def report() -> None:
+    from pluralign.prediction.judges.llamacpp import LlamaCppOptions
+
+    default = LlamaCppOptions.model_fields["n_ctx"].default
     rows, table = calibrated_rows(STUDY, list(METHODS))
     notes = [
         f"{method}: {len(items)} train item(s) judged with a {LONG_CONTEXT:,}-token context (their few-shot "
-        f"prompts pass 8,192): {', '.join(map(str, items))}"
+        f"prompts pass {default:,}): {', '.join(map(str, items))}"
         for method in METHODS
         if (RUNS / method).is_dir() and (items := long_context(RUNS / method))
     ]
