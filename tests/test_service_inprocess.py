@@ -458,6 +458,57 @@ def test_bad_input_is_a_4xx_that_names_it(tmp_path: Path, path: str, body: dict,
     assert list((tmp_path / "profiles").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "needle"),
+    [
+        ("GET", "/v1/runs/demo?ofset=5", "query.ofset: unknown field"),  # once showed the first page
+        ("GET", "/v1/runs/demo?offset=-1", "offset"),  # once clamped to 0 in silence
+        ("GET", "/v1/runs/demo?limit=1000", "limit"),  # once clamped to 100 in silence
+        ("GET", "/v1/attributes?atributes=care", "atributes"),
+        ("GET", "/healthz?verbose=1", "verbose"),
+        ("GET", "/v1/users/ann/profile?namespace=other", "namespace"),
+        ("POST", "/v1/choose?samples=5", "samples"),  # a POST's query is read by nobody either
+        ("POST", "/v1/feedback?user=bob", "user"),
+        ("DELETE", "/v1/users/ann?force=1", "force"),
+    ],
+    ids="run-offset negative-offset big-limit attributes healthz profile choose feedback forget".split(),
+)
+def test_a_query_key_no_route_reads_is_refused_before_any_work(tmp_path: Path, method: str, path: str, needle: str):
+    with service(tmp_path) as client:
+        assert _feedback(client, "ann").status_code == 200
+        before = _store(client).history("default", "ann")
+        body = {"json": {**PAIR, "user": "ann", "chosen": 1, "target": {"care": 1}}} if method == "POST" else {}
+        if path.startswith("/v1/choose"):
+            body = {"json": {**QA, "target": {"care": 1}}}
+        res = client.request(method, path, **body)
+        assert res.status_code == 422 and needle in res.json()["detail"], res.text
+        assert len(res.json()["detail"].splitlines()) == 1
+        assert _store(client).history("default", "ann") == before  # nothing stored, nothing forgotten
+
+
+@pytest.mark.parametrize("path", ["/v1/models?limit=5", "/v1/chat/completions?modle=x", "/v1/rerank?top=1"])
+def test_an_unread_query_key_on_an_openai_route_is_openais_400(tmp_path: Path, path: str):
+    key = path.split("?")[1].split("=")[0]
+    with service(tmp_path) as client:
+        if path.startswith("/v1/rerank"):
+            res = client.post(path, json={"query": "q", "documents": ["a", "b"], "target": {"care": 1}})
+        else:
+            res = client.get(path)
+    error = res.json()["error"]
+    assert res.status_code == 400 and error["param"] == key and error["code"] == "unsupported_parameter", res.text
+
+
+def test_the_query_keys_routes_read_still_pass(tmp_path: Path):
+    """A cache-buster anywhere, the stored list's ``metadata[key]``, the page's tracking
+    parameters, and a run page's own offset and limit."""
+    with service(tmp_path, runs_dir=tmp_path) as client:
+        assert client.get("/healthz?_=1733500000").status_code == 200
+        listed = client.get("/v1/chat/completions?metadata[conversation]=c1&limit=5&order=desc&_=1")
+        assert listed.status_code == 200 and listed.json()["data"] == [], listed.text
+        assert client.get("/?utm_source=newsletter").status_code == 200
+        assert client.get("/v1/runs/demo?offset=5&limit=100").status_code == 404  # no such run; the keys pass
+
+
 def test_relevance_counts_the_weights():
     from pluralign.api import ChooseResult
     from pluralign.server.openai.rerank import relevance

@@ -6,6 +6,8 @@ Two steps, the same for every route:
   **namespace**), the body's size, the time it may take to arrive, a JSON content type on
   every request that carries a body, and the body itself read strictly (a key twice, NaN, a
   lone surrogate and deep nesting refused: :func:`pluralign.support.strict.loads`).
+* :func:`pluralign.server.query.known_query` (every route's query string): a key the route
+  does not read is refused (422 naming it), as a body's unknown field is.
 * :class:`Admission` (work): texts and responses within the limits, attributes known and
   named once, groups within ``--max-group-members``, profile fits within the grid and work
   limits, and a place in the decision queue taken before anything is paid for (generation

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -27,6 +27,7 @@ from pluralign.server.config import ServerConfig
 from pluralign.server.openai import chat, models, rerank, stored
 from pluralign.server.openai.errors import invalid as openai_invalid
 from pluralign.server.openai.errors import openai_error
+from pluralign.server.query import known_query
 from pluralign.server.queue import DecisionQueue
 from pluralign.server.routes import catalog, decisions, feedback, page, profile, runs
 from pluralign.server.schema import service_openapi
@@ -75,6 +76,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         version=__version__,
         description="Choose the response that fits a person's values (steerable pluralistic alignment).",
         lifespan=lifespan,
+        dependencies=[Depends(known_query)],  # before any route's own: an unread query key is refused
     )
     app.state.pluralign = service
     app.openapi = lambda: service_openapi(app)  # type: ignore[method-assign]

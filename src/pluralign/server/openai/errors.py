@@ -71,7 +71,7 @@ def _field(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part not in ("body",):
+        elif part not in ("body", "query"):
             out += f".{part}" if out else str(part)
     return out
 

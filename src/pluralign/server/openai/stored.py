@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from pluralign.server.openai.chat import ERRORS
 from pluralign.server.openai.errors import openai_error, shaped
 from pluralign.server.openai.protocol import ChatCompletion, ChatCompletionList
+from pluralign.server.query import reads_query
 from pluralign.server.state import ServiceState, namespace, state
 
 router = APIRouter(tags=["openai"])
@@ -25,6 +26,7 @@ METADATA_KEY = re.compile(r"^metadata\[(.{1,64})\]$")
 
 
 @router.get("/v1/chat/completions", response_model=ChatCompletionList, responses=ERRORS)
+@reads_query(METADATA_KEY.pattern)
 async def stored_completions(
     request: Request,
     s: ServiceState = Depends(state),
@@ -38,12 +40,10 @@ async def stored_completions(
     ``metadata[key]=value`` pairs. How an app whose framework hides a streamed completion's id
     (LangChain) finds it: send ``metadata`` with the request, list by it."""
     metadata: dict[str, str] = {}
-    for key, value in request.query_params.multi_items():
+    for key, value in request.query_params.multi_items():  # admission refused any other key
         found = METADATA_KEY.match(key)
         if found:
             metadata[found.group(1)] = value
-        elif key not in ("model", "after", "limit", "order"):
-            return openai_error(400, f"{key}: not a parameter of this list", key, "unsupported_parameter")
 
     async def work() -> ChatCompletionList:
         answers, more = await asyncio.to_thread(

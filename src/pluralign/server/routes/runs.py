@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from pluralign.evaluation.runs import RunDir
 from pluralign.server.state import ServiceState, state
@@ -17,6 +17,8 @@ from pluralign.support.errors import InputError, TooLargeError, one_line
 from pluralign.support.names import is_safe_stem
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
+PAGE_LIMIT = 100
+"""The most items one page of a run shows."""
 
 
 def _shown(s: ServiceState, exc: InputError) -> str:
@@ -76,7 +78,12 @@ def _list_runs(s: ServiceState) -> list[dict[str, Any]]:
 
 
 @router.get("/{name}")
-async def run_items(name: str, offset: int = 0, limit: int = 10, s: ServiceState = Depends(state)) -> dict[str, Any]:
+async def run_items(
+    name: str,
+    offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=10, ge=1, le=PAGE_LIMIT),
+    s: ServiceState = Depends(state),
+) -> dict[str, Any]:
     return await asyncio.to_thread(_run_items, s, name, offset, limit)
 
 
@@ -93,8 +100,8 @@ def _run_items(s: ServiceState, name: str, offset: int, limit: int) -> dict[str,
     for d in decisions:
         by_item.setdefault(d.item, []).append(d.model_dump())
     items = sorted(by_item)
-    start = max(0, offset)
-    page = items[start : start + max(1, min(limit, 100))]
+    start = offset
+    page = items[start : start + limit]
     return {
         "name": name,
         "total": len(items),
