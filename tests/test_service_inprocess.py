@@ -470,8 +470,9 @@ def test_bad_input_is_a_4xx_that_names_it(tmp_path: Path, path: str, body: dict,
         ("POST", "/v1/choose?samples=5", "samples"),  # a POST's query is read by nobody either
         ("POST", "/v1/feedback?user=bob", "user"),
         ("DELETE", "/v1/users/ann?force=1", "force"),
+        ("GET", "/v1/runs/demo?limit=5&limit=100", "query.limit: given twice"),  # once the last, in silence
     ],
-    ids="run-offset negative-offset big-limit attributes healthz profile choose feedback forget".split(),
+    ids="run-offset negative-offset big-limit attributes healthz profile choose feedback forget twice".split(),
 )
 def test_a_query_key_no_route_reads_is_refused_before_any_work(tmp_path: Path, method: str, path: str, needle: str):
     with service(tmp_path) as client:
@@ -486,8 +487,16 @@ def test_a_query_key_no_route_reads_is_refused_before_any_work(tmp_path: Path, m
         assert _store(client).history("default", "ann") == before  # nothing stored, nothing forgotten
 
 
-@pytest.mark.parametrize("path", ["/v1/models?limit=5", "/v1/chat/completions?modle=x", "/v1/rerank?top=1"])
-def test_an_unread_query_key_on_an_openai_route_is_openais_400(tmp_path: Path, path: str):
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/v1/models?limit=5", "unsupported_parameter"),
+        ("/v1/chat/completions?modle=x", "unsupported_parameter"),
+        ("/v1/rerank?top=1", "unsupported_parameter"),
+        ("/v1/chat/completions?metadata[c]=1&metadata[c]=2", "invalid_value"),
+    ],
+)
+def test_an_unread_query_key_on_an_openai_route_is_openais_400(tmp_path: Path, path: str, code: str):
     key = path.split("?")[1].split("=")[0]
     with service(tmp_path) as client:
         if path.startswith("/v1/rerank"):
@@ -495,7 +504,7 @@ def test_an_unread_query_key_on_an_openai_route_is_openais_400(tmp_path: Path, p
         else:
             res = client.get(path)
     error = res.json()["error"]
-    assert res.status_code == 400 and error["param"] == key and error["code"] == "unsupported_parameter", res.text
+    assert res.status_code == 400 and error["param"] == key and error["code"] == code, res.text
 
 
 def test_the_query_keys_routes_read_still_pass(tmp_path: Path):

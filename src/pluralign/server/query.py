@@ -1,7 +1,8 @@
 """The query-string step of admission: every route's first dependency refuses a query key the
 route does not read, in one line and before any work, as a body's unknown field is refused
 (``/v1/runs/x?ofset=5`` once showed the first page; ``/v1/choose?samples=5`` once chose with
-the default samples). ``_``, a cache-buster, passes everywhere; a route that reads keys of its
+the default samples), and so is a key given twice (the route would read one of them). ``_``,
+a cache-buster, passes everywhere; a route that reads keys of its
 own (OpenAI's ``metadata[key]``, the page's tracking parameters) says so with :func:`reads_query`."""
 
 from __future__ import annotations
@@ -47,7 +48,11 @@ async def known_query(request: Request) -> None:
         return
     known = _query_names(route.dependant) | {CACHE_BUSTER}
     own = getattr(route.endpoint, OWN_QUERY, None)
+    seen: set[str] = set()
     for key, value in request.query_params.multi_items():
         if key not in known and not (own is not None and own.fullmatch(key)):
             error = {"type": "extra_forbidden", "loc": ("query", key), "msg": "unknown field", "input": value}
             raise RequestValidationError([error])
+        if key in seen and key != CACHE_BUSTER:  # the route would read one of the two, in silence
+            raise RequestValidationError([{"type": "value_error", "loc": ("query", key), "msg": "given twice"}])
+        seen.add(key)
