@@ -99,14 +99,15 @@ def test_one_log_line_per_request_without_keys_queries_or_texts(tmp_path: Path, 
     secret_text = "MY-PRIVATE-QUESTION-TEXT"
     with caplog.at_level(logging.INFO, logger="pluralign.requests"), service(tmp_path, keys={"default": key}) as client:
         auth = {"Authorization": f"Bearer {key}", "X-Request-Id": "req-1"}
-        client.post("/v1/choose?api_key=QUERYSECRET", json={**CHOOSE, "question": secret_text}, headers=auth)
+        client.post("/v1/choose", json={**CHOOSE, "question": secret_text}, headers=auth)
         client.post("/v1/feedback", json={**PAIR, "user": "bo", "chosen": 1}, headers={"X-API-Key": key})
         client.get("/v1/users/cy/profile", headers={"X-API-Key": key})
         client.get("/healthz", headers={"X-API-Key": "wrong-key-77"})
         client.get("/healthz", headers={"X-API-Key": key, "X-Request-Id": key})  # a key sent as the id
+        client.post("/v1/choose?api_key=QUERYSECRET", json=CHOOSE, headers=auth)  # refused: no route reads it
     lines = [r.getMessage() for r in caplog.records if r.name == "pluralign.requests"]
     records = [json.loads(line) for line in lines]
-    assert len(records) == 5 and records[4]["id"] != key
+    assert len(records) == 6 and records[4]["id"] != key and records[5]["status"] == 422
     first = records[0]
     assert first["id"] == "req-1" and first["route"] == "/v1/choose" and first["status"] == 200
     assert first["method"] == "POST" and first["seconds"] >= 0 and first["namespace"] == "default"
