@@ -2,8 +2,8 @@
 route does not read, in one line and before any work, as a body's unknown field is refused
 (``/v1/runs/x?ofset=5`` once showed the first page; ``/v1/choose?samples=5`` once chose with
 the default samples), and so is a key given twice (the route would read one of them). ``_``,
-a cache-buster, passes everywhere; a route that reads keys of its
-own (OpenAI's ``metadata[key]``, the page's tracking parameters) says so with :func:`reads_query`."""
+a cache-buster, passes everywhere; a route that reads keys of its own (OpenAI's ``metadata[key]``,
+the page's tracking parameters) says so with :func:`reads_query`."""
 
 from __future__ import annotations
 

@@ -100,12 +100,11 @@ def _run_items(s: ServiceState, name: str, offset: int, limit: int) -> dict[str,
     for d in decisions:
         by_item.setdefault(d.item, []).append(d.model_dump())
     items = sorted(by_item)
-    start = offset
-    page = items[start : start + limit]
+    page = items[offset : offset + limit]
     return {
         "name": name,
         "total": len(items),
-        "offset": start,
+        "offset": offset,
         "targets": results.target_values,
         "items": [{"item": i, "probe": probes.get(i), "decisions": by_item[i]} for i in page],
     }
