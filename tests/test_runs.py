@@ -368,10 +368,12 @@ def test_a_run_written_before_the_rename_reads_and_resumes(helpsteer2_dir, tmp_p
     assert len((out / "assessments.jsonl").read_text().splitlines()) == 2 and len(RunDir(out).decisions()) == 6
 
 
-def test_the_old_names_of_an_assessment_work_with_a_warning():
+def test_the_old_names_of_an_assessment_work_with_a_warning(monkeypatch: pytest.MonkeyPatch):
     """``Method.judge()``, a method that defines ``judge()``, ``Judgement`` and ``Probe.prompt``
     and ``pluralign.methods.build_method`` (0.2's names) still work until 0.4, each with a
-    DeprecationWarning."""
+    DeprecationWarning. The old module is imported afresh, so its own warning comes here whichever
+    test imported it before (pytest shows a warning no ``warns`` matched)."""
+    monkeypatch.delitem(sys.modules, "pluralign.methods", raising=False)
     from pluralign.choice.attributes import DEFAULT_REGISTRY
     from pluralign.choice.probes import Probe
     from pluralign.prediction.methods import Assessment, Method
@@ -379,8 +381,11 @@ def test_the_old_names_of_an_assessment_work_with_a_warning():
     with pytest.warns(DeprecationWarning, match="Judgement is now Assessment"):
         from pluralign.prediction.methods import Judgement
     assert Judgement is Assessment
-    with pytest.warns(DeprecationWarning, match="is now pluralign.settings.build_method"):
+    with pytest.warns(DeprecationWarning) as warned:
         from pluralign.methods import build_method as old_build_method  # type: ignore[attr-defined]
+    said = [str(w.message) for w in warned]
+    assert any("pluralign.methods is now pluralign.prediction.methods" in m for m in said), said
+    assert any("is now pluralign.settings.build_method" in m for m in said), said
     assert old_build_method is build_method
     with pytest.raises(ImportError, match="cannot import name 'build_methods'"):
         from pluralign.prediction.methods import build_methods  # type: ignore[attr-defined]  # noqa: F401
