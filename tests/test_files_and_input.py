@@ -123,6 +123,7 @@ def test_bad_eval_options_are_one_line(helpsteer2_dir: Path, tmp_path: Path, cli
         # a field it does not read: once passed over in silence (the file's target, a misspelling)
         ({"question": "Q?", "responses": ["a", "b"], "target": {"care": 0}}, "unknown field 'target'"),
         ({"question": "Q?", "responses": ["a", "b"], "response": ["c"]}, "unknown field 'response'"),
+        ({"question": "  \n", "responses": ["a", "b"]}, "question: is blank"),  # once judged as asked
     ],
 )
 def test_choose_input_is_validated_not_coerced(tmp_path: Path, cli, payload, message):
@@ -142,6 +143,20 @@ def test_python_api_rejects_non_string_responses():
         chooser.choose("Q?", ["a", 2], {"care": 1.0})
 
 
+def test_the_library_refuses_a_blank_question_before_any_candidate_is_drawn():
+    """``respond`` checks the question before its generator is asked: a generator that cannot be
+    reached (port 9, discard) would be the error if it were asked first."""
+    from pluralign.api import choose, respond
+    from pluralign.prediction.generators import GeneratorOptions
+    from pluralign.support.errors import InputError
+
+    with pytest.raises(InputError, match="question: is blank"):
+        choose(" ", ["a", "b"], {"care": 1.0}, method="random")
+    unreachable = GeneratorOptions(generator_base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(InputError, match="question: is blank"):
+        respond("\t", {"care": 1.0}, method="random", generator=unreachable)
+
+
 def _bench(tmp_path: Path, items: list[dict]) -> Path:
     root = tmp_path / "bench"
     root.mkdir()
@@ -157,6 +172,17 @@ def test_benchmark_item_missing_a_label_is_an_error_not_a_dropped_attribute(tmp_
     ]
     res = _oracle_run(cli, _bench(tmp_path, items), tmp_path / "r", "--target", "high")
     assert res.returncode == 2 and "eval item 1, response 1: no label for fairness" in res.stderr, res.stderr
+
+
+def test_a_benchmark_item_with_a_blank_prompt_is_an_error(tmp_path: Path, cli):
+    labels = [{"care": 1.0}, {"care": 0.0}]
+    items = [
+        {"prompt": "a", "responses": ["x", "y"], "labels": labels},
+        {"prompt": " ", "responses": ["x", "y"], "labels": labels},
+    ]
+    res = _oracle_run(cli, _bench(tmp_path, items), tmp_path / "r", "--target", "high")
+    assert res.returncode == 2 and "item 1: prompt: is blank" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_empty_eval_json(tmp_path: Path, cli):

@@ -494,6 +494,7 @@ def test_a_query_key_no_route_reads_is_refused_before_any_work(tmp_path: Path, m
         ("/v1/chat/completions?modle=x", "unsupported_parameter"),
         ("/v1/rerank?top=1", "unsupported_parameter"),
         ("/v1/chat/completions?metadata[c]=1&metadata[c]=2", "invalid_value"),
+        ("/v1/rerank?query=x", "unsupported_parameter"),  # a key named as a body field is still a key
     ],
 )
 def test_an_unread_query_key_on_an_openai_route_is_openais_400(tmp_path: Path, path: str, code: str):
@@ -516,6 +517,65 @@ def test_the_query_keys_routes_read_still_pass(tmp_path: Path):
         assert listed.status_code == 200 and listed.json()["data"] == [], listed.text
         assert client.get("/?utm_source=newsletter").status_code == 200
         assert client.get("/v1/runs/demo?offset=5&limit=100").status_code == 404  # no such run; the keys pass
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\n\t  ", "\u3000"])
+def test_a_blank_question_is_refused_at_every_door_of_the_service(tmp_path: Path, blank: str):
+    """Once ``"   "`` was judged (a question of nothing) while ``""`` was refused; and rerank's
+    ``query`` is the same question."""
+    with service(tmp_path) as client:
+        assert _feedback(client, "ann").status_code == 200
+        before = _store(client).history("default", "ann")
+        chose = client.post("/v1/choose", json={"question": blank, "responses": ["a", "b"], "target": {"care": 1}})
+        predicted = client.post(
+            "/v1/predict", json={"question": blank, "responses": ["a", "b"], "attributes": ["care"]}
+        )
+        fed = _feedback(client, "ann", chosen=1, question=blank)
+        ranked = client.post("/v1/rerank", json={"query": blank, "documents": ["a", "b"], "target": {"care": 1}})
+        for res in (chose, predicted, fed):
+            assert res.status_code == 422 and res.json()["detail"].startswith("question: is blank"), res.text
+        error = ranked.json()["error"]
+        assert ranked.status_code == 400 and error["param"] == "query" and "is blank" in error["message"], ranked.text
+        assert _store(client).history("default", "ann") == before
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "needle"),
+    [
+        # a part no branch of ``content`` takes: the list's own problem, not the string branch's
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
+            "messages[0].content[0].type",
+            "'text'",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": 5}]},
+            "messages[0].content",
+            "a valid string or a valid list",
+        ),
+        ("/v1/chat/completions", {"messages": ASK, "stop": 5}, "stop", "a valid string or a valid list"),
+        ("/v1/chat/completions", {"messages": ASK, "stop": ["a", 1]}, "stop[1]", "a valid string"),
+        ("/v1/chat/completions", {"messages": ASK, "metadata": {"Topic": 1}}, "metadata.Topic", "a valid string"),
+        ("/v1/rerank", {"query": "q", "documents": ["a", 5]}, "documents[1]", "a valid string or a valid dict"),
+        ("/v1/rerank", {"query": 5, "documents": ["a", "b"]}, "query", "a valid string"),  # once no field at all
+        ("/v1/choose", {**QA, "target": 5}, "target", "a valid dictionary or a valid list"),
+    ],
+    ids="content-part content-number stop-number stop-item metadata-key document query choose-target".split(),
+)
+def test_a_value_that_fits_no_branch_is_one_problem_named_by_its_field(
+    tmp_path: Path, path: str, body: dict, field: str, needle: str
+):
+    """A union's branch names (``str``, ``list[TextPart]``, ``Document``) are pydantic's, never the
+    sender's: the message names the field as it was sent, in one line."""
+    with service(tmp_path) as client:
+        res = client.post(path, json=body)
+    text = res.json()["error"]["message"] if res.status_code == 400 else res.json()["detail"]
+    assert res.status_code in (400, 422) and text.startswith(f"{field}: ") and needle in text, res.text
+    assert res.status_code == 422 or res.json()["error"]["param"] == field
+    for branch in (".str", "list[", "Document", "dict[", "TextPart"):
+        assert branch not in text
 
 
 def test_relevance_counts_the_weights():

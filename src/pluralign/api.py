@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, AttributeRegistry
 from pluralign.choice.explanation import Explanation, explain
-from pluralign.choice.probes import Probe, make_probe
+from pluralign.choice.probes import Probe, check_question, make_probe
 from pluralign.choice.selection import Metric, Selection, TieRule
 from pluralign.choice.target_data import is_group_data, load_target_file, target_from_data
 from pluralign.choice.targets import AlignmentTarget, GroupTarget, Target, target_values
@@ -311,6 +311,7 @@ def respond(
     from pluralign.prediction.generators import Draw, GeneratorOptions
     from pluralign.prediction.judges.base import ChatMessage
 
+    question = check_question(question)
     options = generator or GeneratorOptions()
     chosen_settings = make_settings(settings)
     maker = build_generator(options, chosen_settings)

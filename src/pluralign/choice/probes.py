@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictStr,
+    TypeAdapter,
     ValidationError,
     model_validator,
 )
@@ -40,6 +41,28 @@ def _responses_are_a_list(value: Any) -> Any:
 
 Text = Annotated[StrictStr, AfterValidator(check_text)]
 """A string that can be sent to a model (no lone surrogates)."""
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is blank: the judge needs the question the responses answer")
+    return value
+
+
+Question = Annotated[Text, AfterValidator(_not_blank)]
+"""What the responses answer: text with something in it (an empty or all-space question gives the
+judge nothing to score against), at every door: files, CLI, API, service, rerank's query."""
+_QUESTION: TypeAdapter[str] = TypeAdapter(Question)
+
+
+def check_question(value: Any) -> str:
+    """A question alone, checked as a probe's is: before candidates are generated for it."""
+    try:
+        return _QUESTION.validate_python(value)
+    except ValidationError as exc:
+        raise InputError(validation_message(exc, prefix="question: ")) from None
+
+
 Responses = Annotated[list[StrictStr], BeforeValidator(_responses_are_a_list), AfterValidator(check_text)]
 """Two or more candidate responses, each text: what every entry point accepts."""
 
@@ -51,7 +74,7 @@ class Probe(BaseModel):
 
     model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
 
-    question: Text = Field(validation_alias=AliasChoices("question", "prompt"), serialization_alias="prompt")
+    question: Question = Field(validation_alias=AliasChoices("question", "prompt"), serialization_alias="prompt")
     responses: Responses
     labels: list[dict[str, Number]] | None = None
     reasonings: list[dict[str, str]] | None = None

@@ -101,19 +101,56 @@ def one_line(exc: BaseException | str) -> str:
     return text or (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
 
 
+def _is_union_branch(part: Any) -> bool:
+    """Whether a location part is pydantic's name of a union's branch (``str``, ``list[TextPart]``,
+    ``Document``), not a field: field names here are snake_case, branches are types."""
+    return isinstance(part, str) and (part in _TYPE_NAMES or part[:1].isupper() or "[" in part or "-" in part)
+
+
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "bytes", "none", "any", "dict", "list"})
+
+
+def first_problem(exc: Any) -> tuple[tuple[Any, ...], str, str]:
+    """The first problem of a pydantic (or FastAPI) validation error as ``(where, message, type)``.
+
+    A value that fits no branch of a union is one problem, not one per branch: the branch that got
+    furthest (a list whose third part is wrong) is the one reported, and where every branch failed
+    at the value itself their messages are joined ("a valid string or a valid list"). Branch names
+    never appear in ``where``."""
+    errors = list(exc.errors())
+    if not errors:
+        return (), "invalid value", "value_error"
+    first = errors[0]
+    loc = tuple(first.get("loc", ()))
+    cut = next((i for i, part in enumerate(loc) if i and _is_union_branch(part)), None)
+    head = loc[:cut] if cut is not None else loc
+    branches = [e for e in errors if tuple(e.get("loc", ()))[:cut] == head and len(e.get("loc", ())) > len(head)]
+    if cut is None or len({e["loc"][cut] for e in branches}) < 2:  # a union fails in every branch
+        return loc, _message(first), str(first.get("type", ""))
+    deepest = max(len(e["loc"]) for e in branches)
+    if deepest > cut + 1:
+        chosen = next(e for e in branches if len(e["loc"]) == deepest)
+        where = head + tuple(p for p in tuple(chosen["loc"])[cut + 1 :] if not _is_union_branch(p))
+        return where, _message(chosen), str(chosen.get("type", ""))
+    wanted = list(dict.fromkeys(_message(e).removeprefix("Input should be ") for e in branches))
+    return head, "Input should be " + " or ".join(wanted), str(first.get("type", ""))
+
+
+def _message(error: Any) -> str:
+    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+
+
 def validation_message(exc: Any, prefix: str = "", name: Callable[[str], str] | None = None) -> str:
     """The first problem of a pydantic ``ValidationError`` (or FastAPI's) as ``where: what``
     on one line; ``name`` turns the first part of ``where`` into what the user typed (a flag).
     FastAPI's leading ``body`` is left out: the field is what the sender wrote."""
-    errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid value"}
-    loc = [str(p) for p in first.get("loc", ())]
+    where_parts, msg, kind = first_problem(exc)
+    loc = [str(p) for p in where_parts]
     if len(loc) > 1 and loc[0] == "body" and not isinstance(exc, ValidationError):
         loc = loc[1:]
     if loc and name is not None:
         loc = [name(loc[0])]
-    msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if first.get("type") == "extra_forbidden":
+    if kind == "extra_forbidden":
         msg = "unknown field"
     where = ".".join(loc)
     text = f"{where}: {msg}" if where else msg

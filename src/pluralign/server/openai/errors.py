@@ -15,7 +15,13 @@ from pydantic import ValidationError
 
 from pluralign.server.openai.protocol import ErrorDetail, ErrorResponse
 from pluralign.server.statuses import retry_after, status_for
-from pluralign.support.errors import ContextLengthError, PluralignError, UnsupportedParameter, one_line
+from pluralign.support.errors import (
+    ContextLengthError,
+    PluralignError,
+    UnsupportedParameter,
+    first_problem,
+    one_line,
+)
 
 CODES = {
     400: "invalid_value",
@@ -65,25 +71,30 @@ def openai_error(
     return JSONResponse(payload(status, message, param, code), status_code=status_of(status), headers=headers)
 
 
+LOCATIONS = ("body", "query", "path", "header", "cookie")
+"""Where FastAPI says a field came from: not part of the field's name."""
+
+
 def _field(loc: tuple[Any, ...]) -> str:
-    """A pydantic location as OpenAI names a field: ``messages[0].content``."""
+    """A location as OpenAI names a field: ``messages[0].content``."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part not in ("body", "query"):
+        else:
             out += f".{part}" if out else str(part)
     return out
 
 
 def invalid(exc: Any) -> JSONResponse:
     """A request that does not fit the protocol (a pydantic or FastAPI validation error): the first
-    problem, naming the field."""
-    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request", "type": "value_error"}
-    field = _field(tuple(first.get("loc", ())))
-    if first.get("type") == "extra_forbidden":
+    problem, naming the field (a body field called ``query`` is the field ``query``)."""
+    loc, message, kind = first_problem(exc)
+    if loc and loc[0] in LOCATIONS and not isinstance(exc, ValidationError):
+        loc = loc[1:]
+    field = _field(loc)
+    if kind == "extra_forbidden":
         return openai_error(400, f"Unrecognized request argument supplied: {field}", field, "unsupported_parameter")
-    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
     return openai_error(400, f"{field}: {message}" if field else message, field or None, "invalid_value")
 
 

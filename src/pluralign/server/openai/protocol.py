@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
+from pluralign.choice.probes import Question
 from pluralign.support import strict
 from pluralign.support.strict import Seed
 
@@ -279,7 +280,7 @@ class RerankRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: StrictStr = ""
-    query: StrictStr = Field(min_length=1)
+    query: Question
     documents: list[StrictStr | Document] = Field(min_length=2)
     top_n: int | None = Field(default=None, ge=1)
     return_documents: bool | None = None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, StrictStr
 
 from pluralign.api import Chooser, ChooseResult
-from pluralign.choice.probes import Responses, Text
+from pluralign.choice.probes import Question, Responses
 from pluralign.server.state import ServiceState, chooser, state
 from pluralign.support.strict import Closed, Count, Seed
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", tags=["decisions"])
 
 
 class _Probe(Closed):
-    question: Text = Field(min_length=1)
+    question: Question
     responses: Responses
     seed: Seed = 0
     samples: Count | None = Field(default=None, ge=1)

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from pydantic import AfterValidator, BaseModel, Field, StrictStr, model_validator
 
 from pluralign.api import fill_predictions
-from pluralign.choice.probes import Responses, Text
+from pluralign.choice.probes import Question, Responses
 from pluralign.people.profile import ChoiceRecord, attributes_of, check_predictions, fit_profile
 from pluralign.people.userstore import HistoryChanged, UserSnapshot
 from pluralign.server.state import ServiceState, namespace, state
@@ -77,7 +77,7 @@ store and shown in logs, so one rule for all of them."""
 class FeedbackRequest(Closed):
     user: UserName
     completion_id: StrictStr | None = Field(default=None, min_length=1, max_length=100)
-    question: Text | None = None
+    question: Question | None = None
     responses: Responses | None = None
     chosen: Count | None = Field(
         default=None, description="The preferred response's index (a candidate's); null: no preference."
