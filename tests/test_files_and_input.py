@@ -236,6 +236,75 @@ def test_mic_csv_that_is_not_utf8_or_pathological(tmp_path: Path, cli):
     assert res.returncode == 2 and "line 2" in res.stderr and "Traceback" not in res.stderr
 
 
+CHOOSE = ("choose", "--question", "q", "--response", "a", "--response", "b", "--method", "random")
+RESPOND = ("respond", "--question", "q", "--target", '{"care": 1}', "--method", "random")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("eval", "--method", "oracle", "--benchmark", "{bench}", "--limit", "2", "--out", ""),  # wrote a run here
+        ("eval", "--method", "oracle", "--benchmark", "", "--out", "r"),
+        ("eval", "--method", "oracle", "--benchmark", "{bench}", "--target", "", "--out", "r"),  # read ./*.json
+        ("report", "x", "--out", ""),  # replaced ./report.md
+        (*CHOOSE, "--target", '{"care": 1}', "--input", ""),
+        (*CHOOSE, "--target", '{"care": 1}', "--examples", ""),  # read ./train.json
+        (*CHOOSE, "--target", ""),
+        (*CHOOSE, "--target", " "),
+        (*CHOOSE, "--target", '{"care": 1}', "--attributes-file", ""),
+        (*CHOOSE, "--target", '{"care": 1}', "--calibration", ""),
+        (*CHOOSE, "--target", '{"care": 1}', "--model", ""),
+        (
+            "choose",
+            "--question",
+            "q",
+            "--response",
+            "a",
+            "--response",
+            "b",
+            "--target",
+            '{"care": 1}',
+            "--method",
+            "reward-model",
+            "--reward-model",
+            "",
+        ),
+        ("compare", "", "x"),
+        ("data", "helpsteer2", "--out", ""),
+        ("profile", "fit", "--choices", "", "--out", "t.json"),
+        ("cache", "stats", "--cache", ""),
+        (*RESPOND, "--generator-base-url", ""),  # drew candidates from the local model
+        (*RESPOND, "--generator-model", ""),  # drew them from the judge's
+        ("serve", "--db", ""),
+        ("serve", "--allowed-host", ""),  # served
+        ("serve", "--default-target", ""),  # served with no default target
+    ],
+    ids=" ".join(
+        [
+            "eval-out eval-benchmark eval-target report-out choose-input choose-examples choose-target",
+            "choose-blank-target attributes-file calibration model reward-model compare data-out choices",
+            "cache generator-url generator-model serve-db allowed-host default-target",
+        ]
+    ).split(),
+)
+def test_an_empty_path_or_name_is_refused_never_the_current_folder(
+    helpsteer2_dir: Path, tmp_path: Path, cli, args: tuple[str, ...]
+):
+    """``--out "$OUT"`` with the variable unset: ``Path("")`` is the current folder, which nobody
+    named; an empty model, URL or host was taken for the default. Each is refused in one line,
+    and the current folder is neither read nor written."""
+    here = tmp_path / "here"
+    here.mkdir()
+    planted = {"train.json": "[]", "report.md": "keep me", "care.json": '{"care": 0}'}
+    for name, text in planted.items():
+        (here / name).write_text(text)
+    res = cli(*(a.replace("{bench}", str(helpsteer2_dir)) for a in args), cwd=here, timeout=120)
+    assert res.returncode == 2 and "is empty" in res.stderr, res.stderr + res.stdout
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert sorted(p.name for p in here.iterdir()) == sorted(planted)
+    assert all((here / name).read_text() == text for name, text in planted.items())
+
+
 def test_empty_pluralign_home_means_the_default(tmp_path: Path, cli):
     res = cli("models", "list", env={"PLURALIGN_HOME": "", "HOME": str(tmp_path)})
     assert res.returncode == 0, res.stderr

@@ -218,7 +218,7 @@ def build_method(name: str, settings: Settings | None = None) -> Method:
 def build_generator(options: GeneratorOptions, settings: Settings) -> Generator:
     """The generator ``options`` name: a server, or the local model (the judge's by default) with
     the judge's llama.cpp options, the same loaded model when it is the judge's."""
-    if options.generator_base_url:
+    if options.generator_base_url is not None:
         from pluralign.prediction.generators.openai import OpenAIGenerator
 
         return OpenAIGenerator(options)

@@ -159,15 +159,17 @@ def load_target_file(path: str | Path, registry: AttributeRegistry = DEFAULT_REG
     return target_from_data(read_json(path, "target file"), path.stem, registry)
 
 
-def read_target(spec: str, registry: AttributeRegistry = DEFAULT_REGISTRY) -> Target:
+def read_target(spec: str, registry: AttributeRegistry = DEFAULT_REGISTRY, option: str = "--target") -> Target:
     """A target or group from a file, or inline JSON like ``{"care": 1}`` or ``[{...}, {...}]``."""
+    if not spec.strip():  # an unset variable: never the current folder
+        raise InputError(f"{option} is empty: give inline JSON like '{{\"care\": 1}}' or a target file")
     if spec.lstrip()[:1] in {"{", "["}:
         try:
             raw = strict.loads(spec)
         except json.JSONDecodeError as exc:
-            raise InputError(f"--target is not valid JSON: {exc}") from None
+            raise InputError(f"{option} is not valid JSON: {exc}") from None
         except (ValueError, RecursionError) as exc:
-            raise InputError(f"--target cannot be read: {exc}") from None
+            raise InputError(f"{option} cannot be read: {exc}") from None
         return target_from_data(raw, "group" if is_group_data(raw) else "target", registry)
     return load_target_file(spec, registry)
 
@@ -181,6 +183,8 @@ def resolve_target_specs(
     (``.json``, ``.jsonl``), or a directory of them; names must differ (they label results)."""
     targets: list[Target] = []
     for spec in specs:
+        if not spec.strip():  # Path("") would be the current folder, its .json files targets
+            raise InputError("--target is empty: give high, low, inline JSON, a target file or a folder of them")
         path = Path(spec)
         if spec in {"high", "low"}:
             if not benchmark_attributes:

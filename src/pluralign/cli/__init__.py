@@ -14,13 +14,14 @@ from pydantic import ValidationError
 from typer.exceptions import TyperException
 
 from pluralign.cli import batch, calibrate, catalog, choose, compare, data, evaluation, profile, respond, serve
-from pluralign.cli.common import error_line, say
+from pluralign.cli.common import error_line, refuse_empty_paths, say
 from pluralign.cli.interrupt import farewell, interrupted, interruptible, said_farewell
 from pluralign.support.errors import PluralignError, one_line, validation_message
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Steerable pluralistic alignment.")
 for module in (evaluation, compare, calibrate, choose, respond, data, catalog, profile, batch, serve):
     module.register(app)
+refuse_empty_paths(app)
 
 
 class _WarningLine(logging.Handler):

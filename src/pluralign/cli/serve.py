@@ -75,7 +75,8 @@ def serve_cmd(
     settings = make_settings(given)
     registry = registry_from(attributes_file)
     preloaded = build_method(method, settings)  # bad settings fail here, in one line, before the server starts
-    default = read_target(limits.default_target, registry) if limits.default_target else None
+    wanted = limits.default_target  # never empty (the option is Filled)
+    default = read_target(wanted, registry, "--default-target") if wanted is not None else None
     calibration = load_calibration(limits.calibration) if limits.calibration is not None else None
     if calibration is not None:
         calibration.check_judge(preloaded.config())  # another judge: refused before serving

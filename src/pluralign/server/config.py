@@ -25,6 +25,7 @@ from pluralign.storage import DEFAULT_POOL, DatabasePlace, PoolSize, check_pool
 from pluralign.support.errors import InputError
 from pluralign.support.options import Options, cli
 from pluralign.support.redact import SecretEnv, register_env, register_secret
+from pluralign.support.strict import Filled
 
 STEER_REASONING_CHARS = 160
 """A sentence: the small judges otherwise fill every reasoning to 512 characters with repetitions."""
@@ -92,7 +93,7 @@ class ServiceOptions(Options):
         description="Seconds a client may take to send its request body.",
         json_schema_extra=_service(),
     )
-    allowed_hosts: list[str] | None = Field(
+    allowed_hosts: list[Filled] | None = Field(
         default=None,
         description="Host name the service answers to; repeatable (default: loopback names when bound to loopback, "
         "else any).",
@@ -141,7 +142,7 @@ class ServiceOptions(Options):
         "reported, not read.",
         json_schema_extra=_service(),
     )
-    default_target: str | None = Field(
+    default_target: Filled | None = Field(
         default=None,
         description="Target (a file, or inline JSON) for a chat or rerank request that names none: a chat UI that "
         "cannot send pluralign.target still steers.",

@@ -33,6 +33,8 @@ def parse_place(place: str | Path, option: str) -> Path | PostgresURL:
     URL is refused naming only its scheme: taken for a path it would become a folder named
     after the scheme with a new database inside, and the rest may hold a password."""
     text = str(place)
+    if not text.strip():  # an unset variable: never the current folder
+        raise InputError(f"{option} is empty: name a SQLite file or a postgresql:// URL")
     found = _URL.match(text)
     if found is None:
         return Path(place)

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, ValidationError
 
 from pluralign.support.errors import InputError, validation_message
 
@@ -24,6 +24,18 @@ def _number(value: Any) -> Any:
 Number = Annotated[float, BeforeValidator(_number)]
 Count = StrictInt
 MAX_SEED = 2**31 - 1
+
+
+def _filled(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty (an unset variable?)")
+    return value
+
+
+Filled = Annotated[str, AfterValidator(_filled)]
+"""An option's text that must say something: an empty one (``--model "$M"`` with ``M`` unset) is
+refused, never taken for the default or for the current folder."""
+
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
 """A random seed: what every backend takes as given (llama.cpp reads 2**32 - 1 as "pick one at
 random", some servers take a signed 32-bit one), with room for the seed + i of each sample."""

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from pluralign.prediction.judges.base import ChatMessage, Usage
 from pluralign.support.options import Options, cli
-from pluralign.support.redact import SecretEnv, SecretURL
+from pluralign.support.redact import SecretEnv, register_url
+from pluralign.support.strict import Filled
 
 DEFAULT_CANDIDATES = 4
 DEFAULT_GENERATOR_TEMPERATURE = 0.8
@@ -26,12 +27,12 @@ class GeneratorOptions(Options):
     candidates: int = Field(
         default=DEFAULT_CANDIDATES, ge=2, le=16, description="Candidates drawn per request.", json_schema_extra=_gen()
     )
-    generator_base_url: SecretURL | None = Field(
+    generator_base_url: Annotated[Filled, AfterValidator(register_url)] | None = Field(
         default=None,
         description="An OpenAI-compatible server that writes the candidates (default: the local llama.cpp model).",
         json_schema_extra=_gen(),
     )
-    generator_model: str | None = Field(
+    generator_model: Filled | None = Field(
         default=None,
         description="The generator's model (a server's model name; locally a GGUF alias or path, default the judge's).",
         json_schema_extra=_gen(),

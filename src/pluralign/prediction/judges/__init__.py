@@ -26,6 +26,7 @@ from pluralign.prediction.judges.base import (
 )
 from pluralign.support.options import NoOptions, Options, cli
 from pluralign.support.registry import Registry
+from pluralign.support.strict import Filled
 
 DEFAULT_BACKEND = "llamacpp"
 DEFAULT_MODEL = "qwen2.5-coder-1.5b"
@@ -37,7 +38,7 @@ class JudgeOptions(Options):
     backend: str = Field(
         default=DEFAULT_BACKEND, description="Judge backend (see `pluralign backends`).", json_schema_extra=cli()
     )
-    model: str = Field(
+    model: Filled = Field(
         default=DEFAULT_MODEL,
         description="Offline alias, .gguf path, HF id (online), or a served model name.",
         json_schema_extra=cli(),

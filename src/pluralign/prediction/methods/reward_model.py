@@ -20,6 +20,7 @@ from pluralign.prediction.methods.base import Assessment, Method
 from pluralign.prediction.methods.registry import MethodSpec, Resources, register_method
 from pluralign.support.errors import InputError, ModelNotFoundError
 from pluralign.support.options import Options, cli
+from pluralign.support.strict import Filled
 
 
 class RewardModelMethod(Method):
@@ -100,7 +101,7 @@ class RewardModelMethod(Method):
 
 
 class RewardModelOptions(Options):
-    reward_model: str | None = Field(
+    reward_model: Filled | None = Field(
         default=None,
         description="Reward model (HF id or folder) for --method reward-model.",
         json_schema_extra=cli(group="other"),
