@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import named_path
+
 from pluralign.evaluation.runs import RunDir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,9 +36,9 @@ def pluralign(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--work", type=Path, default=ROOT / "bench" / "runs" / "batch_scale")
+    parser.add_argument("--work", type=named_path, default=ROOT / "bench" / "runs" / "batch_scale")
     parser.add_argument("--limit", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=named_path, default=None)
     args = parser.parse_args()
 
     from common import header, machine, uptime, write_json

@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import header, uptime, write_json, write_text
+from common import header, named_path, uptime, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -153,7 +153,7 @@ def report() -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("step_name", choices=("prepare", "run", "report"))
-    ap.add_argument("--source", type=Path, default=SHARED / "helpsteer2", help="HelpSteer2 folder (train.json)")
+    ap.add_argument("--source", type=named_path, default=SHARED / "helpsteer2", help="HelpSteer2 folder (train.json)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--step", type=int, default=10, help="items more per round")
     ap.add_argument("--threads", type=int, default=2)

@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import header, machine, uptime, write_json  # noqa: E402
+from common import header, machine, named_path, uptime, write_json  # noqa: E402
 
 from pluralign.api import Chooser  # noqa: E402
 from pluralign.settings import make_settings  # noqa: E402
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--estimator", default=None)
-    parser.add_argument("--prompts", type=Path, default=None)
+    parser.add_argument("--prompts", type=named_path, default=None)
     parser.add_argument(
         "--icl-rule",
         default=None,
@@ -75,8 +75,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--demo-seeds", type=int, default=10)
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "runs" / "clear_cut.sqlite")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--cache", type=named_path, default=ROOT / "bench" / "runs" / "clear_cut.sqlite")
+    parser.add_argument("--out", type=named_path, default=None)
     args = parser.parse_args()
     options = {
         k: v

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import header, uptime
+from common import header, named_path, uptime
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def median_seconds(src: Path, args: list[str], rounds: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", type=Path, required=True, help="src/ folder of the old checkout")
+    ap.add_argument("--old", type=named_path, required=True, help="src/ folder of the old checkout")
     ap.add_argument("--rounds", type=int, default=15)
     args = ap.parse_args()
     print(header(), flush=True)

@@ -15,6 +15,16 @@ def output(out: Path, extension: str) -> Path:
     return out if out.name.endswith(extension) else out.with_name(out.name + extension)
 
 
+def named_path(text: str) -> Path:
+    """An argparse type: a path as typed; an empty one (``--out "$OUT"`` with the variable unset)
+    is refused, never taken for the current folder."""
+    import argparse
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: name a file or folder (an unset variable?)")
+    return Path(text)
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of at least 1 (exit 2 naming the value otherwise)."""
     import argparse

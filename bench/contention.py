@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import named_path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -33,7 +35,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hogs", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=named_path, default=None)
     args = parser.parse_args()
 
     from common import header, machine, uptime, write_json

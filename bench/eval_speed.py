@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import header, link_models, machine, uptime, write_json
+from common import header, link_models, machine, named_path, uptime, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARK = ROOT.parent / "shared" / "data" / "helpsteer2"
@@ -67,9 +67,9 @@ def run(src: Path, items: int, home: str, out: Path, bench: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", type=Path, required=True, help="src/ folder of the old checkout")
+    ap.add_argument("--old", type=named_path, required=True, help="src/ folder of the old checkout")
     ap.add_argument("--items", type=int, default=20)
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=named_path, default=None)
     args = ap.parse_args()
     print(header(), flush=True)
     results = {}

@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import header, machine, output, positive_int, uptime, write_json, write_text
+from common import header, machine, named_path, output, positive_int, uptime, write_json, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -232,16 +232,16 @@ def pair(kind: str, folder: Path, args: argparse.Namespace, bench: Any, c: int, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
+    ap.add_argument("--benchmark", type=named_path, default=SHARED / "helpsteer2")
     ap.add_argument("--items", type=positive_int, default=2, help="eval items against a real server")
     ap.add_argument("--instant-items", type=positive_int, default=150, help="eval items against the instant one")
     ap.add_argument("--samples", type=positive_int, default=2)
     ap.add_argument("--levels", default="1,4,16,64")
     ap.add_argument("--repeats", type=positive_int, default=3, help="pairs of runs at each level, orders alternating")
     ap.add_argument("--servers", default="instant,llama_cpp.server")
-    ap.add_argument("--llama-server", type=Path, default=None, help="llama.cpp's llama-server binary")
+    ap.add_argument("--llama-server", type=named_path, default=None, help="llama.cpp's llama-server binary")
     ap.add_argument("--slots", type=positive_int, default=16, help="llama-server's parallel slots")
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "eval_throughput")
+    ap.add_argument("--out", type=named_path, default=ROOT / "bench" / "results" / "eval_throughput")
     args = ap.parse_args()
     from pluralign.evaluation.data.benchmark import load_benchmark
 

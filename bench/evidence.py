@@ -37,6 +37,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from common import named_path
 
 from pluralign.evaluation.statistics import mean_over_targets
 from pluralign.evaluation.statistics import p_text as p_cell
@@ -334,11 +335,11 @@ def main() -> None:
     from common import positive_int
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
+    parser.add_argument("--benchmark", type=named_path, default=SHARED / "helpsteer2")
     parser.add_argument("--items", type=positive_int, default=100)
     parser.add_argument("--step", type=positive_int, default=5, help="items added to every method per round")
     parser.add_argument("--methods", default=METHODS)
-    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS)
+    parser.add_argument("--runs", type=named_path, default=DEFAULT_RUNS)
     parser.add_argument("--example-max-chars", type=int, default=600)
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (llamacpp backend)")
     parser.add_argument("--backend", default="llamacpp", help="the judge's backend: llamacpp or openai")
@@ -358,7 +359,7 @@ def main() -> None:
         help="a smaller study: only these attributes, with the corner targets over them (all 0/1 combinations)",
     )
     parser.add_argument("--reference", default="spm", help="the method every other is compared with")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=named_path, default=DEFAULT_OUT)
     args = parser.parse_args()
     try:
         check_folders(args, parser)

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import named_path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -30,13 +32,13 @@ INJECTION = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--benchmark", type=Path, default=ROOT.parent / "shared" / "data" / "helpsteer2")
+    parser.add_argument("--benchmark", type=named_path, default=ROOT.parent / "shared" / "data" / "helpsteer2")
     parser.add_argument("--items", type=int, default=10)
     parser.add_argument("--method", default="spm")
     parser.add_argument("--samples", type=int, default=None)
     parser.add_argument("--estimator", default=None)
-    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "runs" / "injection.sqlite")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--cache", type=named_path, default=ROOT / "bench" / "runs" / "injection.sqlite")
+    parser.add_argument("--out", type=named_path, default=None)
     args = parser.parse_args()
 
     from common import header, machine, uptime, write_json

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import named_path
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
@@ -33,10 +35,10 @@ def main() -> None:
     parser.add_argument("--models", default="smollm2-135m,qwen2.5-coder-1.5b")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--llama-path", type=Path, default=None, help="a folder holding another llama_cpp build")
+    parser.add_argument("--llama-path", type=named_path, default=None, help="a folder holding another llama_cpp build")
     parser.add_argument("--label", default="")
     parser.add_argument("--skip-choose", action="store_true")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=named_path, default=None)
     args = parser.parse_args()
     if args.llama_path is not None:
         sys.path.insert(0, str(args.llama_path))

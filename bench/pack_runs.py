@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
+
+from common import named_path
 
 from pluralign.evaluation.runs import RunDir, is_run
 from pluralign.support.errors import PluralignError, one_line
@@ -17,7 +18,7 @@ from pluralign.support.errors import PluralignError, one_line
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="+", type=named_path)
     args = parser.parse_args()
     try:
         for run in args.runs:

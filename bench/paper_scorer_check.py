@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from common import named_path
+
 MIC = ["care", "fairness", "liberty", "loyalty", "authority", "sanctity"]
 HS2 = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
 
@@ -45,7 +47,7 @@ def synthetic(rng: random.Random, attrs: list[str], levels: list[float], n_items
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--paper-repo", type=Path, required=True)
+    parser.add_argument("--paper-repo", type=named_path, required=True)
     parser.add_argument("--files", type=int, default=300)
     parser.add_argument("--items", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import header, link_models, machine, uptime, write_json
+from common import header, link_models, machine, named_path, uptime, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 SECOND = {
@@ -80,10 +80,10 @@ def show(label: str, out: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", type=Path, required=True, help="src/ folder of the old checkout")
+    ap.add_argument("--old", type=named_path, required=True, help="src/ folder of the old checkout")
     ap.add_argument("--model", default=None)
     ap.add_argument("--new-options", default="{}", help='JSON options for the new tree, e.g. \'{"icl_rule": "fixed"}\'')
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=named_path, default=None)
     args = ap.parse_args()
     demo = json.loads((ROOT / "examples" / "neighbour.json").read_text())
     target = json.loads((ROOT / "examples" / "target_care.json").read_text())

@@ -44,7 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import header, machine, write_json, write_text  # noqa: E402
+from common import header, machine, named_path, write_json, write_text  # noqa: E402
 
 from pluralign.choice.attributes import DEFAULT_REGISTRY, HELPSTEER2  # noqa: E402
 from pluralign.choice.probes import load_probes  # noqa: E402
@@ -235,8 +235,8 @@ def over_seeds(seeds: int, one) -> dict:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--benchmark", type=Path, default=SHARED / "helpsteer2")
-    parser.add_argument("--targets", type=Path, default=SHARED / "targets" / "sampled_helpsteer2")
+    parser.add_argument("--benchmark", type=named_path, default=SHARED / "helpsteer2")
+    parser.add_argument("--targets", type=named_path, default=SHARED / "targets" / "sampled_helpsteer2")
     parser.add_argument("--tune", action="store_true")
     parser.add_argument("--no-embedding", action="store_true")
     parser.add_argument("--middle", action="store_true", help="hide pluralign's own targets with middle values")
@@ -245,7 +245,7 @@ def main() -> None:
     parser.add_argument("--tune-middle", action="store_true", help="choose MIDDLE_PRIOR on other middle targets")
     parser.add_argument("--modes", default="", help="only these configurations, e.g. random20,asked10,flip20")
     parser.add_argument("--bound", action="store_true", help="the Bayes-optimal agreement for the same picks")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=named_path, default=None)
     args = parser.parse_args()
     unknown = [m for m in args.modes.split(",") if m and m not in CONFIGS]
     if unknown:

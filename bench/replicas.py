@@ -16,10 +16,9 @@ import argparse
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
-from common import header, machine, positive_int, uptime, write_json
+from common import header, machine, named_path, positive_int, uptime, write_json
 
 PAIR = {
     "responses": ["Help them.", "Tell them to follow the rules."],
@@ -65,7 +64,7 @@ def main() -> None:
     ap.add_argument("--posts", type=positive_int, default=400)
     ap.add_argument("--users", type=positive_int, default=40)
     ap.add_argument("--concurrency", type=positive_int, default=16)
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=named_path, default=None)
     args = ap.parse_args()
     print(header())
     rows = []

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import header, uptime, write_json
+from common import header, named_path, uptime, write_json
 
 from pluralign.evaluation.grading import regrade
 from pluralign.evaluation.runs import is_run
@@ -31,8 +31,8 @@ def matrix(run: Path, selection: str) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=Path, default=ROOT / "bench" / "runs" / "evidence")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--runs", type=named_path, default=ROOT / "bench" / "runs" / "evidence")
+    ap.add_argument("--out", type=named_path, default=None)
     args = ap.parse_args()
     print(header(), flush=True)
     rows = []

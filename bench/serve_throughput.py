@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
-from common import header, link_models, machine, uptime, write_json
+from common import header, link_models, machine, named_path, uptime, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 WHO = ["neighbour", "colleague", "brother", "friend", "landlord"]
@@ -81,9 +81,9 @@ def measure(src: Path, questions: list[str], target: dict, home: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", type=Path, required=True, help="src/ folder of the old checkout")
+    ap.add_argument("--old", type=named_path, required=True, help="src/ folder of the old checkout")
     ap.add_argument("--requests", type=int, default=20)
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=named_path, default=None)
     args = ap.parse_args()
     target = json.loads((ROOT / "examples" / "target_care.json").read_text())
     questions = [f"My {w} asks me {a}. What should I say?" for a in ASKS for w in WHO][: args.requests]

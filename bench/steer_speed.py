@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import header, machine, positive_int, uptime, write_json
+from common import header, machine, named_path, positive_int, uptime, write_json
 from serve_throughput import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="judge and generator (default: the default judge's model)")
     ap.add_argument("--old", default="--steer-passes 0", help="flags of the old configuration (default: 0.2's judging)")
     ap.add_argument("--new", default="", help="flags of the new configuration (default: the service's defaults)")
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--out", type=named_path, default=None)
     args = ap.parse_args()
     CONFIGS["old"], CONFIGS["new"] = args.old.split(), args.new.split()
 

@@ -425,6 +425,32 @@ def test_the_evidence_study_refuses_counts_that_mean_nothing(args):
     assert res.returncode == 2 and "Traceback" not in res.stderr and args[0] in res.stderr, res.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("evidence.py", "--report-only", "--out", ""),
+        ("evidence.py", "--report-only", "--runs", ""),
+        ("pack_runs.py", ""),
+        ("calibration_study.py", "report", "--source", ""),
+    ],
+    ids="evidence-out evidence-runs pack calibration-source".split(),
+)
+def test_a_benchmark_script_refuses_an_empty_path(tmp_path, args):
+    """The scripts' one path type (``bench/common.named_path``): an empty path is not the current folder."""
+    import subprocess
+    import sys
+
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2 and "is empty" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_one_writer_of_reasonings_per_benchmark(helpsteer2_dir, tmp_path):
     from pluralign.evaluation.reasonings import PROGRESS
     from pluralign.support.errors import InputError
