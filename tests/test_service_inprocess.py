@@ -440,11 +440,18 @@ def test_a_chat_asks_the_judge_for_reasonings_within_the_steering_cap(tmp_path: 
             {"query": "q", "documents": ["a", "b"], "target": {"group": [{"care": 1}], "nam": "x"}},
             "'nam'",
         ),
+        # an empty stop sequence: llama.cpp then answers "" for every candidate
+        ("/v1/chat/completions", {"messages": ASK, "stop": "", "pluralign": {"target": {"care": 1}}}, "stop: an empty"),
+        ("/v1/chat/completions", {"messages": ASK, "stop": ["\n", ""], "pluralign": {"target": {"care": 1}}}, "stop: "),
+        # an attribute the registry does not know, named by the field it came in
+        ("/v1/predict", {**QA, "attributes": ["care", "CARE"]}, "attributes: unknown attribute 'CARE'"),
+        ("/v1/feedback", {**PAIR, "chosen": 0, "user": "u", "attributes": [""]}, "attributes: unknown attribute ''"),
     ],
     ids=" ".join(
         [
             "surrogate two-targets negative-seed huge-seed chat-seed string-number choose-unknown predict-unknown",
             "fit-unknown next-unknown profile-unknown group-member-unknown chat-target-unknown rerank-group-unknown",
+            "empty-stop empty-stop-in-list predict-attribute feedback-attribute",
         ]
     ).split(),
 )

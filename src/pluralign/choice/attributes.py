@@ -137,7 +137,7 @@ class AttributeRegistry(Mapping[str, Attribute]):
     def __len__(self) -> int:
         return len(self._by_name)
 
-    def require(self, names: Iterable[str], what: str = "attributes") -> list[Attribute]:
+    def require(self, names: Iterable[str], what: str | None = None) -> list[Attribute]:
         """Look up several names, failing on the first unknown one or the first named twice: the
         one place every list of attributes passes (a request, a flag, a file), so a name given
         twice is never judged twice or counted twice in a fit."""
@@ -145,9 +145,14 @@ class AttributeRegistry(Mapping[str, Attribute]):
         seen: set[str] = set()
         for name in names:
             if name in seen:
-                raise InputError(f"{what}: {name!r} is named twice")
+                raise InputError(f"{what or 'attributes'}: {name!r} is named twice")
             seen.add(name)
-        return [self[name] for name in names]
+        try:
+            return [self[name] for name in names]
+        except UnknownAttributeError as exc:  # named as the list it came in (a request's field, a flag)
+            if what is None:
+                raise
+            raise UnknownAttributeError(f"{what}: {exc}") from None
 
     def with_file(self, path: str | Path) -> AttributeRegistry:
         """A new registry with the attributes of a user file added (they may override)."""

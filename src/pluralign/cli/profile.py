@@ -35,7 +35,7 @@ def _attributes(names: str | None, records: list[Any], registry: Any) -> list[An
         wanted = attributes_of(records)
         if not wanted:
             raise InputError("no record has predictions: name the attributes with --attributes")
-    return list(registry.require(wanted))
+    return list(registry.require(wanted, "--attributes" if names else None))
 
 
 AttributeNamesOpt = Annotated[str | None, typer.Option("--attributes", help="Comma-separated attributes.")]

@@ -123,6 +123,8 @@ class ChatCompletionRequest(BaseModel):
     def _stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
         if isinstance(stop, list) and len(stop) > MAX_STOP:
             raise ValueError(f"at most {MAX_STOP} sequences, got {len(stop)}")
+        if "" in ([stop] if isinstance(stop, str) else stop or []):  # llama.cpp then answers nothing at all
+            raise ValueError("an empty sequence would end every candidate before its first word")
         return stop
 
     def token_budget(self) -> int | None:
