@@ -77,6 +77,15 @@ def test_every_field_of_the_chat_request_has_a_rule_and_the_docs_show_it():
         assert f"| `{name}` | {rule} |" in table, name
 
 
+def test_every_field_of_the_rerank_request_has_a_rule_and_the_docs_show_it():
+    from pluralign.server.openai.protocol import RERANK_RULES, RerankRequest
+
+    assert list(RERANK_RULES) == list(RerankRequest.model_fields)
+    table = (ROOT / "docs" / "http-api.md").read_text()
+    for name, rule in RERANK_RULES.items():
+        assert f"| `{name}` | {rule} |" in table, name
+
+
 @pytest.mark.parametrize("field", ["tools", "tool_choice", "functions", "function_call", "parallel_tool_calls"])
 def test_what_cannot_be_steered_is_refused_naming_it(tmp_path: Path, field: str):
     import openai

@@ -410,6 +410,45 @@ def test_a_chat_asks_the_judge_for_reasonings_within_the_steering_cap(tmp_path: 
             assert caps() == {512}
 
 
+def test_rerank_reads_the_rank_fields_and_refuses_what_it_cannot_honour(tmp_path: Path, scripted):
+    """``rank_fields``, ``max_tokens_per_doc`` and ``max_chunks_per_doc`` were accepted and dropped:
+    the judge read ``text`` whatever was asked. Now the named fields are what it reads, a result's
+    document is the object as sent, and what cannot be honoured is a 400 before the judge is asked."""
+    answer = json.dumps({"A": {"reasoning": "Kind.", "score": 90}, "B": {"reasoning": "Cold.", "score": 10}})
+    judge, script = scripted([("ok", answer), ("ok", answer)])
+    settings = {"backend": "openai", "base_urls": [judge], "model": "m", "samples": 1, "max_retries": 0}
+    docs = [{"text": "Help them.", "title": "Kind", "id": 7}, {"text": "Follow the rules.", "title": "Strict", "id": 8}]
+    ask = {"query": "How should I answer?", "documents": docs, "target": {"care": 1}}
+
+    def judged() -> str:
+        out = "\n".join(m["content"] for body in script.bodies for m in body["messages"])
+        script.bodies.clear()
+        return out
+
+    with service(tmp_path, method="spm-zeroshot", settings=settings) as client:
+        res = client.post("/v1/rerank", json={**ask, "rank_fields": ["title", "text"]})
+        assert res.status_code == 200, res.text
+        assert [r["document"] for r in res.json()["results"]] == docs  # as sent, every field
+        prompt = judged()
+        for read in ("title: Kind\ntext: Help them.", "title: Strict\ntext: Follow the rules."):
+            assert json.dumps(read) in prompt, prompt  # responses are quoted as JSON strings
+        assert client.post("/v1/rerank", json=ask).status_code == 200
+        prompt = judged()
+        assert "Help them." in prompt and "title: Kind" not in prompt
+        for extra, param in [
+            ({"max_tokens_per_doc": 512}, "max_tokens_per_doc"),
+            ({"max_chunks_per_doc": 2}, "max_chunks_per_doc"),
+            ({"rank_fields": ["text", "text"]}, "rank_fields"),
+            ({"rank_fields": ["author"]}, "documents[0]"),
+            ({"rank_fields": ["title"], "documents": ["a", "b"]}, "documents[0]"),
+            ({"rank_fields": ["id"]}, "documents[0]"),  # a number is not text
+        ]:
+            res = client.post("/v1/rerank", json={**ask, **extra})
+            error = res.json()["error"]
+            assert res.status_code == 400 and error["param"] == param, (extra, res.text)
+        assert script.bodies == []  # refused before the judge was asked
+
+
 @pytest.mark.parametrize(
     ("path", "body", "needle"),
     [

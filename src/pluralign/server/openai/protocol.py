@@ -272,6 +272,11 @@ class ChatCompletionChunk(BaseModel):
 
 
 class Document(BaseModel):
+    """A document as an object (Cohere v1): its ``text`` and any other fields, which
+    ``rank_fields`` may name and the answer gives back as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
     text: StrictStr
 
 
@@ -288,7 +293,7 @@ class RerankRequest(BaseModel):
     return_documents: bool | None = None
     """Each result's text: by default at /rerank and /v1/rerank (vLLM, Jina), not at /v2/rerank (Cohere v2)."""
     max_tokens_per_doc: int | None = None
-    rank_fields: list[str] | None = None
+    rank_fields: list[StrictStr] | None = Field(default=None, min_length=1, max_length=16)
     max_chunks_per_doc: int | None = None
     target: dict[str, Any] | list[Any] | None = None
     profile: StrictStr | None = Field(default=None, min_length=1, max_length=64)
@@ -297,7 +302,35 @@ class RerankRequest(BaseModel):
 
 
 class RerankDocument(BaseModel):
+    """A result's document: the text, or the object as it was sent."""
+
+    model_config = ConfigDict(extra="allow")
+
     text: str
+
+
+RERANK_REFUSED = {
+    "max_tokens_per_doc": "documents are judged whole, never cut short (one over --max-text-chars is refused)",
+    "max_chunks_per_doc": "documents are judged whole, never cut into chunks",
+}
+"""Fields of the rerank request pluralign cannot honour: a 400 naming the field, when set."""
+
+RERANK_RULES: dict[str, str] = {
+    "model": "echoed; `pluralign/NAME` steers to the saved profile NAME",
+    "query": "applied: the question the documents answer (never blank)",
+    "documents": "applied: strings, or objects with `text` (at most --max-documents)",
+    "top_n": "applied: the first n results",
+    "return_documents": "applied: each result's document as sent (default: yes, no at /v2/rerank)",
+    "max_tokens_per_doc": f"refused (400): {RERANK_REFUSED['max_tokens_per_doc']}",
+    "rank_fields": "applied: the judge reads these fields of each document object, as `field: value` lines "
+    "(default `text`)",
+    "max_chunks_per_doc": f"refused (400): {RERANK_REFUSED['max_chunks_per_doc']}",
+    "target": "applied: the target (a person's or a group's)",
+    "profile": "applied: a saved profile's name",
+    "user": "applied: the person whose stored profile steers",
+    "pluralign": "applied: the target, or a saved profile's name",
+}
+"""What rerank does with each field of its request (docs/http-api.md shows this table)."""
 
 
 class RerankResult(BaseModel):

@@ -16,6 +16,8 @@ from fastapi.responses import Response
 from pluralign.api import ChooseResult
 from pluralign.server.openai.errors import documented, shaped
 from pluralign.server.openai.protocol import (
+    RERANK_REFUSED,
+    Document,
     RerankDocument,
     RerankRequest,
     RerankResponse,
@@ -27,6 +29,7 @@ from pluralign.server.openai.protocol import (
 from pluralign.server.openai.steering import judging_overrides, steering_target
 from pluralign.server.routes.feedback import check_user
 from pluralign.server.state import ServiceState, chooser, namespace, state
+from pluralign.support.errors import UnsupportedParameter
 
 router = APIRouter(tags=["openai"])
 ERRORS = documented(400, 401, 413, 415, 502, 503, 504)
@@ -49,6 +52,31 @@ def _score(result: ChooseResult, i: int) -> float:
     return 1.0 if i == result.selected_index else 0.0  # a method that only picks: the pick first
 
 
+def document_texts(body: RerankRequest) -> list[str]:
+    """What the judge reads of each document: its text, or the ``rank_fields`` of an object as
+    ``field: value`` lines, in their order. A field the request cannot be honoured without is
+    refused, never dropped."""
+    for name, why in RERANK_REFUSED.items():
+        if getattr(body, name) is not None:
+            raise UnsupportedParameter(name, why)
+    fields = body.rank_fields or ["text"]
+    twice = next((f for i, f in enumerate(fields) if f in fields[:i]), None)
+    if twice is not None:
+        raise HTTPException(422, f"rank_fields: {twice!r} is named twice")
+    texts = []
+    for i, document in enumerate(body.documents):
+        values = {"text": document} if isinstance(document, str) else document.model_dump()
+        missing = next((f for f in fields if not isinstance(values.get(f), str)), None)
+        if missing is not None:
+            raise HTTPException(422, f"documents[{i}]: no text field {missing!r} (rank_fields names what is judged)")
+        texts.append(values["text"] if fields == ["text"] else "\n".join(f"{f}: {values[f]}" for f in fields))
+    return texts
+
+
+def _as_sent(document: str | Document) -> RerankDocument:
+    return RerankDocument.model_validate({"text": document} if isinstance(document, str) else document.model_dump())
+
+
 async def _rerank(
     body: RerankRequest, request: Request, s: ServiceState, ns: str, documents_by_default: bool
 ) -> RerankResponse:
@@ -68,7 +96,7 @@ async def _rerank(
             check_user(body.user)
         except ValueError as exc:
             raise HTTPException(422, f"user: {exc}") from None
-    texts = [d if isinstance(d, str) else d.text for d in body.documents]
+    texts = document_texts(body)
     longest = max([len(body.query), *map(len, texts)])
     if longest > s.config.limits.max_text_chars:
         raise HTTPException(
@@ -91,7 +119,7 @@ async def _rerank(
             RerankResult(
                 index=i,
                 relevance_score=_score(result, i),
-                document=RerankDocument(text=texts[i]) if with_documents else None,
+                document=_as_sent(body.documents[i]) if with_documents else None,
             )
             for i in order
         ],
