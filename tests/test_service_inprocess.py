@@ -482,6 +482,12 @@ def test_rerank_reads_the_rank_fields_and_refuses_what_it_cannot_honour(tmp_path
         # an empty stop sequence: llama.cpp then answers "" for every candidate
         ("/v1/chat/completions", {"messages": ASK, "stop": "", "pluralign": {"target": {"care": 1}}}, "stop: an empty"),
         ("/v1/chat/completions", {"messages": ASK, "stop": ["\n", ""], "pluralign": {"target": {"care": 1}}}, "stop: "),
+        # a participant's name: once accepted and dropped before the generator
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "Hi", "name": "ann"}], "pluralign": {"target": {"care": 1}}},
+            '"param":"messages[0].name"',
+        ),
         # an attribute the registry does not know, named by the field it came in
         ("/v1/predict", {**QA, "attributes": ["care", "CARE"]}, "attributes: unknown attribute 'CARE'"),
         ("/v1/feedback", {**PAIR, "chosen": 0, "user": "u", "attributes": [""]}, "attributes: unknown attribute ''"),
@@ -490,7 +496,7 @@ def test_rerank_reads_the_rank_fields_and_refuses_what_it_cannot_honour(tmp_path
         [
             "surrogate two-targets negative-seed huge-seed chat-seed string-number choose-unknown predict-unknown",
             "fit-unknown next-unknown profile-unknown group-member-unknown chat-target-unknown rerank-group-unknown",
-            "empty-stop empty-stop-in-list predict-attribute feedback-attribute",
+            "empty-stop empty-stop-in-list message-name predict-attribute feedback-attribute",
         ]
     ).split(),
 )

@@ -60,6 +60,11 @@ def _refuse_what_cannot_be_steered(body: ChatCompletionRequest) -> None:
         value = getattr(body, name)
         if value is not None and value != []:
             raise UnsupportedParameter(name, why)
+    for i, message in enumerate(body.messages):  # once accepted and dropped on the way to the generator
+        if message.name is not None:
+            raise UnsupportedParameter(
+                f"messages[{i}].name", "a participant's name is not passed on; put it in content"
+            )
 
 
 def draw_of(body: ChatCompletionRequest, s: ServiceState) -> Draw:

@@ -146,7 +146,8 @@ REFUSED = {
 
 PARAMETER_RULES: dict[str, str] = {
     "model": "echoed; `pluralign/NAME` steers to the saved profile NAME",
-    "messages": "passed to the generator; the judge reads the conversation as the question",
+    "messages": "passed to the generator; the judge reads the conversation as the question (a message's "
+    "`name` is refused)",
     "n": "applied: the n candidates closest to the target, at most --candidates",
     "temperature": "passed to the generator (default --generator-temperature); 0 draws one candidate, judged once",
     "top_p": "passed to the generator",
