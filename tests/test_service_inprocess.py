@@ -647,6 +647,33 @@ def test_relevance_counts_the_weights():
 # ---- 6. who may read whom --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("X-API-Key", "key-one-1111"), ("X-API-Key", "key-two-2222")],  # two namespaces: which?
+        [("X-API-Key", "key-one-1111"), ("x-api-key", "key-one-1111")],
+        [("Authorization", "Bearer key-one-1111"), ("authorization", "Bearer key-two-2222")],
+        [("X-API-Key", "key-one-1111"), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+        [("X-API-Key", "key-one-1111"), ("Content-Type", "application/json"), ("content-type", "text/plain")],
+    ],
+    ids="two-keys same-key-twice two-bearers two-idempotency-keys two-content-types".split(),
+)
+def test_a_header_pluralign_acts_on_given_twice_is_refused(tmp_path: Path, headers: list[tuple[str, str]]):
+    """Which of two ``X-API-Key`` headers was read was the server's choice (the last), and two keys
+    can name two namespaces: a 400 naming the header, before any work."""
+    keys = {"one": "key-one-1111", "two": "key-two-2222"}
+    with service(tmp_path, keys=keys) as client:
+        body = json.dumps({**PAIR, "user": "ann", "chosen": 0})
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers = [*headers, ("content-type", "application/json")]
+        res = client.post("/v1/feedback", content=body, headers=headers)
+        twice = next(k.lower() for k, _ in headers if sum(n.lower() == k.lower() for n, _ in headers) > 1)
+        assert res.status_code == 400 and f"the {twice} header is given twice" in res.text, res.text
+        assert _store(client).history("one", "ann") == [] and _store(client).history("two", "ann") == []
+        once = [h for i, h in enumerate(headers) if h[0].lower() not in [n.lower() for n, _ in headers[:i]]]
+        assert client.post("/v1/feedback", content=body, headers=once).status_code == 200  # once, it passes
+
+
 def test_one_key_never_reaches_another_keys_users(tmp_path: Path):
     keys = {"app1": "key-of-app-one-1111", "app2": "key-of-app-two-2222"}
     with service(tmp_path, keys=keys) as client:

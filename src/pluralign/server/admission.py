@@ -54,6 +54,9 @@ def is_openai_path(path: str) -> bool:
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+READ_ONCE = ("host", "x-api-key", "authorization", "content-type", "idempotency-key")
+"""The headers pluralign acts on: one given twice is refused (which of the two would be read is
+the server's choice, and two keys may name two namespaces). ``X-Request-ID``, a label, is not."""
 
 
 def _host_name(value: str) -> str:
@@ -215,6 +218,11 @@ class Guard:
     async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.config
         oa = is_openai_path(scope["path"])  # answer in the OpenAI error shape
+        names = [k.decode("latin-1").lower() for k, _ in scope.get("headers", [])]
+        twice = next((name for name in READ_ONCE if names.count(name) > 1), None)
+        if twice is not None:
+            await self._json(send, 400, f"the {twice} header is given twice; send it once", openai=oa)
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if not self._host_allowed(headers):
             await self._json(send, 400, "this Host header is not served here (see --allowed-host)", openai=oa)
