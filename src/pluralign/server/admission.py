@@ -85,6 +85,12 @@ def error_body(status: int, detail: str, openai: bool) -> bytes:
     return json.dumps(error_payload(status, detail, openai)).encode()
 
 
+def header_twice(scope: Scope) -> str | None:
+    """The first header of :data:`READ_ONCE` the request carries twice (None: each at most once)."""
+    names = [k.decode("latin-1").lower() for k, _ in scope.get("headers", [])]
+    return next((name for name in READ_ONCE if names.count(name) > 1), None)
+
+
 class Guard:
     """The HTTP step of admission, and a JSON 500 for anything unforeseen.
 
@@ -120,6 +126,15 @@ class Guard:
         if allowed is None:
             return True
         return _host_name(headers.get("host", "")) in allowed
+
+    def _header_problem(self, scope: Scope, headers: dict[str, str]) -> str | None:
+        """Why the headers are refused before anything else (None: they pass)."""
+        twice = header_twice(scope)
+        if twice is not None:
+            return f"the {twice} header is given twice; send it once"
+        if not self._host_allowed(headers):
+            return "this Host header is not served here (see --allowed-host)"
+        return None
 
     def _namespace(self, headers: dict[str, str]) -> str | None:
         """The namespace whose key the request carries (None: no valid key). Every key is
@@ -218,14 +233,9 @@ class Guard:
     async def _admit(self, scope: Scope, receive: Receive, send: Send) -> None:
         config = self.config
         oa = is_openai_path(scope["path"])  # answer in the OpenAI error shape
-        names = [k.decode("latin-1").lower() for k, _ in scope.get("headers", [])]
-        twice = next((name for name in READ_ONCE if names.count(name) > 1), None)
-        if twice is not None:
-            await self._json(send, 400, f"the {twice} header is given twice; send it once", openai=oa)
-            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if not self._host_allowed(headers):
-            await self._json(send, 400, "this Host header is not served here (see --allowed-host)", openai=oa)
+        if (refused := self._header_problem(scope, headers)) is not None:
+            await self._json(send, 400, refused, openai=oa)
             return
         namespace = self._namespace(headers)
         if namespace is None and scope["path"] not in PUBLIC_PATHS:
