@@ -26,7 +26,7 @@ from pydantic import (
 
 from pluralign.support.errors import InputError, validation_message
 from pluralign.support.files import read_json, write_json_atomic
-from pluralign.support.strict import Number, check_text, validate_each
+from pluralign.support.strict import Number, check_text, not_blank, validate_each
 
 MIN_RESPONSES = 2
 
@@ -41,15 +41,7 @@ def _responses_are_a_list(value: Any) -> Any:
 
 Text = Annotated[StrictStr, AfterValidator(check_text)]
 """A string that can be sent to a model (no lone surrogates)."""
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("is blank: the judge needs the question the responses answer")
-    return value
-
-
-Question = Annotated[Text, AfterValidator(_not_blank)]
+Question = Annotated[Text, not_blank("is blank: the judge needs the question the responses answer")]
 """What the responses answer: text with something in it (an empty or all-space question gives the
 judge nothing to score against), at every door: files, CLI, API, service, rerank's query."""
 _QUESTION: TypeAdapter[str] = TypeAdapter(Question)

@@ -26,13 +26,19 @@ Count = StrictInt
 MAX_SEED = 2**31 - 1
 
 
-def _filled(value: str) -> str:
-    if not value.strip():
-        raise ValueError("is empty (an unset variable?)")
-    return value
+def not_blank(problem: str) -> AfterValidator:
+    """A validator refusing a text of nothing but whitespace, saying ``problem``: the one check
+    behind a question and an option's text."""
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
 
 
-Filled = Annotated[str, AfterValidator(_filled)]
+Filled = Annotated[str, not_blank("is empty (an unset variable?)")]
 """An option's text that must say something: an empty one (``--model "$M"`` with ``M`` unset) is
 refused, never taken for the default or for the current folder."""
 
