@@ -66,13 +66,26 @@ def run(methods: list[str], step: int, threads: int, source: Path) -> None:
             out = RUNS / method
             args = [sys.executable, "-m", "pluralign", "eval", "--method", method, "--benchmark", str(DATA)]
             args += ["--target", "high", "--limit", str(min(limit, ITEMS)), "--out", str(out)]
-            args += ["--threads", str(threads)]
+            args += ["--threads", str(threads), *study_examples(method)]
             print(f"{method}: {min(limit, ITEMS)} items ({uptime()})", flush=True)
             subprocess.run(args, check=True)
             if again := [item for item in over_context(out) if item < limit]:
                 print(f"{method}: items {again} pass the context; again with --n-ctx {LONG_CONTEXT}", flush=True)
                 subprocess.run([*args, "--n-ctx", str(LONG_CONTEXT)], check=True)
             subprocess.run([sys.executable, str(ROOT / "bench" / "pack_runs.py"), str(out)], check=True)
+
+
+EXAMPLE_FLAGS = {"index": "--similarity", "max_examples": "--n-examples", "max_chars": "--example-max-chars"}
+
+
+def study_examples(method: str, study: Path = STUDY) -> list[str]:
+    """The few-shot settings of the study's run of ``method`` (its run's identity), as flags: the
+    map is fit for the judge it is applied to (a calibration is refused for another's)."""
+    from pluralign.evaluation.runs import RunDir
+
+    examples = (RunDir(study / method).identity().get("method") or {}).get("examples") or {}
+    given = [(flag, examples[key]) for key, flag in EXAMPLE_FLAGS.items() if examples.get(key) is not None]
+    return [part for flag, value in given for part in (flag, str(value))]
 
 
 def over_context(path: Path) -> list[int]:

@@ -5,12 +5,21 @@ committed study's cross-validated figures."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from pluralign.choice.probes import Probe
-from pluralign.prediction.calibration import AttributeMap, Calibration, fit_maps, load_calibration
+from pluralign.prediction.calibration import (
+    AttributeMap,
+    Calibration,
+    fit_maps,
+    judge_identity,
+    judge_mismatch,
+    load_calibration,
+)
 from pluralign.prediction.methods.base import Assessment
 from pluralign.support.errors import InputError
 from support import ROOT, one_line_error, run_cli
@@ -159,6 +168,78 @@ def test_another_judge_is_refused_in_one_line(fitted: Path, helpsteer2_dir: Path
     res = run_cli(*args, "--calibration", str(other))
     one_line_error(res, "another judge")
     assert not (tmp_path / "run" / "assessments.jsonl").exists()  # refused before anything was judged
+
+
+SPM = {"method": "spm", "model": "qwen2.5-coder-1.5b", "scale": 100, "scoring": "logprobs", "samples": 2}
+MAPS = {"care": AttributeMap(x=[0, 1], y=[0, 1], pairs=10)}
+FEW_SHOT = {"index": "embedding", "rule": "levels", "max_examples": None, "max_chars": 600, "n_items": 500}
+
+
+def spm_judge(**examples: object) -> dict:
+    return {**SPM, "examples": {**FEW_SHOT, **examples}}
+
+
+def test_a_calibration_is_bound_to_the_few_shot_settings_but_not_the_example_sets_size():
+    """A map fit on a judge shown unclipped examples is another judge's (the calibration study's
+    first spm run was); fit out of sample, the examples leave the fitting items out, so the example
+    set's size is not bound; a calibration from before the settings were bound is not refused."""
+    fit = Calibration(judge=judge_identity(spm_judge(n_items=400)), attributes=MAPS)  # as calibrate makes it
+    assert "n_items" not in fit.judge["examples"] and "samples" not in fit.judge
+    fit.check_judge(spm_judge())  # 500 examples, not 400; samples are not bound
+    fit.check_judge({**spm_judge(n_items=3), "samples": 9})
+    for change, says in [
+        ({"max_chars": None}, "examples.max_chars 600 (not None)"),
+        ({"index": "bm25"}, "examples.index 'embedding' (not 'bm25')"),
+        ({"max_examples": 3}, "examples.max_examples None (not 3)"),
+        ({"rule": "fixed", "max_chars": 100}, "examples.max_chars 600 (not 100), examples.rule 'levels' (not 'fixed')"),
+        ({"count": 5}, "examples.count None (not 5)"),  # a setting the fit did not have
+    ]:
+        with pytest.raises(InputError, match=re.escape(f"--calibration was fit for another judge: {says}")):
+            fit.check_judge(spm_judge(**change))
+    with pytest.raises(InputError, match=re.escape("another judge: examples {")):
+        fit.check_judge({**SPM, "examples": None})  # no examples at all
+    zeroshot = Calibration(judge=judge_identity({**SPM, "examples": None}), attributes=MAPS)
+    with pytest.raises(InputError, match=re.escape("another judge: examples None (not {")):
+        zeroshot.check_judge(spm_judge())
+    older = Calibration(judge={k: v for k, v in SPM.items() if k != "samples"}, attributes=MAPS)
+    older.check_judge(spm_judge(max_chars=None))
+
+
+def test_runs_shown_other_examples_are_not_pooled_into_one_map(length_run: Path, tmp_path: Path):
+    other = tmp_path / "other"
+    shutil.copytree(length_run, other)
+    run_json = other / "run.json"
+    raw = json.loads(run_json.read_text())
+    raw["identity"]["method"] = spm_judge(max_chars=None)
+    run_json.write_text(json.dumps(raw))
+    raw["identity"]["method"] = spm_judge(n_items=400)
+    same = tmp_path / "same"
+    shutil.copytree(other, same)
+    (same / "run.json").write_text(json.dumps(raw))
+    pooled = run_cli("calibrate", str(same), str(other), "--out", str(tmp_path / "x.json"))
+    one_line_error(pooled, "examples.max_chars 600 (not None)")
+    shutil.copytree(same, tmp_path / "same2")
+    raw["identity"]["method"] = spm_judge(n_items=300)
+    (tmp_path / "same2" / "run.json").write_text(json.dumps(raw))
+    res = run_cli("calibrate", str(same), str(tmp_path / "same2"), "--out", str(tmp_path / "y.json"))
+    assert res.returncode == 0, res.stderr
+    assert load_calibration(tmp_path / "y.json").judge == judge_identity(spm_judge())
+
+
+def test_the_calibration_study_judges_with_the_studys_few_shot_settings():
+    """Its runs are judged with the few-shot settings of the study's runs they are applied to."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from calibration_study import RUNS, study_examples
+
+    from pluralign.evaluation.runs import RunDir
+
+    assert study_examples("spm") == ["--similarity", "embedding", "--example-max-chars", "600"]
+    assert study_examples("spm-zeroshot") == []
+    for method in ("spm", "spm-zeroshot"):
+        fit = judge_identity(RunDir(RUNS / method).identity()["method"])
+        assert fit and not judge_mismatch(fit, RunDir(STUDY / method).identity()["method"])
 
 
 def test_a_missing_attribute_a_foreign_file_and_bad_maps_are_one_line(fitted: Path, length_run: Path, tmp_path: Path):

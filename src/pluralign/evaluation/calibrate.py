@@ -21,7 +21,7 @@ from pluralign.evaluation.grading import Adjust, regrade
 from pluralign.evaluation.metrics import Decision
 from pluralign.evaluation.runs import RunDir
 from pluralign.evaluation.statistics import BOOTSTRAP, PairedComparison, decision_matrix, mean_over_targets, paired
-from pluralign.prediction.calibration import Calibration, fit_maps, judge_identity
+from pluralign.prediction.calibration import Calibration, fit_maps, judge_identity, judge_mismatch
 from pluralign.prediction.methods.base import Assessment
 from pluralign.support.errors import InputError
 
@@ -60,8 +60,8 @@ def _judge(runs: Sequence[RunDir]) -> dict[str, Any]:
     if not judges[0]:
         raise InputError(f"{runs[0].path}: no method recorded in run.json; is it a pluralign run?")
     for run, judge in zip(runs[1:], judges[1:], strict=True):
-        if judge != judges[0]:
-            raise InputError(f"{run.path} was judged by another judge than {runs[0].path}: {judge} vs {judges[0]}")
+        if differ := judge_mismatch(judges[0], judge):
+            raise InputError(f"{run.path} was judged by another judge than {runs[0].path}: {differ}")
     return judges[0]
 
 

@@ -9,7 +9,9 @@ breakpoints, applied by linear interpolation (what scikit-learn's ``IsotonicRegr
 clipped at both ends), in plain JSON: nothing is unpickled.
 
 A calibration belongs to one judge: the method configuration it was fit on is stored, and
-applying it to predictions of another model, method, estimator, scale or prompt set is refused.
+applying it to predictions of another model, method, estimator, scale, prompt set or few-shot
+setting (similarity, rule, count, clipping) is refused. The example set's size is not bound: a
+calibration fit out of sample is fit with examples that leave its fitting items out.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ from pluralign.support.files import read_json, write_json_atomic
 from pluralign.support.strict import Closed, Number
 
 FORMAT: Literal["pluralign-calibration"] = "pluralign-calibration"
-JUDGE_KEYS = ("method", "backend", "model", "scale", "scoring", "estimator", "prompts", "reasoning")
+JUDGE_KEYS = ("method", "backend", "model", "scale", "scoring", "estimator", "prompts", "reasoning", "examples")
 """What makes two judges' predictions comparable (sampling passes and token limits do not)."""
+EXAMPLE_SET_KEYS = ("n_items",)
+"""Of the few-shot configuration, what describes the example set rather than how it is used."""
 MIN_PAIRS = 10
 
 
@@ -73,10 +77,8 @@ class Calibration(Closed):
 
     def check_judge(self, judge: Mapping[str, Any], where: str = "--calibration") -> None:
         """Refuse, in one line, predictions of another judge (``judge``: a method's configuration)."""
-        differ = [k for k in JUDGE_KEYS if k in self.judge and self.judge.get(k) != judge.get(k)]
-        if differ:
-            shown = ", ".join(f"{k} {self.judge.get(k)!r} (not {judge.get(k)!r})" for k in differ)
-            raise InputError(f"{where} was fit for another judge: {shown}")
+        if differ := judge_mismatch(self.judge, judge):
+            raise InputError(f"{where} was fit for another judge: {differ}")
 
     def check_attributes(self, attributes: Sequence[str], where: str = "--calibration") -> None:
         """Refuse, in one line, attributes it has no map for."""
@@ -114,7 +116,27 @@ class Calibration(Closed):
 
 def judge_identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a method's configuration a calibration is bound to."""
-    return {k: config[k] for k in JUDGE_KEYS if k in config}
+    out = {k: config[k] for k in JUDGE_KEYS if k in config}
+    if isinstance(out.get("examples"), Mapping):
+        out["examples"] = {k: v for k, v in out["examples"].items() if k not in EXAMPLE_SET_KEYS}
+    return out
+
+
+def judge_mismatch(fit: Mapping[str, Any], given: Mapping[str, Any]) -> str:
+    """Where the judge ``given`` (a method's configuration) parts from the judge ``fit`` (a
+    calibration's), as "setting fit's (not given's), ..."; empty when it does not. A part that is
+    a mapping (the few-shot settings) is compared setting by setting, so a refusal names one."""
+    given = judge_identity(given)
+    out: list[str] = []
+    for key in JUDGE_KEYS:
+        if key not in fit:  # a calibration from before the setting was bound
+            continue
+        a, b = fit[key], given.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += [f"{key}.{k} {a.get(k)!r} (not {b.get(k)!r})" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
+        elif a != b:
+            out.append(f"{key} {a!r} (not {b!r})")
+    return ", ".join(out)
 
 
 def fit_maps(pairs: Mapping[str, tuple[Sequence[float], Sequence[float]]]) -> dict[str, AttributeMap]:
