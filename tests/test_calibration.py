@@ -203,6 +203,8 @@ def test_a_calibration_is_bound_to_the_few_shot_settings_but_not_the_example_set
         zeroshot.check_judge(spm_judge())
     older = Calibration(judge={k: v for k, v in SPM.items() if k != "samples"}, attributes=MAPS)
     older.check_judge(spm_judge(max_chars=None))
+    written = Calibration(judge=spm_judge(n_items=7), attributes=MAPS)  # by hand, with the set's size
+    written.check_judge(spm_judge())
 
 
 def test_runs_shown_other_examples_are_not_pooled_into_one_map(length_run: Path, tmp_path: Path):

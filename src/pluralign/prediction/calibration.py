@@ -126,7 +126,7 @@ def judge_mismatch(fit: Mapping[str, Any], given: Mapping[str, Any]) -> str:
     """Where the judge ``given`` (a method's configuration) parts from the judge ``fit`` (a
     calibration's), as "setting fit's (not given's), ..."; empty when it does not. A part that is
     a mapping (the few-shot settings) is compared setting by setting, so a refusal names one."""
-    given = judge_identity(given)
+    fit, given = judge_identity(fit), judge_identity(given)
     out: list[str] = []
     for key in JUDGE_KEYS:
         if key not in fit:  # a calibration from before the setting was bound
