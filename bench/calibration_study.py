@@ -104,18 +104,23 @@ def long_context(path: Path) -> list[int]:
     return sorted(failed & {r.item for r in records if r.assessment is not None})
 
 
-def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -> tuple[list[dict], list[str]]:
+def calibrated_rows(
+    study: Path, methods: list[str], calibration_runs: Path = RUNS
+) -> tuple[list[dict], list[str], list[str]]:
     """Each method's run in ``study`` chosen again from calibrated predictions: fit 5-fold on its
     own items (where it has at least 10), and fit on the train items ``calibration_runs`` holds for
     it once there are at least MIN_ITEMS (out of sample), and on as many as the method with the
     fewest holds (the same items, so two judges are compared on equal fits). Rows and a markdown
-    table; methods without a run or without a judge's predictions are left out."""
+    table, and a line for each out-of-sample fit left out because its run was judged by
+    another judge than the study's (a larger judge's study, other few-shot settings); methods
+    without a run or without a judge's predictions are left out."""
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect, cross_validate
     from pluralign.evaluation.runs import RunDir
     from pluralign.evaluation.statistics import p_text
     from pluralign.support.errors import InputError
 
     rows: list[dict] = []
+    notes: list[str] = []
     lines = ["| method | fit on | accuracy | calibrated | difference | 95% CI | sign-flip p |", "|---" * 7 + "|"]
     runs = {method: RunDir(calibration_runs / method) for method in methods}
     assessed = {method: run.finished_items() if run.finished() else 0 for method, run in runs.items()}
@@ -133,8 +138,10 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
         for fit_on, first in fits:
             try:
                 effects.append((fit_on, calibration_effect(study / method, calibrate_runs([runs[method].path], first))))
-            except InputError:  # fit for another judge than the study's (a larger judge's study): not its row
-                pass
+            except InputError as exc:  # another judge's fit: not its row, and said so
+                said = str(exc).removeprefix("--calibration ")
+                notes.append(f"{method}: no row fit on {fit_on} ({calibration_runs.name}/{method} {said})")
+                break
         for fit_on, e in effects:
             c = e.comparison
             rows.append({"method": method, "fit_on": fit_on, **e.model_dump()})
@@ -142,21 +149,21 @@ def calibrated_rows(study: Path, methods: list[str], calibration_runs: Path = RU
                 f"| {method} | {fit_on} | {e.accuracy:.1f} | {e.calibrated:.1f} | {c.difference:+.1f} | "
                 f"{c.ci95[0]:+.1f} to {c.ci95[1]:+.1f} | {p_text(c.sign_flip_p)} |"
             )
-    return rows, lines
+    return rows, lines, notes
 
 
 def report() -> None:
     from pluralign.prediction.judges.llamacpp import LlamaCppOptions
 
     default = LlamaCppOptions.model_fields["n_ctx"].default
-    rows, table = calibrated_rows(STUDY, list(METHODS))
+    rows, table, left_out = calibrated_rows(STUDY, list(METHODS))
     notes = [
         f"{method}: {len(items)} train item(s) judged with a {LONG_CONTEXT:,}-token context (their few-shot "
         f"prompts pass {default:,}): {', '.join(map(str, items))}"
         for method in METHODS
         if (RUNS / method).is_dir() and (items := long_context(RUNS / method))
     ]
-    text = "\n".join([header(), "", *table, "", *notes, "", f"({uptime()})"])
+    text = "\n".join([header(), "", *table, "", *left_out, *notes, "", f"({uptime()})"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
     write_text(OUT.with_suffix(".md"), text + "\n")
     write_json(OUT.with_suffix(".json"), rows)

@@ -308,8 +308,8 @@ def calibrated_section(runs: Path, methods: list[str]) -> list[str]:
     cross-validated on the study's items, and out of sample once enough train items are judged."""
     from calibration_study import calibrated_rows
 
-    _, lines = calibrated_rows(runs, methods)
-    if len(lines) <= 2:
+    _, lines, left_out = calibrated_rows(runs, methods)
+    if len(lines) <= 2 and not left_out:
         return []
     return [
         "## Calibrated",
@@ -320,6 +320,8 @@ def calibrated_section(runs: Path, methods: list[str]) -> list[str]:
         "",
         *lines,
         "",
+        *left_out,
+        *([""] if left_out else []),
     ]
 
 

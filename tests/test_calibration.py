@@ -228,6 +228,33 @@ def test_runs_shown_other_examples_are_not_pooled_into_one_map(length_run: Path,
     assert load_calibration(tmp_path / "y.json").judge == judge_identity(spm_judge())
 
 
+def test_the_studys_report_says_which_fit_it_left_out_for_another_judge(length_run: Path, tmp_path: Path):
+    """A calibration run judged with other few-shot settings than the study's gives no row, and
+    the report says so (it used to leave the row out in silence); one that differs only in the
+    example set's size gives its row."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from calibration_study import calibrated_rows
+
+    def as_spm(folder: Path, judge: dict) -> None:
+        shutil.copytree(length_run, folder / "spm")
+        raw = json.loads((folder / "spm" / "run.json").read_text())
+        raw["identity"]["method"] = judge
+        (folder / "spm" / "run.json").write_text(json.dumps(raw))
+
+    as_spm(tmp_path / "study", spm_judge())
+    as_spm(tmp_path / "other", spm_judge(max_chars=None))
+    as_spm(tmp_path / "same", spm_judge(n_items=400))
+    rows, table, notes = calibrated_rows(tmp_path / "study", ["spm"], tmp_path / "other")
+    assert [r["fit_on"] for r in rows] == ["5-fold on the study's own items"] and len(table) == 3
+    assert notes == [
+        "spm: no row fit on 80 train items (other/spm was fit for another judge: examples.max_chars None (not 600))"
+    ]
+    rows, table, notes = calibrated_rows(tmp_path / "study", ["spm"], tmp_path / "same")
+    assert [r["fit_on"] for r in rows] == ["5-fold on the study's own items", "80 train items"] and not notes
+
+
 def test_the_calibration_study_judges_with_the_studys_few_shot_settings():
     """Its runs are judged with the few-shot settings of the study's runs they are applied to."""
     import sys

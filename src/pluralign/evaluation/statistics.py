@@ -71,9 +71,9 @@ def mcnemar(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
 
 def sign_flip(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, draws: int = SIGN_FLIPS) -> float:
     """Two-sided p of a paired sign-flip test with the item as the unit (rows of ``a`` and ``b``)."""
-    with np.errstate(invalid="ignore"):
-        per_item = np.nanmean(a - b, axis=1)
-    d = per_item[~np.isnan(per_item)]
+    diff = a - b
+    counts = (~np.isnan(diff)).sum(axis=1)
+    d = np.nansum(diff, axis=1)[counts > 0] / counts[counts > 0]  # items with no cell both have: none
     if len(d) == 0:
         return float("nan")
     observed = abs(d.mean())
