@@ -11,7 +11,9 @@ by fold; this study fits instead on train items, the way a user would calibrate 
     python bench/calibration_study.py report     # fit on what is assessed, apply to the study: results/calibration.*
 
 The 100 items are chosen the way the study chose its own (the shortest whose two responses'
-labels differ), from the train split, so no study item and no example is among them. Run
+labels differ), from the train split, so no study item and no example is among them. Each
+method is judged with the few-shot settings of the study's run it is applied to (read from that
+run: similarity, number and clipping of examples), since a calibration is bound to them. Run
 folders are bench/runs/calibration/METHOD, committed as they grow (packed, like the study).
 A report needs at least 20 assessed items per method and says how many it used.
 """
