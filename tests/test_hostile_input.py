@@ -62,6 +62,50 @@ def test_a_target_name_that_cannot_be_a_label_is_one_line(helpsteer2_dir, tmp_pa
     assert not (tmp_path / "out" / "input_output").exists()
 
 
+LONG = "y" * 40_000
+CHOICE = ["choose", "--method", "random", "--question", "q?", "--response", "a", "--response", "b"]
+
+
+@pytest.mark.parametrize("door", ["target", "target file", "calibration", "input"])
+def test_a_long_name_from_the_input_is_cut_in_the_middle_of_the_error(tmp_path: Path, cli, door: str):
+    """An error names what it refuses; a 40,000-character name is shown cut (the message's start
+    and its end stay), never whole, and never takes seconds to redact."""
+    from pluralign.support.errors import LINE_LIMIT
+
+    if door == "target":
+        args, ends = [*CHOICE, "--target", json.dumps({LONG: 1})], "sanctity, verbosity)"
+    elif door == "target file":
+        (tmp_path / "t.json").write_text(json.dumps({"values": {"care": 1, LONG: 0}}))
+        args, ends = [*CHOICE, "--target", str(tmp_path / "t.json")], "sanctity, verbosity)"
+    elif door == "calibration":
+        maps = {"care": {"x": [0, 1], "y": [0, 1], "pairs": 10}}
+        calibration = {"format": "pluralign-calibration", "judge": {"method": LONG}, "attributes": maps}
+        (tmp_path / "c.json").write_text(json.dumps(calibration))
+        args = [*CHOICE, "--target", '{"care": 1}', "--calibration", str(tmp_path / "c.json")]
+        ends = "(not 'random')"
+    else:
+        (tmp_path / "in.json").write_text(json.dumps({"question": "q?", "responses": ["a", "b"], LONG: 1}))
+        args = ["choose", "--method", "random", "--input", str(tmp_path / "in.json"), "--target", '{"care": 1}']
+        ends = ""
+    res = cli(*args)
+    one_line_error(res, "characters ...]")
+    line = res.stderr.strip()
+    assert len(line) <= len("error: ") + LINE_LIMIT and line.endswith(ends), line[-200:]
+
+
+def test_a_message_is_redacted_before_it_is_cut():
+    """A registered secret across the place where a long message is cut is masked whole first: cut
+    first, its halves would pass the registry."""
+    from pluralign.support.errors import one_line
+    from pluralign.support.redact import register_secret
+
+    secret = "Zq7-registered-secret-value"
+    register_secret(secret)
+    for at in range(600, 680, 7):
+        shown = one_line("a" * at + secret + "b" * 3000)
+        assert all(secret[i : i + 5] not in shown for i in range(len(secret) - 4)), (at, shown)
+
+
 def test_two_labels_never_share_a_file():
     from pluralign.support.names import file_stem
 

@@ -23,6 +23,15 @@ ASK = "My neighbour asks me to water her plants. What do I say?"
         ("Authorization: Bearer abc.def.ghi", ["abc.def.ghi"], ["Authorization: Bearer"]),
         ("postgresql://pl:pa@ss/word@db:5432/pl", ["pa@ss", "ss/word"], ["db:5432/pl"]),
         ("see http://127.0.0.1:8000/v1 and me@example.com", [], ["http://127.0.0.1:8000/v1", "me@example.com"]),
+        # where a URL sits in a word (the pattern is tried where a word starts)
+        ("base_url=http://u:pw7secret@h/v1", ["pw7secret"], ["base_url=http://", "@h/v1"]),
+        ('{"url":"postgres://u:pw7secret@h/db"}', ["pw7secret"], ['{"url":"postgres://', '@h/db"}']),
+        ("(git+ssh://u:pw7secret@h/r.git)", ["pw7secret"], ["(git+ssh://", "@h/r.git)"]),
+        ("<http://u:pw7secret@h>", ["pw7secret"], ["<http://", "@h>"]),
+        ("a://b c http://u:pw7secret@h", ["pw7secret"], ["a://b c http://"]),
+        ("http://h/?next=http://u:pw7secret@h2", ["pw7secret"], ["http://"]),
+        ("GET /x?" + "k" * 300 + "_key=pw7secret", ["pw7secret"], ["k" * 300 + "_key="]),
+        ("x" * 600 + " http://u:pw7secret@h", ["pw7secret"], ["x" * 600]),
     ],
 )
 def test_credentials_in_any_position_are_masked_and_nothing_else(text, secrets, kept):

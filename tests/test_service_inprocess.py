@@ -644,6 +644,46 @@ def test_relevance_counts_the_weights():
     assert relevance(0.1, plain) == pytest.approx(1 - 0.1 / 2**0.5)
 
 
+@pytest.fixture(scope="module")
+def shared_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One service for tests that only read (each refusal stores nothing)."""
+    with service(tmp_path_factory.mktemp("shared")) as client:
+        yield client
+
+
+LONG = "x" * 50_000
+Q = {"question": "q?", "responses": ["a", "b"]}
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "ends"),
+    [
+        ("/v1/choose", {**Q, "target": {LONG: 1}}, "sanctity, verbosity)"),
+        ("/v1/choose", {**Q, "target": {"care": 1}, LONG: 1}, ": unknown field"),
+        ("/v1/predict", {**Q, "attributes": [LONG]}, "sanctity, verbosity)"),
+        ("/v1/feedback", {**PAIR, "user": "u", "chosen": 0, "predictions": [{LONG: 1}, {LONG: 0}]}, ""),
+        ("/v1/chat/completions", {"model": "m", LONG: 1, "messages": [{"role": "user", "content": "hi"}]}, ""),
+        ("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                  "pluralign": {"target": {LONG: 1}}}, "sanctity, verbosity)"),
+        ("/v1/rerank", {"model": "m", "query": "q", "documents": ["a", "b"], LONG: 1}, ""),
+        ("/v1/rerank", {"model": "m", "query": "q", "documents": [{"text": "a"}, {"text": "b"}],
+                        "rank_fields": [LONG]}, ""),
+    ],
+)  # fmt: skip
+def test_a_long_name_in_a_request_is_not_echoed_whole(shared_service: Any, route: str, body: dict, ends: str):
+    """A refusal names what it refuses, and a name can be 50,000 characters: the message is cut in
+    its middle (its start says what is wrong, its end what is known), ``param`` too."""
+    from pluralign.support.errors import LINE_LIMIT
+
+    res = shared_service.post(route, json=body)
+    assert 400 <= res.status_code < 500, res.text
+    assert len(res.text) < LINE_LIMIT + 400, len(res.text)
+    error = res.json().get("error") or res.json()
+    message = error.get("message") or error["detail"]
+    assert "characters ...]" in message and message.endswith(ends if ends else message[-20:])
+    assert len(error.get("param") or "") <= 200
+
+
 # ---- 6. who may read whom --------------------------------------------------------------------
 
 

@@ -95,10 +95,28 @@ class RunLockedError(InputError):
     """Another process is writing the same run folder."""
 
 
-def one_line(exc: BaseException | str) -> str:
-    """Collapse an exception message (or any text) to one line for display, secrets removed."""
-    text = " ".join(redact(str(exc)).split())
+LINE_LIMIT = 1000
+"""The longest message shown. Messages name what they refuse, and a name can come from the input
+(an attribute, a field, a file's model): one of 50,000 characters came back whole, twice in an
+OpenAI error (message and ``param``). A longer message is cut in its middle, so its beginning
+(what is wrong) and its end (what is known) stay."""
+
+
+def one_line(exc: BaseException | str, limit: int = LINE_LIMIT) -> str:
+    """Collapse an exception message (or any text) to one line for display, secrets removed (before
+    it is cut: a secret cut in two could pass the patterns), at most ``limit`` characters."""
+    text = clip_middle(" ".join(redact(str(exc)).split()), limit)
     return text or (exc.__class__.__name__ if isinstance(exc, BaseException) else "")
+
+
+def clip_middle(text: str, limit: int = LINE_LIMIT) -> str:
+    """``text`` if it has at most ``limit`` characters; else its beginning and end, with how many
+    characters were left out between them (the result has at most ``limit``)."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 40, 2)
+    head, tail = keep * 2 // 3, keep // 3
+    return f"{text[:head]} [... {len(text) - head - tail} characters ...] {text[len(text) - tail :]}"
 
 
 def _is_union_branch(part: Any) -> bool:

@@ -19,6 +19,7 @@ from pluralign.support.errors import (
     ContextLengthError,
     PluralignError,
     UnsupportedParameter,
+    clip_middle,
     first_problem,
     one_line,
 )
@@ -55,9 +56,14 @@ def status_of(status: int) -> int:
     return 400 if status == 422 else status
 
 
+PARAM_LIMIT = 200
+"""The longest ``param`` shown (an unknown field's name is the sender's)."""
+
+
 def payload(status: int, message: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
     status = status_of(status)
-    detail = ErrorDetail(message=one_line(message), type=kind(status), param=param, code=code or CODES.get(status))
+    field = None if param is None else clip_middle(param, PARAM_LIMIT)  # a field's name can come from the request
+    detail = ErrorDetail(message=one_line(message), type=kind(status), param=field, code=code or CODES.get(status))
     return ErrorResponse(error=detail).model_dump()
 
 
