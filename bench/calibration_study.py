@@ -9,6 +9,8 @@ by fold; this study fits instead on train items, the way a user would calibrate 
                                                  # and the other 400 as the examples (train.json)
     python bench/calibration_study.py run        # spm-zeroshot, then spm, 10 items more per round (resumable)
     python bench/calibration_study.py report     # fit on what is assessed, apply to the study: results/calibration.*
+    python bench/calibration_study.py unclipped  # what clipping the examples changes (spm's first run judged
+                                                 # unclipped ones): results/calibration_unclipped.md
 
 The 100 items are chosen the way the study chose its own (the shortest whose two responses'
 labels differ), from the train split, so no study item and no example is among them. Each
@@ -172,9 +174,50 @@ def report() -> None:
     print(text, flush=True)
 
 
+UNCLIPPED = RUNS / "spm-unclipped"
+"""spm's first run (6-7 December, 58 items), judged with unclipped examples where the study clips
+them at 600 characters: another judge than the study's, so never a row of the report; kept to
+measure what the clipping changes, on the train items both runs judged."""
+
+
+def unclipped() -> None:
+    """What clipping the examples changes: spm's predictions on the train items judged both ways,
+    and the gain of a map fit on those items from each run, both applied to the study's spm (the
+    unclipped map as it was applied before calibrations were bound to the few-shot settings)."""
+    import numpy as np
+
+    from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect
+    from pluralign.evaluation.runs import RunDir
+    from pluralign.evaluation.statistics import p_text
+    from pluralign.prediction.calibration import judge_identity
+
+    clipped, other = RunDir(RUNS / "spm").assessments()[0], RunDir(UNCLIPPED).assessments()[0]
+    both = sorted(key for key in clipped if key in other)
+    if not both:
+        raise SystemExit("no train item is judged by both runs yet")
+    lines = [header(), "", f"{len(both)} train items judged both ways (items {both[0][0]} to {both[-1][0]})", ""]
+    lines += ["| attribute | mean prediction, clipped | unclipped | correlation |", "|---|---|---|---|"]
+    for attribute in sorted(clipped[both[0]].predictions[0]):
+        x = [p[attribute] for key in both for p in clipped[key].predictions]
+        y = [p[attribute] for key in both for p in other[key].predictions]
+        lines.append(f"| {attribute} | {np.mean(x):.3f} | {np.mean(y):.3f} | {np.corrcoef(x, y)[0, 1]:.2f} |")
+    lines += ["", "| map fit on those items, judged with | difference on the study's spm | 95% CI | sign-flip p |"]
+    lines.append("|---|---|---|---|")
+    study = judge_identity(RunDir(STUDY / "spm").identity()["method"])
+    for name, run in (("clipped examples (the study's)", RUNS / "spm"), ("unclipped examples", UNCLIPPED)):
+        fit = calibrate_runs([run], len(both)).model_copy(update={"judge": study})  # the unclipped one anyway
+        c = calibration_effect(STUDY / "spm", fit).comparison
+        lines.append(
+            f"| {name} | {c.difference:+.1f} | {c.ci95[0]:+.1f} to {c.ci95[1]:+.1f} | {p_text(c.sign_flip_p)} |"
+        )
+    text = "\n".join([*lines, "", f"({uptime()})"])
+    write_text(OUT.with_name("calibration_unclipped.md"), text + "\n")
+    print(text, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step_name", choices=("prepare", "run", "report"))
+    ap.add_argument("step_name", choices=("prepare", "run", "report", "unclipped"))
     ap.add_argument("--source", type=named_path, default=SHARED / "helpsteer2", help="HelpSteer2 folder (train.json)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--step", type=int, default=10, help="items more per round")
@@ -185,6 +228,8 @@ def main() -> None:
         prepare(args.source)
     elif args.step_name == "run":
         run(args.methods.split(","), args.step, args.threads, args.source)
+    elif args.step_name == "unclipped":
+        unclipped()
     else:
         report()
     print(json.dumps({"done": args.step_name}), flush=True)
