@@ -201,6 +201,14 @@ def test_a_calibration_is_bound_to_the_few_shot_settings_but_not_the_example_set
     zeroshot = Calibration(judge=judge_identity({**SPM, "examples": None}), attributes=MAPS)
     with pytest.raises(InputError, match=re.escape("another judge: examples None (not {")):
         zeroshot.check_judge(spm_judge())
+    custom = {**spm_judge(), "prompts": "/p", "prompt_files": {"system.j2": "sha256:1"}}
+    with pytest.raises(InputError, match=re.escape("another judge: prompts None (not '/p')")):
+        fit.check_judge(custom)  # a setting left out at its default on one side, given on the other
+    with pytest.raises(InputError, match=re.escape("another judge: reasoning None (not False)")):
+        fit.check_judge({**spm_judge(), "reasoning": False})
+    edited = {**custom, "prompt_files": {"system.j2": "sha256:2"}}
+    with pytest.raises(InputError, match=re.escape("prompt_files.system.j2 'sha256:1' (not 'sha256:2')")):
+        Calibration(judge=judge_identity(custom), attributes=MAPS).check_judge(edited)  # the same folder, edited
     older = Calibration(judge={k: v for k, v in SPM.items() if k != "samples"}, attributes=MAPS)
     older.check_judge(spm_judge(max_chars=None))
     written = Calibration(judge=spm_judge(n_items=7), attributes=MAPS)  # by hand, with the set's size

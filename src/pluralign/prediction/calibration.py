@@ -31,8 +31,15 @@ from pluralign.support.files import read_json, write_json_atomic
 from pluralign.support.strict import Closed, Number
 
 FORMAT: Literal["pluralign-calibration"] = "pluralign-calibration"
-JUDGE_KEYS = ("method", "backend", "model", "scale", "scoring", "estimator", "prompts", "reasoning", "examples")
-"""What makes two judges' predictions comparable (sampling passes and token limits do not)."""
+JUDGE_KEYS = (
+    "method", "backend", "model", "scale", "scoring", "estimator", "prompts", "prompt_files", "reasoning", "examples",
+)  # fmt: skip
+"""What makes two judges' predictions comparable (sampling passes and token limits do not). A
+method's configuration leaves out a setting at its default (``prompts`` only for a prompt folder,
+``reasoning`` only when it is off), so a setting on one side and not the other is a difference."""
+LATER_KEYS = ("examples", "prompt_files")
+"""Bound after calibrations were first written: a file without them was fit before they were, and
+is not refused for them."""
 EXAMPLE_SET_KEYS = ("n_items",)
 """Of the few-shot configuration, what describes the example set rather than how it is used."""
 MIN_PAIRS = 10
@@ -129,9 +136,9 @@ def judge_mismatch(fit: Mapping[str, Any], given: Mapping[str, Any]) -> str:
     fit, given = judge_identity(fit), judge_identity(given)
     out: list[str] = []
     for key in JUDGE_KEYS:
-        if key not in fit:  # a calibration from before the setting was bound
+        if key not in fit and key in LATER_KEYS:  # a calibration from before the setting was bound
             continue
-        a, b = fit[key], given.get(key)
+        a, b = fit.get(key), given.get(key)
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             out += [f"{key}.{k} {a.get(k)!r} (not {b.get(k)!r})" for k in sorted({*a, *b}) if a.get(k) != b.get(k)]
         elif a != b:
