@@ -27,8 +27,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common import header, named_path, uptime, write_json, write_text
+
+if TYPE_CHECKING:
+    from pluralign.evaluation.statistics import PairedComparison
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -108,6 +112,13 @@ def long_context(path: Path) -> list[int]:
     return sorted(failed & {r.item for r in records if r.assessment is not None})
 
 
+def comparison_cells(c: PairedComparison) -> str:
+    """A paired comparison's table cells: difference, 95% interval, sign-flip p."""
+    from pluralign.evaluation.statistics import p_text
+
+    return f"{c.difference:+.1f} | {c.ci95[0]:+.1f} to {c.ci95[1]:+.1f} | {p_text(c.sign_flip_p)}"
+
+
 def calibrated_rows(
     study: Path, methods: list[str], calibration_runs: Path = RUNS
 ) -> tuple[list[dict], list[str], list[str]]:
@@ -120,7 +131,6 @@ def calibrated_rows(
     without a run or without a judge's predictions are left out."""
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect, cross_validate
     from pluralign.evaluation.runs import RunDir
-    from pluralign.evaluation.statistics import p_text
     from pluralign.support.errors import InputError
 
     rows: list[dict] = []
@@ -149,10 +159,7 @@ def calibrated_rows(
         for fit_on, e in effects:
             c = e.comparison
             rows.append({"method": method, "fit_on": fit_on, **e.model_dump()})
-            lines.append(
-                f"| {method} | {fit_on} | {e.accuracy:.1f} | {e.calibrated:.1f} | {c.difference:+.1f} | "
-                f"{c.ci95[0]:+.1f} to {c.ci95[1]:+.1f} | {p_text(c.sign_flip_p)} |"
-            )
+            lines.append(f"| {method} | {fit_on} | {e.accuracy:.1f} | {e.calibrated:.1f} | {comparison_cells(c)} |")
     return rows, lines, notes
 
 
@@ -188,7 +195,6 @@ def unclipped() -> None:
 
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect
     from pluralign.evaluation.runs import RunDir
-    from pluralign.evaluation.statistics import p_text
     from pluralign.prediction.calibration import judge_identity
 
     clipped, other = RunDir(RUNS / "spm").assessments()[0], RunDir(UNCLIPPED).assessments()[0]
@@ -207,9 +213,7 @@ def unclipped() -> None:
     for name, run in (("clipped examples (the study's)", RUNS / "spm"), ("unclipped examples", UNCLIPPED)):
         fit = calibrate_runs([run], len(both)).model_copy(update={"judge": study})  # the unclipped one anyway
         c = calibration_effect(STUDY / "spm", fit).comparison
-        lines.append(
-            f"| {name} | {c.difference:+.1f} | {c.ci95[0]:+.1f} to {c.ci95[1]:+.1f} | {p_text(c.sign_flip_p)} |"
-        )
+        lines.append(f"| {name} | {comparison_cells(c)} |")
     text = "\n".join([*lines, "", f"({uptime()})"])
     write_text(OUT.with_name("calibration_unclipped.md"), text + "\n")
     print(text, flush=True)
