@@ -201,6 +201,8 @@ class Script:
         self.steps = steps
         self.hits = 0
         self.bodies: list[dict] = []
+        self.paths: list[str] = []
+        """Each request's path, its query included."""
         self.arrivals: list[float] = []
         self.lock = threading.Condition()
         self.active = 0
@@ -268,6 +270,7 @@ def start_scripted(steps: list[tuple]) -> tuple[str, Script, ThreadingHTTPServer
             super().end_headers()
 
         def _answer(self):
+            script.paths.append(self.path)
             script.bodies.append(json.loads(self.rfile.read(int(self.headers.get("content-length", 0)))))
             kind, *rest = script.next()
             if kind == "hang":

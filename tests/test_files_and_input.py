@@ -124,6 +124,10 @@ def test_bad_eval_options_are_one_line(helpsteer2_dir: Path, tmp_path: Path, cli
         ({"question": "Q?", "responses": ["a", "b"], "target": {"care": 0}}, "unknown field 'target'"),
         ({"question": "Q?", "responses": ["a", "b"], "response": ["c"]}, "unknown field 'response'"),
         ({"question": "  \n", "responses": ["a", "b"]}, "question: is blank"),  # once judged as asked
+        # the paper's name and ours for one field: once the question was judged, the prompt passed over
+        ({"question": "Q?", "prompt": "P?", "responses": ["a", "b"]}, "give question or prompt (the same field)"),
+        ({"question": "Q?", "prompt": "Q?", "responses": ["a", "b"]}, "give question or prompt (the same field)"),
+        ({"prompt": "  ", "responses": ["a", "b"]}, "question: is blank"),
     ],
 )
 def test_choose_input_is_validated_not_coerced(tmp_path: Path, cli, payload, message):

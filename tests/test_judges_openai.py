@@ -64,6 +64,21 @@ def _backend(urls: list[str], **kw) -> OpenAIBackend:
     return OpenAIBackend("m", OpenAIOptions(base_urls=urls, **kw))
 
 
+@pytest.mark.parametrize("query", ["?api-version=2024-02-01", "/?api-version=2024-02-01&x=1"])
+def test_a_base_urls_query_stays_the_query_of_each_request(scripted, query):
+    """Azure's ``?api-version=`` or a proxy's token: the path goes before the query, not after it."""
+    url, script = scripted([("ok", VALID)])
+    _backend([url + query]).generate([_request()])
+    assert script.paths == ["/v1/chat/completions" + query.lstrip("/")], script.paths
+
+
+def test_a_base_url_with_a_fragment_is_refused():
+    from pluralign.support.errors import InputError
+
+    with pytest.raises(InputError, match=r"has a fragment \(#...\), which no request sends"):
+        _backend(["http://127.0.0.1:9/v1#part"])
+
+
 def test_500_then_success(scripted):
     url, script = scripted([("status", 500, {}, "boom"), ("ok", VALID)])
     result = _backend([url]).generate([_request()])[0]

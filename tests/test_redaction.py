@@ -90,6 +90,18 @@ def test_a_base_url_with_a_raw_at_in_its_password_or_a_token_in_its_query_never_
         assert secret not in res.stderr + res.stdout, res.stderr
 
 
+def test_a_long_upstream_refusal_keeps_its_end_and_never_a_piece_of_a_key_at_the_cut(scripted):
+    """An upstream's refusal is shown on one line with its beginning and its end (where the reason
+    often is), redacted before it is cut: a key that the cut falls inside shows no piece of itself."""
+    secret = "QZK7-judge-key-4455"
+    body = "upstream-refused:" + "x" * 83 + secret + "y" * 600 + " the reason: parameter temperature_x is unsupported"
+    upstream, _ = scripted([("fail", 400, {}, body)])
+    res = openai_choose(upstream, "--judge-api-key-env", "PL_T_CUTKEY", env={"PL_T_CUTKEY": secret})
+    one_line_error(res, "answered 400", "upstream-refused:", "temperature_x is unsupported")
+    assert "QZK7" not in res.stderr + res.stdout and "4455" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and len(res.stderr) < 400, res.stderr
+
+
 @pytest.mark.parametrize("command", ["choose", "eval", "reasonings"])
 def test_no_command_prints_a_key_its_judge_echoes(scripted, helpsteer2_dir, tmp_path, command):
     secret = "judge-KEY-0987654321"

@@ -124,6 +124,8 @@ def _read_probe(question: str | None, response: list[str] | None, input_file: Pa
         if not isinstance(raw, dict):
             raise InputError(f"{input_file}: expected an object with question and responses")
         known_fields(raw, INPUT_FIELDS, str(input_file))  # a "target" in the file is not read: refused
+        if "question" in raw and "prompt" in raw:  # one would be judged and the other passed over
+            raise InputError(f"{input_file}: give question or prompt (the same field), not both")
         q = question if question is not None else raw.get("question", raw.get("prompt"))
         r = response if response else raw.get("responses")
     if q is None:

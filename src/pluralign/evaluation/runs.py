@@ -363,7 +363,7 @@ class RunDir:
                 try:
                     out.append(Decision.from_group_line(raw))
                 except (KeyError, TypeError, ValueError, ValidationError) as exc:
-                    raise InputError(f"{older}: record {i + 1}: {one_line(exc)[:200]}") from None
+                    raise InputError(f"{older}: record {i + 1}: {one_line(exc, 200)}") from None
         return out
 
     def probes(self, target: str) -> dict[int, Any]:

@@ -32,8 +32,9 @@ from pluralign.support.errors import (
     DeadlineExceeded,
     InputError,
     UpstreamError,
+    one_line,
 )
-from pluralign.support.redact import redact, shorten
+from pluralign.support.redact import redact
 
 if TYPE_CHECKING:  # httpx loads when a client sends, not when the CLI reads its options
     import httpx
@@ -82,7 +83,17 @@ def check_base_url(url: str) -> str:
         raise InputError(f"--base-url {redact(url)!r} is not a valid URL ({redact(str(exc))})") from None
     if parsed.scheme not in ("http", "https") or not parsed.host or any(ch.isspace() for ch in url):
         raise InputError(f"--base-url {redact(url)!r} must be an http:// or https:// URL with a host")
-    return url.rstrip("/")
+    if parsed.fragment:
+        raise InputError(f"--base-url {redact(url)!r} has a fragment (#...), which no request sends")
+    head, mark, query = url.partition("?")
+    return head.rstrip("/") + mark + query
+
+
+def endpoint(base: str, path: str) -> str:
+    """``path`` after a base URL's path and before its query: a query the server asks for (Azure's
+    ``?api-version=``, a proxy's token) stays the query of every request."""
+    head, mark, query = base.partition("?")
+    return f"{head}{path}{mark}{query}"
 
 
 class UpstreamStatusError(UpstreamError):
@@ -95,7 +106,7 @@ class UpstreamStatusError(UpstreamError):
 
 def status_error(who: str, status: int, response: httpx.Response, body: str) -> UpstreamStatusError:
     """What a non-retryable answer means for the person who configured the URL."""
-    shown = shorten(body)
+    shown = one_line(body, 200)
     if 300 <= status < 400:
         where = redact(response.headers.get("location", "?"))
         message = f"{who} answered a redirect ({status}) to {where}; give the final URL as --base-url"
@@ -218,7 +229,7 @@ class ChatClient:
         async with self.session() as http:
             for url in self.base_urls:
                 try:
-                    response = await http.get(f"{url}/models", timeout=timeout)
+                    response = await http.get(endpoint(url, "/models"), timeout=timeout)
                 except (httpx.RequestError, TimeoutError) as exc:
                     return f"{self._shown[url]} is unreachable ({type(exc).__name__})"
                 if response.status_code in (401, 403):
@@ -245,11 +256,11 @@ class ChatClient:
             who = self.who or self._shown[url]
             timeout = deadline.bound(self.timeout)
             try:
-                response = await self._send(http, f"{url}/chat/completions", body, timeout)
+                response = await self._send(http, endpoint(url, "/chat/completions"), body, timeout)
                 again = refit(response) if refit is not None and response.status_code != 200 else None
                 if again is not None:
                     body = again
-                    response = await self._send(http, f"{url}/chat/completions", body, timeout)
+                    response = await self._send(http, endpoint(url, "/chat/completions"), body, timeout)
             except (TimeoutError, httpx.RequestError, TooLarge) as exc:
                 last, answered = await self._failed(who, exc, timeout), None
                 wait = None
@@ -262,7 +273,7 @@ class ChatClient:
                     raise ctx
                 if response.status_code not in RETRY_STATUS:
                     raise status_error(who, response.status_code, response, text)
-                last = f"{who} answered {response.status_code}: {shorten(text, 200)}"
+                last = f"{who} answered {response.status_code}: {one_line(text, 200)}"
                 wait, answered = retry_after(response), response.status_code
             if attempt < self.retry.max_retries:
                 await self._pause(attempt, wait, last)
@@ -287,7 +298,7 @@ class ChatClient:
                 await asyncio.sleep(left)
         deadline.check()
         kind = exc.__class__.__name__ + (f" (no complete answer within {timeout:g} s)" if timed_out else "")
-        return shorten(f"{who}: {kind} {exc}".strip(), 300)
+        return one_line(f"{who}: {kind} {exc}".strip(), 300)
 
     async def _pause(self, attempt: int, wait: float | None, last: str) -> None:
         policy = self.retry

@@ -193,7 +193,7 @@ class Guard:
         except RecursionError:
             return 422, "the body is nested too deeply"
         except ValueError as exc:  # a key twice, NaN, a lone surrogate, a 5,000-digit number
-            return 422, f"the body cannot be read: {one_line(exc)[:200]}"
+            return 422, f"the body cannot be read: {one_line(exc, 200)}"
         if isinstance(parsed, dict) and isinstance(parsed.get("user"), str):
             state["user_label"] = parsed["user"][:128]
         return None
@@ -286,7 +286,7 @@ class Guard:
             await self.app(scope, replay, watched)
         except Exception as exc:  # never a bare 500: say what broke (secrets and paths removed)
             if not started:
-                await self._json(send, 500, f"internal error: {one_line(exc)[:300]}", openai=oa)
+                await self._json(send, 500, f"internal error: {one_line(exc, 300)}", openai=oa)
 
 
 class Admission:

@@ -90,7 +90,7 @@ def _why_unreadable(exc: Exception) -> str:
         return f"is not valid JSON ({exc.msg})"
     if isinstance(exc, UnicodeDecodeError):
         return "is not UTF-8 text"
-    return f"cannot be read ({one_line(exc)[:100]})"
+    return f"cannot be read ({one_line(exc, 100)})"
 
 
 def gunzip_jsonl(data: bytes, path: Path, what: str, limit: int | None = None) -> list[Any]:

@@ -98,9 +98,3 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
-
-
-def shorten(text: str, limit: int = 200) -> str:
-    """Redacted, on one line, and cut to ``limit`` characters: how an upstream body is shown."""
-    flat = " ".join(redact(text).split())
-    return flat if len(flat) <= limit else flat[:limit] + "..."

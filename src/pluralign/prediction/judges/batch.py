@@ -37,10 +37,9 @@ from pluralign.prediction.judges.base import (
 )
 from pluralign.prediction.judges.cache import JudgementCache, request_key
 from pluralign.prediction.judges.openai import ResponseFormatOption, chat_body, parse_completion
-from pluralign.support.errors import BatchPending, InputError, InvalidOutputError, UpstreamError
+from pluralign.support.errors import BatchPending, InputError, InvalidOutputError, UpstreamError, one_line
 from pluralign.support.files import open_own, open_read, output_folder
 from pluralign.support.options import cli
-from pluralign.support.redact import shorten
 
 MAX_LINES = 50_000
 MAX_BYTES = 200 * 1024 * 1024
@@ -287,7 +286,7 @@ def _judge_line(record: Any, request: JudgeRequest) -> tuple[bool, str | None, U
     if not isinstance(record, dict):
         return False, None, Usage(), "the line is not a JSON object"
     if record.get("error"):
-        return False, None, Usage(), f"the batch reports an error: {shorten(str(record['error']))}"
+        return False, None, Usage(), f"the batch reports an error: {one_line(str(record['error']), 200)}"
     response = record.get("response") or {}
     status = response.get("status_code") if isinstance(response, dict) else None
     if status != 200:

@@ -19,9 +19,9 @@ from pluralign.prediction.chat_client import ChatClient, RetryPolicy, gather_or_
 from pluralign.prediction.judges import BackendSpec, register_backend
 from pluralign.prediction.judges.base import AnswerCollector, JudgeRequest, JudgeResult, RawAnswer, Usage
 from pluralign.prediction.places import Places, Turn
-from pluralign.support.errors import JudgeError, UpstreamError
+from pluralign.support.errors import JudgeError, UpstreamError, one_line
 from pluralign.support.options import Options, cli
-from pluralign.support.redact import SecretEnv, SecretURL, shorten
+from pluralign.support.redact import SecretEnv, SecretURL
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 
@@ -68,7 +68,8 @@ def parse_completion(payload: Any) -> RawAnswer:
         choice = payload["choices"][0]
         text = choice["message"]["content"] or ""
     except (KeyError, IndexError, TypeError):
-        raise UpstreamError(f"the server's answer has no choices[0].message.content: {shorten(str(payload))}") from None
+        shown = one_line(str(payload), 200)
+        raise UpstreamError(f"the server's answer has no choices[0].message.content: {shown}") from None
     if not isinstance(text, str):
         raise UpstreamError(f"the server's message content is a {type(text).__name__}, not text")
     usage_raw = payload.get("usage") or {}
@@ -108,7 +109,7 @@ class OpenAIOptions(ResponseFormatOption):
         default_factory=lambda: [DEFAULT_BASE_URL],
         min_length=1,
         validate_default=True,
-        description="OpenAI-compatible base URL; repeat for replicas.",
+        description="OpenAI-compatible base URL (a query such as ?api-version= is kept); repeat for replicas.",
         json_schema_extra=cli("--base-url"),
     )
     judge_api_key_env: SecretEnv = Field(

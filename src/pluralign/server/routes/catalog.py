@@ -37,7 +37,7 @@ async def _check(work: Any) -> str | None:
     except TimeoutError:
         return f"no answer within {READY_SECONDS:g} s"
     except Exception as exc:
-        return one_line(exc)[:300]
+        return one_line(exc, 300)
 
 
 @router.get("/readyz")
