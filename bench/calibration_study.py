@@ -131,7 +131,7 @@ def calibrated_rows(
     without a run or without a judge's predictions are left out."""
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect, cross_validate
     from pluralign.evaluation.runs import RunDir
-    from pluralign.support.errors import InputError
+    from pluralign.prediction.calibration import judge_mismatch
 
     rows: list[dict] = []
     notes: list[str] = []
@@ -149,13 +149,14 @@ def calibrated_rows(
         fits = [(f"{assessed[method]} train items", None)] if assessed[method] >= MIN_ITEMS else []
         if fewest and assessed[method] > fewest:
             fits.insert(0, (f"first {fewest} train items", fewest))
+        judge = RunDir(study / method).identity().get("method") or {}  # as calibration_effect reads it
         for fit_on, first in fits:
-            try:
-                effects.append((fit_on, calibration_effect(study / method, calibrate_runs([runs[method].path], first))))
-            except InputError as exc:  # another judge's fit: not its row, and said so
-                said = str(exc).removeprefix("--calibration ")
-                notes.append(f"{method}: no row fit on {fit_on} ({calibration_runs.name}/{method} {said})")
+            fit = calibrate_runs([runs[method].path], first)
+            if differ := judge_mismatch(fit.judge, judge):  # another judge's fit: not its row, and said so
+                where = f"{calibration_runs.name}/{method}"
+                notes.append(f"{method}: no row fit on {fit_on} ({where} was fit for another judge: {differ})")
                 break
+            effects.append((fit_on, calibration_effect(study / method, fit)))
         for fit_on, e in effects:
             c = e.comparison
             rows.append({"method": method, "fit_on": fit_on, **e.model_dump()})
