@@ -11,6 +11,8 @@ by fold; this study fits instead on train items, the way a user would calibrate 
     python bench/calibration_study.py report     # fit on what is assessed, apply to the study: results/calibration.*
     python bench/calibration_study.py unclipped  # what clipping the examples changes (spm's first run judged
                                                  # unclipped ones): results/calibration_unclipped.md
+    python bench/calibration_study.py curve      # the gain of a map fit on the first 10, 15, ... train items:
+                                                 # results/calibration_curve.* (how much a small fit moves)
 
 The 100 items are chosen the way the study chose its own (the shortest whose two responses'
 labels differ), from the train split, so no study item and no example is among them. Each
@@ -182,6 +184,61 @@ def report() -> None:
     print(text, flush=True)
 
 
+CURVE_STEP = 5
+CURVE_START = 10
+"""The fewest train items a curve's fit uses: a map needs 10 labelled predictions an attribute."""
+
+
+def curve_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -> tuple[list[dict], list[str]]:
+    """The gain on the study of each method's map fit on its first 10, 15, ... train items (and on
+    all it holds): one look after another at the same study items, so how far a fit of a given
+    size moves, not a figure to stop at. Rows and a markdown table; a method whose calibration run
+    is another judge's, or missing, is left out."""
+    from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect
+    from pluralign.evaluation.runs import RunDir
+    from pluralign.prediction.calibration import judge_mismatch
+
+    rows: list[dict] = []
+    shown: list[str] = []
+    for method in methods:
+        run, applied = RunDir(calibration_runs / method), RunDir(study / method)
+        if method not in CALIBRATED or not run.finished() or not applied.finished():
+            continue
+        held = run.finished_items()
+        judge = applied.identity().get("method") or {}
+        if held < CURVE_START or judge_mismatch(calibrate_runs([run.path], CURVE_START).judge, judge):
+            continue
+        shown.append(method)
+        for first in sorted({*range(CURVE_START, held + 1, CURVE_STEP), held}):
+            c = calibration_effect(applied.path, calibrate_runs([run.path], first)).comparison
+            rows.append({"method": method, "train_items": first, **c.model_dump()})
+    if not shown:
+        return [], []
+    cell = {(r["method"], r["train_items"]): r for r in rows}
+    lines = ["| train items | " + " | ".join(f"{m}: difference (95% CI)" for m in shown) + " |"]
+    lines.append("|---" * (len(shown) + 1) + "|")
+    for first in sorted({r["train_items"] for r in rows}):
+        found = [cell.get((m, first)) for m in shown]
+        cells = [f"{r['difference']:+.1f} ({r['ci95'][0]:+.1f} to {r['ci95'][1]:+.1f})" if r else "-" for r in found]
+        lines.append(f"| {first} | " + " | ".join(cells) + " |")
+    return rows, lines
+
+
+def curve() -> None:
+    rows, table = curve_rows(STUDY, list(METHODS))
+    if not rows:
+        raise SystemExit(f"no calibration run of a study judge holds {CURVE_START} items yet")
+    intro = (
+        "Accuracy on the study's items, calibrated minus as judged (percentage points; 95% interval over "
+        "items), of a map fit on the first N train items of bench/runs/calibration. Each row is another "
+        "look at the same study items: a curve of how much a small fit moves, not a figure to stop at."
+    )
+    text = "\n".join([header(), "", intro, "", *table, "", f"({uptime()})"])
+    write_text(OUT.with_name("calibration_curve.md"), text + "\n")
+    write_json(OUT.with_name("calibration_curve.json"), rows)
+    print(text, flush=True)
+
+
 UNCLIPPED = RUNS / "spm-unclipped"
 """spm's first run (6-7 December, 58 items), judged with unclipped examples where the study clips
 them at 600 characters: another judge than the study's, so never a row of the report; kept to
@@ -222,7 +279,7 @@ def unclipped() -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("step_name", choices=("prepare", "run", "report", "unclipped"))
+    ap.add_argument("step_name", choices=("prepare", "run", "report", "unclipped", "curve"))
     ap.add_argument("--source", type=named_path, default=SHARED / "helpsteer2", help="HelpSteer2 folder (train.json)")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--step", type=int, default=10, help="items more per round")
@@ -235,6 +292,8 @@ def main() -> None:
         run(args.methods.split(","), args.step, args.threads, args.source)
     elif args.step_name == "unclipped":
         unclipped()
+    elif args.step_name == "curve":
+        curve()
     else:
         report()
     print(json.dumps({"done": args.step_name}), flush=True)

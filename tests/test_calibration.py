@@ -254,6 +254,7 @@ def test_the_studys_report_says_which_fit_it_left_out_for_another_judge(length_r
     as_spm(tmp_path / "study", spm_judge())
     as_spm(tmp_path / "other", spm_judge(max_chars=None))
     as_spm(tmp_path / "same", spm_judge(n_items=400))
+    _study_curve(tmp_path)
     rows, table, notes = calibrated_rows(tmp_path / "study", ["spm"], tmp_path / "other")
     assert [r["fit_on"] for r in rows] == ["5-fold on the study's own items"] and len(table) == 3
     assert notes == [
@@ -261,6 +262,19 @@ def test_the_studys_report_says_which_fit_it_left_out_for_another_judge(length_r
     ]
     rows, table, notes = calibrated_rows(tmp_path / "study", ["spm"], tmp_path / "same")
     assert [r["fit_on"] for r in rows] == ["5-fold on the study's own items", "80 train items"] and not notes
+
+
+def _study_curve(folders: Path) -> None:
+    """The study's curve: a fit on the first 10, 15, ... train items and on all, each the fit the
+    report makes of as many; none from another judge's run."""
+    from calibration_study import calibrated_rows, curve_rows
+
+    rows, table = curve_rows(folders / "study", ["spm"], folders / "same")
+    assert [r["train_items"] for r in rows] == list(range(10, 81, 5)) and len(table) == 2 + 15
+    last, _, _ = calibrated_rows(folders / "study", ["spm"], folders / "same")
+    assert rows[-1]["difference"] == last[-1]["comparison"]["difference"]
+    assert len({r["difference"] for r in rows}) > 1  # fits of other sizes are other maps
+    assert curve_rows(folders / "study", ["spm"], folders / "other") == ([], [])
 
 
 def test_the_calibration_study_judges_with_the_studys_few_shot_settings():
