@@ -189,6 +189,17 @@ def test_a_benchmark_item_with_a_blank_prompt_is_an_error(tmp_path: Path, cli):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("second", [{"question": "b", "prompt": "c"}, {"question": "b", "prompt": "b"}])
+def test_a_benchmark_item_with_both_a_question_and_a_prompt_is_an_error(tmp_path: Path, cli, second):
+    """The paper's name and ours for one field: one was judged and the other passed over."""
+    labels = [{"care": 1.0}, {"care": 0.0}]
+    items = [{"prompt": "a", "responses": ["x", "y"], "labels": labels}]
+    items.append({**second, "responses": ["x", "y"], "labels": labels})
+    res = _oracle_run(cli, _bench(tmp_path, items), tmp_path / "r", "--target", "high")
+    assert res.returncode == 2 and "item 1: give question or prompt (the same field), not both" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "r").exists()
+
+
 def test_empty_eval_json(tmp_path: Path, cli):
     res = _oracle_run(cli, _bench(tmp_path, []), tmp_path / "r")
     assert res.returncode == 2 and "eval.json holds no items" in res.stderr

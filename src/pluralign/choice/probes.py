@@ -29,6 +29,8 @@ from pluralign.support.files import read_json, write_json_atomic
 from pluralign.support.strict import Number, check_text, not_blank, validate_each
 
 MIN_RESPONSES = 2
+BOTH_NAMES = "give question or prompt (the same field), not both"
+"""An item holding both: one would be judged and the other passed over in silence."""
 
 
 def _responses_are_a_list(value: Any) -> Any:
@@ -70,6 +72,13 @@ class Probe(BaseModel):
     responses: Responses
     labels: list[dict[str, Number]] | None = None
     reasonings: list[dict[str, str]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "question" in data and "prompt" in data:
+            raise ValueError(BOTH_NAMES)
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Probe:

@@ -115,7 +115,7 @@ benchmark item's labels and reasonings, and a choices line's id, may come along 
 
 def _read_probe(question: str | None, response: list[str] | None, input_file: Path | None) -> Any:
     """The question and responses from the options, or from ``--input`` (options win)."""
-    from pluralign.choice.probes import make_probe
+    from pluralign.choice.probes import BOTH_NAMES, make_probe
 
     q: Any = question
     r: Any = response
@@ -125,7 +125,7 @@ def _read_probe(question: str | None, response: list[str] | None, input_file: Pa
             raise InputError(f"{input_file}: expected an object with question and responses")
         known_fields(raw, INPUT_FIELDS, str(input_file))  # a "target" in the file is not read: refused
         if "question" in raw and "prompt" in raw:  # one would be judged and the other passed over
-            raise InputError(f"{input_file}: give question or prompt (the same field), not both")
+            raise InputError(f"{input_file}: {BOTH_NAMES}")
         q = question if question is not None else raw.get("question", raw.get("prompt"))
         r = response if response else raw.get("responses")
     if q is None:
