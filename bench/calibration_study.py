@@ -196,7 +196,7 @@ def curve_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -
     is another judge's, or missing, is left out."""
     from pluralign.evaluation.calibrate import calibrate_runs, calibration_effect
     from pluralign.evaluation.runs import RunDir
-    from pluralign.prediction.calibration import judge_mismatch
+    from pluralign.prediction.calibration import judge_identity, judge_mismatch
 
     rows: list[dict] = []
     shown: list[str] = []
@@ -205,8 +205,8 @@ def curve_rows(study: Path, methods: list[str], calibration_runs: Path = RUNS) -
         if method not in CALIBRATED or not run.finished() or not applied.finished():
             continue
         held = run.finished_items()
-        judge = applied.identity().get("method") or {}
-        if held < CURVE_START or judge_mismatch(calibrate_runs([run.path], CURVE_START).judge, judge):
+        fit_judge = judge_identity(run.identity().get("method") or {})  # the judge calibrate_runs binds
+        if held < CURVE_START or judge_mismatch(fit_judge, applied.identity().get("method") or {}):
             continue
         shown.append(method)
         for first in sorted({*range(CURVE_START, held + 1, CURVE_STEP), held}):
